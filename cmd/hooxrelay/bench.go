@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+)
+
+const benchConfig = `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  shutdown_timeout: 10s
+store:
+  path: %q
+sources:
+  - name: hoox
+    path: /hooks/hoox
+targets:
+  - name: first
+    url: http://%s/hook
+    max_in_flight: 32
+  - name: second
+    url: http://%s/hook
+    max_in_flight: 32
+routes:
+  - name: everything
+    match: {}
+    targets: [first, second]
+`
+
+// benchResult is one load run against one server.
+type benchResult struct {
+	Name       string        `json:"name"`
+	Requests   int64         `json:"requests"`
+	Errors     int64         `json:"errors"`
+	Duration   time.Duration `json:"duration_ns"`
+	ReqPerSec  float64       `json:"req_per_sec"`
+	P50, P95   time.Duration `json:"-"`
+	P99        time.Duration `json:"-"`
+	P50ms      float64       `json:"p50_ms"`
+	P95ms      float64       `json:"p95_ms"`
+	P99ms      float64       `json:"p99_ms"`
+	firstError string
+}
+
+func runBench(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "bench", "[--duration D] [--senders N]", `Measures the relay against a bare baseline in the same run. It starts a bare Go
+HTTP server that only reads and parses the body, and a relay on an embedded
+store in a temporary directory (durable: fsync'd before the ack) fanning out
+to two local sinks. It drives each for --duration with --senders concurrent
+senders posting unique Hoox webhooks of every task type, then waits for the
+relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
+and errors for both, their ratio, and the drain time. Only loopback is used.`)
+	duration := fs.Duration("duration", 10*time.Second, "how long to drive each server")
+	senders := fs.Int("senders", 64, "concurrent senders")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	dirFlag := fs.String("dir", "", "directory for the relay's store (default: a temporary directory; put it on the disk you want to measure)")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if *senders < 1 || *duration <= 0 {
+		return usagef("--senders must be ≥ 1 and --duration > 0")
+	}
+	dir := *dirFlag
+	if dir == "" {
+		d, err := os.MkdirTemp("", "hooxrelay-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	progress := e.stderr
+
+	// Baseline: read and parse the body, answer 200.
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc map[string]any
+		body, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(body, &doc) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	wg.Add(1)
+	go func() { defer wg.Done(); bsrv.Serve(bln) }()
+	defer bsrv.Close()
+
+	sinks := []*sink{{name: "first"}, {name: "second"}}
+	var addrs []string
+	for _, s := range sinks {
+		a, err := s.start(ctx, "127.0.0.1:0", &wg)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, a)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, benchConfig, filepath.Join(dir, "bench.db"), addrs[0], addrs[1]), "bench.yaml")
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("bench config: %w", err)
+	}
+	ready := make(chan string, 1)
+	served := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		served <- serve(ctx, cfg, slog.New(slog.DiscardHandler), func(in, _ string) { ready <- in })
+	}()
+	var relayAddr string
+	select {
+	case relayAddr = <-ready:
+	case err := <-served:
+		return fmt.Errorf("start the relay: %w", err)
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders, MaxIdleConns: *senders}}
+	var seq atomic.Int64
+	base := load(ctx, client, "baseline", "http://"+bln.Addr().String()+"/", *senders, *duration, &seq, progress)
+	rel := load(ctx, client, "relay", "http://"+relayAddr+"/hooks/hoox", *senders, *duration, &seq, progress)
+
+	want := 2 * (rel.Requests - rel.Errors)
+	drainStart := time.Now()
+	var got int64
+	for ctx.Err() == nil {
+		got = sinks[0].n.Load() + sinks[1].n.Load()
+		fmt.Fprintf(progress, "\rdraining: %d of %d deliveries", got, want)
+		if got >= want || time.Since(drainStart) > 5*time.Minute {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintln(progress)
+	drain := time.Since(drainStart)
+	cancel()
+	if err := <-served; err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+
+	ratio := rel.ReqPerSec / base.ReqPerSec
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"senders": *senders, "duration_s": duration.Seconds(), "baseline": base, "relay": rel,
+			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "drain_s": drain.Seconds(),
+		})
+	}
+	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on the embedded store (fsync per commit), fan-out to 2 targets\n\n", *senders, *duration)
+	fmt.Fprintf(e.stdout, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
+	for _, r := range []benchResult{base, rel} {
+		fmt.Fprintf(e.stdout, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", r.Name, r.ReqPerSec, r.ReqPerSec/base.ReqPerSec,
+			r.P50.Round(10*time.Microsecond), r.P95.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Errors)
+	}
+	fmt.Fprintf(e.stdout, "\ndeliveries: %d of %d; drained %s after the load ended\n", got, want, drain.Round(time.Millisecond))
+	for _, r := range []benchResult{base, rel} {
+		if r.firstError != "" {
+			fmt.Fprintf(e.stdout, "first %s error: %s\n", r.Name, r.firstError)
+		}
+	}
+	return nil
+}
+
+var benchTasks = []string{
+	`{"task":"video_generate","job_id":"run_%d","status":"completed","result":{"video_id":"video_%d","thumbnail_url":"https://cdn.example/t.jpg","cost":5,"created_at":"2024-01-15T10:30:00Z"}}`,
+	`{"task":"video_export","job_id":"run_%d","status":"completed","result":{"video_id":"video_%d","cost":2}}`,
+	`{"task":"avatar_create","avatar_id":"avtr_%d","look_id":"look_%d","status":"completed","result":{"preview_url":"https://cdn.example/a.jpg"}}`,
+	`{"task":"avatar_edit","avatar_id":"avtr_%d","look_id":"look_%d","status":"error","error":{"code":"GENERATION_FAILED","message":"no"}}`,
+}
+
+// load drives url with n senders for d and measures each request.
+func load(ctx context.Context, client *http.Client, name, url string, n int, d time.Duration, seq *atomic.Int64, progress io.Writer) benchResult {
+	res := benchResult{Name: name}
+	var mu sync.Mutex
+	var lats []time.Duration
+	var done atomic.Int64
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := make([]time.Duration, 0, 4096)
+			var errs int64
+			var firstErr string
+			for ctx.Err() == nil {
+				i := seq.Add(1)
+				body := fmt.Appendf(nil, benchTasks[i%int64(len(benchTasks))], i, i)
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs++
+						firstErr = err.Error()
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				own = append(own, time.Since(t0))
+				done.Add(1)
+				if resp.StatusCode != http.StatusOK {
+					errs++
+					firstErr = resp.Status
+				}
+			}
+			mu.Lock()
+			lats = append(lats, own...)
+			res.Errors += errs
+			if firstErr != "" {
+				res.firstError = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	go func() {
+		for {
+			select {
+			case <-tick.C:
+				fmt.Fprintf(progress, "\r%s: %d requests, %.0f/s  ", name, done.Load(), float64(done.Load())/time.Since(start).Seconds())
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	tick.Stop()
+	fmt.Fprintln(progress)
+	res.Duration = time.Since(start)
+	res.Requests = int64(len(lats))
+	res.ReqPerSec = float64(res.Requests) / res.Duration.Seconds()
+	slices.Sort(lats)
+	pct := func(p float64) time.Duration {
+		if len(lats) == 0 {
+			return 0
+		}
+		return lats[min(len(lats)-1, int(p*float64(len(lats))))]
+	}
+	res.P50, res.P95, res.P99 = pct(.50), pct(.95), pct(.99)
+	res.P50ms, res.P95ms, res.P99ms = ms(res.P50), ms(res.P95), ms(res.P99)
+	return res
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

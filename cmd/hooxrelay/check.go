@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+func runCheck(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "check", "[--config FILE]", `Validates a config file and prints its sources, targets and routing table.
+Every problem found is printed as FILE:LINE: KEY: PROBLEM, and the exit status
+is then 2.`)
+	cfgPath := configFlag(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("check takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", *cfgPath)
+		}
+		errs := splitJoined(err)
+		for _, err := range errs {
+			fmt.Fprintln(e.stderr, err)
+		}
+		fmt.Fprintf(e.stderr, "%s: %d problem(s); fix them and run hooxrelay check again\n", *cfgPath, len(errs))
+		return errSilent{2}
+	}
+	if _, err := relay.CompileRoutes(cfg); err != nil {
+		return usageError{err}
+	}
+	fmt.Fprintf(e.stdout, "%s: valid\n\n", *cfgPath)
+	describe(e.stdout, cfg)
+	return nil
+}
+
+// splitJoined undoes errors.Join, one level.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// describe prints the sources, targets and routing table of cfg.
+func describe(w io.Writer, cfg *config.Config) {
+	fmt.Fprintf(w, "Store: %s", cfg.Store.Kind)
+	if cfg.Store.Kind == "embedded" {
+		fmt.Fprintf(w, " at %s", cfg.Store.Path)
+	}
+	fmt.Fprintf(w, ", retention %s, dedup ttl %s\n", cfg.Store.Retention.D(), cfg.Dedup.TTL.D())
+	fmt.Fprintf(w, "Ingress: %s (admin %s), max body %d bytes\n\n", cfg.Server.Listen, cfg.Server.AdminListen, cfg.Server.MaxBodyBytes)
+
+	fmt.Fprintln(w, "Sources")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tPATH\tVERIFY\tRATE LIMIT PER IP")
+	for _, s := range cfg.Sources {
+		fmt.Fprintf(tw, "  %s\tPOST %s\t%s\t%s\n", s.Name, s.Path, s.Verify.Kind, rateString(s.RateLimit))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nTargets")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tURL\tTIMEOUT\tIN FLIGHT\tRATE LIMIT\tRETRY\tBREAKER")
+	for _, t := range cfg.Targets {
+		r, b := t.Retry, t.Breaker
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%d attempts, %s×%g up to %s, jitter %g, max age %s\t%g of ≥%d in %s, open %s\n",
+			t.Name, t.URL, t.Timeout.D(), t.MaxInFlight, rateString(t.RateLimit),
+			r.MaxAttempts, r.InitialInterval.D(), r.Multiplier, r.MaxInterval.D(), r.Jitter, r.MaxAge.D(),
+			b.FailureRatio, b.MinRequests, b.Interval.D(), b.OpenTimeout.D())
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nRoutes (an event goes to the union of the targets of every matching route)")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ROUTE\tTASK\tSTATUS\tWHERE\tTARGETS")
+	for _, r := range cfg.Routes {
+		var where []string
+		for _, c := range r.Match.Where {
+			if c.Value == nil {
+				where = append(where, fmt.Sprintf("%s %s", c.Path, c.Op))
+			} else {
+				where = append(where, fmt.Sprintf("%s %s %v", c.Path, c.Op, c.Value))
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Name, anyOf(r.Match.Task), anyOf(r.Match.Status),
+			orDash(strings.Join(where, " and ")), strings.Join(r.Targets, ", "))
+	}
+	tw.Flush()
+	if unused := unusedTargets(cfg); len(unused) > 0 {
+		fmt.Fprintf(w, "\nNote: no route sends anything to %s.\n", strings.Join(unused, ", "))
+	}
+}
+
+func unusedTargets(cfg *config.Config) []string {
+	used := map[string]bool{}
+	for _, r := range cfg.Routes {
+		for _, t := range r.Targets {
+			used[t] = true
+		}
+	}
+	var out []string
+	for _, t := range cfg.Targets {
+		if !used[t.Name] {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+func rateString(r config.RateLimit) string {
+	if r.RPS <= 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%g/s, burst %d", r.RPS, r.Burst)
+}
+
+func anyOf(vs []string) string {
+	if len(vs) == 0 {
+		return "any"
+	}
+	return strings.Join(vs, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+

@@ -1,0 +1,177 @@
+// Command hooxrelay receives Hoox webhooks, stores them durably and fans
+// them out to internal targets. Run "hooxrelay help" for its commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set by the Makefile through -ldflags; otherwise it comes from
+// the module's build information.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usageError is a command line or config problem: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// errSilent is returned when the command already printed what went wrong.
+type errSilent struct{ code int }
+
+func (e errSilent) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var s errSilent
+	if errors.As(err, &s) {
+		return s.code
+	}
+	fmt.Fprintln(stderr, "hooxrelay:", err)
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args []string, env *env) error
+}
+
+// env is what every command gets from run.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"serve", "[--config FILE]", "run the relay", runServe},
+		{"check", "[--config FILE]", "validate a config and print its sources, targets and routing table", runCheck},
+		{"route", "[--config FILE] [PAYLOAD_FILE | -]", "dry run: print the dedup key, routes and targets of a payload", runRoute},
+		{"demo", "", "run a relay with local targets and sample webhooks, and show what each target received", runDemo},
+		{"sink", "--listen ADDR", "run a local test target that logs every request (can fail, slow down or flap)", runSink},
+		{"send", "--url URL [--secret S] [PAYLOAD_FILE | -]", "send one webhook and print the answer", runSend},
+		{"bench", "[--duration D] [--senders N]", "load the relay (embedded store) and a bare HTTP baseline; print req/s and latency", runBench},
+		{"version", "", "print the version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		usage(stderr)
+		return usagef("no command given; see the list above")
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return nil
+	case "-version", "--version":
+		name = "version"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, args[1:], e)
+		}
+	}
+	usage(stderr)
+	return usagef("unknown command %q; see the list above", name)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "hooxrelay receives Hoox webhooks, stores them durably and fans them out to internal targets.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  hooxrelay %-8s %s\n", c.name, c.args)
+		fmt.Fprintf(w, "      %s\n", c.summary)
+	}
+	fmt.Fprintf(w, "\nRun \"hooxrelay COMMAND --help\" for a command's flags.\nExit status: 0 success, 1 runtime failure, 2 usage or config error.\n")
+}
+
+// newFlags returns a flag set whose --help prints the command's synopsis,
+// description and every flag.
+func newFlags(e *env, name, args, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: hooxrelay %s %s\n\n%s\n", name, args, description)
+		var n int
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(w, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; --help prints usage to stdout and ends the command
+// with status 0, a bad flag ends it with status 2.
+func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return errSilent{2}
+	}
+	return nil
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("HOOXRELAY_CONFIG")
+	if def == "" {
+		def = "hooxrelay.yaml"
+	}
+	return fs.String("config", def, "config file (default: $HOOXRELAY_CONFIG, then hooxrelay.yaml)")
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func runVersion(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "version", "", "Prints the version of this binary.")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "hooxrelay", versionString())
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"golang.org/x/term"
+)
+
+func runServe(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "serve", "[--config FILE]", `Runs the relay: webhook ingress on server.listen, admin endpoints (/healthz,
+/readyz, /metrics) on server.admin_listen, and delivery to every target.
+SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
+	cfgPath := configFlag(fs)
+	logFormat := fs.String("log-format", "auto", "log format: json, text, or auto (text on a terminal, json otherwise)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	log, err := newLogger(e.stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log, nil)
+}
+
+// serve runs a relay for cfg until ctx ends. ready, when not nil, receives
+// the bound addresses once the relay answers.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(ingress, admin string)) error {
+	store, err := openStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{Logger: log, Version: versionString()})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen %q: %w (is another process using the port?)", cfg.Server.Listen, err)
+	}
+	var adminLn net.Listener
+	if cfg.Server.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Server.AdminListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.admin_listen %q: %w (is another process using the port?)", cfg.Server.AdminListen, err)
+		}
+	}
+	if ready != nil {
+		ready(ln.Addr().String(), addrString(adminLn))
+	}
+	if err := srv.Run(ctx, ln, adminLn); err != nil {
+		return err
+	}
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+func addrString(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
+	switch cfg.Store.Kind {
+	case "embedded":
+		return boltstore.Open(cfg.Store.Path, boltstore.Options{
+			Logger:    log,
+			Retention: cfg.Store.Retention.D(),
+			DedupTTL:  cfg.Dedup.TTL.D(),
+		})
+	}
+	return nil, usagef("store.kind %q is not supported by this build", cfg.Store.Kind)
+}
+
+// loadConfig loads and validates a config; its problems are usage errors.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
+		}
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want json, text or auto", format)
+}

@@ -1,0 +1,170 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	bolt "go.etcd.io/bbolt"
+)
+
+// pruneChunk bounds the work of one pruning transaction so that ingest
+// writes queued behind it wait milliseconds, not seconds.
+const pruneChunk = 500
+
+func (s *Store) pruneLoop() {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	t := time.NewTicker(s.opts.PruneInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("prune store", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Prune deletes expired dedup marks, and events whose deliveries are all
+// delivered or dead once they are older than the retention, with their
+// deliveries, attempts and dedup mark. It returns how many events it deleted.
+func (s *Store) Prune(ctx context.Context) (int, error) {
+	now := s.opts.Now()
+	if s.opts.DedupTTL > 0 {
+		if err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
+			return pruneMarks(tx, now.Add(-s.opts.DedupTTL))
+		}); err != nil {
+			return 0, err
+		}
+	}
+	if s.opts.Retention <= 0 {
+		return 0, nil
+	}
+	total := 0
+	err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
+		n, more, err := pruneEvents(tx, now.Add(-s.opts.Retention))
+		total += n
+		return more, err
+	})
+	return total, err
+}
+
+// pruneChunks runs fn through the committer until it reports no more work.
+func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool, err error)) error {
+	for {
+		var more bool
+		if err := s.submit(ctx, &write{apply: func(tx *bolt.Tx) (err error) {
+			more, err = fn(tx)
+			return err
+		}}); err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// pruneMarks deletes up to pruneChunk dedup marks set before cutoff. Marks
+// are indexed by event id, which sorts by receive time.
+func pruneMarks(tx *bolt.Tx, cutoff time.Time) (bool, error) {
+	idx, dd := tx.Bucket(bktDedupIdx), tx.Bucket(bktDedup)
+	c := idx.Cursor()
+	n := 0
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		if t, ok := relay.EventTime(string(k)); ok && !t.Before(cutoff) {
+			return false, nil
+		}
+		if n == pruneChunk {
+			return true, nil
+		}
+		if bytes.Equal(dd.Get(v), k) {
+			if err := dd.Delete(v); err != nil {
+				return false, err
+			}
+		}
+		if err := c.Delete(); err != nil {
+			return false, err
+		}
+		n++
+	}
+	return false, nil
+}
+
+// pruneEvents deletes up to pruneChunk finished events received before
+// cutoff. Events still pending are skipped; the scan stops at cutoff.
+func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err error) {
+	evs := tx.Bucket(bktEvents)
+	pend := tx.Bucket(bktPending)
+	var doomed [][]byte
+	c := evs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if t, ok := relay.EventTime(string(k)); ok && !t.Before(cutoff) {
+			break
+		}
+		if len(doomed) == pruneChunk {
+			more = true
+			break
+		}
+		var ev relay.Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return 0, false, err
+		}
+		pending := false
+		for _, t := range ev.Targets {
+			if pend.Get([]byte(relay.DeliveryID(ev.ID, t))) != nil {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+	}
+	for _, id := range doomed {
+		if err := deleteEvent(tx, id); err != nil {
+			return 0, false, err
+		}
+	}
+	return len(doomed), more, nil
+}
+
+// deleteEvent removes an event and everything keyed under it, its dedup mark
+// included: there is never a mark without its event.
+func deleteEvent(tx *bolt.Tx, id []byte) error {
+	if dk := tx.Bucket(bktDedupIdx).Get(id); dk != nil {
+		dd := tx.Bucket(bktDedup)
+		if bytes.Equal(dd.Get(dk), id) {
+			if err := dd.Delete(dk); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bktDedupIdx).Delete(id); err != nil {
+			return err
+		}
+	}
+	prefix := append(append([]byte(nil), id...), ':')
+	for _, b := range []*bolt.Bucket{tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)} {
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.Bucket(bktPayloads).Delete(id); err != nil {
+		return err
+	}
+	return tx.Bucket(bktEvents).Delete(id)
+}

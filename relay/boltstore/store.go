@@ -1,0 +1,530 @@
+// Package boltstore is the embedded relay.Store: one bbolt file, no server.
+//
+// Every write goes through one committer goroutine that gathers the writes
+// waiting at that moment into a single transaction (group commit), so
+// concurrent requests share an fsync instead of queueing for one each. The
+// queue of pending deliveries is indexed in memory and rebuilt from the file
+// on open; claims are held in memory only, so deliveries that were in flight
+// when the process died are simply pending again at the next start.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	bolt "go.etcd.io/bbolt"
+)
+
+var _ relay.Store = (*Store)(nil)
+
+// Bucket names. Keys: events, payloads and dedupidx by event id;
+// deliveries and pending by delivery id; attempts by delivery id, NUL,
+// 4-byte attempt number; dedup by source, NUL, dedup key.
+var (
+	bktEvents     = []byte("events")
+	bktPayloads   = []byte("payloads")
+	bktDeliveries = []byte("deliveries")
+	bktPending    = []byte("pending") // value: due time, 8-byte unix nanoseconds
+	bktAttempts   = []byte("attempts")
+	bktDedup      = []byte("dedup")    // value: event id
+	bktDedupIdx   = []byte("dedupidx") // value: dedup bucket key
+	bktMeta       = []byte("meta")
+	allBuckets    = [][]byte{bktEvents, bktPayloads, bktDeliveries, bktPending, bktAttempts, bktDedup, bktDedupIdx, bktMeta}
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Logger receives pruning and commit errors; nil discards them.
+	Logger *slog.Logger
+	// Retention is how long delivered and dead events are kept, counted
+	// from their receive time; 0 keeps them forever.
+	Retention time.Duration
+	// DedupTTL is how long dedup marks are kept once expired marks are
+	// pruned; marks older than the ttl given to Ingest are ignored anyway.
+	// 0 never prunes them.
+	DedupTTL time.Duration
+	// PruneInterval is how often pruning runs; 0 means one minute.
+	PruneInterval time.Duration
+	// MaxBatch caps the writes that share one commit; 0 means 1024.
+	MaxBatch int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the embedded store. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	log  *slog.Logger
+
+	writes chan *write
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	// closeMu orders Close after every write being queued, so that none is
+	// queued once the committer has drained and stopped.
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu     sync.Mutex // guards queues
+	queues map[string]*queue
+}
+
+// write is one unit of a group commit. apply runs inside the shared
+// transaction and must not fail for reasons of its own input, since a
+// failure rolls the whole batch back (it is then retried alone). after runs
+// once the commit is durable, with the store mutex held.
+type write struct {
+	apply func(tx *bolt.Tx) error
+	after func()
+	done  chan error
+}
+
+// Open opens or creates the store file at path (and its directory) and
+// rebuilds the in-memory queue from it.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 2 * time.Second, // another process holds the file lock
+		// The freelist is rebuilt on open instead of written at every
+		// commit: fewer pages per fsync on the hot path.
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 1 << 30, // growing the map blocks readers; start big
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %q: the file is locked by another process (is a relay already running on it?)", path)
+		}
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	s := &Store{
+		db:     db,
+		opts:   opts,
+		log:    log,
+		writes: make(chan *write, opts.MaxBatch),
+		stop:   make(chan struct{}),
+		queues: make(map[string]*queue),
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	s.wg.Add(2)
+	go s.commitLoop()
+	go s.pruneLoop()
+	return s, nil
+}
+
+// load creates the buckets and indexes every pending delivery.
+func (s *Store) load() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bktPending).ForEach(func(k, v []byte) error {
+			id := string(k)
+			_, target, ok := relay.SplitDeliveryID(id)
+			if !ok || len(v) != 8 {
+				return fmt.Errorf("corrupt pending entry %q", k)
+			}
+			s.queue(target).put(id, time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+			return nil
+		})
+	})
+}
+
+func (s *Store) queue(target string) *queue {
+	q, ok := s.queues[target]
+	if !ok {
+		q = newQueue()
+		s.queues[target] = q
+	}
+	return q
+}
+
+// Close stops the committer after the writes already queued, and closes the
+// file.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+// Ping reports whether the store is open.
+func (s *Store) Ping(ctx context.Context) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return relay.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	return s.closed
+}
+
+// submit queues w for the next group commit and waits until it is durable.
+func (s *Store) submit(ctx context.Context, w *write) error {
+	w.done = make(chan error, 1)
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return relay.ErrClosed
+	}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		// The write may still commit; callers treat that as not known.
+		return ctx.Err()
+	}
+}
+
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	batch := make([]*write, 0, s.opts.MaxBatch)
+	for {
+		var first *write
+		select {
+		case first = <-s.writes:
+		case <-s.stop:
+			// Close waited for every enqueue: finish what was queued.
+			for {
+				select {
+				case w := <-s.writes:
+					s.commit([]*write{w})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit applies a batch in one transaction; when that fails it retries each
+// write alone, so that one bad write fails only its own caller.
+func (s *Store) commit(batch []*write) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, w := range batch {
+			if err := w.apply(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		for _, w := range batch {
+			s.commit([]*write{w})
+		}
+		return
+	}
+	if err == nil {
+		s.mu.Lock()
+		for _, w := range batch {
+			if w.after != nil {
+				w.after()
+			}
+		}
+		s.mu.Unlock()
+	} else {
+		s.log.Error("store commit failed", "err", err)
+	}
+	for _, w := range batch {
+		w.done <- err
+	}
+}
+
+func dueBytes(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+}
+
+func attemptKey(deliveryID string, n int) []byte {
+	k := make([]byte, 0, len(deliveryID)+5)
+	k = append(k, deliveryID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(n))
+}
+
+func dedupKey(source, key string) []byte {
+	k := make([]byte, 0, len(source)+1+len(key))
+	k = append(k, source...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+// Ingest implements relay.Store.
+func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
+	}
+	dels := make([][]byte, len(ev.Targets))
+	for i, t := range ev.Targets {
+		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
+			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
+		if dels[i], err = json.Marshal(&d); err != nil {
+			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
+		}
+	}
+	dk := dedupKey(ev.Source, ev.DedupKey)
+	due := dueBytes(ev.ReceivedAt)
+	res := relay.IngestResult{EventID: ev.ID}
+	w := &write{
+		apply: func(tx *bolt.Tx) error {
+			res = relay.IngestResult{EventID: ev.ID}
+			if first := tx.Bucket(bktDedup).Get(dk); first != nil {
+				if t, ok := relay.EventTime(string(first)); ok && ev.ReceivedAt.Sub(t) < ttl {
+					res = relay.IngestResult{EventID: string(first), Duplicate: true}
+					return nil
+				}
+			}
+			id := []byte(ev.ID)
+			if err := tx.Bucket(bktEvents).Put(id, meta); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bktPayloads).Put(id, ev.Payload); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bktDedup).Put(dk, id); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bktDedupIdx).Put(id, dk); err != nil {
+				return err
+			}
+			for i, t := range ev.Targets {
+				did := []byte(relay.DeliveryID(ev.ID, t))
+				if err := tx.Bucket(bktDeliveries).Put(did, dels[i]); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bktPending).Put(did, due); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		after: func() {
+			if res.Duplicate {
+				return
+			}
+			for _, t := range ev.Targets {
+				s.queue(t).put(relay.DeliveryID(ev.ID, t), ev.ReceivedAt)
+			}
+		},
+	}
+	if err := s.submit(ctx, w); err != nil {
+		return relay.IngestResult{}, fmt.Errorf("ingest %s: %w", ev.ID, err)
+	}
+	return res, nil
+}
+
+// Claim implements relay.Store. Holds live in memory only.
+func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int) ([]relay.Claim, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	s.mu.Lock()
+	q := s.queue(target)
+	ids := q.take(now, max)
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	claims := make([]relay.Claim, 0, len(ids))
+	var gone []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		dels, evs, pls := tx.Bucket(bktDeliveries), tx.Bucket(bktEvents), tx.Bucket(bktPayloads)
+		for _, id := range ids {
+			var c relay.Claim
+			raw := dels.Get([]byte(id))
+			if raw == nil {
+				gone = append(gone, id)
+				continue
+			}
+			if err := json.Unmarshal(raw, &c.Delivery); err != nil {
+				return fmt.Errorf("decode delivery %s: %w", id, err)
+			}
+			if c.Delivery.State != relay.Pending {
+				gone = append(gone, id)
+				continue
+			}
+			eid := []byte(c.Delivery.EventID)
+			c.Event = new(relay.Event)
+			if err := json.Unmarshal(evs.Get(eid), c.Event); err != nil {
+				return fmt.Errorf("decode event %s: %w", eid, err)
+			}
+			c.Event.Payload = append([]byte(nil), pls.Get(eid)...)
+			claims = append(claims, c)
+		}
+		return nil
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range gone {
+		q.remove(id)
+	}
+	if err != nil {
+		// Put them back as they were: nothing was attempted.
+		for _, c := range claims {
+			q.put(c.Delivery.ID(), c.Delivery.NextAttemptAt)
+		}
+		return nil, fmt.Errorf("claim %s deliveries: %w", target, err)
+	}
+	return claims, nil
+}
+
+// NextDue implements relay.Store.
+func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
+	if s.isClosed() {
+		return time.Time{}, false, relay.ErrClosed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.queue(target).next()
+	return t, ok, nil
+}
+
+// Complete implements relay.Store.
+func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
+	type enc struct {
+		id, rec, attempt []byte
+		attemptNo        int
+	}
+	encs := make([]enc, len(outcomes))
+	for i := range outcomes {
+		o := &outcomes[i]
+		e := enc{id: []byte(o.Delivery.ID())}
+		var err error
+		if e.rec, err = json.Marshal(&o.Delivery); err != nil {
+			return fmt.Errorf("encode delivery: %w", err)
+		}
+		if o.Attempt != nil {
+			if e.attempt, err = json.Marshal(o.Attempt); err != nil {
+				return fmt.Errorf("encode attempt: %w", err)
+			}
+			e.attemptNo = o.Attempt.Number
+		}
+		encs[i] = e
+	}
+	w := &write{
+		apply: func(tx *bolt.Tx) error {
+			dels, pend, atts := tx.Bucket(bktDeliveries), tx.Bucket(bktPending), tx.Bucket(bktAttempts)
+			for i, e := range encs {
+				if dels.Get(e.id) == nil {
+					continue // pruned or never stored: nothing to update
+				}
+				if err := dels.Put(e.id, e.rec); err != nil {
+					return err
+				}
+				if e.attempt != nil {
+					if err := atts.Put(attemptKey(string(e.id), e.attemptNo), e.attempt); err != nil {
+						return err
+					}
+				}
+				var err error
+				if d := outcomes[i].Delivery; d.State == relay.Pending {
+					err = pend.Put(e.id, dueBytes(d.NextAttemptAt))
+				} else {
+					err = pend.Delete(e.id)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		after: func() {
+			for _, o := range outcomes {
+				q := s.queue(o.Delivery.Target)
+				if o.Delivery.State == relay.Pending {
+					q.put(o.Delivery.ID(), o.Delivery.NextAttemptAt)
+				} else {
+					q.remove(o.Delivery.ID())
+				}
+			}
+		},
+	}
+	if err := s.submit(ctx, w); err != nil {
+		// The outcome is lost but the delivery is not: put it back in line
+		// so that it is attempted again.
+		s.Release(context.WithoutCancel(ctx), s.opts.Now().Add(time.Second), deliveriesOf(outcomes)...)
+		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	return nil
+}
+
+func deliveriesOf(os []relay.Outcome) []relay.Delivery {
+	ds := make([]relay.Delivery, len(os))
+	for i, o := range os {
+		ds[i] = o.Delivery
+	}
+	return ds
+}
+
+// Release implements relay.Store. Holds are in memory, so nothing is
+// written: the stored due time stays what it was, which is at or before at.
+func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery) error {
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		s.queue(d.Target).put(d.ID(), at)
+	}
+	return nil
+}

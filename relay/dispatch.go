@@ -1,0 +1,515 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+)
+
+// Dispatcher delivers stored deliveries to their targets. Each target has its
+// own feeder goroutine, concurrency cap, rate limiter and circuit breaker, so
+// that one slow or failing target never delays another.
+//
+// Start it once; Shutdown stops it. It is safe for concurrent use.
+type Dispatcher struct {
+	store   Store
+	log     *slog.Logger
+	metrics *Metrics
+	opts    DispatcherOptions
+
+	mu      sync.Mutex
+	targets map[string]*target
+
+	ctx      context.Context    // stops claiming
+	stop     context.CancelFunc //
+	abort    context.CancelFunc // cancels attempts in flight
+	abortCtx context.Context
+	wg       sync.WaitGroup // feeders
+	attempts sync.WaitGroup // attempts in flight
+}
+
+// DispatcherOptions tune a Dispatcher. The zero value is usable.
+type DispatcherOptions struct {
+	Logger  *slog.Logger // nil discards
+	Metrics *Metrics     // nil keeps unexported metrics
+	// UserAgent is sent with every attempt; "" means "hooxrelay".
+	UserAgent string
+	// PollInterval bounds how long an idle target waits before asking the
+	// store again, for work that other processes queue; 0 means 5s.
+	PollInterval time.Duration
+	// Now and Rand are the clock and the jitter source; nil means the real ones.
+	Now  func() time.Time
+	Rand func() float64
+}
+
+// NewDispatcher returns a dispatcher for targets over store.
+func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions) *Dispatcher {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "hooxrelay"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = defaultRand
+	}
+	d := &Dispatcher{
+		store:   store,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		opts:    opts,
+		targets: make(map[string]*target, len(targets)),
+	}
+	for _, tc := range targets {
+		d.targets[tc.Name] = d.newTarget(tc)
+	}
+	return d
+}
+
+// Start launches a feeder per target. ctx carries values only; stop the
+// dispatcher with Shutdown.
+func (d *Dispatcher) Start(ctx context.Context) {
+	d.ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
+	d.abortCtx, d.abort = context.WithCancel(context.WithoutCancel(ctx))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range d.targets {
+		d.wg.Add(1)
+		go t.feed(d.ctx)
+	}
+}
+
+// Shutdown stops claiming deliveries and waits for the attempts in flight.
+// When ctx ends first, those attempts are cancelled and their deliveries
+// returned to the queue without being charged an attempt.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	if d.stop == nil {
+		return nil
+	}
+	d.stop()
+	d.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		d.attempts.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		d.abort()
+		return nil
+	case <-ctx.Done():
+		d.abort()
+		<-done
+		return fmt.Errorf("dispatcher shutdown: %w; attempts in flight were returned to the queue", ctx.Err())
+	}
+}
+
+// Kick tells target's feeder that deliveries may have become due.
+func (d *Dispatcher) Kick(target string) {
+	d.mu.Lock()
+	t := d.targets[target]
+	d.mu.Unlock()
+	if t != nil {
+		t.kick()
+	}
+}
+
+// BreakerState returns the breaker state of a target: "closed", "open" or
+// "half-open", and "" for an unknown target.
+func (d *Dispatcher) BreakerState(name string) string {
+	d.mu.Lock()
+	t := d.targets[name]
+	d.mu.Unlock()
+	if t == nil {
+		return ""
+	}
+	return t.breaker.State().String()
+}
+
+// target is the delivery machinery of one target.
+type target struct {
+	d       *Dispatcher
+	cfg     config.Target
+	client  *http.Client
+	limiter *rate.Limiter // nil: unlimited
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	slots   chan struct{} // one token per attempt that may be in flight
+	wake    chan struct{}
+	// openedAt is when the breaker last opened (unix nanoseconds), so
+	// that the feeder sleeps until the half-open probe is due.
+	openedAt atomic.Int64
+	log      *slog.Logger
+}
+
+// errTargetFailing and errShutdown are what the breaker is told: the first
+// counts as a failure, the second is not counted at all.
+var (
+	errTargetFailing = errors.New("target failing")
+	errShutdown      = errors.New("shutdown")
+)
+
+func (d *Dispatcher) newTarget(tc config.Target) *target {
+	t := &target{
+		d:     d,
+		cfg:   tc,
+		slots: make(chan struct{}, tc.MaxInFlight),
+		wake:  make(chan struct{}, 1),
+		log:   d.log.With("target", tc.Name),
+	}
+	for range tc.MaxInFlight {
+		t.slots <- struct{}{}
+	}
+	if tc.RateLimit.RPS > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
+	}
+	t.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          tc.MaxInFlight,
+			MaxIdleConnsPerHost:   tc.MaxInFlight,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		// Redirects are never followed (SPEC §6): a 3xx is an answer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	bc := tc.Breaker
+	gauge := d.metrics.BreakerState.WithLabelValues(tc.Name)
+	gauge.Set(0)
+	t.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        tc.Name,
+		MaxRequests: 1, // one half-open probe decides
+		Interval:    bc.Interval.D(),
+		Timeout:     bc.OpenTimeout.D(),
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.Requests >= uint32(bc.MinRequests) &&
+				float64(c.TotalFailures) >= bc.FailureRatio*float64(c.Requests)
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			switch to {
+			case gobreaker.StateOpen:
+				t.openedAt.Store(d.opts.Now().UnixNano())
+				gauge.Set(2)
+			case gobreaker.StateHalfOpen:
+				gauge.Set(1)
+			case gobreaker.StateClosed:
+				gauge.Set(0)
+			}
+			t.log.Warn("breaker state changed", "from", from.String(), "to", to.String())
+			t.kick()
+		},
+	})
+	return t
+}
+
+func (t *target) kick() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits for a kick, for until (when not zero) or for ctx.
+func (t *target) sleep(ctx context.Context, until time.Time) {
+	wait := t.d.opts.PollInterval
+	if !until.IsZero() {
+		wait = min(wait, until.Sub(t.d.opts.Now()))
+	}
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-t.wake:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// feed claims due deliveries while workers are free, paces them through the
+// rate limiter and the breaker, and starts an attempt for each.
+func (t *target) feed(ctx context.Context) {
+	defer t.d.wg.Done()
+	storeFailing := false
+	for ctx.Err() == nil {
+		// A free slot first: claiming what cannot be attempted yet would
+		// only hold deliveries away from other relays.
+		select {
+		case <-t.slots:
+		case <-ctx.Done():
+			return
+		}
+		n := 1 + t.moreSlots()
+		switch t.breaker.State() {
+		case gobreaker.StateOpen:
+			t.returnSlots(n)
+			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout.D()))
+			continue
+		case gobreaker.StateHalfOpen:
+			if t.breaker.Counts().Requests > 0 {
+				// The probe is out; its result kicks us.
+				t.returnSlots(n)
+				t.sleep(ctx, time.Time{})
+				continue
+			}
+			t.returnSlots(n - 1)
+			n = 1
+		}
+		if t.limiter != nil {
+			if tokens := int(t.limiter.Tokens()); tokens < n {
+				t.returnSlots(n - max(tokens, 1))
+				n = max(tokens, 1)
+			}
+		}
+		now := t.d.opts.Now()
+		claims, err := t.d.store.Claim(ctx, t.cfg.Name, now, n)
+		if err != nil {
+			t.returnSlots(n)
+			if ctx.Err() != nil {
+				return
+			}
+			if !storeFailing {
+				t.log.Error("claim deliveries failed; retrying every second", "err", err)
+				storeFailing = true
+			}
+			t.sleep(ctx, now.Add(time.Second))
+			continue
+		}
+		storeFailing = false
+		t.returnSlots(n - len(claims))
+		if len(claims) == 0 {
+			due, ok, err := t.d.store.NextDue(ctx, t.cfg.Name)
+			if err != nil || !ok {
+				due = time.Time{}
+			}
+			t.sleep(ctx, due)
+			continue
+		}
+		if blocked := t.dispatch(ctx, claims); blocked {
+			t.sleep(ctx, time.Time{})
+		}
+	}
+}
+
+func (t *target) moreSlots() int {
+	n := 0
+	for {
+		select {
+		case <-t.slots:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+func (t *target) returnSlots(n int) {
+	for range n {
+		t.slots <- struct{}{}
+	}
+}
+
+// dispatch starts an attempt for each claim, one slot each, as the rate
+// limiter and the breaker let them go. Those that may not go now are
+// released uncharged, and dispatch reports that the breaker blocked them.
+func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
+	for i, c := range claims {
+		if t.expired(ctx, c) {
+			continue
+		}
+		if t.limiter != nil {
+			if err := t.limiter.Wait(ctx); err != nil {
+				t.release(claims[i:], t.d.opts.Now())
+				return false
+			}
+		}
+		done, err := t.breaker.Allow()
+		if err != nil {
+			// Opened (or a probe is out) since the claim: not attempted,
+			// not charged.
+			t.release(claims[i:], t.d.opts.Now())
+			return true
+		}
+		t.d.attempts.Add(1)
+		go func() {
+			defer t.d.attempts.Done()
+			t.attempt(c, done)
+			t.returnSlots(1)
+			t.kick()
+		}()
+	}
+	return false
+}
+
+func (t *target) release(claims []Claim, at time.Time) {
+	ds := make([]Delivery, len(claims))
+	for i, c := range claims {
+		ds[i] = c.Delivery
+	}
+	if err := t.d.store.Release(context.WithoutCancel(t.d.ctx), at, ds...); err != nil {
+		t.log.Error("release deliveries", "err", err)
+	}
+	t.returnSlots(len(claims))
+}
+
+// expired completes a claim that passed max_age as dead, without an attempt.
+func (t *target) expired(ctx context.Context, c Claim) bool {
+	now := t.d.opts.Now()
+	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge.D() {
+		return false
+	}
+	d := c.Delivery
+	d.State, d.LastError, d.UpdatedAt = Dead, "max_age passed before the attempt could start", now
+	t.finish(Outcome{Delivery: d}, "dead")
+	t.returnSlots(1)
+	return true
+}
+
+// attempt makes one delivery request and records its outcome.
+func (t *target) attempt(c Claim, done func(error)) {
+	d := c.Delivery
+	n := d.Attempts + 1
+	start := t.d.opts.Now()
+	status, body, retryAfter, err := t.send(c.Event, n)
+	if t.d.abortCtx.Err() != nil && err != nil {
+		// Cut off by shutdown: the target may or may not have it, so it
+		// goes again later, uncharged (at least once).
+		done(errShutdown)
+		if rerr := t.d.store.Release(context.WithoutCancel(t.d.ctx), start, d); rerr != nil {
+			t.log.Error("release delivery", "event_id", d.EventID, "err", rerr)
+		}
+		return
+	}
+	elapsed := t.d.opts.Now().Sub(start)
+	t.d.metrics.DeliveryDuration.WithLabelValues(t.cfg.Name).Observe(elapsed.Seconds())
+	cl := classify(status, err)
+	if cl == retryable {
+		done(errTargetFailing)
+	} else {
+		done(nil)
+	}
+	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: status, Body: body}
+	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, status, "", t.d.opts.Now()
+	if err != nil {
+		a.Error, d.LastError = err.Error(), err.Error()
+	} else if cl != delivered {
+		d.LastError = "HTTP " + strconv.Itoa(status)
+	}
+	outcome := ""
+	switch cl {
+	case delivered:
+		d.State, outcome = Delivered, "delivered"
+	case permanent:
+		d.State, outcome = Dead, "dead"
+	case retryable:
+		d.State, outcome = t.schedule(&d, retryAfter)
+	}
+	t.finish(Outcome{Delivery: d, Attempt: a}, outcome)
+	level := slog.LevelInfo
+	if outcome != "delivered" {
+		level = slog.LevelWarn
+	}
+	t.log.Log(context.Background(), level, "delivery attempt", "event_id", d.EventID, "attempt", n,
+		"status", status, "outcome", outcome, "duration", elapsed, "err", d.LastError)
+}
+
+// schedule decides a failed attempt's fate: another attempt within the
+// budget, or dead.
+func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string) {
+	p := t.cfg.Retry
+	used := d.Attempts - d.BudgetAttempts
+	if used >= p.MaxAttempts {
+		d.LastError += fmt.Sprintf(" (max_attempts %d reached)", p.MaxAttempts)
+		return Dead, "dead"
+	}
+	next := d.UpdatedAt.Add(backoff(p, used, retryAfter, t.d.opts.Rand))
+	if next.Sub(d.BudgetSince) > p.MaxAge.D() {
+		d.LastError += fmt.Sprintf(" (max_age %s would pass before the next attempt)", p.MaxAge.D())
+		return Dead, "dead"
+	}
+	d.NextAttemptAt = next
+	return Pending, "retry"
+}
+
+func (t *target) finish(o Outcome, outcome string) {
+	t.d.metrics.Deliveries.WithLabelValues(t.cfg.Name, outcome).Inc()
+	if err := t.d.store.Complete(context.WithoutCancel(t.d.ctx), o); err != nil {
+		t.log.Error("record delivery outcome; the delivery will be attempted again",
+			"event_id", o.Delivery.EventID, "err", err)
+	}
+}
+
+// send posts the event to the target and returns the answer's status, up to
+// MaxAttemptBody bytes of its body, and the Retry-After it asked for.
+func (t *target) send(ev *Event, attempt int) (status int, body string, retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(t.d.abortCtx, t.cfg.Timeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(ev.Payload))
+	if err != nil {
+		return 0, "", 0, err
+	}
+	h := req.Header
+	for k, v := range t.cfg.Headers {
+		h.Set(k, v)
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{t.d.opts.UserAgent}
+	h["Webhook-Id"] = []string{ev.ID}
+	h["Webhook-Timestamp"] = []string{strconv.FormatInt(t.d.opts.Now().Unix(), 10)}
+	h["Hooxrelay-Task"] = []string{ev.Task}
+	h["Hooxrelay-Attempt"] = []string{strconv.Itoa(attempt)}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded && t.d.abortCtx.Err() == nil {
+			return 0, "", 0, fmt.Errorf("timeout after %s", t.cfg.Timeout.D())
+		}
+		return 0, "", 0, trimURLError(err)
+	}
+	defer resp.Body.Close()
+	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxAttemptBody))
+	// Drain a little more so the connection can be reused.
+	io.CopyN(io.Discard, resp.Body, 64<<10)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.d.opts.Now())
+	}
+	return resp.StatusCode, string(buf), retryAfter, nil
+}
+
+// trimURLError drops the "Post <url>:" prefix, which repeats the target's
+// configuration in every record.
+func trimURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}

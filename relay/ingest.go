@@ -1,0 +1,314 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/rules"
+	"github.com/julienschmidt/httprouter"
+	"golang.org/x/time/rate"
+)
+
+// Ingress is the webhook ingress handler (SPEC §5): for each source it
+// checks, validates, deduplicates, routes and durably stores webhooks, and
+// answers only once the event is on disk. It never waits on a target.
+// It is safe for concurrent use.
+type Ingress struct {
+	router  *httprouter.Router
+	store   Store
+	table   *rules.Table
+	ttl     time.Duration
+	maxBody int64
+	opts    IngressOptions
+}
+
+// IngressOptions are the parts of an Ingress that are not in the config.
+type IngressOptions struct {
+	Logger  *slog.Logger // nil discards
+	Metrics *Metrics     // nil keeps unexported metrics
+	// Verify checks a request's signature before its body is parsed; nil
+	// accepts every request. An error answers 401.
+	Verify func(source string, r *http.Request, body []byte) error
+	// Accepted is called after an event is durably stored, to wake the
+	// dispatcher of its targets.
+	Accepted func(ev *Event)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// maxLimiters bounds the per-IP limiters of one source: a flood from many
+// addresses evicts old entries instead of growing memory.
+const maxLimiters = 10000
+
+// keptHeaders are the request headers stored with an event. Anything that
+// may carry a secret (Authorization, signatures, tokens) is left out.
+var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "X-Forwarded-For"}
+
+// NewIngress builds the ingress handler for cfg's sources and routes over store.
+func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts IngressOptions) *Ingress {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	in := &Ingress{
+		store:   store,
+		table:   table,
+		ttl:     cfg.Dedup.TTL.D(),
+		maxBody: cfg.Server.MaxBodyBytes,
+		opts:    opts,
+	}
+	r := httprouter.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleOPTIONS = false
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeRaw(w, http.StatusNotFound, bodyNotFound)
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeRaw(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
+	})
+	r.PanicHandler = func(w http.ResponseWriter, _ *http.Request, v any) {
+		opts.Logger.Error("ingress handler panicked", "err", v)
+		w.Header().Set("Retry-After", "1")
+		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
+	}
+	for _, sc := range cfg.Sources {
+		s := &source{name: sc.Name}
+		if sc.RateLimit.RPS > 0 {
+			s.limiters = &ipLimiters{rps: rate.Limit(sc.RateLimit.RPS), burst: sc.RateLimit.Burst, m: make(map[string]*rate.Limiter)}
+		}
+		r.POST(sc.Path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+			in.serve(w, r, s)
+		})
+	}
+	in.router = r
+	return in
+}
+
+// ServeHTTP implements http.Handler.
+func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	in.router.ServeHTTP(w, r)
+}
+
+type source struct {
+	name     string
+	limiters *ipLimiters // nil: no rate limit
+}
+
+var (
+	bodyNotFound         = []byte(`{"error":"not_found"}` + "\n")
+	bodyMethodNotAllowed = []byte(`{"error":"method_not_allowed"}` + "\n")
+	bodyTooLarge         = []byte(`{"error":"payload_too_large"}` + "\n")
+	bodyRateLimited      = []byte(`{"error":"rate_limited"}` + "\n")
+	bodyInvalidSignature = []byte(`{"error":"invalid_signature"}` + "\n")
+	bodyUnavailable      = []byte(`{"error":"unavailable"}` + "\n")
+)
+
+type acceptedAnswer struct {
+	Status  string   `json:"status"`
+	EventID string   `json:"event_id"`
+	Targets []string `json:"targets,omitempty"`
+}
+
+type invalidAnswer struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
+	start := in.opts.Now()
+	task, outcome := "", ""
+	defer func() {
+		in.opts.Metrics.IngressRequests.WithLabelValues(src.name, taskLabel(task), outcome).Inc()
+		in.opts.Metrics.IngressDuration.Observe(in.opts.Now().Sub(start).Seconds())
+	}()
+	log := in.opts.Logger
+	ip := clientIP(r)
+
+	if src.limiters != nil {
+		if ok, wait := src.limiters.allow(ip, start); !ok {
+			outcome = "rate_limited"
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeRaw(w, http.StatusTooManyRequests, bodyRateLimited)
+			return
+		}
+	}
+	if r.ContentLength > in.maxBody {
+		outcome = "payload_too_large"
+		writeRaw(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+		return
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, in.maxBody+1)); err != nil {
+		outcome = "invalid_payload"
+		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: "could not read the body: " + err.Error()})
+		return
+	}
+	if int64(buf.Len()) > in.maxBody {
+		outcome = "payload_too_large"
+		writeRaw(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+		return
+	}
+	body := buf.Bytes()
+	if in.opts.Verify != nil {
+		if err := in.opts.Verify(src.name, r, body); err != nil {
+			outcome = "invalid_signature"
+			log.Warn("webhook refused", "source", src.name, "outcome", outcome, "remote", ip, "err", err)
+			writeRaw(w, http.StatusUnauthorized, bodyInvalidSignature)
+			return
+		}
+	}
+	p, err := ParsePayload(body)
+	if err != nil {
+		outcome = "invalid_payload"
+		var pe *PayloadError
+		errors.As(err, &pe)
+		log.Info("webhook refused", "source", src.name, "outcome", outcome, "remote", ip, "err", err)
+		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: pe.Message, Field: pe.Field})
+		return
+	}
+	task = p.Task
+	match := in.table.Match(p.Task, p.Status, p.Doc)
+	ev := &Event{
+		ID:         NewEventID(start),
+		Source:     src.name,
+		Task:       p.Task,
+		Status:     p.Status,
+		DedupKey:   p.DedupKey,
+		ReceivedAt: start,
+		RemoteAddr: ip,
+		Targets:    match.Targets,
+		Payload:    bytes.Clone(body),
+	}
+	for _, h := range keptHeaders {
+		if v := r.Header.Get(h); v != "" {
+			if ev.Headers == nil {
+				ev.Headers = make(map[string]string, len(keptHeaders))
+			}
+			ev.Headers[h] = v
+		}
+	}
+	res, err := in.store.Ingest(context.WithoutCancel(r.Context()), ev, in.ttl)
+	if err != nil {
+		outcome = "unavailable"
+		log.Error("store the webhook failed; answering 503 so the sender retries", "source", src.name, "task", p.Task, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
+		return
+	}
+	if res.Duplicate {
+		outcome = "duplicate"
+		log.Info("webhook duplicate", "source", src.name, "task", p.Task, "event_id", res.EventID, "dedup_key", p.DedupKey)
+		writeJSON(w, http.StatusOK, acceptedAnswer{Status: "duplicate", EventID: res.EventID})
+		return
+	}
+	outcome = "accepted"
+	if len(match.Targets) == 0 {
+		in.opts.Metrics.Unrouted.WithLabelValues(src.name, taskLabel(p.Task)).Inc()
+	}
+	log.Info("webhook accepted", "source", src.name, "task", p.Task, "event_id", ev.ID, "targets", match.Targets)
+	if in.opts.Accepted != nil {
+		in.opts.Accepted(ev)
+	}
+	targets := match.Targets
+	if targets == nil {
+		targets = []string{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status  string   `json:"status"`
+		EventID string   `json:"event_id"`
+		Targets []string `json:"targets"`
+	}{"accepted", ev.ID, targets})
+}
+
+// taskLabel bounds the task label of metrics: Hoox may add tasks, but a
+// sender must not be able to create label values at will.
+func taskLabel(task string) string {
+	switch {
+	case task == "":
+		return "none"
+	case KnownTask(task):
+		return task
+	}
+	return "other"
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = bodyUnavailable
+		status = http.StatusInternalServerError
+	}
+	writeRaw(w, status, append(b, '\n'))
+}
+
+// ipLimiters holds one token bucket per client address, at most maxLimiters.
+type ipLimiters struct {
+	rps   rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[string]*rate.Limiter
+}
+
+// allow takes a token for ip, or says how long until one is due.
+func (l *ipLimiters) allow(ip string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	lim, ok := l.m[ip]
+	if !ok {
+		if len(l.m) >= maxLimiters {
+			for k := range l.m { // an arbitrary victim: map order is random
+				delete(l.m, k)
+				break
+			}
+		}
+		lim = rate.NewLimiter(l.rps, l.burst)
+		l.m[ip] = lim
+	}
+	l.mu.Unlock()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}

@@ -1,0 +1,130 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Payload is a validated Hoox webhook body.
+type Payload struct {
+	Task     string
+	Status   string
+	DedupKey string
+	Doc      map[string]any // the decoded body, for routing conditions
+}
+
+// PayloadError says why a body is not a valid Hoox webhook. Field names the
+// offending field, or is empty when the body as a whole is wrong.
+type PayloadError struct {
+	Field   string
+	Message string
+}
+
+func (e *PayloadError) Error() string {
+	if e.Field == "" {
+		return "invalid payload: " + e.Message
+	}
+	return fmt.Sprintf("invalid payload: %s: %s", e.Field, e.Message)
+}
+
+// taskIDs are the id fields that make up the dedup key of each known task,
+// in key order (SPEC §2).
+var taskIDs = map[string][]string{
+	"video_generate": {"job_id"},
+	"video_export":   {"job_id"},
+	"avatar_create":  {"avatar_id", "look_id"},
+	"avatar_edit":    {"avatar_id", "look_id"},
+}
+
+// KnownTask reports whether task is one of the task types Hoox documents.
+func KnownTask(task string) bool { _, ok := taskIDs[task]; return ok }
+
+// ParsePayload validates body as SPEC §2 describes and derives its dedup key.
+// Unknown tasks are valid as long as task and status are present: Hoox may
+// add task types, and refusing them would make Hoox discard them.
+func ParsePayload(body []byte) (*Payload, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, &PayloadError{Message: "body must be a JSON object: " + jsonProblem(err)}
+	}
+	if doc == nil {
+		return nil, &PayloadError{Message: "body must be a JSON object, got null"}
+	}
+	task, err := requiredString(doc, "task")
+	if err != nil {
+		return nil, err
+	}
+	p := &Payload{Task: task, Doc: doc}
+	ids, known := taskIDs[task]
+	key := make([]byte, 0, 96)
+	key = append(key, task...)
+	for _, f := range ids {
+		v, err := requiredString(doc, f)
+		if err != nil {
+			return nil, err
+		}
+		key = append(key, ':')
+		key = append(key, v...)
+	}
+	if p.Status, err = requiredString(doc, "status"); err != nil {
+		return nil, err
+	}
+	if known {
+		key = append(key, ':')
+		key = append(key, p.Status...)
+	} else {
+		sum := sha256.Sum256(body)
+		key = append(key, ":sha256:"...)
+		key = hex.AppendEncode(key, sum[:])
+	}
+	p.DedupKey = string(key)
+	return p, nil
+}
+
+func requiredString(doc map[string]any, field string) (string, error) {
+	v, ok := doc[field]
+	if !ok {
+		return "", &PayloadError{Field: field, Message: "is required"}
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", &PayloadError{Field: field, Message: fmt.Sprintf("must be a string, got %s", jsonType(v))}
+	}
+	if s == "" {
+		return "", &PayloadError{Field: field, Message: "must not be empty"}
+	}
+	return s, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64, json.Number:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// jsonProblem turns a decoding error into a short message without Go type
+// names, which mean nothing to the sender.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &te):
+		return "got a JSON " + te.Value
+	}
+	return err.Error()
+}

@@ -1,0 +1,210 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/rules"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Server is a whole relay: the ingress, the dispatcher and the admin
+// endpoints over one store. Build it with NewServer and run it once with Run.
+type Server struct {
+	cfg        *config.Config
+	store      Store
+	log        *slog.Logger
+	registry   *prometheus.Registry
+	metrics    *Metrics
+	ingress    *Ingress
+	dispatcher *Dispatcher
+	ready      atomic.Bool
+}
+
+// ServerOptions are the parts of a Server that are not in the config.
+type ServerOptions struct {
+	Logger *slog.Logger // nil discards
+	// Registry receives the metrics; nil means a new one, with the Go
+	// runtime and process collectors.
+	Registry *prometheus.Registry
+	// Version goes into the User-Agent of deliveries.
+	Version string
+	// Verify is the ingress signature hook; see IngressOptions.
+	Verify func(source string, r *http.Request, body []byte) error
+}
+
+// CompileRoutes compiles the routing table of cfg.
+func CompileRoutes(cfg *config.Config) (*rules.Table, error) {
+	rs := make([]rules.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		rs[i] = rules.Route{Name: r.Name, Tasks: r.Match.Task, Statuses: r.Match.Status, Targets: r.Targets}
+		for _, c := range r.Match.Where {
+			rs[i].Where = append(rs[i].Where, rules.Cond{Path: c.Path, Op: c.Op, Value: c.Value})
+		}
+	}
+	return rules.Compile(rs)
+}
+
+// NewServer builds a relay for a validated cfg over store.
+func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, error) {
+	table, err := CompileRoutes(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("compile routes: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	ua := "hooxrelay"
+	if opts.Version != "" {
+		ua += "/" + opts.Version
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    store,
+		log:      opts.Logger,
+		registry: opts.Registry,
+		metrics:  NewMetrics(opts.Registry),
+	}
+	s.dispatcher = NewDispatcher(store, cfg.Targets, DispatcherOptions{
+		Logger:    opts.Logger,
+		Metrics:   s.metrics,
+		UserAgent: ua,
+	})
+	s.ingress = NewIngress(cfg, table, store, IngressOptions{
+		Logger:  opts.Logger,
+		Metrics: s.metrics,
+		Verify:  opts.Verify,
+		Accepted: func(ev *Event) {
+			for _, t := range ev.Targets {
+				s.dispatcher.Kick(t)
+			}
+		},
+	})
+	return s, nil
+}
+
+// Ingress returns the webhook handler, for tests and embedding.
+func (s *Server) Ingress() http.Handler { return s.ingress }
+
+// Dispatcher returns the dispatcher.
+func (s *Server) Dispatcher() *Dispatcher { return s.dispatcher }
+
+// AdminHandler serves /healthz, /readyz and /metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeRaw(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			writeRaw(w, http.StatusServiceUnavailable, []byte(`{"status":"shutting_down"}`+"\n"))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			writeRaw(w, http.StatusServiceUnavailable, []byte(`{"status":"store_unavailable"}`+"\n"))
+			return
+		}
+		writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	return mux
+}
+
+// Run serves webhooks on ln and the admin endpoints on adminLn (nil: none)
+// until ctx ends, then shuts down in order: not ready, listeners closed,
+// requests in progress finished, deliveries in flight finished or returned
+// to the queue, all within server.shutdown_timeout. It returns nil after a
+// clean shutdown; the caller closes the store.
+func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
+	sc := s.cfg.Server
+	ingress := &http.Server{
+		Handler:           s.ingress,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
+		ReadTimeout:       sc.ReadTimeout.D(),
+		WriteTimeout:      sc.WriteTimeout.D(),
+		IdleTimeout:       sc.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	admin := &http.Server{
+		Handler:           s.AdminHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       sc.IdleTimeout.D(),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.dispatcher.Start(ctx)
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, l net.Listener, name string) {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("%s listener: %w", name, err)
+			return
+		}
+		errc <- nil
+	}
+	go serve(ingress, ln, "ingress")
+	running := 1
+	if adminLn != nil {
+		go serve(admin, adminLn, "admin")
+		running++
+	}
+	s.ready.Store(true)
+	s.log.Info("relay started", "listen", ln.Addr().String(), "admin", addrOf(adminLn),
+		"sources", len(s.cfg.Sources), "targets", len(s.cfg.Targets), "routes", len(s.cfg.Routes))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		running--
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down", "timeout", sc.ShutdownTimeout.D())
+	// A fresh context: ctx is already done, and Shutdown would then wait
+	// for nothing.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout.D())
+	defer cancel()
+	if err := ingress.Shutdown(sctx); err != nil {
+		s.log.Warn("ingress requests cut off by the shutdown timeout", "err", err)
+		ingress.Close()
+	}
+	if err := s.dispatcher.Shutdown(sctx); err != nil {
+		s.log.Warn("deliveries in flight returned to the queue", "err", err)
+	}
+	if adminLn != nil {
+		admin.Close()
+	}
+	for ; running > 0; running-- {
+		if err := <-errc; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	s.log.Info("shutdown complete")
+	return nil
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
