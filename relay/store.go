@@ -33,7 +33,9 @@ type Store interface {
 	// Complete records what happened to held deliveries and ends the hold:
 	// each outcome's Delivery is the new record (pending ones are due again
 	// at NextAttemptAt) and Attempt, when set, is appended to its history.
-	// Outcomes of concurrent callers may share one commit.
+	// Outcomes of concurrent callers may share one commit, and a store may
+	// write them after Complete returns: until then the delivery stays held,
+	// and if the write never happens (a crash) it is attempted again.
 	Complete(ctx context.Context, outcomes ...Outcome) error
 
 	// Release ends the hold on deliveries without charging an attempt; they

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	senders := fs.Int("senders", 64, "concurrent senders")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	dirFlag := fs.String("dir", "", "directory for the relay's store (default: a temporary directory; put it on the disk you want to measure)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the relay run to this file")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -142,8 +144,19 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders, MaxIdleConns: *senders}}
 	var seq atomic.Int64
 	base := load(ctx, client, "baseline", "http://"+bln.Addr().String()+"/", *senders, *duration, &seq, progress)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	rel := load(ctx, client, "relay", "http://"+relayAddr+"/hooks/hoox", *senders, *duration, &seq, progress)
 
+	pprof.StopCPUProfile()
 	want := 2 * (rel.Requests - rel.Errors)
 	drainStart := time.Now()
 	var got int64

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -117,8 +116,8 @@ func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err err
 			more = true
 			break
 		}
-		var ev relay.Event
-		if err := json.Unmarshal(v, &ev); err != nil {
+		ev, err := decodeEvent(v, false)
+		if err != nil {
 			return 0, false, err
 		}
 		pending := false
@@ -162,9 +161,6 @@ func deleteEvent(tx *bolt.Tx, id []byte) error {
 				return err
 			}
 		}
-	}
-	if err := tx.Bucket(bktPayloads).Delete(id); err != nil {
-		return err
 	}
 	return tx.Bucket(bktEvents).Delete(id)
 }

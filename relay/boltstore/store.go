@@ -9,6 +9,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -26,19 +27,18 @@ import (
 
 var _ relay.Store = (*Store)(nil)
 
-// Bucket names. Keys: events, payloads and dedupidx by event id;
+// Bucket names. Keys: events and dedupidx by event id;
 // deliveries and pending by delivery id; attempts by delivery id, NUL,
 // 4-byte attempt number; dedup by source, NUL, dedup key.
 var (
-	bktEvents     = []byte("events")
-	bktPayloads   = []byte("payloads")
+	bktEvents     = []byte("events") // value: see encodeEvent
 	bktDeliveries = []byte("deliveries")
 	bktPending    = []byte("pending") // value: due time, 8-byte unix nanoseconds
 	bktAttempts   = []byte("attempts")
 	bktDedup      = []byte("dedup")    // value: event id
 	bktDedupIdx   = []byte("dedupidx") // value: dedup bucket key
 	bktMeta       = []byte("meta")
-	allBuckets    = [][]byte{bktEvents, bktPayloads, bktDeliveries, bktPending, bktAttempts, bktDedup, bktDedupIdx, bktMeta}
+	allBuckets    = [][]byte{bktEvents, bktDeliveries, bktPending, bktAttempts, bktDedup, bktDedupIdx, bktMeta}
 )
 
 // Options tune a Store. The zero value is usable.
@@ -75,9 +75,23 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	mu     sync.Mutex // guards queues
+	mu     sync.Mutex // guards queues and deferred
 	queues map[string]*queue
+	// deferred holds completed outcomes not yet written: they ride along
+	// with a later commit instead of each costing one (see Complete).
+	deferred      []*write
+	deferredSince time.Time
+	deferKick     chan struct{}
 }
+
+// Deferred outcomes are written once this many wait, once the oldest has
+// waited deferDelay, or at once when no ingest is waiting. Past
+// maxDeferred, Complete waits for its write.
+const (
+	deferBatch  = 256
+	deferDelay  = 20 * time.Millisecond
+	maxDeferred = 8192
+)
 
 // write is one unit of a group commit. apply runs inside the shared
 // transaction and must not fail for reasons of its own input, since a
@@ -86,7 +100,10 @@ type Store struct {
 type write struct {
 	apply func(tx *bolt.Tx) error
 	after func()
-	done  chan error
+	done  chan error // nil for deferred writes, which nobody waits for
+	// failed runs, without the store mutex, when a deferred write could
+	// not be committed.
+	failed func(error)
 }
 
 // Open opens or creates the store file at path (and its directory) and
@@ -126,7 +143,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db:     db,
 		opts:   opts,
 		log:    log,
-		writes: make(chan *write, opts.MaxBatch),
+		writes:    make(chan *write, opts.MaxBatch),
+		deferKick: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		queues: make(map[string]*queue),
 	}
@@ -227,10 +245,19 @@ func (s *Store) submit(ctx context.Context, w *write) error {
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	batch := make([]*write, 0, s.opts.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		var first *write
+		batch = batch[:0]
+		wait := s.deferredWait()
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
 		select {
-		case first = <-s.writes:
+		case w := <-s.writes:
+			batch = append(batch, w)
+		case <-s.deferKick:
+		case <-timer.C:
 		case <-s.stop:
 			// Close waited for every enqueue: finish what was queued.
 			for {
@@ -238,11 +265,12 @@ func (s *Store) commitLoop() {
 				case w := <-s.writes:
 					s.commit([]*write{w})
 				default:
+					s.commit(s.takeDeferred(true))
 					return
 				}
 			}
 		}
-		batch = append(batch[:0], first)
+		timer.Stop()
 	gather:
 		for len(batch) < s.opts.MaxBatch {
 			select {
@@ -252,8 +280,40 @@ func (s *Store) commitLoop() {
 				break gather
 			}
 		}
-		s.commit(batch)
+		// Ingests wait for their commit, outcomes do not: outcomes join
+		// when the commit would otherwise be idle or they have piled up.
+		batch = append(batch, s.takeDeferred(len(batch) == 0)...)
+		if len(batch) > 0 {
+			s.commit(batch)
+		}
 	}
+}
+
+// deferredWait is how long the oldest deferred outcome may still wait;
+// -1 when there is none.
+func (s *Store) deferredWait() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.deferred) == 0 {
+		return -1
+	}
+	return max(0, deferDelay-time.Since(s.deferredSince))
+}
+
+// takeDeferred returns the deferred outcomes to write now, if any are due
+// (or all of them with force).
+func (s *Store) takeDeferred(force bool) []*write {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.deferred) == 0 {
+		return nil
+	}
+	if !force && len(s.deferred) < deferBatch && time.Since(s.deferredSince) < deferDelay {
+		return nil
+	}
+	ws := s.deferred
+	s.deferred = nil
+	return ws
 }
 
 // commit applies a batch in one transaction; when that fails it retries each
@@ -285,8 +345,43 @@ func (s *Store) commit(batch []*write) {
 		s.log.Error("store commit failed", "err", err)
 	}
 	for _, w := range batch {
-		w.done <- err
+		if w.done != nil {
+			w.done <- err
+		} else if err != nil && w.failed != nil {
+			w.failed(err)
+		}
 	}
+}
+
+// encodeEvent lays an event out as a 4-byte length, the JSON of its
+// metadata, then the payload as received: one value per event keeps a
+// commit's dirty pages few.
+func encodeEvent(ev *relay.Event) ([]byte, error) {
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event: %w", err)
+	}
+	b := make([]byte, 4, 4+len(meta)+len(ev.Payload))
+	binary.BigEndian.PutUint32(b, uint32(len(meta)))
+	b = append(b, meta...)
+	return append(b, ev.Payload...), nil
+}
+
+// decodeEvent reverses encodeEvent; the payload is copied out of the
+// transaction's memory only when withPayload is set.
+func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
+	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
+		return nil, errors.New("corrupt event record")
+	}
+	n := 4 + int(binary.BigEndian.Uint32(b))
+	ev := new(relay.Event)
+	if err := json.Unmarshal(b[4:n], ev); err != nil {
+		return nil, err
+	}
+	if withPayload {
+		ev.Payload = bytes.Clone(b[n:])
+	}
+	return ev, nil
 }
 
 func dueBytes(t time.Time) []byte {
@@ -309,9 +404,9 @@ func dedupKey(source, key string) []byte {
 
 // Ingest implements relay.Store.
 func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
-	meta, err := json.Marshal(ev)
+	rec, err := encodeEvent(ev)
 	if err != nil {
-		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
+		return relay.IngestResult{}, err
 	}
 	dels := make([][]byte, len(ev.Targets))
 	for i, t := range ev.Targets {
@@ -334,10 +429,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 				}
 			}
 			id := []byte(ev.ID)
-			if err := tx.Bucket(bktEvents).Put(id, meta); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bktPayloads).Put(id, ev.Payload); err != nil {
+			if err := tx.Bucket(bktEvents).Put(id, rec); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bktDedup).Put(dk, id); err != nil {
@@ -387,7 +479,7 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 	claims := make([]relay.Claim, 0, len(ids))
 	var gone []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		dels, evs, pls := tx.Bucket(bktDeliveries), tx.Bucket(bktEvents), tx.Bucket(bktPayloads)
+		dels, evs := tx.Bucket(bktDeliveries), tx.Bucket(bktEvents)
 		for _, id := range ids {
 			var c relay.Claim
 			raw := dels.Get([]byte(id))
@@ -402,12 +494,11 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 				gone = append(gone, id)
 				continue
 			}
-			eid := []byte(c.Delivery.EventID)
-			c.Event = new(relay.Event)
-			if err := json.Unmarshal(evs.Get(eid), c.Event); err != nil {
-				return fmt.Errorf("decode event %s: %w", eid, err)
+			ev, err := decodeEvent(evs.Get([]byte(c.Delivery.EventID)), true)
+			if err != nil {
+				return fmt.Errorf("decode event %s: %w", c.Delivery.EventID, err)
 			}
-			c.Event.Payload = append([]byte(nil), pls.Get(eid)...)
+			c.Event = ev
 			claims = append(claims, c)
 		}
 		return nil
@@ -498,10 +589,34 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			}
 		},
 	}
-	if err := s.submit(ctx, w); err != nil {
-		// The outcome is lost but the delivery is not: put it back in line
-		// so that it is attempted again.
+	// The outcome is lost if the write fails, but the delivery is not: it
+	// goes back in line and is attempted again.
+	retry := func(err error) {
 		s.Release(context.WithoutCancel(ctx), s.opts.Now().Add(time.Second), deliveriesOf(outcomes)...)
+	}
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	s.mu.Lock()
+	if len(s.deferred) < maxDeferred {
+		w.failed = retry
+		if len(s.deferred) == 0 {
+			s.deferredSince = time.Now()
+		}
+		s.deferred = append(s.deferred, w)
+		n := len(s.deferred)
+		s.mu.Unlock()
+		if n == 1 || n == deferBatch {
+			select {
+			case s.deferKick <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}
+	s.mu.Unlock()
+	if err := s.submit(ctx, w); err != nil {
+		retry(err)
 		return fmt.Errorf("complete deliveries: %w", err)
 	}
 	return nil
