@@ -137,4 +137,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-

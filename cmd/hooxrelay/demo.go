@@ -238,4 +238,3 @@ func post(ctx context.Context, url, body string) (int, ingressAnswer, error) {
 	}
 	return resp.StatusCode, ans, nil
 }
-

@@ -140,13 +140,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	s := &Store{
-		db:     db,
-		opts:   opts,
-		log:    log,
+		db:        db,
+		opts:      opts,
+		log:       log,
 		writes:    make(chan *write, opts.MaxBatch),
 		deferKick: make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		queues: make(map[string]*queue),
+		stop:      make(chan struct{}),
+		queues:    make(map[string]*queue),
 	}
 	if err := s.load(); err != nil {
 		db.Close()
