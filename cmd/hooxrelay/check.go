@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	iofs "io/fs"
 	"strings"
 	"text/tabwriter"
 
@@ -25,7 +26,7 @@ is then 2.`)
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, iofs.ErrNotExist) {
 			return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", *cfgPath)
 		}
 		errs := splitJoined(err)
@@ -57,7 +58,7 @@ func describe(w io.Writer, cfg *config.Config) {
 	if cfg.Store.Kind == "embedded" {
 		fmt.Fprintf(w, " at %s", cfg.Store.Path)
 	}
-	fmt.Fprintf(w, ", retention %s, dedup ttl %s\n", cfg.Store.Retention.D(), cfg.Dedup.TTL.D())
+	fmt.Fprintf(w, ", retention %s, dedup ttl %s\n", dur(dur(cfg.Store.Retention)), dur(cfg.Dedup.TTL))
 	fmt.Fprintf(w, "Ingress: %s (admin %s), max body %d bytes\n\n", cfg.Server.Listen, cfg.Server.AdminListen, cfg.Server.MaxBodyBytes)
 
 	fmt.Fprintln(w, "Sources")
@@ -74,9 +75,9 @@ func describe(w io.Writer, cfg *config.Config) {
 	for _, t := range cfg.Targets {
 		r, b := t.Retry, t.Breaker
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%d attempts, %s×%g up to %s, jitter %g, max age %s\t%g of ≥%d in %s, open %s\n",
-			t.Name, t.URL, t.Timeout.D(), t.MaxInFlight, rateString(t.RateLimit),
-			r.MaxAttempts, r.InitialInterval.D(), r.Multiplier, r.MaxInterval.D(), r.Jitter, r.MaxAge.D(),
-			b.FailureRatio, b.MinRequests, b.Interval.D(), b.OpenTimeout.D())
+			t.Name, t.URL, dur(dur(t.Timeout)), t.MaxInFlight, rateString(t.RateLimit),
+			r.MaxAttempts, dur(dur(r.InitialInterval)), r.Multiplier, dur(dur(r.MaxInterval)), r.Jitter, dur(dur(r.MaxAge)),
+			b.FailureRatio, b.MinRequests, dur(dur(b.Interval)), dur(b.OpenTimeout))
 	}
 	tw.Flush()
 
@@ -134,6 +135,18 @@ func anyOf(vs []string) string {
 func orDash(s string) string {
 	if s == "" {
 		return "-"
+	}
+	return s
+}
+
+// dur prints a duration the short way people write it: 168h, not 168h0m0s.
+func dur(d config.Duration) string {
+	s := d.D().String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
 	}
 	return s
 }

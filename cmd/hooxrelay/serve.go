@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -97,7 +99,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, iofs.ErrNotExist) {
 			return nil, usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
 		}
 		return nil, usageError{err}
