@@ -58,7 +58,7 @@ func describe(w io.Writer, cfg *config.Config) {
 	if cfg.Store.Kind == "embedded" {
 		fmt.Fprintf(w, " at %s", cfg.Store.Path)
 	}
-	fmt.Fprintf(w, ", retention %s, dedup ttl %s\n", dur(dur(cfg.Store.Retention)), dur(cfg.Dedup.TTL))
+	fmt.Fprintf(w, ", retention %s, dedup ttl %s\n", dur(cfg.Store.Retention), dur(cfg.Dedup.TTL))
 	fmt.Fprintf(w, "Ingress: %s (admin %s), max body %d bytes\n\n", cfg.Server.Listen, cfg.Server.AdminListen, cfg.Server.MaxBodyBytes)
 
 	fmt.Fprintln(w, "Sources")
@@ -75,9 +75,9 @@ func describe(w io.Writer, cfg *config.Config) {
 	for _, t := range cfg.Targets {
 		r, b := t.Retry, t.Breaker
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%d attempts, %s×%g up to %s, jitter %g, max age %s\t%g of ≥%d in %s, open %s\n",
-			t.Name, t.URL, dur(dur(t.Timeout)), t.MaxInFlight, rateString(t.RateLimit),
-			r.MaxAttempts, dur(dur(r.InitialInterval)), r.Multiplier, dur(dur(r.MaxInterval)), r.Jitter, dur(dur(r.MaxAge)),
-			b.FailureRatio, b.MinRequests, dur(dur(b.Interval)), dur(b.OpenTimeout))
+			t.Name, t.URL, dur(t.Timeout), t.MaxInFlight, rateString(t.RateLimit),
+			r.MaxAttempts, dur(r.InitialInterval), r.Multiplier, dur(r.MaxInterval), r.Jitter, dur(r.MaxAge),
+			b.FailureRatio, b.MinRequests, dur(b.Interval), dur(b.OpenTimeout))
 	}
 	tw.Flush()
 
