@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 )
@@ -50,6 +51,11 @@ type DispatcherOptions struct {
 	// PollInterval bounds how long an idle target waits before asking the
 	// store again, for work that other processes queue; 0 means 5s.
 	PollInterval time.Duration
+	// Busy, when set, reports that ingress is taking in a burst: each
+	// target then claims at most burstClaim deliveries per burstPause, so
+	// that acking webhooks (which Hoox gives up on) comes before delivering
+	// them (which the queue keeps). nil never yields.
+	Busy func() bool
 	// Now and Rand are the clock and the jitter source; nil means the real ones.
 	Now  func() time.Time
 	Rand func() float64
@@ -98,6 +104,34 @@ func (d *Dispatcher) Start(ctx context.Context) {
 	for _, t := range d.targets {
 		d.wg.Add(1)
 		go t.feed(d.ctx)
+	}
+	d.wg.Add(1)
+	go d.gauges(d.ctx)
+}
+
+// gaugeInterval is how often queue depths are read for the metrics, so
+// that they move even while a saturated target's feeder is blocked.
+const gaugeInterval = time.Second
+
+func (d *Dispatcher) gauges(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(gaugeInterval)
+	defer t.Stop()
+	for {
+		d.mu.Lock()
+		ts := make([]*target, 0, len(d.targets))
+		for _, tg := range d.targets {
+			ts = append(ts, tg)
+		}
+		d.mu.Unlock()
+		for _, tg := range ts {
+			tg.backlog(ctx)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -148,6 +182,17 @@ func (d *Dispatcher) BreakerState(name string) string {
 	return t.breaker.State().String()
 }
 
+// While ingress is busy, each target claims at most burstClaim deliveries
+// per burstPause (about 200 attempts per second), so deliveries go on during
+// a burst and catch up at full speed after it. Past burstBacklog pending
+// deliveries a target stops yielding: a sustained overload must not grow
+// the queue without end.
+const (
+	burstClaim   = 2
+	burstPause   = 10 * time.Millisecond
+	burstBacklog = 20000
+)
+
 // target is the delivery machinery of one target.
 type target struct {
 	d       *Dispatcher
@@ -161,6 +206,8 @@ type target struct {
 	// that the feeder sleeps until the half-open probe is due.
 	openedAt atomic.Int64
 	log      *slog.Logger
+	pending  prometheus.Gauge
+	inFlight prometheus.Gauge
 }
 
 // errTargetFailing and errShutdown are what the breaker is told: the first
@@ -181,6 +228,8 @@ func (d *Dispatcher) newTarget(tc config.Target) *target {
 	for range tc.MaxInFlight {
 		t.slots <- struct{}{}
 	}
+	t.pending = d.metrics.QueueDepth.WithLabelValues(tc.Name, "pending")
+	t.inFlight = d.metrics.QueueDepth.WithLabelValues(tc.Name, "in_flight")
 	if tc.RateLimit.RPS > 0 {
 		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
 	}
@@ -282,6 +331,11 @@ func (t *target) feed(ctx context.Context) {
 			t.returnSlots(n - 1)
 			n = 1
 		}
+		yield := t.d.opts.Busy != nil && t.d.opts.Busy() && t.backlog(ctx) < burstBacklog
+		if yield && n > burstClaim {
+			t.returnSlots(n - burstClaim)
+			n = burstClaim
+		}
 		if t.limiter != nil {
 			if tokens := int(t.limiter.Tokens()); tokens < n {
 				t.returnSlots(n - max(tokens, 1))
@@ -305,6 +359,7 @@ func (t *target) feed(ctx context.Context) {
 		storeFailing = false
 		t.returnSlots(n - len(claims))
 		if len(claims) == 0 {
+			t.backlog(ctx) // idle: the gauge shows what is left, e.g. retries
 			due, ok, err := t.d.store.NextDue(ctx, t.cfg.Name)
 			if err != nil || !ok {
 				due = time.Time{}
@@ -314,7 +369,29 @@ func (t *target) feed(ctx context.Context) {
 		}
 		if blocked := t.dispatch(ctx, claims); blocked {
 			t.sleep(ctx, time.Time{})
+		} else if yield {
+			t.pause(ctx, burstPause)
 		}
+	}
+}
+
+// backlog returns the target's pending deliveries and exports the count.
+func (t *target) backlog(ctx context.Context) int {
+	n, err := t.d.store.Backlog(ctx, t.cfg.Name)
+	if err != nil {
+		return 0
+	}
+	t.pending.Set(float64(n))
+	return n
+}
+
+// pause waits for d or ctx, ignoring kicks.
+func (t *target) pause(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -358,9 +435,11 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 			return true
 		}
 		t.d.attempts.Add(1)
+		t.inFlight.Inc()
 		go func() {
 			defer t.d.attempts.Done()
 			t.attempt(c, done)
+			t.inFlight.Dec()
 			t.returnSlots(1)
 			t.kick()
 		}()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
@@ -25,12 +26,13 @@ import (
 // answers only once the event is on disk. It never waits on a target.
 // It is safe for concurrent use.
 type Ingress struct {
-	router  *httprouter.Router
-	store   Store
-	table   *rules.Table
-	ttl     time.Duration
-	maxBody int64
-	opts    IngressOptions
+	inFlight atomic.Int64 // requests being handled, for Busy
+	router   *httprouter.Router
+	store    Store
+	table    *rules.Table
+	ttl      time.Duration
+	maxBody  int64
+	opts     IngressOptions
 }
 
 // IngressOptions are the parts of an Ingress that are not in the config.
@@ -103,6 +105,14 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	return in
 }
 
+// busyAt is how many webhook requests in progress make the ingress busy:
+// well above what Hoox sends in normal operation, well below a burst.
+const busyAt = 16
+
+// Busy reports whether a burst of webhooks is being taken in, so that
+// delivery can yield the CPU to acking them.
+func (in *Ingress) Busy() bool { return in.inFlight.Load() >= busyAt }
+
 // ServeHTTP implements http.Handler.
 func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in.router.ServeHTTP(w, r)
@@ -137,6 +147,8 @@ type invalidAnswer struct {
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
+	in.inFlight.Add(1)
+	defer in.inFlight.Add(-1)
 	start := in.opts.Now()
 	task, outcome := "", ""
 	defer func() {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -58,9 +59,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		if s < 0 {
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s < 0:
 			return 0
+		case s > math.MaxInt64/int64(time.Second):
+			return math.MaxInt64 // the caller caps it at max_interval
 		}
 		return time.Duration(s) * time.Second
 	}

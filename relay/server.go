@@ -82,6 +82,7 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		Logger:    opts.Logger,
 		Metrics:   s.metrics,
 		UserAgent: ua,
+		Busy:      func() bool { return s.ingress != nil && s.ingress.Busy() },
 	})
 	s.ingress = NewIngress(cfg, table, store, IngressOptions{
 		Logger:  opts.Logger,

@@ -30,6 +30,10 @@ type Store interface {
 	// nobody holds is due; ok is false when there is none.
 	NextDue(ctx context.Context, target string) (due time.Time, ok bool, err error)
 
+	// Backlog returns how many deliveries of target are pending, held
+	// ones included.
+	Backlog(ctx context.Context, target string) (int, error)
+
 	// Complete records what happened to held deliveries and ends the hold:
 	// each outcome's Delivery is the new record (pending ones are due again
 	// at NextAttemptAt) and Attempt, when set, is appended to its history.

@@ -39,6 +39,9 @@ func (s *Store) pruneLoop() {
 // delivered or dead once they are older than the retention, with their
 // deliveries, attempts and dedup mark. It returns how many events it deleted.
 func (s *Store) Prune(ctx context.Context) (int, error) {
+	if s.isClosed() {
+		return 0, relay.ErrClosed
+	}
 	now := s.opts.Now()
 	if s.opts.DedupTTL > 0 {
 		if err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
@@ -61,9 +64,11 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 
 // pruneChunks runs fn through the committer until it reports no more work.
 func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool, err error)) error {
-	for {
+	for ctx.Err() == nil {
 		var more bool
-		if err := s.submit(ctx, &write{apply: func(tx *bolt.Tx) (err error) {
+		// Once queued, a chunk is committed even if ctx ends (Close drains
+		// the queue); waiting for it keeps fn's results ours alone.
+		if err := s.submit(context.WithoutCancel(ctx), &write{apply: func(tx *bolt.Tx) (err error) {
 			more, err = fn(tx)
 			return err
 		}}); err != nil {
@@ -73,6 +78,7 @@ func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool
 			return nil
 		}
 	}
+	return ctx.Err()
 }
 
 // pruneMarks deletes up to pruneChunk dedup marks set before cutoff. Marks

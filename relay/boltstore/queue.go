@@ -3,6 +3,8 @@ package boltstore
 import (
 	"container/heap"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
 )
 
 // queue is the in-memory index of one target's pending deliveries: a heap
@@ -18,9 +20,19 @@ type item struct {
 	id    string // delivery id
 	due   int64  // unix nanoseconds
 	index int    // in items, or -1 while held
+	// fresh is the event of a delivery never attempted since it was
+	// ingested by this process, so that its first claim needs no read
+	// from disk. Bounded by Store.freshBytes; nil once claimed.
+	fresh *relay.Event
 }
 
 func newQueue() *queue { return &queue{byID: make(map[string]*item)} }
+
+// putFresh queues a just-ingested delivery with its event.
+func (q *queue) putFresh(id string, due time.Time, ev *relay.Event) {
+	q.put(id, due)
+	q.byID[id].fresh = ev
+}
 
 // put makes id pending at due, whether it was unknown, pending or held.
 func (q *queue) put(id string, due time.Time) {
@@ -55,17 +67,20 @@ func (q *queue) remove(id string) {
 	heap.Remove(&q.items, it.index)
 }
 
-// take holds up to max deliveries due at now and returns their ids.
-func (q *queue) take(now time.Time, max int) []string {
+// take holds up to max deliveries due at now and returns them.
+func (q *queue) take(now time.Time, max int) []*item {
 	n := now.UnixNano()
-	var ids []string
-	for len(ids) < max && len(q.items) > 0 && q.items[0].due <= n {
+	var its []*item
+	for len(its) < max && len(q.items) > 0 && q.items[0].due <= n {
 		it := heap.Pop(&q.items).(*item)
 		q.held++
-		ids = append(ids, it.id)
+		its = append(its, it)
 	}
-	return ids
+	return its
 }
+
+// size returns how many deliveries are pending, held ones included.
+func (q *queue) size() int { return len(q.byID) }
 
 // next reports the due time of the earliest pending delivery.
 func (q *queue) next() (time.Time, bool) {

@@ -75,8 +75,10 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	mu     sync.Mutex // guards queues and deferred
+	mu     sync.Mutex // guards queues, freshBytes and deferred
 	queues map[string]*queue
+	// freshBytes is the payload memory held by fresh queue items.
+	freshBytes int
 	// deferred holds completed outcomes not yet written: they ride along
 	// with a later commit instead of each costing one (see Complete).
 	deferred      []*write
@@ -88,6 +90,10 @@ type Store struct {
 // waited deferDelay, or at once when no ingest is waiting. Past
 // maxDeferred, Complete waits for its write.
 const (
+	// maxFreshBytes bounds the payloads kept in memory for first claims;
+	// past it, claims read from disk and memory stays flat with the backlog.
+	maxFreshBytes = 32 << 20
+
 	deferBatch  = 256
 	deferDelay  = 20 * time.Millisecond
 	maxDeferred = 8192
@@ -453,8 +459,14 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 			if res.Duplicate {
 				return
 			}
+			fresh := ev
+			if s.freshBytes+len(ev.Payload) > maxFreshBytes {
+				fresh = nil
+			} else if len(ev.Targets) > 0 {
+				s.freshBytes += len(ev.Payload)
+			}
 			for _, t := range ev.Targets {
-				s.queue(t).put(relay.DeliveryID(ev.ID, t), ev.ReceivedAt)
+				s.queue(t).putFresh(relay.DeliveryID(ev.ID, t), ev.ReceivedAt, fresh)
 			}
 		},
 	}
@@ -471,16 +483,31 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 	}
 	s.mu.Lock()
 	q := s.queue(target)
-	ids := q.take(now, max)
-	s.mu.Unlock()
-	if len(ids) == 0 {
-		return nil, nil
+	its := q.take(now, max)
+	claims := make([]relay.Claim, 0, len(its))
+	var stale []string
+	for _, it := range its {
+		if ev := it.fresh; ev != nil {
+			// Never attempted since ingest: the record on disk is
+			// the one Ingest wrote.
+			it.fresh = nil
+			claims = append(claims, relay.Claim{Event: ev, Delivery: relay.Delivery{
+				EventID: ev.ID, Target: target, State: relay.Pending,
+				NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
+			}})
+			s.releaseFresh(ev)
+			continue
+		}
+		stale = append(stale, it.id)
 	}
-	claims := make([]relay.Claim, 0, len(ids))
+	s.mu.Unlock()
+	if len(stale) == 0 {
+		return claims, nil
+	}
 	var gone []string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		dels, evs := tx.Bucket(bktDeliveries), tx.Bucket(bktEvents)
-		for _, id := range ids {
+		for _, id := range stale {
 			var c relay.Claim
 			raw := dels.Get([]byte(id))
 			if raw == nil {
@@ -509,13 +536,41 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 		q.remove(id)
 	}
 	if err != nil {
-		// Put them back as they were: nothing was attempted.
+		// Put them all back: nothing was attempted.
 		for _, c := range claims {
 			q.put(c.Delivery.ID(), c.Delivery.NextAttemptAt)
+		}
+		for _, id := range stale {
+			if _, held := q.byID[id]; held {
+				q.put(id, now)
+			}
 		}
 		return nil, fmt.Errorf("claim %s deliveries: %w", target, err)
 	}
 	return claims, nil
+}
+
+// releaseFresh gives back the memory of a fresh event once no queue item of
+// its targets refers to it any more. Called with s.mu held.
+func (s *Store) releaseFresh(ev *relay.Event) {
+	for _, t := range ev.Targets {
+		if q, ok := s.queues[t]; ok {
+			if it, ok := q.byID[relay.DeliveryID(ev.ID, t)]; ok && it.fresh == ev {
+				return
+			}
+		}
+	}
+	s.freshBytes -= len(ev.Payload)
+}
+
+// Backlog implements relay.Store.
+func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
+	if s.isClosed() {
+		return 0, relay.ErrClosed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue(target).size(), nil
 }
 
 // NextDue implements relay.Store.
@@ -597,8 +652,16 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	if s.isClosed() {
 		return relay.ErrClosed
 	}
+	// Final outcomes (delivered, dead) ride along with a later commit: the
+	// delivery just stays held until then. An outcome that schedules another
+	// attempt is written now, so that the delivery is back in line, due at
+	// its time, when Complete returns.
+	final := true
+	for _, o := range outcomes {
+		final = final && o.Delivery.State != relay.Pending
+	}
 	s.mu.Lock()
-	if len(s.deferred) < maxDeferred {
+	if final && len(s.deferred) < maxDeferred {
 		w.failed = retry
 		if len(s.deferred) == 0 {
 			s.deferredSince = time.Now()

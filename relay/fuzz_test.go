@@ -1,0 +1,96 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzParsePayload checks the parser's contract on any input: it never
+// panics; a success has a task and a status and a dedup key built exactly as
+// SPEC §2 says; a failure is a *PayloadError naming a known field or none.
+// Seeds are in testdata/fuzz/FuzzParsePayload and below.
+func FuzzParsePayload(f *testing.F) {
+	for _, s := range []string{
+		`{"task":"video_generate","job_id":"run_0123","status":"completed","result":{"video_id":"video_ab","cost":5}}`,
+		`{"task":"video_export","job_id":"a:b","status":"failed","error":{"code":"X"}}`,
+		`{"task":"avatar_create","avatar_id":"avtr_abc","look_id":"look_1","status":"completed"}`,
+		`{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"…"}}`,
+		`{"task":"image_upscale","status":"done"}`,
+		`{"task":"video_generate","status":"completed"}`,
+		`{"task":"avatar_edit","avatar_id":"a","look_id":7,"status":"x"}`,
+		`{"task":"","status":"x"}`,
+		`{"task":1}`,
+		`{"task":"video_generate","job_id":"\u0000","status":"\ud800"}`,
+		`{"task":"x","task":"video_generate","job_id":"j","status":"s"}`,
+		"{\"task\":\"video_generate\",\"job_id\":\"\xff\xfe\",\"status\":\"s\"}",
+		`[]`, `null`, `""`, `{}`, `{`, ``, `   `, `{"task":"x","status":"y"}garbage`,
+		strings.Repeat(`[`, 20000),
+		`{"a":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 201),
+	} {
+		f.Add([]byte(s))
+	}
+	fields := map[string]bool{"": true, "task": true, "status": true, "job_id": true, "avatar_id": true, "look_id": true}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := ParsePayload(body)
+		if err != nil {
+			var pe *PayloadError
+			if !errors.As(err, &pe) {
+				t.Fatalf("ParsePayload(%q) error %T %v, want a *PayloadError", body, err, err)
+			}
+			if p != nil {
+				t.Fatalf("ParsePayload(%q) returned a payload along with error %v", body, err)
+			}
+			if !fields[pe.Field] || pe.Message == "" {
+				t.Fatalf("ParsePayload(%q) error field %q message %q: want a known field (or none) and a message", body, pe.Field, pe.Message)
+			}
+			return
+		}
+		if p == nil {
+			t.Fatalf("ParsePayload(%q) returned nil, nil", body)
+		}
+		if !json.Valid(body) {
+			t.Fatalf("ParsePayload accepted %q, which is not valid JSON", body)
+		}
+		if p.Task == "" || p.Status == "" {
+			t.Fatalf("ParsePayload(%q) accepted task %q status %q; both must be non-empty", body, p.Task, p.Status)
+		}
+		if p.Doc["task"] != p.Task || p.Doc["status"] != p.Status {
+			t.Fatalf("ParsePayload(%q): Doc task %v status %v differ from Task %q Status %q", body, p.Doc["task"], p.Doc["status"], p.Task, p.Status)
+		}
+		if !strings.HasPrefix(p.DedupKey, p.Task+":") {
+			t.Fatalf("ParsePayload(%q) dedup key %q does not start with %q", body, p.DedupKey, p.Task+":")
+		}
+		var want string
+		switch p.Task {
+		case "video_generate", "video_export":
+			id, _ := p.Doc["job_id"].(string)
+			if id == "" {
+				t.Fatalf("ParsePayload(%q) accepted a video task without a job_id string", body)
+			}
+			want = p.Task + ":" + id + ":" + p.Status
+		case "avatar_create", "avatar_edit":
+			avatar, _ := p.Doc["avatar_id"].(string)
+			look, _ := p.Doc["look_id"].(string)
+			if avatar == "" || look == "" {
+				t.Fatalf("ParsePayload(%q) accepted an avatar task without avatar_id and look_id strings", body)
+			}
+			want = p.Task + ":" + avatar + ":" + look + ":" + p.Status
+		default:
+			if KnownTask(p.Task) {
+				t.Fatalf("KnownTask(%q) is true but the fuzz test does not know its ids", p.Task)
+			}
+			sum := sha256.Sum256(body)
+			want = p.Task + ":sha256:" + hex.EncodeToString(sum[:])
+		}
+		if p.DedupKey != want {
+			t.Fatalf("ParsePayload(%q) dedup key %q, want %q", body, p.DedupKey, want)
+		}
+		if again, err := ParsePayload(body); err != nil || again.DedupKey != p.DedupKey {
+			t.Fatalf("ParsePayload(%q) is not deterministic: %v %v", body, again, err)
+		}
+	})
+}

@@ -1,0 +1,127 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func TestParsePayloadValid(t *testing.T) {
+	cases := []struct {
+		name         string
+		body         string
+		task, status string
+		key          string
+	}{
+		{"video_generate", `{"task":"video_generate","job_id":"run_0123","status":"completed","result":{"video_id":"video_ab","thumbnail_url":"https://cdn.example/t.jpg","cost":5,"created_at":"2024-01-15T10:30:00Z"}}`,
+			"video_generate", "completed", "video_generate:run_0123:completed"},
+		{"video_export failed", `{"task":"video_export","job_id":"run_9","status":"failed","error":{"code":"X","message":"m"}}`,
+			"video_export", "failed", "video_export:run_9:failed"},
+		{"avatar_create", `{"task":"avatar_create","avatar_id":"avtr_1","look_id":"look_1","status":"completed"}`,
+			"avatar_create", "completed", "avatar_create:avtr_1:look_1:completed"},
+		{"avatar_edit error (SPEC example)", `{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"…"}}`,
+			"avatar_edit", "error", "avatar_edit:avtr_abc:look_edit_789:error"},
+		{"key order and whitespace do not matter for known tasks", " {\n\"status\" : \"completed\" ,\"job_id\":\"run_0123\",\t\"task\":\"video_generate\"}\n",
+			"video_generate", "completed", "video_generate:run_0123:completed"},
+		{"escapes are decoded in the key", `{"task":"video_generate","job_id":"run_\u00e9","status":"completed"}`,
+			"video_generate", "completed", "video_generate:run_é:completed"},
+		{"extra unknown fields are fine", `{"task":"video_generate","job_id":"j","status":"s","x":[1,{"y":null}]}`,
+			"video_generate", "s", "video_generate:j:s"},
+		{"avatar fields on a video task are ignored", `{"task":"video_generate","job_id":"j","avatar_id":7,"status":"s"}`,
+			"video_generate", "s", "video_generate:j:s"},
+		{"unknown task: key is the body hash", `{"task":"image_upscale","status":"done"}`,
+			"image_upscale", "done", "image_upscale:sha256:" + sha256Hex(`{"task":"image_upscale","status":"done"}`)},
+		{"unknown task: hash of the raw bytes, whitespace included", `{"task":"image_upscale", "status":"done"} `,
+			"image_upscale", "done", "image_upscale:sha256:" + sha256Hex(`{"task":"image_upscale", "status":"done"} `)},
+		{"unknown task without ids", `{"task":"Video_Generate","status":"completed"}`,
+			"Video_Generate", "completed", "Video_Generate:sha256:" + sha256Hex(`{"task":"Video_Generate","status":"completed"}`)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePayload([]byte(tc.body))
+			if err != nil {
+				t.Fatalf("ParsePayload(%q) error %v, want a payload", tc.body, err)
+			}
+			if p.Task != tc.task || p.Status != tc.status || p.DedupKey != tc.key {
+				t.Errorf("ParsePayload(%q) = task %q status %q key %q\nwant task %q status %q key %q", tc.body, p.Task, p.Status, p.DedupKey, tc.task, tc.status, tc.key)
+			}
+			if p.Doc == nil || p.Doc["task"] != tc.task {
+				t.Errorf("ParsePayload(%q).Doc = %v, want the decoded body", tc.body, p.Doc)
+			}
+		})
+	}
+}
+
+func TestParsePayloadInvalid(t *testing.T) {
+	cases := []struct {
+		name, body string
+		field      string
+		message    string // a part of the message
+	}{
+		{"empty", ``, "", "JSON object"},
+		{"not JSON", `task=video_generate`, "", "JSON object"},
+		{"truncated", `{"task":"video_generate"`, "", "JSON object"},
+		{"trailing data", `{"task":"x","status":"y"} {}`, "", "JSON object"},
+		{"array", `[]`, "", "array"},
+		{"string", `"x"`, "", "string"},
+		{"number", `42`, "", "number"},
+		{"null", `null`, "", "null"},
+		{"missing task", `{"status":"completed"}`, "task", "required"},
+		{"empty task", `{"task":"","status":"completed"}`, "task", "empty"},
+		{"task a number", `{"task":1,"status":"completed"}`, "task", "number"},
+		{"task an object", `{"task":{},"status":"completed"}`, "task", "object"},
+		{"task null", `{"task":null,"status":"completed"}`, "task", "null"},
+		{"task a bool", `{"task":true,"status":"completed"}`, "task", "boolean"},
+		{"task an array", `{"task":["video_generate"],"status":"completed"}`, "task", "array"},
+		{"video missing job_id", `{"task":"video_generate","status":"completed"}`, "job_id", "required"},
+		{"video empty job_id", `{"task":"video_export","job_id":"","status":"completed"}`, "job_id", "empty"},
+		{"video job_id a number", `{"task":"video_export","job_id":5,"status":"completed"}`, "job_id", "number"},
+		{"avatar missing avatar_id", `{"task":"avatar_create","look_id":"l","status":"completed"}`, "avatar_id", "required"},
+		{"avatar missing look_id", `{"task":"avatar_create","avatar_id":"a","status":"completed"}`, "look_id", "required"},
+		{"avatar look_id null", `{"task":"avatar_edit","avatar_id":"a","look_id":null,"status":"completed"}`, "look_id", "null"},
+		{"missing status", `{"task":"video_generate","job_id":"j"}`, "status", "required"},
+		{"status a number", `{"task":"video_generate","job_id":"j","status":200}`, "status", "number"},
+		{"status empty", `{"task":"avatar_edit","avatar_id":"a","look_id":"l","status":""}`, "status", "empty"},
+		{"unknown task missing status", `{"task":"image_upscale"}`, "status", "required"},
+		{"unknown task status an object", `{"task":"image_upscale","status":{}}`, "status", "object"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePayload([]byte(tc.body))
+			var pe *PayloadError
+			if !errors.As(err, &pe) {
+				t.Fatalf("ParsePayload(%q) = %v, %v; want a *PayloadError", tc.body, p, err)
+			}
+			if p != nil {
+				t.Errorf("ParsePayload(%q) returned a payload with its error", tc.body)
+			}
+			if pe.Field != tc.field || !strings.Contains(pe.Message, tc.message) {
+				t.Errorf("ParsePayload(%q) error field %q message %q, want field %q and a message mentioning %q", tc.body, pe.Field, pe.Message, tc.field, tc.message)
+			}
+			if strings.Contains(pe.Message, "map[string]interface") || strings.Contains(pe.Message, "Go value") {
+				t.Errorf("ParsePayload(%q) message %q shows Go types to the sender", tc.body, pe.Message)
+			}
+			if !strings.HasPrefix(err.Error(), "invalid payload: ") || (tc.field != "" && !strings.Contains(err.Error(), tc.field+": ")) {
+				t.Errorf("error text %q, want \"invalid payload: [field: ]message\"", err.Error())
+			}
+		})
+	}
+}
+
+func TestKnownTask(t *testing.T) {
+	for task, want := range map[string]bool{
+		"video_generate": true, "video_export": true, "avatar_create": true, "avatar_edit": true,
+		"": false, "image_upscale": false, "VIDEO_GENERATE": false, "video_generate ": false,
+	} {
+		if got := KnownTask(task); got != want {
+			t.Errorf("KnownTask(%q) = %v, want %v", task, got, want)
+		}
+	}
+}
