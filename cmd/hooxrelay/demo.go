@@ -89,9 +89,9 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 	defer wg.Wait()
 
 	sinks := []*sink{
-		{name: "media", keepBodies: true},
-		{name: "avatars", keepBodies: true},
-		{name: "audit", keepBodies: true, failFirst: 3},
+		{name: "media", record: true, keepBodies: true},
+		{name: "avatars", record: true, keepBodies: true},
+		{name: "audit", record: true, keepBodies: true, failFirst: 3},
 	}
 	addrs := make([]string, len(sinks))
 	for i, s := range sinks {

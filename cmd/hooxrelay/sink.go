@@ -24,7 +24,8 @@ type sink struct {
 	flap       time.Duration // alternate this long down, this long up
 	started    time.Time
 	log        io.Writer // one line per request; nil: silent
-	keepBodies bool      // record bodies (tests, demo), not for load runs
+	record     bool      // keep each request's headers (tests, demo), not for load runs
+	keepBodies bool      // and its body
 
 	n        atomic.Int64
 	mu       sync.Mutex
@@ -63,17 +64,19 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = fail
 	}
 	now := time.Now()
-	rec := received{at: now, status: status, header: r.Header.Clone(), attempt: r.Header.Get("Hooxrelay-Attempt")}
-	if s.keepBodies {
-		rec.body = body
+	if s.record {
+		rec := received{at: now, status: status, header: r.Header.Clone(), attempt: r.Header.Get("Hooxrelay-Attempt")}
+		if s.keepBodies {
+			rec.body = body
+		}
+		s.mu.Lock()
+		s.received = append(s.received, rec)
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	s.received = append(s.received, rec)
-	s.mu.Unlock()
 	if s.log != nil {
 		fmt.Fprintf(s.log, "%s %s %s %d webhook-id=%s task=%s attempt=%s bytes=%d\n",
 			now.Format("15:04:05.000"), s.name, r.Method, status, r.Header.Get("Webhook-Id"),
-			r.Header.Get("Hooxrelay-Task"), rec.attempt, len(body))
+			r.Header.Get("Hooxrelay-Task"), r.Header.Get("Hooxrelay-Attempt"), len(body))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
