@@ -190,7 +190,7 @@ func (d *Dispatcher) BreakerState(name string) string {
 const (
 	burstClaim   = 2
 	burstPause   = 10 * time.Millisecond
-	burstBacklog = 20000
+	burstBacklog = 100000
 )
 
 // target is the delivery machinery of one target.

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -81,37 +82,65 @@ func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool
 	return ctx.Err()
 }
 
-// pruneMarks deletes up to pruneChunk dedup marks set before cutoff. Marks
-// are indexed by event id, which sorts by receive time.
+// pruneMarks deletes the dedup marks of up to pruneChunk events received
+// before cutoff. Events sort by receive time; metaMarksPruned remembers
+// how far the previous runs got.
 func pruneMarks(tx *bolt.Tx, cutoff time.Time) (bool, error) {
-	idx, dd := tx.Bucket(bktDedupIdx), tx.Bucket(bktDedup)
-	c := idx.Cursor()
+	meta, evs := tx.Bucket(bktMeta), tx.Bucket(bktEvents)
+	c := evs.Cursor()
+	var k, v []byte
+	if from := meta.Get(metaMarksPruned); from != nil {
+		k, v = c.Seek(from)
+		if bytes.Equal(k, from) {
+			k, v = c.Next()
+		}
+	} else {
+		k, v = c.First()
+	}
+	var last []byte
 	n := 0
-	for k, v := c.First(); k != nil; k, v = c.First() {
+	more := false
+	for ; k != nil; k, v = c.Next() {
 		if t, ok := relay.EventTime(string(k)); ok && !t.Before(cutoff) {
-			return false, nil
+			break
 		}
 		if n == pruneChunk {
-			return true, nil
+			more = true
+			break
 		}
-		if bytes.Equal(dd.Get(v), k) {
-			if err := dd.Delete(v); err != nil {
-				return false, err
-			}
-		}
-		if err := c.Delete(); err != nil {
+		if err := deleteMark(tx, k, v); err != nil {
 			return false, err
 		}
+		last = append(last[:0], k...)
 		n++
 	}
-	return false, nil
+	if last != nil {
+		if err := meta.Put(metaMarksPruned, last); err != nil {
+			return false, err
+		}
+	}
+	return more, nil
+}
+
+// deleteMark deletes the dedup mark of the event id with record rec, if the
+// mark is still that event's.
+func deleteMark(tx *bolt.Tx, id, rec []byte) error {
+	ev, err := decodeEvent(rec, false)
+	if err != nil {
+		return fmt.Errorf("event %s: %w", id, err)
+	}
+	dd := tx.Bucket(bktDedup)
+	dk := dedupKey(ev.Source, ev.DedupKey)
+	if bytes.Equal(dd.Get(dk), id) {
+		return dd.Delete(dk)
+	}
+	return nil
 }
 
 // pruneEvents deletes up to pruneChunk finished events received before
 // cutoff. Events still pending are skipped; the scan stops at cutoff.
 func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err error) {
-	evs := tx.Bucket(bktEvents)
-	pend := tx.Bucket(bktPending)
+	evs, dels := tx.Bucket(bktEvents), tx.Bucket(bktDeliveries)
 	var doomed [][]byte
 	c := evs.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -128,7 +157,7 @@ func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err err
 		}
 		pending := false
 		for _, t := range ev.Targets {
-			if pend.Get([]byte(relay.DeliveryID(ev.ID, t))) != nil {
+			if state, _, err := deliveryHead(dels.Get([]byte(relay.DeliveryID(ev.ID, t)))); err == nil && state == relay.Pending {
 				pending = true
 				break
 			}
@@ -148,16 +177,8 @@ func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err err
 // deleteEvent removes an event and everything keyed under it, its dedup mark
 // included: there is never a mark without its event.
 func deleteEvent(tx *bolt.Tx, id []byte) error {
-	if dk := tx.Bucket(bktDedupIdx).Get(id); dk != nil {
-		dd := tx.Bucket(bktDedup)
-		if bytes.Equal(dd.Get(dk), id) {
-			if err := dd.Delete(dk); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bktDedupIdx).Delete(id); err != nil {
-			return err
-		}
+	if err := deleteMark(tx, id, tx.Bucket(bktEvents).Get(id)); err != nil {
+		return err
 	}
 	prefix := append(append([]byte(nil), id...), ':')
 	for _, b := range []*bolt.Bucket{tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)} {

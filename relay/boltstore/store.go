@@ -9,7 +9,6 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -27,18 +26,18 @@ import (
 
 var _ relay.Store = (*Store)(nil)
 
-// Bucket names. Keys: events and dedupidx by event id;
-// deliveries and pending by delivery id; attempts by delivery id, NUL,
-// 4-byte attempt number; dedup by source, NUL, dedup key.
+// Bucket names. Keys: events by event id; deliveries by delivery id;
+// attempts by delivery id, NUL, 4-byte attempt number; dedup by source,
+// NUL, dedup key. Values: see codec.go.
 var (
 	bktEvents     = []byte("events") // value: see encodeEvent
 	bktDeliveries = []byte("deliveries")
-	bktPending    = []byte("pending") // value: due time, 8-byte unix nanoseconds
 	bktAttempts   = []byte("attempts")
-	bktDedup      = []byte("dedup")    // value: event id
-	bktDedupIdx   = []byte("dedupidx") // value: dedup bucket key
+	bktDedup      = []byte("dedup") // value: event id
 	bktMeta       = []byte("meta")
-	allBuckets    = [][]byte{bktEvents, bktDeliveries, bktPending, bktAttempts, bktDedup, bktDedupIdx, bktMeta}
+
+	metaMarksPruned = []byte("marks_pruned_through") // event id
+	allBuckets      = [][]byte{bktEvents, bktDeliveries, bktAttempts, bktDedup, bktMeta}
 )
 
 // Options tune a Store. The zero value is usable.
@@ -172,13 +171,22 @@ func (s *Store) load() error {
 				return err
 			}
 		}
-		return tx.Bucket(bktPending).ForEach(func(k, v []byte) error {
+		// Only the head of each record is read: this is a scan of every
+		// delivery kept, so it must not decode them.
+		return tx.Bucket(bktDeliveries).ForEach(func(k, v []byte) error {
+			state, due, err := deliveryHead(v)
+			if err != nil {
+				return fmt.Errorf("delivery %q: %w", k, err)
+			}
+			if state != relay.Pending {
+				return nil
+			}
 			id := string(k)
 			_, target, ok := relay.SplitDeliveryID(id)
-			if !ok || len(v) != 8 {
-				return fmt.Errorf("corrupt pending entry %q", k)
+			if !ok {
+				return fmt.Errorf("corrupt delivery key %q", k)
 			}
-			s.queue(target).put(id, time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+			s.queue(target).put(id, due)
 			return nil
 		})
 	})
@@ -359,41 +367,6 @@ func (s *Store) commit(batch []*write) {
 	}
 }
 
-// encodeEvent lays an event out as a 4-byte length, the JSON of its
-// metadata, then the payload as received: one value per event keeps a
-// commit's dirty pages few.
-func encodeEvent(ev *relay.Event) ([]byte, error) {
-	meta, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	b := make([]byte, 4, 4+len(meta)+len(ev.Payload))
-	binary.BigEndian.PutUint32(b, uint32(len(meta)))
-	b = append(b, meta...)
-	return append(b, ev.Payload...), nil
-}
-
-// decodeEvent reverses encodeEvent; the payload is copied out of the
-// transaction's memory only when withPayload is set.
-func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
-	if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > len(b)-4 {
-		return nil, errors.New("corrupt event record")
-	}
-	n := 4 + int(binary.BigEndian.Uint32(b))
-	ev := new(relay.Event)
-	if err := json.Unmarshal(b[4:n], ev); err != nil {
-		return nil, err
-	}
-	if withPayload {
-		ev.Payload = bytes.Clone(b[n:])
-	}
-	return ev, nil
-}
-
-func dueBytes(t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
-}
-
 func attemptKey(deliveryID string, n int) []byte {
 	k := make([]byte, 0, len(deliveryID)+5)
 	k = append(k, deliveryID...)
@@ -418,12 +391,11 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	for i, t := range ev.Targets {
 		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
 			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
-		if dels[i], err = json.Marshal(&d); err != nil {
+		if dels[i], err = encodeDelivery(&d); err != nil {
 			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
 		}
 	}
 	dk := dedupKey(ev.Source, ev.DedupKey)
-	due := dueBytes(ev.ReceivedAt)
 	res := relay.IngestResult{EventID: ev.ID}
 	w := &write{
 		apply: func(tx *bolt.Tx) error {
@@ -441,15 +413,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 			if err := tx.Bucket(bktDedup).Put(dk, id); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bktDedupIdx).Put(id, dk); err != nil {
-				return err
-			}
 			for i, t := range ev.Targets {
 				did := []byte(relay.DeliveryID(ev.ID, t))
 				if err := tx.Bucket(bktDeliveries).Put(did, dels[i]); err != nil {
-					return err
-				}
-				if err := tx.Bucket(bktPending).Put(did, due); err != nil {
 					return err
 				}
 			}
@@ -514,7 +480,7 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 				gone = append(gone, id)
 				continue
 			}
-			if err := json.Unmarshal(raw, &c.Delivery); err != nil {
+			if err := decodeDelivery(raw, &c.Delivery); err != nil {
 				return fmt.Errorf("decode delivery %s: %w", id, err)
 			}
 			if c.Delivery.State != relay.Pending {
@@ -595,7 +561,7 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 		o := &outcomes[i]
 		e := enc{id: []byte(o.Delivery.ID())}
 		var err error
-		if e.rec, err = json.Marshal(&o.Delivery); err != nil {
+		if e.rec, err = encodeDelivery(&o.Delivery); err != nil {
 			return fmt.Errorf("encode delivery: %w", err)
 		}
 		if o.Attempt != nil {
@@ -608,8 +574,8 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	}
 	w := &write{
 		apply: func(tx *bolt.Tx) error {
-			dels, pend, atts := tx.Bucket(bktDeliveries), tx.Bucket(bktPending), tx.Bucket(bktAttempts)
-			for i, e := range encs {
+			dels, atts := tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)
+			for _, e := range encs {
 				if dels.Get(e.id) == nil {
 					continue // pruned or never stored: nothing to update
 				}
@@ -620,15 +586,6 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 					if err := atts.Put(attemptKey(string(e.id), e.attemptNo), e.attempt); err != nil {
 						return err
 					}
-				}
-				var err error
-				if d := outcomes[i].Delivery; d.State == relay.Pending {
-					err = pend.Put(e.id, dueBytes(d.NextAttemptAt))
-				} else {
-					err = pend.Delete(e.id)
-				}
-				if err != nil {
-					return err
 				}
 			}
 			return nil
