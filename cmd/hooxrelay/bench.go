@@ -16,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 const benchConfig = `
@@ -120,25 +118,10 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		}
 		addrs = append(addrs, a)
 	}
-	cfg, err := config.Parse(fmt.Appendf(nil, benchConfig, filepath.Join(dir, "bench.db"), addrs[0], addrs[1]), "bench.yaml")
-	if err == nil {
-		err = cfg.Validate()
-	}
+	relayAddr, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, benchConfig, filepath.Join(dir, "bench.db"), addrs[0], addrs[1]),
+		"bench.yaml", slog.New(slog.DiscardHandler))
 	if err != nil {
-		return fmt.Errorf("bench config: %w", err)
-	}
-	ready := make(chan string, 1)
-	served := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		served <- serve(ctx, cfg, slog.New(slog.DiscardHandler), func(in, _ string) { ready <- in })
-	}()
-	var relayAddr string
-	select {
-	case relayAddr = <-ready:
-	case err := <-served:
-		return fmt.Errorf("start the relay: %w", err)
+		return err
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders, MaxIdleConns: *senders}}

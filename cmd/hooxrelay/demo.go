@@ -14,8 +14,6 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // demoConfig is the relay the demo runs. Targets fail fast and retry fast
@@ -99,32 +97,15 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 			return fmt.Errorf("start sink %s: %w", s.name, err)
 		}
 	}
-	cfg, err := config.Parse(fmt.Appendf(nil, demoConfig, filepath.Join(dir, "hooxrelay.db"), addrs[0], addrs[1], addrs[2]), "demo.yaml")
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
-	}
 	logf, err := os.Create(filepath.Join(dir, "relay.log"))
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	log := slog.New(slog.NewJSONHandler(logf, nil))
-
-	ready := make(chan string, 1)
-	served := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		served <- serve(ctx, cfg, log, func(ingress, _ string) { ready <- ingress })
-	}()
-	var ingress string
-	select {
-	case ingress = <-ready:
-	case err := <-served:
-		return fmt.Errorf("start the relay: %w", err)
+	ingress, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, demoConfig, filepath.Join(dir, "hooxrelay.db"), addrs[0], addrs[1], addrs[2]),
+		"demo.yaml", slog.New(slog.NewJSONHandler(logf, nil)))
+	if err != nil {
+		return err
 	}
 	url := "http://" + ingress + "/hooks/hoox"
 	fmt.Fprintf(e.stdout, "Relay listening on %s, store in %s\n", url, dir)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -125,4 +126,30 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: want json, text or auto", format)
+}
+
+// startLocal parses and validates a generated config and serves it in the
+// background until ctx ends; wg owns the goroutine. It returns the ingress
+// address and a channel that receives serve's result.
+func startLocal(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, name string, log *slog.Logger) (string, <-chan error, error) {
+	cfg, err := config.Parse(yamlText, name)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", name, err)
+	}
+	ready := make(chan string, 1)
+	served := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		served <- serve(ctx, cfg, log, func(in, _ string) { ready <- in })
+	}()
+	select {
+	case addr := <-ready:
+		return addr, served, nil
+	case err := <-served:
+		return "", nil, fmt.Errorf("start the relay: %w", err)
+	}
 }
