@@ -32,7 +32,10 @@ type Ingress struct {
 	table    *rules.Table
 	ttl      time.Duration
 	maxBody  int64
-	opts     IngressOptions
+	// writeWait bounds the wait for the durable write, so that a stuck
+	// disk answers 503 (and the sender retries) instead of hanging.
+	writeWait time.Duration
+	opts      IngressOptions
 }
 
 // IngressOptions are the parts of an Ingress that are not in the config.
@@ -69,11 +72,12 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		opts.Now = time.Now
 	}
 	in := &Ingress{
-		store:   store,
-		table:   table,
-		ttl:     cfg.Dedup.TTL.D(),
-		maxBody: cfg.Server.MaxBodyBytes,
-		opts:    opts,
+		store:     store,
+		table:     table,
+		ttl:       cfg.Dedup.TTL.D(),
+		maxBody:   cfg.Server.MaxBodyBytes,
+		writeWait: cfg.Server.WriteTimeout.D(),
+		opts:      opts,
 	}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -223,7 +227,11 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 			ev.Headers[h] = v
 		}
 	}
-	res, err := in.store.Ingest(context.WithoutCancel(r.Context()), ev, in.ttl)
+	// Not the request's context: a sender that hangs up must not cut a
+	// write that may already be shared with others in a commit.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), in.writeWait)
+	res, err := in.store.Ingest(ctx, ev, in.ttl)
+	cancel()
 	if err != nil {
 		outcome = "unavailable"
 		log.Error("store the webhook failed; answering 503 so the sender retries", "source", src.name, "task", p.Task, "err", err)
