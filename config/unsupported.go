@@ -11,9 +11,6 @@ func notYetSupported(c *Config) []error {
 	var errs []error
 	add := func(path, msg string) { errs = append(errs, c.fieldError(path, msg)) }
 
-	if c.Server.AdminToken != "" {
-		add("server.admin_token", "is not supported yet (the admin API has no authentication in this version); remove it and keep server.admin_listen on a loopback address")
-	}
 	if c.Server.TLS.Set() {
 		add("server.tls", "is not supported yet; remove it and terminate TLS in a proxy in front of hooxrelay")
 	}

@@ -156,6 +156,11 @@ func (v *validator) store() {
 	}
 	v.positive("store.retention", s.Retention)
 	v.positive("dedup.ttl", v.c.Dedup.TTL)
+	// A pruned event takes its dedup mark with it (there is never a mark
+	// without its event), so a shorter retention would shorten the ttl.
+	if s.Retention > 0 && v.c.Dedup.TTL > 0 && s.Retention < v.c.Dedup.TTL {
+		v.add("store.retention", "must be at least dedup.ttl (%s), got %s: a deleted event takes its dedup mark with it", v.c.Dedup.TTL, s.Retention)
+	}
 }
 
 // redactURL hides a password so that it does not end up in logs through

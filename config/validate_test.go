@@ -335,12 +335,31 @@ func TestValidateRoutes(t *testing.T) {
 	})
 }
 
+// A public admin listener with a token is valid, so that probes and
+// scrapers from outside the host can reach /readyz and /metrics.
+func TestValidateAdminTokenAllowsPublicAdmin(t *testing.T) {
+	cfg, err := Parse([]byte("server:\n  admin_listen: \":9090\"\n  admin_token: t\n"+okAll), "v.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate() of a public admin_listen with admin_token = %v, want nil", err)
+	}
+}
+
+func TestValidateRetentionCoversDedupTTL(t *testing.T) {
+	cfg, err := Parse([]byte("store:\n  retention: 1h\ndedup:\n  ttl: 2h\n"+okAll), "v.yaml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	err = cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "store.retention: must be at least dedup.ttl") {
+		t.Errorf("Validate() with retention 1h < ttl 2h = %v, want a store.retention error", err)
+	}
+}
+
 func TestValidateNotYetSupported(t *testing.T) {
 	runValidateCases(t, []validateCase{
-		{"admin_token", "server:\n  admin_token: t # <-\n" + okAll,
-			`server.admin_token: is not supported yet`, 0},
-		{"admin_token with a public admin_listen", "server:\n  admin_listen: \":9090\"\n  admin_token: t # <-\n" + okAll,
-			`server.admin_token: is not supported yet`, 0},
 		{"server tls", "server:\n  tls: {cert_file: a.crt, key_file: a.key} # <-\n" + okAll,
 			`server.tls: is not supported yet; remove it and terminate TLS in a proxy in front of hooxrelay`, 0},
 		{"redis", "store:\n  kind: redis # <-\n" + okAll, `store.kind: "redis" is not supported yet; use "embedded"`, 0},

@@ -208,6 +208,9 @@ type target struct {
 	log      *slog.Logger
 	pending  prometheus.Gauge
 	inFlight prometheus.Gauge
+	// attemptsOut counts attempts in flight; the store's backlog includes
+	// them, the pending gauge does not.
+	attemptsOut atomic.Int64
 }
 
 // errTargetFailing and errShutdown are what the breaker is told: the first
@@ -256,8 +259,9 @@ func (d *Dispatcher) newTarget(tc config.Target) *target {
 		Interval:    bc.Interval.D(),
 		Timeout:     bc.OpenTimeout.D(),
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= uint32(bc.MinRequests) &&
-				float64(c.TotalFailures) >= bc.FailureRatio*float64(c.Requests)
+			// Finished attempts only: Requests also counts those in flight.
+			n := c.TotalSuccesses + c.TotalFailures
+			return n >= uint32(bc.MinRequests) && float64(c.TotalFailures) >= bc.FailureRatio*float64(n)
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
@@ -322,7 +326,7 @@ func (t *target) feed(ctx context.Context) {
 			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout.D()))
 			continue
 		case gobreaker.StateHalfOpen:
-			if t.breaker.Counts().Requests > 0 {
+			if c := t.breaker.Counts(); c.Requests > c.TotalSuccesses+c.TotalFailures+c.TotalExclusions {
 				// The probe is out; its result kicks us.
 				t.returnSlots(n)
 				t.sleep(ctx, time.Time{})
@@ -381,7 +385,7 @@ func (t *target) backlog(ctx context.Context) int {
 	if err != nil {
 		return 0
 	}
-	t.pending.Set(float64(n))
+	t.pending.Set(float64(max(0, n-int(t.attemptsOut.Load()))))
 	return n
 }
 
@@ -436,9 +440,11 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 		}
 		t.d.attempts.Add(1)
 		t.inFlight.Inc()
+		t.attemptsOut.Add(1)
 		go func() {
 			defer t.d.attempts.Done()
 			t.attempt(c, done)
+			t.attemptsOut.Add(-1)
 			t.inFlight.Dec()
 			t.returnSlots(1)
 			t.kick()
@@ -515,7 +521,7 @@ func (t *target) attempt(c Claim, done func(error)) {
 	if outcome != "delivered" {
 		level = slog.LevelWarn
 	}
-	t.log.Log(context.Background(), level, "delivery attempt", "event_id", d.EventID, "attempt", n,
+	t.log.Log(t.d.ctx, level, "delivery attempt", "event_id", d.EventID, "attempt", n,
 		"status", status, "outcome", outcome, "duration", elapsed, "err", d.LastError)
 }
 

@@ -32,8 +32,9 @@ type Ingress struct {
 	table    *rules.Table
 	ttl      time.Duration
 	maxBody  int64
-	// writeWait bounds the wait for the durable write, so that a stuck
-	// disk answers 503 (and the sender retries) instead of hanging.
+	// writeWait bounds a request's wait for its durable write, counted
+	// from its start, so that a stuck disk answers 503 (and the sender
+	// retries) while the connection can still carry the answer.
 	writeWait time.Duration
 	opts      IngressOptions
 }
@@ -76,7 +77,7 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		table:     table,
 		ttl:       cfg.Dedup.TTL.D(),
 		maxBody:   cfg.Server.MaxBodyBytes,
-		writeWait: cfg.Server.WriteTimeout.D(),
+		writeWait: writeWait(cfg.Server.WriteTimeout.D()),
 		opts:      opts,
 	}
 	r := httprouter.New()
@@ -117,6 +118,13 @@ const busyAt = 16
 // delivery can yield the CPU to acking them.
 func (in *Ingress) Busy() bool { return in.inFlight.Load() >= busyAt }
 
+// writeWait is three quarters of the server's write timeout (which runs from
+// the end of the headers, so the answer must leave well before it), and at
+// most 5s: Hoox gives up on a request after 10s.
+func writeWait(writeTimeout time.Duration) time.Duration {
+	return min(writeTimeout*3/4, 5*time.Second)
+}
+
 // ServeHTTP implements http.Handler.
 func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	in.router.ServeHTTP(w, r)
@@ -151,8 +159,6 @@ type invalidAnswer struct {
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
-	in.inFlight.Add(1)
-	defer in.inFlight.Add(-1)
 	start := in.opts.Now()
 	task, outcome := "", ""
 	defer func() {
@@ -180,7 +186,8 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	defer bufPool.Put(buf)
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, in.maxBody+1)); err != nil {
 		outcome = "invalid_payload"
-		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: "could not read the body: " + err.Error()})
+		log.Info("webhook body not read", "source", src.name, "remote", ip, "err", err)
+		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: "the body could not be read"})
 		return
 	}
 	if int64(buf.Len()) > in.maxBody {
@@ -189,6 +196,9 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		return
 	}
 	body := buf.Bytes()
+	// Counted from here, so that slow uploads do not look like a burst.
+	in.inFlight.Add(1)
+	defer in.inFlight.Add(-1)
 	if in.opts.Verify != nil {
 		if err := in.opts.Verify(src.name, r, body); err != nil {
 			outcome = "invalid_signature"
@@ -229,7 +239,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	}
 	// Not the request's context: a sender that hangs up must not cut a
 	// write that may already be shared with others in a commit.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), in.writeWait)
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), start.Add(in.writeWait))
 	res, err := in.store.Ingest(ctx, ev, in.ttl)
 	cancel()
 	if err != nil {

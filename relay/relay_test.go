@@ -1157,8 +1157,6 @@ func TestDeadDeliveries(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.wantAttempts > 1 {
-			}
 			s := newSink(t, "t", always(tc.answer))
 			h := startRelay(t, render(baseServer+fmt.Sprintf(`
 targets:

@@ -85,9 +85,12 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		dir = d
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Everything started below stops when ctx does: cancel, then wait.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	progress := e.stderr
 
 	// Baseline: read and parse the body, answer 200.
@@ -239,7 +242,9 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 		}()
 	}
 	tick := time.NewTicker(time.Second)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			select {
 			case <-tick.C:

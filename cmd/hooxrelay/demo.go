@@ -82,9 +82,17 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 		defer os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	var logf *os.File
+	// Everything started below stops when ctx does: cancel, wait, and only
+	// then close the relay's log.
+	defer func() {
+		cancel()
+		wg.Wait()
+		if logf != nil {
+			logf.Close()
+		}
+	}()
 
 	sinks := []*sink{
 		{name: "media", record: true, keepBodies: true},
@@ -97,11 +105,10 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 			return fmt.Errorf("start sink %s: %w", s.name, err)
 		}
 	}
-	logf, err := os.Create(filepath.Join(dir, "relay.log"))
+	logf, err = os.Create(filepath.Join(dir, "relay.log"))
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
 	ingress, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, demoConfig, filepath.Join(dir, "hooxrelay.db"), addrs[0], addrs[1], addrs[2]),
 		"demo.yaml", slog.New(slog.NewJSONHandler(logf, nil)))
 	if err != nil {

@@ -154,7 +154,7 @@ func configFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = "hooxrelay.yaml"
 	}
-	return fs.String("config", def, "config file (default: $HOOXRELAY_CONFIG, then hooxrelay.yaml)")
+	return fs.String("config", def, "config file; the default is $HOOXRELAY_CONFIG when set")
 }
 
 func versionString() string {

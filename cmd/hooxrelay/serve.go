@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -39,6 +41,27 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
 	if err != nil {
 		return err
 	}
+	// SIGHUP would end the process by default; until live reload exists it
+	// is acknowledged and ignored, so that a reload hook cannot kill a relay.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hupCtx, stopHup := context.WithCancel(ctx)
+	defer stopHup()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP received: live reload is not supported yet; the config is unchanged (restart to apply a new one)")
+			case <-hupCtx.Done():
+				return
+			}
+		}
+	}()
 	return serve(ctx, cfg, log, nil)
 }
 

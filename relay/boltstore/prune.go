@@ -14,14 +14,12 @@ import (
 // writes queued behind it wait milliseconds, not seconds.
 const pruneChunk = 500
 
+// pruneScan bounds the events one pruning transaction looks at.
+const pruneScan = 5000
+
 func (s *Store) pruneLoop() {
 	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-s.stop
-		cancel()
-	}()
+	ctx := s.ctx
 	t := time.NewTicker(s.opts.PruneInterval)
 	defer t.Stop()
 	for {
@@ -55,8 +53,9 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	total := 0
+	var resume []byte // where the previous chunk stopped
 	err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
-		n, more, err := pruneEvents(tx, now.Add(-s.opts.Retention))
+		n, more, err := pruneEvents(tx, now.Add(-s.opts.Retention), &resume)
 		total += n
 		return more, err
 	})
@@ -138,19 +137,28 @@ func deleteMark(tx *bolt.Tx, id, rec []byte) error {
 }
 
 // pruneEvents deletes up to pruneChunk finished events received before
-// cutoff. Events still pending are skipped; the scan stops at cutoff.
-func pruneEvents(tx *bolt.Tx, cutoff time.Time) (deleted int, more bool, err error) {
+// cutoff, looking at no more than pruneScan events from *resume on (the
+// start when nil), and leaves in *resume where it stopped. Events still
+// pending are skipped, so a large old backlog costs many short
+// transactions rather than one long one that ingest would wait for.
+func pruneEvents(tx *bolt.Tx, cutoff time.Time, resume *[]byte) (deleted int, more bool, err error) {
 	evs, dels := tx.Bucket(bktEvents), tx.Bucket(bktDeliveries)
 	var doomed [][]byte
 	c := evs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	k, v := c.First()
+	if *resume != nil {
+		k, v = c.Seek(*resume)
+	}
+	for scanned := 0; k != nil; k, v = c.Next() {
 		if t, ok := relay.EventTime(string(k)); ok && !t.Before(cutoff) {
 			break
 		}
-		if len(doomed) == pruneChunk {
+		if len(doomed) == pruneChunk || scanned == pruneScan {
 			more = true
+			*resume = append((*resume)[:0], k...)
 			break
 		}
+		scanned++
 		ev, err := decodeEvent(v, false)
 		if err != nil {
 			return 0, false, err

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -73,6 +74,14 @@ type Store struct {
 	// queued once the committer has drained and stopped.
 	closeMu sync.RWMutex
 	closed  bool
+
+	// commitErr is the error of the last commit, nil once one succeeds:
+	// Ping reports it, so that readiness follows a failing disk.
+	commitErr atomic.Pointer[error]
+
+	// ctx ends when Close starts; background work watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.Mutex // guards queues, freshBytes and deferred
 	queues map[string]*queue
@@ -153,7 +162,9 @@ func Open(path string, opts Options) (*Store, error) {
 		stop:      make(chan struct{}),
 		queues:    make(map[string]*queue),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {
+		s.cancel()
 		db.Close()
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
@@ -211,6 +222,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeMu.Unlock()
+	s.cancel()
 	close(s.stop)
 	s.wg.Wait()
 	return s.db.Close()
@@ -222,6 +234,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return relay.ErrClosed
+	}
+	if err := s.commitErr.Load(); err != nil {
+		return fmt.Errorf("last write failed: %w", *err)
 	}
 	return nil
 }
@@ -346,6 +361,11 @@ func (s *Store) commit(batch []*write) {
 			s.commit([]*write{w})
 		}
 		return
+	}
+	if err == nil {
+		s.commitErr.Store(nil)
+	} else {
+		s.commitErr.Store(&err)
 	}
 	if err == nil {
 		s.mu.Lock()
@@ -603,10 +623,12 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	}
 	// The outcome is lost if the write fails, but the delivery is not: it
 	// goes back in line and is attempted again.
-	retry := func(err error) {
-		s.Release(context.WithoutCancel(ctx), s.opts.Now().Add(time.Second), deliveriesOf(outcomes)...)
-	}
-	if s.isClosed() {
+	retry := func(error) { s.requeue(s.opts.Now().Add(time.Second), deliveriesOf(outcomes)) }
+	// Held across the check and the append, so that Close, which flushes
+	// the deferred outcomes last, cannot miss this one.
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
 		return relay.ErrClosed
 	}
 	// Final outcomes (delivered, dead) ride along with a later commit: the
@@ -626,6 +648,7 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 		s.deferred = append(s.deferred, w)
 		n := len(s.deferred)
 		s.mu.Unlock()
+		s.closeMu.RUnlock()
 		if n == 1 || n == deferBatch {
 			select {
 			case s.deferKick <- struct{}{}:
@@ -635,6 +658,7 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 		return nil
 	}
 	s.mu.Unlock()
+	s.closeMu.RUnlock()
 	if err := s.submit(ctx, w); err != nil {
 		retry(err)
 		return fmt.Errorf("complete deliveries: %w", err)
@@ -656,10 +680,16 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 	if s.isClosed() {
 		return relay.ErrClosed
 	}
+	s.requeue(at, ds)
+	return nil
+}
+
+// requeue puts deliveries back in line at at. It does not take closeMu, so
+// that the committer can call it while Close waits.
+func (s *Store) requeue(at time.Time, ds []relay.Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range ds {
 		s.queue(d.Target).put(d.ID(), at)
 	}
-	return nil
 }
