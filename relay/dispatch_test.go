@@ -1,0 +1,147 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+)
+
+// An open breaker lets exactly one probe through when it turns half-open;
+// the other waiting deliveries go out only once that probe succeeds.
+func TestHalfOpenSendsOneProbe(t *testing.T) {
+	const failures = 3
+	s := newSink(t, "t", func(n int) answer {
+		switch {
+		case n <= failures:
+			return answer{status: http.StatusServiceUnavailable}
+		case n == failures+1:
+			return answer{delay: 700 * time.Millisecond} // the probe: slow, then fine
+		}
+		return answer{}
+	})
+	h := startRelay(t, render(baseServer+`
+targets:
+  - name: t
+    url: {{t}}
+    max_in_flight: 1
+    retry: {max_attempts: 10, initial_interval: 50ms, jitter: 0}
+    breaker: {min_requests: 3, failure_ratio: 1, open_timeout: 300ms}
+routes:
+  - name: all
+    targets: [t]
+`, s), "")
+	const events = 5
+	for i := range events {
+		h.send(t, videoBody(fmt.Sprintf("probe_%d", i)))
+	}
+	s.waitCount(t, failures+1, 3*time.Second) // the failures, then the probe
+	// While the probe is out, nothing else may go to the target.
+	time.Sleep(400 * time.Millisecond) // counting what happens during a window
+	if got := s.count(); got != failures+1 {
+		t.Fatalf("target received %d requests while the half-open probe was out, want %d (failures, then one probe)", got, failures+1)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if got := len(okIDs(s)); got < events {
+			return fmt.Errorf("%d of %d events delivered after the probe succeeded (breaker %q)", got, events, h.srv.Dispatcher().BreakerState("t"))
+		}
+		return nil
+	})
+	if st := h.srv.Dispatcher().BreakerState("t"); st != "closed" {
+		t.Errorf("breaker after a successful probe is %q, want closed", st)
+	}
+}
+
+// A delivery whose next attempt would start past max_age goes dead at once.
+func TestMaxAgeMakesDead(t *testing.T) {
+	s := newSink(t, "t", always(answer{status: http.StatusServiceUnavailable}))
+	h := startRelay(t, render(baseServer+`
+targets:
+  - name: t
+    url: {{t}}
+    retry: {max_attempts: 10, initial_interval: 200ms, multiplier: 2, jitter: 0, max_age: 500ms}
+routes:
+  - name: all
+    targets: [t]
+`, s), "")
+	h.send(t, videoBody("max_age"))
+	h.waitDeliveries(t, "t", "dead", 1, 5*time.Second)
+	// Attempts at about 0ms and 200ms; the next would be at 600ms > 500ms.
+	if got := s.count(); got != 2 {
+		t.Errorf("target received %d attempts before max_age (500ms) with delays 200ms, 400ms; want 2", got)
+	}
+}
+
+// stalledStore is the embedded store with an ingest that never finishes,
+// like a disk that stopped answering.
+type stalledStore struct{ *boltstore.Store }
+
+func (s stalledStore) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
+	<-ctx.Done()
+	return relay.IngestResult{}, ctx.Err()
+}
+
+// A write that does not finish in time is answered 503 with Retry-After
+// while the connection can still carry the answer, so that the sender
+// retries instead of timing out.
+func TestIngressAnswers503WhenTheWriteStalls(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  write_timeout: 1s
+  shutdown_timeout: 2s
+sources: [{name: hoox, path: /hooks/hoox}]
+targets: [{name: t, url: "http://127.0.0.1:1/hook"}]
+routes: [{name: all, targets: [t]}]
+`), "stall.yaml")
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "stall.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	srv, err := relay.NewServer(cfg, stalledStore{bs}, relay.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, nil) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	start := time.Now()
+	resp, err := http.Post("http://"+ln.Addr().String()+"/hooks/hoox", "application/json", strings.NewReader(videoBody("stall")))
+	if err != nil {
+		t.Fatalf("POST with a stalled store: %v; want a 503 answer, not a broken connection", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST with a stalled store: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("503 came after %s, past write_timeout (1s)", took)
+	}
+}
