@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,10 +86,16 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
 	r.HandleMethodNotAllowed = true
+	sourceOf := make(map[string]string, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		sourceOf[sc.Path] = sc.Name
+	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		opts.Metrics.IngressRequests.WithLabelValues("none", "none", "not_found").Inc()
 		writeRaw(w, http.StatusNotFound, bodyNotFound)
 	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		opts.Metrics.IngressRequests.WithLabelValues(sourceOf[r.URL.Path], "none", "method_not_allowed").Inc()
 		w.Header().Set("Allow", http.MethodPost)
 		writeRaw(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
 	})
@@ -169,7 +176,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	ip := clientIP(r)
 
 	if src.limiters != nil {
-		if ok, wait := src.limiters.allow(ip, start); !ok {
+		if ok, wait := src.limiters.allow(limiterKey(ip), start); !ok {
 			outcome = "rate_limited"
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeRaw(w, http.StatusTooManyRequests, bodyRateLimited)
@@ -292,6 +299,21 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// limiterKey is the rate-limit bucket of a client address: the address
+// itself for IPv4, its /64 for IPv6, since one IPv6 client usually holds a
+// whole /64 and could otherwise take a fresh bucket per request.
+func limiterKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
