@@ -59,8 +59,9 @@ type benchResult struct {
 func runBench(ctx context.Context, args []string, e *env) error {
 	fs := newFlags(e, "bench", "[--duration D] [--senders N]", `Measures the relay against a bare baseline in the same run. It starts a bare Go
 HTTP server that only reads and parses the body, and a relay on an embedded
-store in a temporary directory (durable: fsync'd before the ack) fanning out
-to two local sinks. It drives each for --duration with --senders concurrent
+store in a temporary directory (durable: fsync'd before the ack; logging a
+JSON line per webhook and per attempt to a file there) fanning out to two
+local sinks. It drives each for --duration with --senders concurrent
 senders posting unique Hoox webhooks of every task type, then waits for the
 relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
 and errors for both, their ratio, and the drain time. Only loopback is used.`)
@@ -87,9 +88,13 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	// Everything started below stops when ctx does: cancel, then wait.
+	var logf *os.File
 	defer func() {
 		cancel()
 		wg.Wait()
+		if logf != nil {
+			logf.Close()
+		}
 	}()
 	progress := e.stderr
 
@@ -121,8 +126,14 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		}
 		addrs = append(addrs, a)
 	}
+	// The relay logs as serve does (a JSON line per webhook and per
+	// attempt), so that the figures include that cost.
+	logf, err = os.Create(filepath.Join(dir, "relay.log"))
+	if err != nil {
+		return err
+	}
 	relayAddr, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, benchConfig, filepath.Join(dir, "bench.db"), addrs[0], addrs[1]),
-		"bench.yaml", slog.New(slog.DiscardHandler))
+		"bench.yaml", slog.New(slog.NewJSONHandler(logf, nil)))
 	if err != nil {
 		return err
 	}
