@@ -1,0 +1,190 @@
+// Package storetest is the conformance suite for relay.Store: the queue and
+// dedup contract that relay.Store documents, checked through the interface
+// alone, so that every store adapter is held to the same behaviour. An
+// adapter runs it from its own tests with a Harness that opens its stores:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Harness{Open: open, Reopen: reopen})
+//	}
+//
+// What only one adapter has (pruning, files, leases, internals) is tested
+// beside that adapter, not here.
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// Harness is how the suite gets stores of the adapter under test. Both
+// fields are required; the zero value is not usable.
+type Harness struct {
+	// Open returns a new, empty store. The suite closes it.
+	Open func(t testing.TB) relay.Store
+	// Reopen closes s, which may already be closed, and opens the same
+	// storage again, as a restart of the process would: what s wrote is
+	// there and the holds of s are dropped. The suite closes the store
+	// it returns.
+	Reopen func(t testing.TB, s relay.Store) relay.Store
+}
+
+// Run runs the conformance suite against the stores of h, one subtest per
+// part of the contract, one after another, each on stores of its own.
+//
+// The suite's events were received in January 2024, and it claims at those
+// times: a store must judge what is due by the now given to Claim, and a
+// dedup mark by the ReceivedAt of the events, not by its own clock.
+func Run(t *testing.T, h Harness) {
+	if h.Open == nil || h.Reopen == nil {
+		t.Fatal("storetest.Run: Harness.Open and Harness.Reopen must both be set")
+	}
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, Harness)
+	}{
+		{"IngestDedup", testIngestDedup},
+		{"IngestConcurrentSameKey", testIngestConcurrentSameKey},
+		{"Claim", testClaim},
+		{"NextDue", testNextDue},
+		{"Backlog", testBacklog},
+		{"Complete", testComplete},
+		{"Release", testRelease},
+		{"ReopenRestoresPending", testReopenRestoresPending},
+		{"Closed", testClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
+	}
+}
+
+// store is a store under test. The suite closes it when the test ends,
+// unless the test closed it, or reopened it, first.
+type store struct {
+	relay.Store
+	closed bool
+}
+
+func (s *store) Close() error {
+	s.closed = true
+	return s.Store.Close()
+}
+
+// open returns a new, empty store through h.
+func open(t *testing.T, h Harness) *store {
+	t.Helper()
+	return track(t, h.Open(t), "Harness.Open")
+}
+
+// reopen closes s and returns the same storage opened again.
+func reopen(t *testing.T, h Harness, s *store) *store {
+	t.Helper()
+	s.closed = true // by Reopen
+	return track(t, h.Reopen(t, s.Store), "Harness.Reopen")
+}
+
+func track(t *testing.T, rs relay.Store, from string) *store {
+	t.Helper()
+	if rs == nil {
+		t.Fatalf("%s returned a nil store", from)
+	}
+	s := &store{Store: rs}
+	t.Cleanup(func() {
+		if s.closed {
+			return
+		}
+		if err := s.Store.Close(); err != nil {
+			t.Errorf("Close at the end of the test: %v", err)
+		}
+	})
+	return s
+}
+
+// eventually polls cond until it returns nil or timeout passes. Complete may
+// write after it returns, so its effects are awaited.
+func eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// base is a fixed receive time, on a millisecond (event ids keep ms).
+var base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+
+// event returns a new event received at at, with a dedup key and targets.
+// Its payload has the whitespace and non-ASCII text that a store must keep
+// byte for byte.
+func event(at time.Time, key string, targets ...string) *relay.Event {
+	return &relay.Event{
+		ID:         relay.NewEventID(at),
+		Source:     "hoox",
+		Task:       "video_generate",
+		Status:     "completed",
+		DedupKey:   key,
+		ReceivedAt: at,
+		Targets:    targets,
+		Headers:    map[string]string{"User-Agent": "Hoox/1.0"},
+		Payload:    fmt.Appendf(nil, " {\"task\":\"video_generate\",\n\"job_id\":%q, \"status\":\"completed\",\"é\":\"🎬\"}\t", key),
+	}
+}
+
+func ingest(t testing.TB, s relay.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {
+	t.Helper()
+	res, err := s.Ingest(t.Context(), ev, ttl)
+	if err != nil {
+		t.Fatalf("Ingest(%s, key %q): %v", ev.ID, ev.DedupKey, err)
+	}
+	return res
+}
+
+func claim(t testing.TB, s relay.Store, target string, now time.Time, max int) []relay.Claim {
+	t.Helper()
+	cs, err := s.Claim(t.Context(), target, now, max)
+	if err != nil {
+		t.Fatalf("Claim(%q, %v, %d): %v", target, now, max, err)
+	}
+	return cs
+}
+
+func claimIDs(cs []relay.Claim) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.Delivery.ID()
+	}
+	return ids
+}
+
+func nextDue(t testing.TB, s relay.Store, target string) (time.Time, bool) {
+	t.Helper()
+	due, ok, err := s.NextDue(t.Context(), target)
+	if err != nil {
+		t.Fatalf("NextDue(%q): %v", target, err)
+	}
+	return due, ok
+}
+
+func backlog(t testing.TB, s relay.Store, target string) int {
+	t.Helper()
+	n, err := s.Backlog(t.Context(), target)
+	if err != nil {
+		t.Fatalf("Backlog(%q): %v", target, err)
+	}
+	return n
+}
+
+func complete(t testing.TB, s relay.Store, outcomes ...relay.Outcome) {
+	t.Helper()
+	if err := s.Complete(t.Context(), outcomes...); err != nil {
+		t.Fatalf("Complete(%d outcomes): %v", len(outcomes), err)
+	}
+}
