@@ -16,14 +16,17 @@ import (
 // again. Deliveries are therefore attempted at least once, never by two
 // holders at the same time.
 type Store interface {
-	// Ingest writes ev, a pending delivery due now for each of ev.Targets,
-	// and the dedup mark (ev.Source, ev.DedupKey) that lives for ttl, in one
-	// atomic, durable step. When a live mark already exists it writes
-	// nothing and returns the first event's id with Duplicate set.
+	// Ingest writes ev, a pending delivery for each of ev.Targets (due,
+	// and with its budget counting, from ev.ReceivedAt), and the dedup mark
+	// (ev.Source, ev.DedupKey), in one atomic, durable step. A mark is live
+	// while ev.ReceivedAt is less than ttl after the marked event's
+	// ReceivedAt; when one is, Ingest writes nothing and returns the first
+	// event's id with Duplicate set.
 	Ingest(ctx context.Context, ev *Event, ttl time.Duration) (IngestResult, error)
 
-	// Claim holds up to max deliveries of target that are due at now and
-	// returns them with their events, payload included.
+	// Claim holds up to max deliveries of target that are due at now,
+	// earliest due first, and returns them with their events, payload
+	// included. What is due is decided by now, not by the store's clock.
 	Claim(ctx context.Context, target string, now time.Time, max int) ([]Claim, error)
 
 	// NextDue reports when the earliest pending delivery of target that
@@ -49,8 +52,9 @@ type Store interface {
 	// Ping reports whether the store can take writes.
 	Ping(ctx context.Context) error
 
-	// Close releases the store. Holds still open are dropped, so those
-	// deliveries are due again when the store is next opened.
+	// Close writes what Complete deferred and releases the store. Holds
+	// still open are dropped, so those deliveries are due again when the
+	// store is next opened. A second Close returns nil.
 	Close() error
 }
 
