@@ -13,6 +13,7 @@ import (
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
 )
 
 // An open breaker lets exactly one probe through when it turns half-open;
@@ -49,7 +50,7 @@ routes:
 	if got := s.count(); got != failures+1 {
 		t.Fatalf("target received %d requests while the half-open probe was out, want %d (failures, then one probe)", got, failures+1)
 	}
-	eventually(t, 5*time.Second, func() error {
+	storetest.Eventually(t, 5*time.Second, func() error {
 		if got := len(okIDs(s)); got < events {
 			return fmt.Errorf("%d of %d events delivered after the probe succeeded (breaker %q)", got, events, h.srv.Dispatcher().BreakerState("t"))
 		}

@@ -33,28 +33,12 @@ import (
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ---------------------------------------------------------------------------
 // Polling
-
-// eventually polls cond every 10ms until it returns nil or timeout passes;
-// cond's error says what it saw, and is reported with what was awaited.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // ---------------------------------------------------------------------------
 // Targets
@@ -193,7 +177,7 @@ func (s *sink) ids() map[string]int {
 
 func (s *sink) waitCount(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	storetest.Eventually(t, timeout, func() error {
 		if got := s.count(); got < n {
 			return fmt.Errorf("target %q received %d requests, waiting for %d", s.name, got, n)
 		}
@@ -476,7 +460,7 @@ func (h *relayHarness) metric(t testing.TB, name string, labels map[string]strin
 // reaches n.
 func (h *relayHarness) waitDeliveries(t *testing.T, target, outcome string, n int, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	storetest.Eventually(t, timeout, func() error {
 		got := h.metric(t, "hooxrelay_deliveries_total", map[string]string{"target": target, "outcome": outcome})
 		if got < float64(n) {
 			return fmt.Errorf("hooxrelay_deliveries_total{target=%q,outcome=%q} is %v, waiting for %d", target, outcome, got, n)
@@ -737,7 +721,7 @@ routes:
 		// ingest); once each target has it and the relay counted one
 		// delivery per target, a second copy can only be a bug.
 		for _, s := range []*sink{a, b} {
-			eventually(t, 5*time.Second, func() error {
+			storetest.Eventually(t, 5*time.Second, func() error {
 				if got := s.ids()[acceptedID]; got != 1 {
 					return fmt.Errorf("target %s received event %s %d times, want 1", s.name, acceptedID, got)
 				}
@@ -748,7 +732,7 @@ routes:
 		// duplicated event would have been queued before the marker.
 		marker := h.send(t, videoBody("concurrent_marker"))
 		for _, s := range []*sink{a, b} {
-			eventually(t, 5*time.Second, func() error {
+			storetest.Eventually(t, 5*time.Second, func() error {
 				if s.ids()[marker] == 0 {
 					return fmt.Errorf("target %s has not received marker %s yet", s.name, marker)
 				}
@@ -859,7 +843,7 @@ routes:
 		// Nothing refused is stored or delivered: once a valid marker sent
 		// after them arrives, no refused body may have.
 		marker := h.send(t, videoBody("after_invalid"))
-		eventually(t, 3*time.Second, func() error {
+		storetest.Eventually(t, 3*time.Second, func() error {
 			if a.ids()[marker] == 0 {
 				return fmt.Errorf("target has not received marker %s yet", marker)
 			}
@@ -1032,7 +1016,7 @@ routes:
 `, s), "")
 	h.send(t, videoBody("wake"))
 	s.waitCount(t, 1, 2*time.Second)
-	eventually(t, 2*time.Second, func() error {
+	storetest.Eventually(t, 2*time.Second, func() error {
 		reqs := s.requests()
 		if len(reqs) < 2 {
 			return fmt.Errorf("%v after a 503, with initial_interval 100ms, the retry has not come (the dispatcher polls every 5s)", time.Since(reqs[0].at).Round(time.Millisecond))
@@ -1211,13 +1195,13 @@ routes:
 	for i := range events {
 		ids = append(ids, h.send(t, videoBody(fmt.Sprintf("breaker_%d", i))))
 	}
-	eventually(t, 3*time.Second, func() error {
+	storetest.Eventually(t, 3*time.Second, func() error {
 		if st := h.srv.Dispatcher().BreakerState("down"); st != "open" {
 			return fmt.Errorf("breaker of target down is %q after %d failed attempts, waiting for open", st, s.count())
 		}
 		return nil
 	})
-	eventually(t, time.Second, func() error {
+	storetest.Eventually(t, time.Second, func() error {
 		if v := h.metric(t, "hooxrelay_breaker_state", map[string]string{"target": "down"}); v != 2 {
 			return fmt.Errorf("hooxrelay_breaker_state{target=down} = %v, waiting for 2 (open)", v)
 		}
@@ -1239,7 +1223,7 @@ routes:
 	}
 
 	s.setRespond(ok)
-	eventually(t, 5*time.Second, func() error {
+	storetest.Eventually(t, 5*time.Second, func() error {
 		var missing []string
 		got := okIDs(s)
 		for _, id := range ids {
@@ -1266,7 +1250,7 @@ routes:
 	if v, _ := metricValue(h.metrics(t), "hooxrelay_deliveries_total", map[string]string{"target": "down", "outcome": "dead"}); v != 0 {
 		t.Errorf("hooxrelay_deliveries_total{target=down,outcome=dead} = %v, want 0", v)
 	}
-	eventually(t, 2*time.Second, func() error {
+	storetest.Eventually(t, 2*time.Second, func() error {
 		st := h.srv.Dispatcher().BreakerState("down")
 		v := h.metric(t, "hooxrelay_breaker_state", map[string]string{"target": "down"})
 		if st != "closed" || v != 0 {
@@ -1436,7 +1420,7 @@ routes:
 		go func() { runDone <- h.stop() }()
 		// Not ready means /readyz answers 503 or its listener is closed;
 		// still answering 200 a moment after cancel is a failure.
-		eventually(t, 2*time.Second, func() error {
+		storetest.Eventually(t, 2*time.Second, func() error {
 			resp, err := h.client.Get(h.adminURL + "/readyz")
 			if err != nil {
 				return nil // the admin listener is closed
@@ -1515,7 +1499,7 @@ routes:
 		after := newSink(t, "t", ok)
 		h2 := startRelay(t, render(tmpl, after), h.dbPath)
 		marker := h2.send(t, videoBody("marker"))
-		eventually(t, 3*time.Second, func() error {
+		storetest.Eventually(t, 3*time.Second, func() error {
 			if after.ids()[marker] == 0 {
 				return fmt.Errorf("restarted target has not received the marker %s yet (got %v)", marker, after.ids())
 			}
@@ -1607,7 +1591,7 @@ routes:
 		h.send(t, videoBody(fmt.Sprintf("depth_%d", i)))
 	}
 	stuck.waitCount(t, 1, 3*time.Second)
-	eventually(t, 3*time.Second, func() error {
+	storetest.Eventually(t, 3*time.Second, func() error {
 		m := h.metrics(t)
 		if v, ok := metricValue(m, "hooxrelay_queue_depth", map[string]string{"target": "t", "state": "pending"}); !ok || v < 2 {
 			return fmt.Errorf("hooxrelay_queue_depth{target=t,state=pending} = %v (present %v) with 3 deliveries queued behind a hanging target, want at least 2", v, ok)

@@ -51,22 +51,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func open(t testing.TB, path string, opts boltstore.Options) *boltstore.Store {
 	t.Helper()
 	s, err := boltstore.Open(path, opts)
@@ -83,21 +67,6 @@ func open(t testing.TB, path string, opts boltstore.Options) *boltstore.Store {
 
 // base is a fixed receive time, on a millisecond (event ids keep ms).
 var base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-
-// event returns a new event received at at, with a dedup key and targets.
-func event(at time.Time, key string, targets ...string) *relay.Event {
-	return &relay.Event{
-		ID:         relay.NewEventID(at),
-		Source:     "hoox",
-		Task:       "video_generate",
-		Status:     "completed",
-		DedupKey:   key,
-		ReceivedAt: at,
-		Targets:    targets,
-		Headers:    map[string]string{"User-Agent": "Hoox/1.0"},
-		Payload:    fmt.Appendf(nil, " {\"task\":\"video_generate\",\n\"job_id\":%q, \"status\":\"completed\",\"é\":\"🎬\"}\t", key),
-	}
-}
 
 func ingest(t testing.TB, s *boltstore.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {
 	t.Helper()
@@ -158,10 +127,10 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := event(base, "done", "a", "b")       // delivered to a, dead at b
-	pending := event(base, "pending", "a", "b") // a delivered, b still pending
-	unrouted := event(base, "unrouted")         // no deliveries at all
-	recent := event(base.Add(90*time.Minute), "recent", "a")
+	done := storetest.Event(base, "done", "a", "b")       // delivered to a, dead at b
+	pending := storetest.Event(base, "pending", "a", "b") // a delivered, b still pending
+	unrouted := storetest.Event(base, "unrouted")         // no deliveries at all
+	recent := storetest.Event(base.Add(90*time.Minute), "recent", "a")
 	for _, ev := range []*relay.Event{done, pending, unrouted, recent} {
 		ingest(t, s, ev, ttl)
 	}
@@ -189,7 +158,7 @@ func TestPrune(t *testing.T) {
 	s = open(t, path, boltstore.Options{Retention: time.Hour, Now: clk.Now, PruneInterval: time.Hour})
 	// The background pruner reads the clock once at start; let it do so
 	// at base, when nothing is old enough, before moving the clock.
-	eventually(t, 2*time.Second, func() error {
+	storetest.Eventually(t, 2*time.Second, func() error {
 		if clk.readCount() == 0 {
 			return errors.New("the store's pruner has not read the clock yet")
 		}
@@ -214,7 +183,7 @@ func TestPrune(t *testing.T) {
 		{pending, true, "its event still has a pending delivery"},
 		{recent, true, "its event is younger than the retention"},
 	} {
-		res := ingest(t, s, event(now, tc.ev.DedupKey, "c"), ttl)
+		res := ingest(t, s, storetest.Event(now, tc.ev.DedupKey, "c"), ttl)
 		if res.Duplicate != tc.wantDup || (tc.wantDup && res.EventID != tc.ev.ID) {
 			t.Errorf("re-ingesting key %q after Prune: %+v, want duplicate %v: %s", tc.ev.DedupKey, res, tc.wantDup, tc.why)
 		}
@@ -229,22 +198,22 @@ func TestPrune(t *testing.T) {
 	t.Run("expired dedup marks", func(t *testing.T) {
 		clk := &clock{now: base}
 		s := open(t, filepath.Join(t.TempDir(), "marks.db"), boltstore.Options{DedupTTL: time.Hour, Now: clk.Now, PruneInterval: time.Hour})
-		first := event(base, "k", "a")
+		first := storetest.Event(base, "k", "a")
 		ingest(t, s, first, 100*time.Hour)
-		eventually(t, 2*time.Second, func() error {
+		storetest.Eventually(t, 2*time.Second, func() error {
 			if clk.readCount() == 0 {
 				return errors.New("the store's pruner has not read the clock yet")
 			}
 			return nil
 		})
-		if res := ingest(t, s, event(base.Add(2*time.Hour), "k", "a"), 100*time.Hour); !res.Duplicate {
+		if res := ingest(t, s, storetest.Event(base.Add(2*time.Hour), "k", "a"), 100*time.Hour); !res.Duplicate {
 			t.Fatalf("before pruning, a mark within the Ingest ttl is a duplicate: got %+v", res)
 		}
 		clk.set(base.Add(3 * time.Hour))
 		if _, err := s.Prune(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if res := ingest(t, s, event(base.Add(3*time.Hour), "k", "a"), 100*time.Hour); res.Duplicate {
+		if res := ingest(t, s, storetest.Event(base.Add(3*time.Hour), "k", "a"), 100*time.Hour); res.Duplicate {
 			t.Errorf("after pruning marks older than DedupTTL 1h, the key is still a duplicate: %+v", res)
 		}
 		if cs := claim(t, s, "a", base.Add(3*time.Hour), 10); len(cs) != 2 {
@@ -265,7 +234,7 @@ func TestCloseWhilePruningIsRaceFree(t *testing.T) {
 		}
 		// One durable write lets the pruner queue its second chunk, which
 		// Close then finds in the queue.
-		ingest(t, s, event(time.Now(), "k", "a"), time.Hour)
+		ingest(t, s, storetest.Event(time.Now(), "k", "a"), time.Hour)
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}

@@ -28,11 +28,11 @@ func testIngestDedup(t *testing.T, h Harness) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, h)
-			first := event(base, "k", "a")
+			first := Event(base, "k", "a")
 			if res := ingest(t, s, first, ttl); res.Duplicate || res.EventID != first.ID {
 				t.Fatalf("first Ingest = %+v, want new event %s", res, first.ID)
 			}
-			second := event(base.Add(tc.after), tc.key, "a", "b")
+			second := Event(base.Add(tc.after), tc.key, "a", "b")
 			second.Source = tc.source
 			res := ingest(t, s, second, ttl)
 			if tc.wantDuplicate {
@@ -54,7 +54,7 @@ func testIngestDedup(t *testing.T, h Harness) {
 				if cs := claim(t, s, "a", base.Add(100*time.Hour), 10); len(cs) != 1 || cs[0].Event.ID != first.ID {
 					t.Errorf("after reopening, target a has deliveries %v, want only the first event's", claimIDs(cs))
 				}
-				third := event(base.Add(tc.after), tc.key, "a")
+				third := Event(base.Add(tc.after), tc.key, "a")
 				third.Source = tc.source
 				if res := ingest(t, s, third, ttl); !res.Duplicate || res.EventID != first.ID {
 					t.Errorf("after reopening, a third Ingest of key %q = %+v, want duplicate of %s: the mark is still the first event's", tc.key, res, first.ID)
@@ -72,10 +72,10 @@ func testIngestDedup(t *testing.T, h Harness) {
 
 	t.Run("an expired mark is replaced by the new event", func(t *testing.T) {
 		s := open(t, h)
-		ingest(t, s, event(base, "k", "a"), ttl)
-		second := event(base.Add(2*ttl), "k", "a")
+		ingest(t, s, Event(base, "k", "a"), ttl)
+		second := Event(base.Add(2*ttl), "k", "a")
 		ingest(t, s, second, ttl)
-		res := ingest(t, s, event(base.Add(2*ttl+time.Minute), "k", "a"), ttl)
+		res := ingest(t, s, Event(base.Add(2*ttl+time.Minute), "k", "a"), ttl)
 		if !res.Duplicate || res.EventID != second.ID {
 			t.Errorf("third Ingest within the ttl of the second = %+v, want duplicate of %s", res, second.ID)
 		}
@@ -95,7 +95,7 @@ func testIngestConcurrentSameKey(t *testing.T, h Harness) {
 		wg.Go(func() {
 			<-start
 			now := time.Now()
-			results[i], errs[i] = s.Ingest(t.Context(), event(now, "same", "a"), time.Hour)
+			results[i], errs[i] = s.Ingest(t.Context(), Event(now, "same", "a"), time.Hour)
 		})
 	}
 	close(start)

@@ -14,9 +14,9 @@ import (
 // ingested, and never one that is held.
 func testClaim(t *testing.T, h Harness) {
 	s := open(t, h)
-	e1 := event(base, "k1", "a", "b")
-	e2 := event(base.Add(time.Second), "k2", "a")
-	e3 := event(base.Add(2*time.Second), "k3", "a")
+	e1 := Event(base, "k1", "a", "b")
+	e2 := Event(base.Add(time.Second), "k2", "a")
+	e3 := Event(base.Add(2*time.Second), "k3", "a")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
 		ingest(t, s, ev, time.Hour)
 	}
@@ -57,7 +57,7 @@ func testClaim(t *testing.T, h Harness) {
 	t.Run("max", func(t *testing.T) {
 		s := open(t, h)
 		for i := range 5 {
-			ingest(t, s, event(base, fmt.Sprint("m", i), "a"), time.Hour)
+			ingest(t, s, Event(base, fmt.Sprint("m", i), "a"), time.Hour)
 		}
 		if cs := claim(t, s, "a", base, 2); len(cs) != 2 {
 			t.Errorf("Claim(max 2) returned %d", len(cs))
@@ -74,7 +74,7 @@ func testClaim(t *testing.T, h Harness) {
 		s := open(t, h)
 		const n = 60
 		for i := range n {
-			ingest(t, s, event(base, fmt.Sprint("c", i), "a"), time.Hour)
+			ingest(t, s, Event(base, fmt.Sprint("c", i), "a"), time.Hour)
 		}
 		var mu sync.Mutex
 		seen := map[string]int{}
@@ -122,8 +122,8 @@ func testNextDue(t *testing.T, h Harness) {
 	if _, ok := nextDue(t, s, "a"); ok {
 		t.Fatal("NextDue on an empty store reports a delivery")
 	}
-	e1 := event(base.Add(time.Minute), "k1", "a")
-	e2 := event(base, "k2", "a")
+	e1 := Event(base.Add(time.Minute), "k1", "a")
+	e2 := Event(base, "k2", "a")
 	ingest(t, s, e1, time.Hour)
 	ingest(t, s, e2, time.Hour)
 	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(base) {
@@ -149,9 +149,9 @@ func testBacklog(t *testing.T, h Harness) {
 	if n := backlog(t, s, "a"); n != 0 {
 		t.Fatalf("Backlog(a) on an empty store = %d, want 0", n)
 	}
-	e1 := event(base, "k1", "a", "b")
-	e2 := event(base.Add(time.Second), "k2", "a")
-	e3 := event(base.Add(2*time.Second), "k3", "a")
+	e1 := Event(base, "k1", "a", "b")
+	e2 := Event(base.Add(time.Second), "k2", "a")
+	e3 := Event(base.Add(2*time.Second), "k3", "a")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
 		ingest(t, s, ev, time.Hour)
 	}
@@ -179,7 +179,7 @@ func testBacklog(t *testing.T, h Harness) {
 	}
 	done.State, done.Attempts = relay.Delivered, 1
 	complete(t, s, relay.Outcome{Delivery: done, Attempt: &relay.Attempt{Number: 1, StartedAt: base}})
-	eventually(t, 2*time.Second, func() error {
+	Eventually(t, 2*time.Second, func() error {
 		if n := backlog(t, s, "a"); n != 2 {
 			return fmt.Errorf("Backlog(a) after one of 3 was delivered = %d, want 2", n)
 		}
@@ -195,7 +195,7 @@ func testBacklog(t *testing.T, h Harness) {
 func testComplete(t *testing.T, h Harness) {
 	t.Run("pending outcome is due again at NextAttemptAt", func(t *testing.T) {
 		s := open(t, h)
-		ev := event(base, "k", "a")
+		ev := Event(base, "k", "a")
 		ingest(t, s, ev, time.Hour)
 		c := claim(t, s, "a", base, 1)[0]
 		d := c.Delivery
@@ -203,7 +203,7 @@ func testComplete(t *testing.T, h Harness) {
 		d.Attempts, d.LastStatus, d.LastError, d.NextAttemptAt, d.UpdatedAt = 1, 503, "HTTP 503", retryAt, base
 		a := &relay.Attempt{Number: 1, StartedAt: base, Duration: time.Millisecond, Status: 503, Body: "down"}
 		complete(t, s, relay.Outcome{Delivery: d, Attempt: a})
-		eventually(t, 2*time.Second, func() error {
+		Eventually(t, 2*time.Second, func() error {
 			if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(retryAt) {
 				return fmt.Errorf("after Complete(pending, next attempt %v) NextDue is %v %v", retryAt, due, ok)
 			}
@@ -227,7 +227,7 @@ func testComplete(t *testing.T, h Harness) {
 	for _, final := range []relay.State{relay.Delivered, relay.Dead} {
 		t.Run(string(final)+" outcome leaves the queue for good", func(t *testing.T) {
 			s := open(t, h)
-			ev := event(base, "k", "a", "b")
+			ev := Event(base, "k", "a", "b")
 			ingest(t, s, ev, time.Hour)
 			c := claim(t, s, "a", base, 1)[0]
 			d := c.Delivery
@@ -236,7 +236,7 @@ func testComplete(t *testing.T, h Harness) {
 			if cs := claim(t, s, "a", base.Add(1000*time.Hour), 10); len(cs) != 0 {
 				t.Errorf("Claim after Complete(%s) returned %v", final, claimIDs(cs))
 			}
-			eventually(t, 2*time.Second, func() error {
+			Eventually(t, 2*time.Second, func() error {
 				if n := backlog(t, s, "a"); n != 0 {
 					return fmt.Errorf("Backlog(a) after Complete(%s) of its only delivery = %d, want 0", final, n)
 				}
@@ -267,7 +267,7 @@ func testComplete(t *testing.T, h Harness) {
 // Release ends a hold without charging an attempt.
 func testRelease(t *testing.T, h Harness) {
 	s := open(t, h)
-	ingest(t, s, event(base, "k", "a"), time.Hour)
+	ingest(t, s, Event(base, "k", "a"), time.Hour)
 	c := claim(t, s, "a", base, 1)[0]
 	at := base.Add(5 * time.Second)
 	if err := s.Release(t.Context(), at, c.Delivery); err != nil {

@@ -18,7 +18,7 @@ func testReopenRestoresPending(t *testing.T, h Harness) {
 	s := open(t, h)
 	var evs []*relay.Event
 	for i := range 4 {
-		ev := event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b")
+		ev := Event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b")
 		ingest(t, s, ev, time.Hour)
 		evs = append(evs, ev)
 	}
@@ -64,7 +64,7 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 	s := open(t, h)
 	const n = 10
 	for i := range n {
-		ingest(t, s, event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b"), time.Hour)
+		ingest(t, s, Event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b"), time.Hour)
 	}
 	held := claim(t, s, "a", base.Add(time.Second), n)
 	if len(held) != n {
@@ -86,7 +86,7 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 					return
 				default:
 				}
-				ev := event(base.Add(time.Hour), fmt.Sprint("busy", g, "-", i), "c")
+				ev := Event(base.Add(time.Hour), fmt.Sprint("busy", g, "-", i), "c")
 				if _, err := closing.Ingest(t.Context(), ev, time.Hour); err != nil {
 					if !errors.Is(err, relay.ErrClosed) {
 						t.Errorf("Ingest while completing: %v", err)
@@ -97,7 +97,7 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 			}
 		})
 	}
-	eventually(t, 2*time.Second, func() error {
+	Eventually(t, 2*time.Second, func() error {
 		if n := acked.Load(); n < ingesters {
 			return fmt.Errorf("%d of %d concurrent Ingests done", n, ingesters)
 		}
@@ -136,7 +136,7 @@ func testClosed(t *testing.T, h Harness) {
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping on an open store: %v", err)
 	}
-	ingest(t, s, event(base, "k", "a"), time.Hour)
+	ingest(t, s, Event(base, "k", "a"), time.Hour)
 	c := claim(t, s, "a", base, 1)[0]
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -144,7 +144,7 @@ func testClosed(t *testing.T, h Harness) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil", err)
 	}
-	_, ingestErr := s.Ingest(ctx, event(base, "k2", "a"), time.Hour)
+	_, ingestErr := s.Ingest(ctx, Event(base, "k2", "a"), time.Hour)
 	_, claimErr := s.Claim(ctx, "a", base, 1)
 	_, _, nextErr := s.NextDue(ctx, "a")
 	_, backlogErr := s.Backlog(ctx, "a")

@@ -101,9 +101,10 @@ func track(t *testing.T, rs relay.Store, from string) *store {
 	return s
 }
 
-// eventually polls cond until it returns nil or timeout passes. Complete may
-// write after it returns, so its effects are awaited.
-func eventually(t testing.TB, timeout time.Duration, cond func() error) {
+// Eventually polls cond until it returns nil, and fails t with cond's last
+// error once timeout passes. Store effects that may land after a call
+// returns (Complete's) are awaited with it.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -121,10 +122,10 @@ func eventually(t testing.TB, timeout time.Duration, cond func() error) {
 // base is a fixed receive time, on a millisecond (event ids keep ms).
 var base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 
-// event returns a new event received at at, with a dedup key and targets.
+// Event returns a new event received at at, with a dedup key and targets.
 // Its payload has the whitespace and non-ASCII text that a store must keep
 // byte for byte.
-func event(at time.Time, key string, targets ...string) *relay.Event {
+func Event(at time.Time, key string, targets ...string) *relay.Event {
 	return &relay.Event{
 		ID:         relay.NewEventID(at),
 		Source:     "hoox",
