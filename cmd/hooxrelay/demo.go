@@ -14,6 +14,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // demoConfig is the relay the demo runs. Targets fail fast and retry fast
@@ -149,12 +151,23 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 	for _, n := range want {
 		total += n
 	}
+	shown := -1
 	for {
 		got := 0
 		for _, s := range sinks {
 			got += min(delivered(s), want[s.name])
 		}
-		fmt.Fprintf(e.stdout, "\r  delivered %d of %d", got, total)
+
+		if got != shown {
+			// On a terminal the count updates in place; elsewhere
+			// each change is a line.
+			if interactive(e.stdout) {
+				fmt.Fprintf(e.stdout, "\r  delivered %d of %d", got, total)
+			} else {
+				fmt.Fprintf(e.stdout, "  delivered %d of %d\n", got, total)
+			}
+			shown = got
+		}
 		if got == total {
 			break
 		}
@@ -168,7 +181,10 @@ one), waits for the deliveries, prints what each target received, and exits.`)
 			return ctx.Err()
 		}
 	}
-	fmt.Fprintf(e.stdout, "\n\n3. What each target received\n")
+	if interactive(e.stdout) {
+		fmt.Fprintln(e.stdout)
+	}
+	fmt.Fprintf(e.stdout, "\n3. What each target received\n")
 	tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TARGET\tTASK\tWEBHOOK-ID\tATTEMPT\tANSWER\tAT")
 	start := sinks[0].started
@@ -225,4 +241,11 @@ func post(ctx context.Context, url, body string) (int, ingressAnswer, error) {
 		return resp.StatusCode, ans, fmt.Errorf("answer %q is not JSON: %w", b, err)
 	}
 	return resp.StatusCode, ans, nil
+}
+
+// interactive reports whether w is a terminal, where progress may redraw
+// itself in place.
+func interactive(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
