@@ -1,0 +1,368 @@
+// Package redisstore is the relay.Store on Redis, for several relays that
+// share one queue and one set of dedup marks.
+//
+// Every key starts with the configured prefix inside a hash tag
+// ("{hooxrelay}:…"), so that on a Redis Cluster all of them live in one slot
+// and each script stays atomic. Deliveries wait in a sorted set per target,
+// scored by due time; a claim moves them to a second sorted set scored by
+// the end of their lease. A lease that runs out (its relay died) puts the
+// delivery back in line for any relay to take.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ relay.Store = (*Store)(nil)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Prefix starts every key; "" means "hooxrelay".
+	Prefix string
+	// Lease is how long a claim holds a delivery before another relay may
+	// take it; 0 means one minute. It must outlast an attempt.
+	Lease time.Duration
+}
+
+// Store is the Redis store. It is safe for concurrent use.
+type Store struct {
+	rdb   redis.UniversalClient
+	pfx   string
+	lease time.Duration
+
+	mu     sync.Mutex
+	held   map[string]relay.Delivery // claims of this process, released at Close
+	closed bool
+}
+
+// New returns a store over rdb, which the store closes at Close.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "hooxrelay"
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = time.Minute
+	}
+	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, held: map[string]relay.Delivery{}}
+}
+
+func (s *Store) eventKey(id string) string     { return s.pfx + "e:" + id }
+func (s *Store) deliveryKey(id string) string  { return s.pfx + "d:" + id }
+func (s *Store) attemptsKey(id string) string  { return s.pfx + "a:" + id }
+func (s *Store) queueKey(target string) string { return s.pfx + "q:" + target }
+func (s *Store) heldKey(target string) string  { return s.pfx + "h:" + target }
+func (s *Store) markKey(source, key string) string {
+	return s.pfx + "m:" + source + "\x00" + key
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fail wraps err with what was being done; a call cut short by Close
+// reports relay.ErrClosed.
+func (s *Store) fail(what string, err error) error {
+	if errors.Is(err, redis.ErrClosed) || s.isClosed() {
+		return fmt.Errorf("%s: %w", what, relay.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// ingestScript checks the dedup mark and writes the event, its deliveries
+// and the mark, all or nothing.
+// KEYS: mark, event, then per target its queue and its delivery record.
+// ARGV: event id, received ms, ttl ms, meta, payload, then per target
+// delivery id, delivery record, due ms.
+var ingestScript = redis.NewScript(`
+local mark = redis.call('GET', KEYS[1])
+if mark then
+  local sep = string.find(mark, '|', 1, true)
+  if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
+    return {1, string.sub(mark, 1, sep - 1)}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5])
+local n = (#KEYS - 2) / 2
+for i = 1, n do
+  local a = 5 + (i - 1) * 3
+  redis.call('SET', KEYS[2 + 2 * i], ARGV[a + 2])
+  redis.call('ZADD', KEYS[1 + 2 * i], ARGV[a + 3], ARGV[a + 1])
+end
+return {0, ARGV[1]}
+`)
+
+// Ingest implements relay.Store.
+func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
+	if s.isClosed() {
+		return relay.IngestResult{}, relay.ErrClosed
+	}
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
+	}
+	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID)}
+	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload}
+	for _, t := range ev.Targets {
+		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
+			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
+		rec, err := json.Marshal(&d)
+		if err != nil {
+			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
+		}
+		keys = append(keys, s.queueKey(t), s.deliveryKey(d.ID()))
+		args = append(args, d.ID(), rec, ms(ev.ReceivedAt))
+	}
+	res, err := ingestScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return relay.IngestResult{}, s.fail("ingest "+ev.ID, err)
+	}
+	dup, _ := res[0].(int64)
+	id, _ := res[1].(string)
+	return relay.IngestResult{EventID: id, Duplicate: dup == 1}, nil
+}
+
+// claimScript returns deliveries whose lease ran out to the queue, then
+// moves up to n due ones to the held set until the lease ends.
+// KEYS: queue, held. ARGV: now ms, n, lease end ms.
+var claimScript = redis.NewScript(`
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], ARGV[3], id)
+end
+return ids
+`)
+
+// Claim implements relay.Store.
+func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) ([]relay.Claim, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	ids, err := claimScript.Run(ctx, s.rdb, []string{s.queueKey(target), s.heldKey(target)},
+		ms(now), n, ms(now.Add(s.lease))).StringSlice()
+	if err != nil {
+		return nil, s.fail("claim "+target+" deliveries", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	recs := make([]*redis.StringCmd, len(ids))
+	evs := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		eid, _, _ := relay.SplitDeliveryID(id)
+		recs[i] = pipe.Get(ctx, s.deliveryKey(id))
+		evs[i] = pipe.HMGet(ctx, s.eventKey(eid), "meta", "payload")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		// The leases run out and the deliveries come back by themselves.
+		return nil, s.fail("claim "+target+" deliveries: read", err)
+	}
+	claims := make([]relay.Claim, 0, len(ids))
+	var gone []string
+	for i, id := range ids {
+		rec, err := recs[i].Bytes()
+		vals := evs[i].Val()
+		if err != nil || len(vals) != 2 || vals[0] == nil {
+			gone = append(gone, id) // pruned meanwhile
+			continue
+		}
+		var c relay.Claim
+		if err := json.Unmarshal(rec, &c.Delivery); err != nil {
+			return nil, fmt.Errorf("decode delivery %s: %w", id, err)
+		}
+		c.Event = new(relay.Event)
+		if err := json.Unmarshal([]byte(vals[0].(string)), c.Event); err != nil {
+			return nil, fmt.Errorf("decode event of %s: %w", id, err)
+		}
+		if p, ok := vals[1].(string); ok {
+			c.Event.Payload = []byte(p)
+		}
+		claims = append(claims, c)
+	}
+	if len(gone) > 0 {
+		s.rdb.ZRem(ctx, s.heldKey(target), toAny(gone)...)
+	}
+	s.mu.Lock()
+	for _, c := range claims {
+		s.held[c.Delivery.ID()] = c.Delivery
+	}
+	s.mu.Unlock()
+	return claims, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// NextDue implements relay.Store. Deliveries whose lease runs out are not
+// counted: Claim takes them back, and the dispatcher asks again at its poll
+// interval for what other relays leave behind.
+func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
+	if s.isClosed() {
+		return time.Time{}, false, relay.ErrClosed
+	}
+	zs, err := s.rdb.ZRangeWithScores(ctx, s.queueKey(target), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, s.fail("next due of "+target, err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
+}
+
+// Backlog implements relay.Store.
+func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
+	if s.isClosed() {
+		return 0, relay.ErrClosed
+	}
+	pipe := s.rdb.Pipeline()
+	q := pipe.ZCard(ctx, s.queueKey(target))
+	h := pipe.ZCard(ctx, s.heldKey(target))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, s.fail("backlog of "+target, err)
+	}
+	return int(q.Val() + h.Val()), nil
+}
+
+// completeScript records an outcome and ends the hold.
+// KEYS: delivery, queue, held, attempts.
+// ARGV: record, "pending" or not, due ms, delivery id, attempt ("" for none).
+var completeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[4])
+if ARGV[2] == 'pending' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+else
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+if ARGV[5] ~= '' then
+  redis.call('RPUSH', KEYS[4], ARGV[5])
+end
+return 1
+`)
+
+// Complete implements relay.Store; outcomes are written before it returns.
+func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	pipe := s.rdb.Pipeline()
+	for _, o := range outcomes {
+		d := o.Delivery
+		rec, err := json.Marshal(&d)
+		if err != nil {
+			return fmt.Errorf("encode delivery: %w", err)
+		}
+		var att []byte
+		if o.Attempt != nil {
+			if att, err = json.Marshal(o.Attempt); err != nil {
+				return fmt.Errorf("encode attempt: %w", err)
+			}
+		}
+		id := d.ID()
+		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id)},
+			rec, string(d.State), ms(d.NextAttemptAt), id, att)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return s.fail("complete deliveries", err)
+	}
+	s.mu.Lock()
+	for _, o := range outcomes {
+		delete(s.held, o.Delivery.ID())
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// releaseScript puts a held delivery back in line, unless its lease ran out
+// and another relay took it meanwhile.
+// KEYS: queue, held. ARGV: delivery id, due ms.
+var releaseScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+return 1
+`)
+
+// Release implements relay.Store.
+func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery) error {
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	return s.release(ctx, ds, func(relay.Delivery) time.Time { return at })
+}
+
+func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.Delivery) time.Time) error {
+	pipe := s.rdb.Pipeline()
+	for _, d := range ds {
+		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target)}, d.ID(), ms(at(d)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return s.fail("release deliveries", err)
+	}
+	s.mu.Lock()
+	for _, d := range ds {
+		delete(s.held, d.ID())
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Ping implements relay.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	return s.rdb.Ping(ctx).Err()
+}
+
+// Close returns this process's claims to the queue at their due time, so
+// that they need not wait for their leases, and closes the client.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	held := make([]relay.Delivery, 0, len(s.held))
+	for _, d := range s.held {
+		held = append(held, d)
+	}
+	s.mu.Unlock()
+	var err error
+	if len(held) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.release(ctx, held, func(d relay.Delivery) time.Time { return d.NextAttemptAt })
+		cancel()
+	}
+	return errors.Join(err, s.rdb.Close())
+}

@@ -1,0 +1,134 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/redis/go-redis/v9"
+)
+
+// startRedis runs a redis-server of its own on a free loopback port in a
+// temp dir, until the test ends, and returns its address. Without the
+// binary the test is skipped loudly, except in CI (CI=true), where it fails.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
+		}
+		t.Skip("SKIPPING Redis store tests: redis-server is not installed (apt-get install redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(addr.Port),
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr.String())
+		if err == nil {
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return addr.String()
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			t.Fatalf("redis-server on %s did not answer within 10s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	addr := startRedis(t)
+	var n atomic.Int64
+	var mu sync.Mutex
+	prefixes := map[relay.Store]string{}
+	open := func(t testing.TB, prefix string) relay.Store {
+		// Leases far longer than the suite's clock jumps: the suite checks
+		// holds, TestLeaseTakeover checks their end.
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour})
+		mu.Lock()
+		prefixes[s] = prefix
+		mu.Unlock()
+		return s
+	}
+	storetest.Run(t, storetest.Harness{
+		// Each store gets a prefix of its own on the one server.
+		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("test", n.Add(1))) },
+		Reopen: func(t testing.TB, s relay.Store) relay.Store {
+			mu.Lock()
+			prefix, ok := prefixes[s]
+			delete(prefixes, s)
+			mu.Unlock()
+			if !ok {
+				t.Fatalf("Reopen of a store that Open did not return")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close before reopening: %v", err)
+			}
+			return open(t, prefix)
+		},
+	})
+}
+
+// A relay that dies keeps its claims only until their lease ends; then
+// another relay on the same Redis takes them over, once.
+func TestLeaseTakeover(t *testing.T) {
+	addr := startRedis(t)
+	newStore := func() *redisstore.Store {
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "lease", Lease: time.Minute})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	dead, alive := newStore(), newStore()
+	base := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	ev := storetest.Event(base, "lease", "a")
+	if _, err := dead.Ingest(t.Context(), ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := dead.Claim(t.Context(), "a", base, 10); err != nil || len(cs) != 1 {
+		t.Fatalf("first relay's Claim = %d deliveries, %v; want 1", len(cs), err)
+	}
+	// The first relay dies without Close: its claim stays until the lease ends.
+	if cs, err := alive.Claim(t.Context(), "a", base.Add(59*time.Second), 10); err != nil || len(cs) != 0 {
+		t.Fatalf("other relay's Claim within the lease = %d deliveries, %v; want none", len(cs), err)
+	}
+	cs, err := alive.Claim(t.Context(), "a", base.Add(61*time.Second), 10)
+	if err != nil || len(cs) != 1 || cs[0].Delivery.ID() != relay.DeliveryID(ev.ID, "a") {
+		t.Fatalf("other relay's Claim after the lease = %d deliveries, %v; want the dead relay's delivery", len(cs), err)
+	}
+	if string(cs[0].Event.Payload) != string(ev.Payload) {
+		t.Errorf("taken-over delivery has payload %q, want %q", cs[0].Event.Payload, ev.Payload)
+	}
+	if again, _ := alive.Claim(t.Context(), "a", base.Add(62*time.Second), 10); len(again) != 0 {
+		t.Errorf("a taken-over delivery was handed out again: %d", len(again))
+	}
+}
