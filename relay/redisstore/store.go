@@ -30,13 +30,18 @@ type Options struct {
 	// Lease is how long a claim holds a delivery before another relay may
 	// take it; 0 means one minute. It must outlast an attempt.
 	Lease time.Duration
+	// Retention is how long the keys of a delivered or dead delivery, and
+	// of an event none of whose deliveries is pending, are kept; 0 keeps
+	// them forever.
+	Retention time.Duration
 }
 
 // Store is the Redis store. It is safe for concurrent use.
 type Store struct {
-	rdb   redis.UniversalClient
-	pfx   string
-	lease time.Duration
+	rdb       redis.UniversalClient
+	pfx       string
+	lease     time.Duration
+	retention time.Duration
 
 	mu     sync.Mutex
 	held   map[string]relay.Delivery // claims of this process, released at Close
@@ -51,7 +56,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Lease <= 0 {
 		opts.Lease = time.Minute
 	}
-	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, held: map[string]relay.Delivery{}}
+	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention, held: map[string]relay.Delivery{}}
 }
 
 func (s *Store) eventKey(id string) string     { return s.pfx + "e:" + id }
@@ -83,8 +88,8 @@ func (s *Store) isClosed() bool {
 // ingestScript checks the dedup mark and writes the event, its deliveries
 // and the mark, all or nothing.
 // KEYS: mark, event, then per target its queue and its delivery record.
-// ARGV: event id, received ms, ttl ms, meta, payload, then per target
-// delivery id, delivery record, due ms.
+// ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
+// none), then per target delivery id, delivery record, due ms.
 var ingestScript = redis.NewScript(`
 local mark = redis.call('GET', KEYS[1])
 if mark then
@@ -94,10 +99,13 @@ if mark then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
-redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5])
 local n = (#KEYS - 2) / 2
+redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5], 'open', n)
+if n == 0 and tonumber(ARGV[6]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
 for i = 1, n do
-  local a = 5 + (i - 1) * 3
+  local a = 6 + (i - 1) * 3
   redis.call('SET', KEYS[2 + 2 * i], ARGV[a + 2])
   redis.call('ZADD', KEYS[1 + 2 * i], ARGV[a + 3], ARGV[a + 1])
 end
@@ -114,7 +122,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
 	}
 	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID)}
-	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload}
+	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds()}
 	for _, t := range ev.Targets {
 		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
 			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
@@ -248,23 +256,39 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 	return int(q.Val() + h.Val()), nil
 }
 
-// completeScript records an outcome and ends the hold.
-// KEYS: delivery, queue, held, attempts.
-// ARGV: record, "pending" or not, due ms, delivery id, attempt ("" for none).
+// completeScript records an outcome and ends the hold. A final outcome
+// starts the retention of the delivery's keys, and of the event's once its
+// last delivery is final.
+// KEYS: delivery, queue, held, attempts, event.
+// ARGV: record, state, due ms, delivery id, attempt ("" for none),
+// retention ms (0: none).
 var completeScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[3], ARGV[4])
   return 0
 end
+local was = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[4])
-if ARGV[2] == 'pending' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-else
-  redis.call('ZREM', KEYS[2], ARGV[4])
-end
 if ARGV[5] ~= '' then
   redis.call('RPUSH', KEYS[4], ARGV[5])
+end
+if ARGV[2] == 'pending' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  return 1
+end
+redis.call('ZREM', KEYS[2], ARGV[4])
+local keep = tonumber(ARGV[6])
+if keep > 0 then
+  redis.call('PEXPIRE', KEYS[1], keep)
+  redis.call('PEXPIRE', KEYS[4], keep)
+end
+-- The first final outcome of this delivery closes it on its event.
+if string.find(was, '"state":"pending"', 1, true) then
+  local open = redis.call('HINCRBY', KEYS[5], 'open', -1)
+  if open <= 0 and keep > 0 then
+    redis.call('PEXPIRE', KEYS[5], keep)
+  end
 end
 return 1
 `)
@@ -288,8 +312,8 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			}
 		}
 		id := d.ID()
-		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id)},
-			rec, string(d.State), ms(d.NextAttemptAt), id, att)
+		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id), s.eventKey(d.EventID)},
+			rec, string(d.State), ms(d.NextAttemptAt), id, att, s.retention.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return s.fail("complete deliveries", err)

@@ -132,3 +132,61 @@ func TestLeaseTakeover(t *testing.T) {
 		t.Errorf("a taken-over delivery was handed out again: %d", len(again))
 	}
 }
+
+// Keys of finished work expire after the retention; nothing pending does.
+func TestRetentionExpiresFinishedKeys(t *testing.T) {
+	addr := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "ret", Retention: time.Hour})
+	defer s.Close()
+	ctx := t.Context()
+	base := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	ev := storetest.Event(base, "ret", "a", "b")
+	unrouted := storetest.Event(base, "unrouted")
+	for _, e := range []*relay.Event{ev, unrouted} {
+		if _, err := s.Ingest(ctx, e, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ttl := func(key string) time.Duration {
+		d, err := rdb.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := ttl("{ret}:e:" + unrouted.ID); d <= 0 || d > time.Hour {
+		t.Errorf("unrouted event key TTL = %v, want the retention (1h)", d)
+	}
+	cs, err := s.Claim(ctx, "a", base, 1)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("Claim(a) = %d, %v", len(cs), err)
+	}
+	d := cs[0].Delivery
+	d.State, d.Attempts = relay.Delivered, 1
+	if err := s.Complete(ctx, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl("{ret}:d:" + d.ID()); got <= 0 {
+		t.Errorf("delivered delivery key TTL = %v, want the retention", got)
+	}
+	if got := ttl("{ret}:e:" + ev.ID); got > 0 {
+		t.Errorf("event key TTL with b still pending = %v, want none", got)
+	}
+	if got := ttl("{ret}:d:" + relay.DeliveryID(ev.ID, "b")); got > 0 {
+		t.Errorf("pending delivery key TTL = %v, want none", got)
+	}
+	cs, err = s.Claim(ctx, "b", base, 1)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("Claim(b) = %d, %v", len(cs), err)
+	}
+	d = cs[0].Delivery
+	d.State, d.Attempts = relay.Dead, 1
+	if err := s.Complete(ctx, relay.Outcome{Delivery: d}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl("{ret}:e:" + ev.ID); got <= 0 || got > time.Hour {
+		t.Errorf("event key TTL once every delivery is final = %v, want the retention (1h)", got)
+	}
+}
