@@ -14,9 +14,6 @@ func notYetSupported(c *Config) []error {
 	if c.Server.TLS.Set() {
 		add("server.tls", "is not supported yet; remove it and terminate TLS in a proxy in front of hooxrelay")
 	}
-	if c.Store.Kind == StoreRedis {
-		add("store.kind", `"redis" is not supported yet; use "embedded"`)
-	}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("sources[%d]", i)
 		if s.Verify.Kind != VerifyNone && validVerifyKind(s.Verify.Kind) {

@@ -56,6 +56,10 @@ type DispatcherOptions struct {
 	// that acking webhooks (which Hoox gives up on) comes before delivering
 	// them (which the queue keeps). nil never yields.
 	Busy func() bool
+	// Limit, when set, replaces each target's own rate limiter with one
+	// shared by every relay (a Redis store's): it takes a token of target's
+	// limit, or says how long to wait before asking again.
+	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 	// Now and Rand are the clock and the jitter source; nil means the real ones.
 	Now  func() time.Time
 	Rand func() float64
@@ -233,7 +237,7 @@ func (d *Dispatcher) newTarget(tc config.Target) *target {
 	}
 	t.pending = d.metrics.QueueDepth.WithLabelValues(tc.Name, "pending")
 	t.inFlight = d.metrics.QueueDepth.WithLabelValues(tc.Name, "in_flight")
-	if tc.RateLimit.RPS > 0 {
+	if tc.RateLimit.RPS > 0 && d.opts.Limit == nil {
 		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
 	}
 	t.client = &http.Client{
@@ -345,6 +349,13 @@ func (t *target) feed(ctx context.Context) {
 				t.returnSlots(n - max(tokens, 1))
 				n = max(tokens, 1)
 			}
+		} else if t.sharedLimit() {
+			// Claim no more than a burst: the rest would wait, held,
+			// while other relays could have sent them.
+			if b := max(t.cfg.RateLimit.Burst, 1); n > b {
+				t.returnSlots(n - b)
+				n = b
+			}
 		}
 		now := t.d.opts.Now()
 		claims, err := t.d.store.Claim(ctx, t.cfg.Name, now, n)
@@ -425,11 +436,9 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 		if t.expired(ctx, c) {
 			continue
 		}
-		if t.limiter != nil {
-			if err := t.limiter.Wait(ctx); err != nil {
-				t.release(claims[i:], t.d.opts.Now())
-				return false
-			}
+		if err := t.pace(ctx); err != nil {
+			t.release(claims[i:], t.d.opts.Now())
+			return false
 		}
 		done, err := t.breaker.Allow()
 		if err != nil {
@@ -451,6 +460,39 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 		}()
 	}
 	return false
+}
+
+func (t *target) sharedLimit() bool {
+	return t.d.opts.Limit != nil && t.cfg.RateLimit.RPS > 0
+}
+
+// pace waits for the target's rate limit to let one attempt go: its own
+// limiter, or the one shared by every relay. It fails only with ctx.
+func (t *target) pace(ctx context.Context) error {
+	if t.limiter != nil {
+		return t.limiter.Wait(ctx)
+	}
+	if !t.sharedLimit() {
+		return nil
+	}
+	for {
+		wait, err := t.d.opts.Limit(ctx, t.cfg.Name, t.cfg.RateLimit.RPS, t.cfg.RateLimit.Burst)
+		if err != nil {
+			// The limit's store is down: wait a little rather than
+			// send unpaced; the claim itself will fail soon if it stays down.
+			wait = time.Second
+		}
+		if wait <= 0 {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
 }
 
 func (t *target) release(claims []Claim, at time.Time) {

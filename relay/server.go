@@ -40,6 +40,8 @@ type ServerOptions struct {
 	Version string
 	// Verify is the ingress signature hook; see IngressOptions.
 	Verify func(source string, r *http.Request, body []byte) error
+	// Limit is the shared rate-limit hook; see DispatcherOptions.
+	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 }
 
 // CompileRoutes compiles the routing table of cfg.
@@ -83,6 +85,7 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		Metrics:   s.metrics,
 		UserAgent: ua,
 		Busy:      func() bool { return s.ingress != nil && s.ingress.Busy() },
+		Limit:     opts.Limit,
 	})
 	s.ingress = NewIngress(cfg, table, store, IngressOptions{
 		Logger:  opts.Logger,

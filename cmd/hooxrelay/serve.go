@@ -13,10 +13,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
 )
 
@@ -73,7 +76,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return err
 	}
 	defer store.Close()
-	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{Logger: log, Version: versionString()})
+	opts := relay.ServerOptions{Logger: log, Version: versionString()}
+	if rs, ok := store.(*redisstore.Store); ok {
+		opts.Limit = rs.Limit // rate limits hold across every relay on the Redis
+	}
+	srv, err := relay.NewServer(cfg, store, opts)
 	if err != nil {
 		return err
 	}
@@ -115,8 +122,30 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 			Retention: cfg.Store.Retention.D(),
 			DedupTTL:  cfg.Dedup.TTL.D(),
 		})
+	case "redis":
+		ro, err := redis.ParseURL(cfg.Store.Redis.URL)
+		if err != nil {
+			return nil, usagef("store.redis.url: %v", err)
+		}
+		return redisstore.New(redis.NewClient(ro), redisstore.Options{
+			Prefix:    cfg.Store.Redis.Prefix,
+			Lease:     lease(cfg),
+			Retention: cfg.Store.Retention.D(),
+		}), nil
 	}
 	return nil, usagef("store.kind %q is not supported by this build", cfg.Store.Kind)
+}
+
+// lease is how long a Redis claim holds a delivery: long enough for the
+// slowest target's attempt twice over, so that a live relay never loses
+// a claim it is working on, and short enough that a dead relay's claims
+// come back within minutes.
+func lease(cfg *config.Config) time.Duration {
+	longest := time.Duration(0)
+	for _, t := range cfg.Targets {
+		longest = max(longest, t.Timeout.D())
+	}
+	return max(time.Minute, 2*longest+30*time.Second)
 }
 
 // loadConfig loads and validates a config; its problems are usage errors.
