@@ -47,8 +47,18 @@ type Store struct {
 	limOnce sync.Once
 	lim     *redis_rate.Limiter
 
-	mu     sync.Mutex
-	held   map[string]relay.Delivery // claims of this process, released at Close
+	mu   sync.Mutex
+	held map[string]relay.Delivery // claims of this process, released at Close
+	// orphans are claims whose claim or outcome could not be completed
+	// because Redis went away: they are put back in line as soon as it
+	// answers again, instead of waiting for their lease.
+	orphans []relay.Delivery
+	// uncertain names targets whose last claim got no answer: it may have
+	// taken deliveries that this process never heard of. They are found by
+	// owner and put back once Redis answers.
+	uncertain map[string]bool
+	// owner marks this process's claims in Redis.
+	owner  string
 	closed bool
 }
 
@@ -60,7 +70,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Lease <= 0 {
 		opts.Lease = time.Minute
 	}
-	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention, held: map[string]relay.Delivery{}}
+	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
+		held: map[string]relay.Delivery{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:]}
 }
 
 func (s *Store) eventKey(id string) string     { return s.pfx + "e:" + id }
@@ -68,6 +79,7 @@ func (s *Store) deliveryKey(id string) string  { return s.pfx + "d:" + id }
 func (s *Store) attemptsKey(id string) string  { return s.pfx + "a:" + id }
 func (s *Store) queueKey(target string) string { return s.pfx + "q:" + target }
 func (s *Store) heldKey(target string) string  { return s.pfx + "h:" + target }
+func (s *Store) ownerKey(target string) string { return s.pfx + "o:" + target }
 func (s *Store) markKey(source, key string) string {
 	return s.pfx + "m:" + source + "\x00" + key
 }
@@ -147,18 +159,21 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 }
 
 // claimScript returns deliveries whose lease ran out to the queue, then
-// moves up to n due ones to the held set until the lease ends.
-// KEYS: queue, held. ARGV: now ms, n, lease end ms.
+// moves up to n due ones to the held set until the lease ends, noting the
+// claiming process as their owner.
+// KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner.
 var claimScript = redis.NewScript(`
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
   redis.call('ZADD', KEYS[1], ARGV[1], id)
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZADD', KEYS[2], ARGV[3], id)
+  redis.call('HSET', KEYS[3], id, ARGV[4])
 end
 return ids
 `)
@@ -168,9 +183,17 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	if s.isClosed() {
 		return nil, relay.ErrClosed
 	}
-	ids, err := claimScript.Run(ctx, s.rdb, []string{s.queueKey(target), s.heldKey(target)},
-		ms(now), n, ms(now.Add(s.lease))).StringSlice()
+	if err := s.adoptOrphans(ctx); err != nil {
+		return nil, err
+	}
+	ids, err := claimScript.Run(ctx, s.rdb, []string{s.queueKey(target), s.heldKey(target), s.ownerKey(target)},
+		ms(now), n, ms(now.Add(s.lease)), s.owner).StringSlice()
 	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			s.mu.Lock()
+			s.uncertain[target] = true
+			s.mu.Unlock()
+		}
 		return nil, s.fail("claim "+target+" deliveries", err)
 	}
 	if len(ids) == 0 {
@@ -185,7 +208,12 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 		evs[i] = pipe.HMGet(ctx, s.eventKey(eid), "meta", "payload")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		// The leases run out and the deliveries come back by themselves.
+		s.mu.Lock()
+		for _, id := range ids {
+			eid, _, _ := relay.SplitDeliveryID(id)
+			s.orphans = append(s.orphans, relay.Delivery{EventID: eid, Target: target, NextAttemptAt: now})
+		}
+		s.mu.Unlock()
 		return nil, s.fail("claim "+target+" deliveries: read", err)
 	}
 	claims := make([]relay.Claim, 0, len(ids))
@@ -263,17 +291,19 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 // completeScript records an outcome and ends the hold. A final outcome
 // starts the retention of the delivery's keys, and of the event's once its
 // last delivery is final.
-// KEYS: delivery, queue, held, attempts, event.
+// KEYS: delivery, queue, held, attempts, event, owners.
 // ARGV: record, state, due ms, delivery id, attempt ("" for none),
 // retention ms (0: none).
 var completeScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('HDEL', KEYS[6], ARGV[4])
   return 0
 end
 local was = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('HDEL', KEYS[6], ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('RPUSH', KEYS[4], ARGV[5])
 end
@@ -316,10 +346,22 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			}
 		}
 		id := d.ID()
-		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id), s.eventKey(d.EventID)},
+		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id), s.eventKey(d.EventID), s.ownerKey(d.Target)},
 			rec, string(d.State), ms(d.NextAttemptAt), id, att, s.retention.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
+		// Not known to be written: the deliveries go back in line (at
+		// least once) when Redis answers again.
+		s.mu.Lock()
+		for _, o := range outcomes {
+			d := s.held[o.Delivery.ID()]
+			if d.EventID == "" {
+				d = o.Delivery
+			}
+			s.orphans = append(s.orphans, d)
+			delete(s.held, o.Delivery.ID())
+		}
+		s.mu.Unlock()
 		return s.fail("complete deliveries", err)
 	}
 	s.mu.Lock()
@@ -332,11 +374,12 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 
 // releaseScript puts a held delivery back in line, unless its lease ran out
 // and another relay took it meanwhile.
-// KEYS: queue, held. ARGV: delivery id, due ms.
+// KEYS: queue, held, owners. ARGV: delivery id, due ms.
 var releaseScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 end
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 `)
 
@@ -351,7 +394,7 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.Delivery) time.Time) error {
 	pipe := s.rdb.Pipeline()
 	for _, d := range ds {
-		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target)}, d.ID(), ms(at(d)))
+		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, d.ID(), ms(at(d)))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return s.fail("release deliveries", err)
@@ -361,6 +404,45 @@ func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.
 		delete(s.held, d.ID())
 	}
 	s.mu.Unlock()
+	return nil
+}
+
+// adoptOrphans puts the orphaned claims back in line.
+func (s *Store) adoptOrphans(ctx context.Context) error {
+	s.mu.Lock()
+	var targets []string
+	for t := range s.uncertain {
+		targets = append(targets, t)
+	}
+	s.mu.Unlock()
+	for _, t := range targets {
+		owners, err := s.rdb.HGetAll(ctx, s.ownerKey(t)).Result()
+		if err != nil {
+			return s.fail("find the claims of "+t, err)
+		}
+		s.mu.Lock()
+		delete(s.uncertain, t)
+		for id, owner := range owners {
+			if _, ours := s.held[id]; owner == s.owner && !ours {
+				eid, _, _ := relay.SplitDeliveryID(id)
+				s.orphans = append(s.orphans, relay.Delivery{EventID: eid, Target: t, NextAttemptAt: time.Now()})
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	orphans := s.orphans
+	s.orphans = nil
+	s.mu.Unlock()
+	if len(orphans) == 0 {
+		return nil
+	}
+	if err := s.release(ctx, orphans, func(d relay.Delivery) time.Time { return d.NextAttemptAt }); err != nil {
+		s.mu.Lock()
+		s.orphans = append(s.orphans, orphans...)
+		s.mu.Unlock()
+		return err
+	}
 	return nil
 }
 

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
+)
+
+// redisConfig writes a config for a relay on the Redis at addr, with one
+// target.
+func redisConfig(t *testing.T, name, redisAddr, ingest, admin, targetURL, targetExtra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	cfg := fmt.Sprintf(`server:
+  listen: %q
+  admin_listen: %q
+  shutdown_timeout: 5s
+store:
+  kind: redis
+  redis: {url: "redis://%s/0", prefix: shared}
+sources:
+  - name: hoox
+    path: /hooks/hoox
+targets:
+  - name: t
+    url: %s
+    retry: {initial_interval: 100ms, max_interval: 500ms, max_attempts: 1000}
+%s
+routes:
+  - name: all
+    targets: [t]
+`, ingest, admin, redisAddr, targetURL, targetExtra)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type answered struct {
+	status  int
+	Status  string `json:"status"`
+	EventID string `json:"event_id"`
+}
+
+func postTo(url, body string) (answered, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return answered{}, err
+	}
+	defer resp.Body.Close()
+	a := answered{status: resp.StatusCode}
+	json.NewDecoder(resp.Body).Decode(&a)
+	return a, nil
+}
+
+// Two relays on one Redis receive the same webhooks at the same instant:
+// each is accepted once, and delivered once.
+func TestTwoRelaysShareDedup(t *testing.T) {
+	r := redistest.Start(t, false)
+	rec := &recorder{delivered: map[string]int{}}
+	target := httptest.NewServer(rec)
+	defer target.Close()
+	var relays []*relayProc
+	for i := range 2 {
+		ingest, admin := freeAddr(t), freeAddr(t)
+		relays = append(relays, startRelay(t, redisConfig(t, fmt.Sprint("r", i), r.Addr, ingest, admin, target.URL+"/hook", ""), ingest, admin))
+	}
+	const events = 40
+	var ids []string
+	for i := range events {
+		body := fmt.Sprintf(`{"task":"video_generate","job_id":"run_%d","status":"completed"}`, i)
+		var wg sync.WaitGroup
+		got := make([]answered, len(relays))
+		for j, p := range relays {
+			wg.Go(func() {
+				a, err := postTo("http://"+p.ingest+"/hooks/hoox", body)
+				if err != nil {
+					t.Errorf("POST to relay %d: %v", j, err)
+				}
+				got[j] = a
+			})
+		}
+		wg.Wait()
+		statuses := []string{got[0].Status, got[1].Status}
+		slices.Sort(statuses)
+		if !slices.Equal(statuses, []string{"accepted", "duplicate"}) || got[0].EventID != got[1].EventID {
+			t.Fatalf("event %d sent to both relays at once: answers %+v, want one accepted and one duplicate with the same event_id", i, got)
+		}
+		ids = append(ids, got[0].EventID)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rec.mu.Lock()
+		done := 0
+		for _, id := range ids {
+			if rec.delivered[id] > 0 {
+				done++
+			}
+		}
+		twice := []string{}
+		for id, n := range rec.delivered {
+			if n > 1 {
+				twice = append(twice, id)
+			}
+		}
+		rec.mu.Unlock()
+		if len(twice) > 0 {
+			t.Fatalf("delivered more than once across two relays: %v", twice)
+		}
+		if done == events {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered within 20s", done, events)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A target's rate limit holds for the sum of the relays: 60 deliveries at
+// 10/s through two relays take at least 5.3s.
+func TestTwoRelaysShareRateLimit(t *testing.T) {
+	r := redistest.Start(t, false)
+	var mu sync.Mutex
+	var at []time.Time
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+	}))
+	defer target.Close()
+	var relays []*relayProc
+	for i := range 2 {
+		ingest, admin := freeAddr(t), freeAddr(t)
+		relays = append(relays, startRelay(t, redisConfig(t, fmt.Sprint("r", i), r.Addr, ingest, admin, target.URL+"/hook",
+			"    rate_limit: {rps: 10, burst: 1}"), ingest, admin))
+	}
+	for i := range 60 {
+		a, err := postTo("http://"+relays[i%2].ingest+"/hooks/hoox", fmt.Sprintf(`{"task":"video_export","job_id":"run_%d","status":"completed"}`, i))
+		if err != nil || a.Status != "accepted" {
+			t.Fatalf("POST %d: %+v, %v", i, a, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(at)
+		mu.Unlock()
+		if n >= 60 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 60 deliveries within 30s", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if span := at[len(at)-1].Sub(at[0]); span < 5300*time.Millisecond {
+		t.Errorf("60 deliveries through two relays with a shared 10/s limit took %s, want at least 5.3s", span.Round(time.Millisecond))
+	}
+}
+
+// Redis going away: ingress answers 503 with Retry-After and /readyz 503;
+// once Redis is back, webhooks are accepted again and nothing acked before
+// or after is lost.
+func TestRedisOutage(t *testing.T) {
+	r := redistest.Start(t, true)
+	rec := &recorder{delivered: map[string]int{}}
+	target := httptest.NewServer(rec)
+	defer target.Close()
+	ingest, admin := freeAddr(t), freeAddr(t)
+	p := startRelay(t, redisConfig(t, "r", r.Addr, ingest, admin, target.URL+"/hook", ""), ingest, admin)
+	url := "http://" + ingest + "/hooks/hoox"
+	var acked []string
+	send := func(i int) answered {
+		a, err := postTo(url, fmt.Sprintf(`{"task":"avatar_create","avatar_id":"a%d","look_id":"l","status":"completed"}`, i))
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		if a.Status == "accepted" {
+			acked = append(acked, a.EventID)
+		}
+		return a
+	}
+	for i := range 10 {
+		send(i)
+	}
+	r.Stop()
+	resp, err := http.Post(url, "application/json", strings.NewReader(`{"task":"avatar_create","avatar_id":"down","look_id":"l","status":"completed"}`))
+	if err != nil {
+		t.Fatalf("POST with Redis down: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST with Redis down: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp, err := http.Get("http://" + admin + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %v %v, want 503", resp.StatusCode, err)
+	}
+	r.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 10; ; i++ {
+		if a := send(i); a.Status == "accepted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no webhook accepted within 10s of Redis coming back\n%s", p.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if miss := rec.missing(acked); len(miss) == 0 {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acked events not delivered after the outage, e.g. %v (acked %v)\n%s", len(miss), len(acked), miss[0], acked, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
