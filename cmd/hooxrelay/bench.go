@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -23,8 +24,7 @@ server:
   listen: 127.0.0.1:0
   admin_listen: 127.0.0.1:0
   shutdown_timeout: 10s
-store:
-  path: %q
+store: %s
 sources:
   - name: hoox
     path: /hooks/hoox
@@ -68,6 +68,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	duration := fs.Duration("duration", 10*time.Second, "how long to drive each server")
 	senders := fs.Int("senders", 64, "concurrent senders")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	redisURL := fs.String("redis", "", "run the relay on the Redis at this loopback URL (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
 	dirFlag := fs.String("dir", "", "directory for the relay's store (default: a temporary directory; put it on the disk you want to measure)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the relay run to this file")
 	if err := parseFlags(fs, args, e); err != nil {
@@ -132,7 +133,17 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	if err != nil {
 		return err
 	}
-	relayAddr, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, benchConfig, filepath.Join(dir, "bench.db"), addrs[0], addrs[1]),
+	storeYAML := fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db"))
+	storeName := "the embedded store (fsync per commit)"
+	if *redisURL != "" {
+		u, err := url.Parse(*redisURL)
+		if err != nil || !isLoopback(u.Hostname()) {
+			return usagef("--redis %q: want a redis:// URL on a loopback address", *redisURL)
+		}
+		storeYAML = fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench-%d}}", *redisURL, time.Now().UnixNano())
+		storeName = "Redis at " + u.Host
+	}
+	relayAddr, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, benchConfig, storeYAML, addrs[0], addrs[1]),
 		"bench.yaml", slog.New(slog.NewJSONHandler(logf, nil)))
 	if err != nil {
 		return err
@@ -181,7 +192,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "drain_s": drain.Seconds(),
 		})
 	}
-	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on the embedded store (fsync per commit), fan-out to 2 targets\n\n", *senders, *duration)
+	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on %s, fan-out to 2 targets\n\n", *senders, *duration, storeName)
 	fmt.Fprintf(e.stdout, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
 	for _, r := range []benchResult{base, rel} {
 		fmt.Fprintf(e.stdout, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", r.Name, r.ReqPerSec, r.ReqPerSec/base.ReqPerSec,
@@ -281,6 +292,14 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 	res.P50, res.P95, res.P99 = pct(.50), pct(.95), pct(.99)
 	res.P50ms, res.P95ms, res.P99ms = ms(res.P50), ms(res.P95), ms(res.P99)
 	return res
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
