@@ -3,7 +3,6 @@ module github.com/hooxrelay/hooxrelay
 go 1.26.8
 
 require (
-	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/julienschmidt/httprouter v1.3.0
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/prometheus/client_golang v1.25.0

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/redis/go-redis/v9"
 )
@@ -43,9 +42,6 @@ type Store struct {
 	pfx       string
 	lease     time.Duration
 	retention time.Duration
-
-	limOnce sync.Once
-	lim     *redis_rate.Limiter
 
 	mu   sync.Mutex
 	held map[string]relay.Delivery // claims of this process, released at Close

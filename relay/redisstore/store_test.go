@@ -140,3 +140,25 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 		t.Errorf("event key TTL once every delivery is final = %v, want the retention (1h)", got)
 	}
 }
+
+// The shared limit lets a burst through, then one token per interval.
+func TestLimit(t *testing.T) {
+	addr := startRedis(t)
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "limit"})
+	defer s.Close()
+	for i := range 3 {
+		if wait, err := s.Limit(t.Context(), "a", 10, 3); err != nil || wait != 0 {
+			t.Fatalf("token %d of a burst of 3: wait %v, %v; want 0", i+1, wait, err)
+		}
+	}
+	wait, err := s.Limit(t.Context(), "a", 10, 3)
+	if err != nil || wait <= 0 || wait > 100*time.Millisecond {
+		t.Fatalf("token past the burst at 10/s: wait %v, %v; want (0, 100ms]", wait, err)
+	}
+	if wait, _ := s.Limit(t.Context(), "b", 10, 3); wait != 0 {
+		t.Errorf("another target's bucket is not shared: wait %v, want 0", wait)
+	}
+	if wait, _ := s.Limit(t.Context(), "c", 0, 1); wait != 0 {
+		t.Errorf("rps 0 (unlimited): wait %v, want 0", wait)
+	}
+}
