@@ -145,8 +145,13 @@ func (v *validator) store() {
 		}
 	case StoreRedis:
 		u, err := url.Parse(s.Redis.URL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		switch {
+		case err != nil || u.Host == "":
 			v.add("store.redis.url", "must be a URL such as \"redis://127.0.0.1:6379/0\" (or rediss:// for TLS), got %q", redactURL(s.Redis.URL))
+		case u.Scheme == "redis+sentinel" && strings.Trim(u.Path, "/") == "":
+			v.add("store.redis.url", "must name the master after the sentinels, as in \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster\", got %q", redactURL(s.Redis.URL))
+		case u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "redis+sentinel" && u.Scheme != "redis+cluster":
+			v.add("store.redis.url", "must be a URL such as \"redis://127.0.0.1:6379/0\" (or rediss:// for TLS, redis+sentinel:// or redis+cluster://), got %q", redactURL(s.Redis.URL))
 		}
 		if s.Redis.Prefix == "" {
 			v.add("store.redis.prefix", "must not be empty: it keeps hooxrelay's keys apart from others in the same database")

@@ -19,7 +19,6 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
 )
 
@@ -123,11 +122,11 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 			DedupTTL:  cfg.Dedup.TTL.D(),
 		})
 	case "redis":
-		ro, err := redis.ParseURL(cfg.Store.Redis.URL)
+		rdb, err := redisstore.NewClient(cfg.Store.Redis.URL)
 		if err != nil {
 			return nil, usagef("store.redis.url: %v", err)
 		}
-		return redisstore.New(redis.NewClient(ro), redisstore.Options{
+		return redisstore.New(rdb, redisstore.Options{
 			Prefix:    cfg.Store.Redis.Prefix,
 			Lease:     lease(cfg),
 			Retention: cfg.Store.Retention.D(),

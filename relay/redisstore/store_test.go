@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -160,5 +161,74 @@ func TestLimit(t *testing.T) {
 	}
 	if wait, _ := s.Limit(t.Context(), "c", 0, 1); wait != 0 {
 		t.Errorf("rps 0 (unlimited): wait %v, want 0", wait)
+	}
+}
+
+// runConformance runs the suite on stores whose clients come from url.
+func runConformance(t *testing.T, url string) {
+	var n atomic.Int64
+	var mu sync.Mutex
+	prefixes := map[relay.Store]string{}
+	open := func(t testing.TB, prefix string) relay.Store {
+		rdb, err := redisstore.NewClient(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour})
+		mu.Lock()
+		prefixes[s] = prefix
+		mu.Unlock()
+		return s
+	}
+	storetest.Run(t, storetest.Harness{
+		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
+		Reopen: func(t testing.TB, s relay.Store) relay.Store {
+			mu.Lock()
+			prefix := prefixes[s]
+			delete(prefixes, s)
+			mu.Unlock()
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close before reopening: %v", err)
+			}
+			return open(t, prefix)
+		},
+	})
+}
+
+// Through Sentinel, the store finds its master and works as on one server.
+func TestConformanceOnSentinel(t *testing.T) {
+	master := redistest.Start(t, false)
+	sentinel := redistest.StartSentinel(t, master)
+	runConformance(t, "redis+sentinel://"+sentinel+"/mymaster")
+}
+
+// On a Cluster, every script touches keys of one hash slot: a key outside
+// it would fail with CROSSSLOT.
+func TestConformanceOnCluster(t *testing.T) {
+	addrs := redistest.StartCluster(t)
+	runConformance(t, "redis+cluster://"+strings.Join(addrs, ","))
+}
+
+func TestNewClientURLs(t *testing.T) {
+	for _, tc := range []struct{ url, err string }{
+		{"redis://127.0.0.1:6379/0", ""},
+		{"rediss://u:p@127.0.0.1:6379/1", ""},
+		{"redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/2", ""},
+		{"redis+cluster://127.0.0.1:7000,127.0.0.1:7001", ""},
+		{"redis+sentinel://127.0.0.1:26379", "names the master"},
+		{"redis+sentinel://127.0.0.1:26379/m/x", "not a number"},
+		{"redis+cluster://127.0.0.1:7000/3", "no path"},
+		{"http://127.0.0.1:6379", "not one of"},
+	} {
+		rdb, err := redisstore.NewClient(tc.url)
+		if rdb != nil {
+			rdb.Close()
+		}
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("NewClient(%q) = %v, want a client", tc.url, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("NewClient(%q) = %v, want an error about %q", tc.url, err, tc.err)
+		}
 	}
 }

@@ -98,3 +98,107 @@ func pong(addr string) bool {
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	return strings.HasPrefix(line, "+PONG")
 }
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func binary(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
+		}
+		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
+	}
+	return bin
+}
+
+// run starts a redis-server process with args until the test ends and
+// waits until addr answers.
+func run(t testing.TB, addr, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !pong(addr) {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			t.Fatalf("redis-server on %s did not answer within 10s\n%s", addr, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartSentinel runs a Sentinel that monitors master under the name
+// "mymaster" and returns its address.
+func StartSentinel(t testing.TB, master *Server) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	_, mport, _ := net.SplitHostPort(master.Addr)
+	conf := filepath.Join(dir, "sentinel.conf")
+	err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+		"sentinel monitor mymaster 127.0.0.1 %s 1\nsentinel down-after-milliseconds mymaster 5000\n",
+		port, dir, filepath.Join(dir, "redis.log"), mport)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + port
+	run(t, addr, dir, conf, "--sentinel")
+	return addr
+}
+
+// StartCluster runs a Redis Cluster of three masters and returns their
+// addresses once the cluster is up.
+func StartCluster(t testing.TB) []string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("redis-cli is not installed (it comes with redis-server's package, redis-tools)")
+	}
+	var addrs []string
+	for range 3 {
+		dir := t.TempDir()
+		port := freePort(t)
+		addr := "127.0.0.1:" + port
+		run(t, addr, dir, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+			"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"),
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		addrs = append(addrs, addr)
+	}
+	out, err := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, a := range addrs {
+		host, port, _ := net.SplitHostPort(a)
+		for {
+			info, _ := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			if strings.Contains(string(info), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ok within 20s:\n%s", a, info)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return addrs
+}
