@@ -235,7 +235,10 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 		claims = append(claims, c)
 	}
 	if len(gone) > 0 {
-		s.rdb.ZRem(ctx, s.heldKey(target), toAny(gone)...)
+		pipe := s.rdb.TxPipeline()
+		pipe.ZRem(ctx, s.heldKey(target), toAny(gone)...)
+		pipe.HDel(ctx, s.ownerKey(target), gone...)
+		pipe.Exec(ctx) // best effort: a lease left behind runs out by itself
 	}
 	s.mu.Lock()
 	for _, c := range claims {
