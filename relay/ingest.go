@@ -151,10 +151,12 @@ var (
 	bodyUnavailable      = []byte(`{"error":"unavailable"}` + "\n")
 )
 
-type acceptedAnswer struct {
-	Status  string   `json:"status"`
-	EventID string   `json:"event_id"`
-	Targets []string `json:"targets,omitempty"`
+// answer is the 200 body: "accepted" lists the targets ([] when no route
+// matched), "duplicate" has none.
+type answer struct {
+	Status  string    `json:"status"`
+	EventID string    `json:"event_id"`
+	Targets *[]string `json:"targets,omitempty"`
 }
 
 type invalidAnswer struct {
@@ -259,7 +261,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	if res.Duplicate {
 		outcome = "duplicate"
 		log.Info("webhook duplicate", "source", src.name, "task", p.Task, "event_id", res.EventID, "dedup_key", p.DedupKey)
-		writeJSON(w, http.StatusOK, acceptedAnswer{Status: "duplicate", EventID: res.EventID})
+		writeJSON(w, http.StatusOK, answer{Status: "duplicate", EventID: res.EventID})
 		return
 	}
 	outcome = "accepted"
@@ -274,11 +276,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	if targets == nil {
 		targets = []string{}
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Status  string   `json:"status"`
-		EventID string   `json:"event_id"`
-		Targets []string `json:"targets"`
-	}{"accepted", ev.ID, targets})
+	writeJSON(w, http.StatusOK, answer{Status: "accepted", EventID: ev.ID, Targets: &targets})
 }
 
 // taskLabel bounds the task label of metrics: Hoox may add tasks, but a

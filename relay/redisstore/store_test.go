@@ -18,36 +18,7 @@ import (
 func startRedis(t *testing.T) string { return redistest.Start(t, false).Addr }
 
 func TestConformance(t *testing.T) {
-	addr := startRedis(t)
-	var n atomic.Int64
-	var mu sync.Mutex
-	prefixes := map[relay.Store]string{}
-	open := func(t testing.TB, prefix string) relay.Store {
-		// Leases far longer than the suite's clock jumps: the suite checks
-		// holds, TestLeaseTakeover checks their end.
-		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour})
-		mu.Lock()
-		prefixes[s] = prefix
-		mu.Unlock()
-		return s
-	}
-	storetest.Run(t, storetest.Harness{
-		// Each store gets a prefix of its own on the one server.
-		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("test", n.Add(1))) },
-		Reopen: func(t testing.TB, s relay.Store) relay.Store {
-			mu.Lock()
-			prefix, ok := prefixes[s]
-			delete(prefixes, s)
-			mu.Unlock()
-			if !ok {
-				t.Fatalf("Reopen of a store that Open did not return")
-			}
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close before reopening: %v", err)
-			}
-			return open(t, prefix)
-		},
-	})
+	runConformance(t, "redis://"+startRedis(t)+"/0")
 }
 
 // A relay that dies keeps its claims only until their lease ends; then
@@ -164,7 +135,9 @@ func TestLimit(t *testing.T) {
 	}
 }
 
-// runConformance runs the suite on stores whose clients come from url.
+// runConformance runs the suite on stores whose clients come from url, each
+// with a prefix of its own. Leases are far longer than the suite's clock
+// jumps: the suite checks holds, TestLeaseTakeover checks their end.
 func runConformance(t *testing.T, url string) {
 	var n atomic.Int64
 	var mu sync.Mutex
@@ -184,9 +157,12 @@ func runConformance(t *testing.T, url string) {
 		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
 		Reopen: func(t testing.TB, s relay.Store) relay.Store {
 			mu.Lock()
-			prefix := prefixes[s]
+			prefix, ok := prefixes[s]
 			delete(prefixes, s)
 			mu.Unlock()
+			if !ok {
+				t.Fatalf("Reopen of a store that Open did not return")
+			}
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close before reopening: %v", err)
 			}
