@@ -30,7 +30,9 @@ type Store interface {
 	Claim(ctx context.Context, target string, now time.Time, max int) ([]Claim, error)
 
 	// NextDue reports when the earliest pending delivery of target that
-	// nobody holds is due; ok is false when there is none.
+	// nobody holds is due; ok is false when there is none. A store whose
+	// holds end by themselves (leases) counts a held delivery as due when
+	// its hold ends.
 	NextDue(ctx context.Context, target string) (due time.Time, ok bool, err error)
 
 	// Backlog returns how many deliveries of target are pending, held
@@ -56,6 +58,8 @@ type Store interface {
 	// still open are dropped, so those deliveries are due again when the
 	// store is next opened. A second Close returns nil.
 	Close() error
+
+	Admin
 }
 
 // IngestResult is what Store.Ingest did.
@@ -78,3 +82,104 @@ type Outcome struct {
 
 // ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("store closed")
+
+// Admin is what the admin API asks of a store (SPEC §7): queries that are
+// answered from indexes, never by reading every record, and the operator's
+// writes. Every method is safe for concurrent use with the queue methods.
+type Admin interface {
+	// Events returns up to f.Limit events, newest first, each with its
+	// deliveries.
+	Events(ctx context.Context, f EventFilter) ([]EventSummary, error)
+
+	// Event returns one event with its payload and every delivery's
+	// attempts, or ErrNotFound.
+	Event(ctx context.Context, id string) (*EventDetail, error)
+
+	// Deliveries returns up to f.Limit deliveries, newest event first.
+	Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
+
+	// Requeue puts a dead or pending delivery back in line, due at now,
+	// with a fresh budget: max_attempts and max_age count from now, and
+	// attempt numbers go on. It returns the new record, ErrNotFound, or
+	// ErrConflict when the delivery was delivered or is being attempted.
+	Requeue(ctx context.Context, id string, now time.Time) (Delivery, error)
+
+	// RequeueDead requeues up to max dead deliveries of target as Requeue
+	// does and reports how many it requeued; a caller with more to do
+	// calls again until it gets 0.
+	RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error)
+
+	// Counts returns, per target, how many deliveries are in each state.
+	Counts(ctx context.Context) (map[string]StateCounts, error)
+
+	// SetPaused records that target is paused, or no longer is; the mark
+	// outlasts restarts. Pausing is the dispatcher's business: the store
+	// only keeps the mark.
+	SetPaused(ctx context.Context, target string, paused bool) error
+
+	// Paused returns the paused targets.
+	Paused(ctx context.Context) (map[string]bool, error)
+}
+
+// EventFilter selects events. Zero fields select everything.
+type EventFilter struct {
+	Task   string
+	Status string // the payload's status
+	Before string // an event id: only events received before it
+	Limit  int    // at most this many; 0 means DefaultLimit
+}
+
+// DeliveryFilter selects deliveries. Zero fields select everything.
+type DeliveryFilter struct {
+	State  State
+	Target string
+	Before string // a delivery id: only deliveries after it in the order
+	Limit  int    // at most this many; 0 means DefaultLimit
+}
+
+// Query limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Limit returns the number of rows a query with limit n returns.
+func Limit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// EventSummary is an event in a list: its metadata and where each of its
+// deliveries stands.
+type EventSummary struct {
+	Event      *Event
+	Deliveries []Delivery
+}
+
+// EventDetail is one event with everything known about it.
+type EventDetail struct {
+	Event      *Event
+	Deliveries []DeliveryDetail
+}
+
+// DeliveryDetail is a delivery with its attempts, oldest first.
+type DeliveryDetail struct {
+	Delivery
+	History []Attempt
+}
+
+// StateCounts counts a target's deliveries by state.
+type StateCounts struct {
+	Pending, Delivered, Dead int
+}
+
+// Errors of the Admin methods.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)

@@ -45,7 +45,7 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 	if s.opts.DedupTTL > 0 {
 		if err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
 			return pruneMarks(tx, now.Add(-s.opts.DedupTTL))
-		}); err != nil {
+		}, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -54,16 +54,25 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 	}
 	total := 0
 	var resume []byte // where the previous chunk stopped
+	var gone []string // deliveries deleted by the chunk
 	err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
-		n, more, err := pruneEvents(tx, now.Add(-s.opts.Retention), &resume)
+		gone = gone[:0]
+		n, more, err := pruneEvents(tx, now.Add(-s.opts.Retention), &resume, &gone)
 		total += n
 		return more, err
+	}, func() {
+		for _, id := range gone {
+			if _, target, ok := relay.SplitDeliveryID(id); ok {
+				s.finishedOf(target).remove(id)
+			}
+		}
 	})
 	return total, err
 }
 
-// pruneChunks runs fn through the committer until it reports no more work.
-func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool, err error)) error {
+// pruneChunks runs fn through the committer until it reports no more work;
+// after, when set, runs once each chunk is committed, with s.mu held.
+func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool, err error), after func()) error {
 	for ctx.Err() == nil {
 		var more bool
 		// Once queued, a chunk is committed even if ctx ends (Close drains
@@ -71,7 +80,7 @@ func (s *Store) pruneChunks(ctx context.Context, fn func(tx *bolt.Tx) (more bool
 		if err := s.submit(context.WithoutCancel(ctx), &write{apply: func(tx *bolt.Tx) (err error) {
 			more, err = fn(tx)
 			return err
-		}}); err != nil {
+		}, after: after}); err != nil {
 			return err
 		}
 		if !more {
@@ -141,7 +150,7 @@ func deleteMark(tx *bolt.Tx, id, rec []byte) error {
 // start when nil), and leaves in *resume where it stopped. Events still
 // pending are skipped, so a large old backlog costs many short
 // transactions rather than one long one that ingest would wait for.
-func pruneEvents(tx *bolt.Tx, cutoff time.Time, resume *[]byte) (deleted int, more bool, err error) {
+func pruneEvents(tx *bolt.Tx, cutoff time.Time, resume *[]byte, gone *[]string) (deleted int, more bool, err error) {
 	evs, dels := tx.Bucket(bktEvents), tx.Bucket(bktDeliveries)
 	var doomed [][]byte
 	c := evs.Cursor()
@@ -175,7 +184,7 @@ func pruneEvents(tx *bolt.Tx, cutoff time.Time, resume *[]byte) (deleted int, mo
 		}
 	}
 	for _, id := range doomed {
-		if err := deleteEvent(tx, id); err != nil {
+		if err := deleteEvent(tx, id, gone); err != nil {
 			return 0, false, err
 		}
 	}
@@ -183,15 +192,19 @@ func pruneEvents(tx *bolt.Tx, cutoff time.Time, resume *[]byte) (deleted int, mo
 }
 
 // deleteEvent removes an event and everything keyed under it, its dedup mark
-// included: there is never a mark without its event.
-func deleteEvent(tx *bolt.Tx, id []byte) error {
+// included: there is never a mark without its event. The ids of the
+// deliveries it deletes are appended to gone.
+func deleteEvent(tx *bolt.Tx, id []byte, gone *[]string) error {
 	if err := deleteMark(tx, id, tx.Bucket(bktEvents).Get(id)); err != nil {
 		return err
 	}
 	prefix := append(append([]byte(nil), id...), ':')
-	for _, b := range []*bolt.Bucket{tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)} {
-		c := b.Cursor()
+	for _, name := range [][]byte{bktDeliveries, bktAttempts} {
+		c := tx.Bucket(name).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if bytes.Equal(name, bktDeliveries) {
+				*gone = append(*gone, string(k))
+			}
 			if err := c.Delete(); err != nil {
 				return err
 			}

@@ -67,6 +67,12 @@ func (q *queue) remove(id string) {
 	heap.Remove(&q.items, it.index)
 }
 
+// hold takes a pending item out of line, as a claim does.
+func (q *queue) hold(it *item) {
+	heap.Remove(&q.items, it.index)
+	q.held++
+}
+
 // take holds up to max deliveries due at now and returns them.
 func (q *queue) take(now time.Time, max int) []*item {
 	n := now.UnixNano()

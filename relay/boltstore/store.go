@@ -83,8 +83,11 @@ type Store struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // guards queues, freshBytes and deferred
+	mu     sync.Mutex // guards queues, finished, freshBytes and deferred
 	queues map[string]*queue
+	// finished indexes each target's delivered and dead deliveries, so
+	// that counts and dead letters are answered without a scan.
+	finished map[string]*finished
 	// freshBytes is the payload memory held by fresh queue items.
 	freshBytes int
 	// deferred holds completed outcomes not yet written: they ride along
@@ -161,6 +164,7 @@ func Open(path string, opts Options) (*Store, error) {
 		deferKick: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		queues:    make(map[string]*queue),
+		finished:  make(map[string]*finished),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {
@@ -189,15 +193,16 @@ func (s *Store) load() error {
 			if err != nil {
 				return fmt.Errorf("delivery %q: %w", k, err)
 			}
-			if state != relay.Pending {
-				return nil
-			}
 			id := string(k)
 			_, target, ok := relay.SplitDeliveryID(id)
 			if !ok {
 				return fmt.Errorf("corrupt delivery key %q", k)
 			}
-			s.queue(target).put(id, due)
+			if state == relay.Pending {
+				s.queue(target).put(id, due)
+			} else {
+				s.finishedOf(target).add(id, state)
+			}
 			return nil
 		})
 	})
@@ -575,6 +580,7 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	type enc struct {
 		id, rec, attempt []byte
 		attemptNo        int
+		stored           bool // the record existed and was written
 	}
 	encs := make([]enc, len(outcomes))
 	for i := range outcomes {
@@ -595,8 +601,10 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	w := &write{
 		apply: func(tx *bolt.Tx) error {
 			dels, atts := tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)
-			for _, e := range encs {
-				if dels.Get(e.id) == nil {
+			for i := range encs {
+				e := &encs[i]
+				e.stored = dels.Get(e.id) != nil
+				if !e.stored {
 					continue // pruned or never stored: nothing to update
 				}
 				if err := dels.Put(e.id, e.rec); err != nil {
@@ -611,11 +619,15 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			return nil
 		},
 		after: func() {
-			for _, o := range outcomes {
+			for i, o := range outcomes {
 				q := s.queue(o.Delivery.Target)
-				if o.Delivery.State == relay.Pending {
+				switch {
+				case o.Delivery.State == relay.Pending:
 					q.put(o.Delivery.ID(), o.Delivery.NextAttemptAt)
-				} else {
+				case encs[i].stored:
+					q.remove(o.Delivery.ID())
+					s.finishedOf(o.Delivery.Target).add(o.Delivery.ID(), o.Delivery.State)
+				default:
 					q.remove(o.Delivery.ID())
 				}
 			}

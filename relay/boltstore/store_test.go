@@ -172,6 +172,17 @@ func TestPrune(t *testing.T) {
 	if n != 2 {
 		t.Errorf("Prune at +2h with retention 1h deleted %d events, want 2 (the finished one and the unrouted one)", n)
 	}
+	// Left: a delivered for pending and recent, b pending for pending.
+	counts, err := s.Counts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := counts["a"], counts["b"]; a != (relay.StateCounts{Delivered: 2}) || b != (relay.StateCounts{Pending: 1}) {
+		t.Errorf("Counts after Prune = a %+v, b %+v; want a with 2 delivered (pending's and recent's) and b with 1 pending: pruned deliveries are no longer counted", a, b)
+	}
+	if dead, err := s.Deliveries(t.Context(), relay.DeliveryFilter{State: relay.Dead}); err != nil || len(dead) != 0 {
+		t.Errorf("dead deliveries after Prune = %v, %v; want none", dead, err)
+	}
 	now := base.Add(2 * time.Hour)
 	for _, tc := range []struct {
 		ev      *relay.Event

@@ -54,6 +54,12 @@ func Run(t *testing.T, h Harness) {
 		{"Release", testRelease},
 		{"ReopenRestoresPending", testReopenRestoresPending},
 		{"Closed", testClosed},
+		{"Events", testEvents},
+		{"EventDetail", testEventDetail},
+		{"Deliveries", testDeliveries},
+		{"Requeue", testRequeue},
+		{"RequeueDeadAndCounts", testRequeueDeadAndCounts},
+		{"Paused", testPaused},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
 	}
