@@ -91,6 +91,11 @@ type Store struct {
 type Redis struct {
 	URL    string `yaml:"url"`
 	Prefix string `yaml:"prefix"`
+	// Lease is how long a claim holds a delivery without being renewed: a
+	// relay renews its claims while it works on them, so this is how soon
+	// another relay takes over the claims of one that died. Not in the
+	// SPEC; an extension of this implementation.
+	Lease Duration `yaml:"lease"`
 }
 
 // Dedup holds the duplicate-detection window. It has to outlast the sender's
@@ -234,6 +239,7 @@ func Default() *Config {
 			Redis: Redis{
 				URL:    "redis://127.0.0.1:6379/0",
 				Prefix: "hooxrelay",
+				Lease:  Duration(30 * time.Second),
 			},
 			Retention: Duration(168 * time.Hour),
 		},

@@ -190,3 +190,46 @@ func TestExamples(t *testing.T) {
 		t.Errorf("found %d hooxrelay configs under %s, want at least the 2 examples", loaded, root)
 	}
 }
+
+// The compose example parses, and every file it mounts or builds from is
+// in the repository.
+func TestComposeExample(t *testing.T) {
+	dir := filepath.Join("..", "deploy")
+	data, err := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Build *struct {
+				Context    string `yaml:"context"`
+				Dockerfile string `yaml:"dockerfile"`
+			} `yaml:"build"`
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, name := range []string{"redis", "relay-1", "relay-2", "sink", "lb"} {
+		if _, ok := compose.Services[name]; !ok {
+			t.Errorf("docker-compose.yml has no service %q", name)
+		}
+	}
+	for name, svc := range compose.Services {
+		if b := svc.Build; b != nil {
+			if _, err := os.Stat(filepath.Join(dir, b.Context, b.Dockerfile)); err != nil {
+				t.Errorf("service %s builds from a missing Dockerfile: %v", name, err)
+			}
+		}
+		for _, v := range svc.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if !strings.HasPrefix(src, "./") {
+				continue // a named volume
+			}
+			if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
+				t.Errorf("service %s mounts a missing file: %v", name, err)
+			}
+		}
+	}
+}

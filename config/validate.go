@@ -156,6 +156,9 @@ func (v *validator) store() {
 		if s.Redis.Prefix == "" {
 			v.add("store.redis.prefix", "must not be empty: it keeps hooxrelay's keys apart from others in the same database")
 		}
+		if s.Redis.Lease.D() < time.Second {
+			v.add("store.redis.lease", "must be at least 1s (claims are renewed every third of it), got %s", s.Redis.Lease.D())
+		}
 	default:
 		v.add("store.kind", "must be %q or %q, got %q", StoreEmbedded, StoreRedis, s.Kind)
 	}

@@ -174,6 +174,8 @@ func TestValidateServerAndStore(t *testing.T) {
 			`store.redis.url: must be a URL`, 1},
 		{"redis prefix empty", "store:\n  kind: redis\n  redis: {prefix: \"\"} # <-\n" + okAll,
 			`store.redis.prefix: must not be empty`, 1},
+		{"redis lease too short", "store:\n  kind: redis\n  redis: {lease: 500ms} # <-\n" + okAll,
+			`store.redis.lease: must be at least 1s (claims are renewed every third of it), got 500ms`, 1},
 		{"retention zero", "store:\n  retention: 0s # <-\n" + okAll, `store.retention: must be a positive duration`, 0},
 		{"dedup ttl zero", "dedup:\n  ttl: 0s # <-\n" + okAll, `dedup.ttl: must be a positive duration`, 0},
 	})

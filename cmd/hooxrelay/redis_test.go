@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +30,7 @@ func redisConfig(t *testing.T, name, redisAddr, ingest, admin, targetURL, target
   shutdown_timeout: 5s
 store:
   kind: redis
-  redis: {url: "redis://%s/0", prefix: shared}
+  redis: {url: "redis://%s/0", prefix: shared, lease: 2s}
 sources:
   - name: hoox
     path: /hooks/hoox
@@ -227,5 +230,74 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("%d of %d acked events not delivered after the outage, e.g. %v (acked %v)\n%s", len(miss), len(acked), miss[0], acked, p.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A relay killed while its attempts hang leaves claims in Redis; another
+// relay takes them over once their lease (2s here) ends, and each event is
+// delivered once.
+func TestKilledRelaysClaimsTakenOver(t *testing.T) {
+	r := redistest.Start(t, false)
+	var up atomic.Bool
+	var hanging atomic.Int64
+	rec := &recorder{delivered: map[string]int{}}
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if up.Load() {
+			rec.ServeHTTP(w, req)
+			return
+		}
+		// Hang until the caller goes away (its process is killed); the
+		// server notices that only once the body is read.
+		io.Copy(io.Discard, req.Body)
+		hanging.Add(1)
+		<-req.Context().Done()
+		hanging.Add(-1)
+	}))
+	defer target.Close()
+
+	ingestA, adminA := freeAddr(t), freeAddr(t)
+	a := startRelay(t, redisConfig(t, "a", r.Addr, ingestA, adminA, target.URL+"/hook", "    max_in_flight: 8\n    timeout: 60s"), ingestA, adminA)
+	var ids []string
+	for i := range 12 {
+		ans, err := postTo("http://"+ingestA+"/hooks/hoox", fmt.Sprintf(`{"task":"video_generate","job_id":"lease_%d","status":"completed"}`, i))
+		if err != nil || ans.Status != "accepted" {
+			t.Fatalf("POST %d: %+v, %v", i, ans, err)
+		}
+		ids = append(ids, ans.EventID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for hanging.Load() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay a has %d attempts in flight, want 8 (its max_in_flight)", hanging.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+	killed := time.Now()
+	up.Store(true)
+
+	ingestB, adminB := freeAddr(t), freeAddr(t)
+	startRelay(t, redisConfig(t, "b", r.Addr, ingestB, adminB, target.URL+"/hook", ""), ingestB, adminB)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		miss := rec.missing(ids)
+		if len(miss) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events not delivered by relay b within 20s of relay a's death", len(miss), len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("relay b finished relay a's 8 claims %v after a was killed (lease 2s)", time.Since(killed).Round(time.Millisecond))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for id, n := range rec.delivered {
+		if n != 1 {
+			t.Errorf("event %s delivered %d times, want once", id, n)
+		}
 	}
 }

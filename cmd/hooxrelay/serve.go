@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -128,23 +127,12 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 		}
 		return redisstore.New(rdb, redisstore.Options{
 			Prefix:    cfg.Store.Redis.Prefix,
-			Lease:     lease(cfg),
+			Lease:     cfg.Store.Redis.Lease.D(),
 			Retention: cfg.Store.Retention.D(),
+			Logger:    log,
 		}), nil
 	}
 	return nil, usagef("store.kind %q is not supported by this build", cfg.Store.Kind)
-}
-
-// lease is how long a Redis claim holds a delivery: long enough for the
-// slowest target's attempt twice over, so that a live relay never loses
-// a claim it is working on, and short enough that a dead relay's claims
-// come back within minutes.
-func lease(cfg *config.Config) time.Duration {
-	longest := time.Duration(0)
-	for _, t := range cfg.Targets {
-		longest = max(longest, t.Timeout.D())
-	}
-	return max(time.Minute, 2*longest+30*time.Second)
 }
 
 // loadConfig loads and validates a config; its problems are usage errors.

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -34,6 +35,15 @@ type Options struct {
 	// of an event none of whose deliveries is pending, are kept; 0 keeps
 	// them forever.
 	Retention time.Duration
+	// Renew is how often this process extends the leases of the claims it
+	// still works on; 0 means a third of the lease, a negative value
+	// never (for tests that move the clock themselves).
+	Renew time.Duration
+	// PruneInterval is how often the indexes are cleared of entries whose
+	// keys expired; 0 means one minute.
+	PruneInterval time.Duration
+	// Logger receives errors of the background work; nil discards them.
+	Logger *slog.Logger
 }
 
 // Store is the Redis store. It is safe for concurrent use.
@@ -56,6 +66,11 @@ type Store struct {
 	// owner marks this process's claims in Redis.
 	owner  string
 	closed bool
+
+	opts Options
+	log  *slog.Logger
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // New returns a store over rdb, which the store closes at Close.
@@ -66,8 +81,28 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Lease <= 0 {
 		opts.Lease = time.Minute
 	}
-	return &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
-		held: map[string]relay.Delivery{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:]}
+	if opts.Renew == 0 {
+		opts.Renew = opts.Lease / 3
+	}
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = time.Minute
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
+		held: map[string]relay.Delivery{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
+		opts: opts, log: log, stop: make(chan struct{})}
+	if opts.Renew > 0 {
+		s.wg.Add(1)
+		go s.renewLoop()
+	}
+	if opts.Retention > 0 {
+		s.wg.Add(1)
+		go s.pruneLoop()
+	}
+	return s
 }
 
 func (s *Store) eventKey(id string) string     { return s.pfx + "e:" + id }
@@ -79,6 +114,27 @@ func (s *Store) ownerKey(target string) string { return s.pfx + "o:" + target }
 func (s *Store) markKey(source, key string) string {
 	return s.pfx + "m:" + source + "\x00" + key
 }
+
+// Index keys: sorted sets whose members all score 0, so that they sort by
+// member, and event and delivery ids sort by receive time.
+func (s *Store) eventIndexKey(task, status string) string {
+	switch {
+	case task != "" && status != "":
+		return s.pfx + "i:ts:" + task + "\x00" + status
+	case task != "":
+		return s.pfx + "i:t:" + task
+	case status != "":
+		return s.pfx + "i:s:" + status
+	}
+	return s.pfx + "i:e"
+}
+func (s *Store) stateIndexKey(state relay.State, target string) string {
+	return s.pfx + "i:d:" + string(state) + ":" + target
+}
+func (s *Store) targetsKey() string   { return s.pfx + "targets" }
+func (s *Store) indexesKey() string   { return s.pfx + "indexes" } // the index keys to prune
+func (s *Store) pausedKey() string    { return s.pfx + "paused" }
+func (s *Store) pruneLockKey() string { return s.pfx + "prune-lock" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -97,11 +153,12 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
-// ingestScript checks the dedup mark and writes the event, its deliveries
-// and the mark, all or nothing.
-// KEYS: mark, event, then per target its queue and its delivery record.
+// ingestScript checks the dedup mark and writes the event, its deliveries,
+// their index entries and the mark, all or nothing.
+// KEYS: mark, event, the four event indexes, targets, indexes, then per
+// target its queue, its delivery record and its pending index.
 // ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
-// none), then per target delivery id, delivery record, due ms.
+// none), then per target delivery id, delivery record, due ms, target.
 var ingestScript = redis.NewScript(`
 local mark = redis.call('GET', KEYS[1])
 if mark then
@@ -111,15 +168,21 @@ if mark then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 8) / 3
 redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5], 'open', n)
 if n == 0 and tonumber(ARGV[6]) > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
+for i = 3, 6 do
+  redis.call('ZADD', KEYS[i], 0, ARGV[1])
+end
+redis.call('SADD', KEYS[8], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 for i = 1, n do
-  local a = 6 + (i - 1) * 3
-  redis.call('SET', KEYS[2 + 2 * i], ARGV[a + 2])
-  redis.call('ZADD', KEYS[1 + 2 * i], ARGV[a + 3], ARGV[a + 1])
+  local k, a = 8 + (i - 1) * 3, 6 + (i - 1) * 4
+  redis.call('SET', KEYS[k + 2], ARGV[a + 2])
+  redis.call('ZADD', KEYS[k + 1], ARGV[a + 3], ARGV[a + 1])
+  redis.call('ZADD', KEYS[k + 3], 0, ARGV[a + 1])
+  redis.call('SADD', KEYS[7], ARGV[a + 4])
 end
 return {0, ARGV[1]}
 `)
@@ -133,7 +196,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if err != nil {
 		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
 	}
-	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID)}
+	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID),
+		s.eventIndexKey("", ""), s.eventIndexKey(ev.Task, ""), s.eventIndexKey("", ev.Status), s.eventIndexKey(ev.Task, ev.Status),
+		s.targetsKey(), s.indexesKey()}
 	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds()}
 	for _, t := range ev.Targets {
 		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
@@ -142,12 +207,15 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		if err != nil {
 			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
 		}
-		keys = append(keys, s.queueKey(t), s.deliveryKey(d.ID()))
-		args = append(args, d.ID(), rec, ms(ev.ReceivedAt))
+		keys = append(keys, s.queueKey(t), s.deliveryKey(d.ID()), s.stateIndexKey(relay.Pending, t))
+		args = append(args, d.ID(), rec, ms(ev.ReceivedAt), t)
 	}
 	res, err := ingestScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return relay.IngestResult{}, s.fail("ingest "+ev.ID, err)
+	}
+	if len(res) != 2 {
+		return relay.IngestResult{}, fmt.Errorf("ingest %s: unexpected reply %v", ev.ID, res)
 	}
 	dup, _ := res[0].(int64)
 	id, _ := res[1].(string)
@@ -256,21 +324,30 @@ func toAny(ss []string) []any {
 	return out
 }
 
-// NextDue implements relay.Store. Deliveries whose lease runs out are not
-// counted: Claim takes them back, and the dispatcher asks again at its poll
-// interval for what other relays leave behind.
+// NextDue implements relay.Store. A held delivery counts from the end of
+// its lease, when it is free to take again: that is how a relay notices,
+// without polling, the claims of a relay that died.
 func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
 	if s.isClosed() {
 		return time.Time{}, false, relay.ErrClosed
 	}
-	zs, err := s.rdb.ZRangeWithScores(ctx, s.queueKey(target), 0, 0).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	q := pipe.ZRangeWithScores(ctx, s.queueKey(target), 0, 0)
+	h := pipe.ZRangeWithScores(ctx, s.heldKey(target), 0, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return time.Time{}, false, s.fail("next due of "+target, err)
 	}
-	if len(zs) == 0 {
-		return time.Time{}, false, nil
+	var due time.Time
+	ok := false
+	for _, zs := range [][]redis.Z{q.Val(), h.Val()} {
+		if len(zs) == 0 {
+			continue
+		}
+		if t := time.UnixMilli(int64(zs[0].Score)); !ok || t.Before(due) {
+			due, ok = t, true
+		}
 	}
-	return time.UnixMilli(int64(zs[0].Score)), true, nil
+	return due, ok, nil
 }
 
 // Backlog implements relay.Store.
@@ -287,13 +364,20 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 	return int(q.Val() + h.Val()), nil
 }
 
-// completeScript records an outcome and ends the hold. A final outcome
-// starts the retention of the delivery's keys, and of the event's once its
+// completeScript records an outcome and ends the hold, unless the lease ran
+// out and another relay holds the delivery now: then that relay's outcome
+// is the one to keep. A final outcome moves the delivery to its state's
+// index and starts the retention of its keys, and of the event's once its
 // last delivery is final.
-// KEYS: delivery, queue, held, attempts, event, owners.
+// KEYS: delivery, queue, held, attempts, event, owners, pending index,
+// final state's index, indexes.
 // ARGV: record, state, due ms, delivery id, attempt ("" for none),
-// retention ms (0: none).
+// retention ms (0: none), owner.
 var completeScript = redis.NewScript(`
+local owner = redis.call('HGET', KEYS[6], ARGV[4])
+if owner and owner ~= ARGV[7] then
+  return 0
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[3], ARGV[4])
   redis.call('HDEL', KEYS[6], ARGV[4])
@@ -311,6 +395,9 @@ if ARGV[2] == 'pending' then
   return 1
 end
 redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('ZREM', KEYS[7], ARGV[4])
+redis.call('ZADD', KEYS[8], 0, ARGV[4])
+redis.call('SADD', KEYS[9], KEYS[8])
 local keep = tonumber(ARGV[6])
 if keep > 0 then
   redis.call('PEXPIRE', KEYS[1], keep)
@@ -345,8 +432,10 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			}
 		}
 		id := d.ID()
-		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id), s.eventKey(d.EventID), s.ownerKey(d.Target)},
-			rec, string(d.State), ms(d.NextAttemptAt), id, att, s.retention.Milliseconds())
+		final := s.stateIndexKey(d.State, d.Target)
+		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id),
+			s.eventKey(d.EventID), s.ownerKey(d.Target), s.stateIndexKey(relay.Pending, d.Target), final, s.indexesKey()},
+			rec, string(d.State), ms(d.NextAttemptAt), id, att, s.retention.Milliseconds(), s.owner)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		// Not known to be written: the deliveries go back in line (at
@@ -373,8 +462,12 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 
 // releaseScript puts a held delivery back in line, unless its lease ran out
 // and another relay took it meanwhile.
-// KEYS: queue, held, owners. ARGV: delivery id, due ms.
+// KEYS: queue, held, owners. ARGV: delivery id, due ms, owner.
 var releaseScript = redis.NewScript(`
+local owner = redis.call('HGET', KEYS[3], ARGV[1])
+if owner and owner ~= ARGV[3] then
+  return 0
+end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 end
@@ -393,7 +486,7 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.Delivery) time.Time) error {
 	pipe := s.rdb.Pipeline()
 	for _, d := range ds {
-		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, d.ID(), ms(at(d)))
+		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, d.ID(), ms(at(d)), s.owner)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return s.fail("release deliveries", err)
@@ -462,11 +555,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stop)
 	held := make([]relay.Delivery, 0, len(s.held))
 	for _, d := range s.held {
 		held = append(held, d)
 	}
 	s.mu.Unlock()
+	s.wg.Wait()
 	var err error
 	if len(held) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

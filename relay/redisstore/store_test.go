@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 func TestLeaseTakeover(t *testing.T) {
 	addr := startRedis(t)
 	newStore := func() *redisstore.Store {
-		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "lease", Lease: time.Minute})
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "lease", Lease: time.Minute, Renew: -1})
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
@@ -147,7 +147,7 @@ func runConformance(t *testing.T, url string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour})
+		s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour, Renew: -1})
 		mu.Lock()
 		prefixes[s] = prefix
 		mu.Unlock()

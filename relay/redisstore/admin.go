@@ -1,0 +1,415 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/redis/go-redis/v9"
+)
+
+// lexBefore is the exclusive upper bound of a reverse walk of an index
+// from before ("" for the newest).
+func lexBefore(before string) string {
+	if before == "" {
+		return "+"
+	}
+	return "(" + before
+}
+
+// Events implements relay.Admin from the index of the filter: no key is
+// read that is not returned. Entries whose keys expired and are not pruned
+// yet are skipped.
+func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	limit := relay.Limit(f.Limit)
+	index := s.eventIndexKey(f.Task, f.Status)
+	var out []relay.EventSummary
+	for before := f.Before; len(out) < limit; {
+		ids, err := s.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: int64(limit - len(out))}).Result()
+		if err != nil {
+			return nil, s.fail("list events", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		before = ids[len(ids)-1]
+		evs, err := s.events(ctx, ids, false)
+		if err != nil {
+			return nil, err
+		}
+		ds, err := s.deliveriesOf(ctx, evs)
+		if err != nil {
+			return nil, err
+		}
+		for i, ev := range evs {
+			out = append(out, relay.EventSummary{Event: ev, Deliveries: ds[i]})
+		}
+	}
+	return out, nil
+}
+
+// events reads the events of ids, leaving out those that expired.
+func (s *Store) events(ctx context.Context, ids []string, withPayload bool) ([]*relay.Event, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		if withPayload {
+			cmds[i] = pipe.HMGet(ctx, s.eventKey(id), "meta", "payload")
+		} else {
+			cmds[i] = pipe.HMGet(ctx, s.eventKey(id), "meta")
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("read events", err)
+	}
+	evs := make([]*relay.Event, 0, len(ids))
+	for i, cmd := range cmds {
+		vals := cmd.Val()
+		meta, ok := vals[0].(string)
+		if !ok {
+			continue
+		}
+		ev := new(relay.Event)
+		if err := json.Unmarshal([]byte(meta), ev); err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", ids[i], err)
+		}
+		if withPayload {
+			if p, ok := vals[1].(string); ok {
+				ev.Payload = []byte(p)
+			}
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+// deliveriesOf reads the delivery records of each event, in target order.
+func (s *Store) deliveriesOf(ctx context.Context, evs []*relay.Event) ([][]relay.Delivery, error) {
+	var ids []string
+	for _, ev := range evs {
+		for _, t := range ev.Targets {
+			ids = append(ids, relay.DeliveryID(ev.ID, t))
+		}
+	}
+	ds, err := s.deliveries(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]relay.Delivery, len(ds))
+	for _, d := range ds {
+		byID[d.ID()] = d
+	}
+	out := make([][]relay.Delivery, len(evs))
+	for i, ev := range evs {
+		for _, t := range ev.Targets {
+			if d, ok := byID[relay.DeliveryID(ev.ID, t)]; ok {
+				out[i] = append(out[i], d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// deliveries reads the records of ids in order, leaving out those that
+// expired.
+func (s *Store) deliveries(ctx context.Context, ids []string) ([]relay.Delivery, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.deliveryKey(id)
+	}
+	// One GET per key in a pipeline rather than one MGET: a Cluster
+	// client would refuse an MGET only if the keys spanned slots, and
+	// they never do, but a pipeline keeps this free of that reasoning.
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.fail("read deliveries", err)
+	}
+	out := make([]relay.Delivery, 0, len(ids))
+	for i, cmd := range cmds {
+		rec, err := cmd.Bytes()
+		if err != nil {
+			continue
+		}
+		var d relay.Delivery
+		if err := json.Unmarshal(rec, &d); err != nil {
+			return nil, fmt.Errorf("decode delivery %s: %w", ids[i], err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Event implements relay.Admin.
+func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	evs, err := s.events(ctx, []string{id}, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("event %q: %w", id, relay.ErrNotFound)
+	}
+	ds, err := s.deliveriesOf(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	hist := make([]*redis.StringSliceCmd, len(ds[0]))
+	for i, d := range ds[0] {
+		hist[i] = pipe.LRange(ctx, s.attemptsKey(d.ID()), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("read attempts of "+id, err)
+	}
+	out := &relay.EventDetail{Event: evs[0]}
+	for i, d := range ds[0] {
+		dd := relay.DeliveryDetail{Delivery: d}
+		for _, raw := range hist[i].Val() {
+			var a relay.Attempt
+			if err := json.Unmarshal([]byte(raw), &a); err != nil {
+				return nil, fmt.Errorf("decode attempt of %s: %w", d.ID(), err)
+			}
+			dd.History = append(dd.History, a)
+		}
+		out.Deliveries = append(out.Deliveries, dd)
+	}
+	return out, nil
+}
+
+var allStates = []relay.State{relay.Pending, relay.Delivered, relay.Dead}
+
+// Deliveries implements relay.Admin by merging the per state and target
+// indexes that f selects.
+func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay.Delivery, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	limit := relay.Limit(f.Limit)
+	targets := []string{f.Target}
+	if f.Target == "" {
+		var err error
+		if targets, err = s.rdb.SMembers(ctx, s.targetsKey()).Result(); err != nil {
+			return nil, s.fail("list targets", err)
+		}
+	}
+	states := allStates
+	if f.State != "" {
+		states = []relay.State{f.State}
+	}
+	var out []relay.Delivery
+	for before := f.Before; len(out) < limit; {
+		want := int64(limit - len(out))
+		pipe := s.rdb.Pipeline()
+		var cmds []*redis.StringSliceCmd
+		for _, t := range targets {
+			for _, st := range states {
+				cmds = append(cmds, pipe.ZRevRangeByLex(ctx, s.stateIndexKey(st, t), &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want}))
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, s.fail("list deliveries", err)
+		}
+		var ids []string
+		for _, c := range cmds {
+			ids = append(ids, c.Val()...)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+		ids = slices.Compact(ids)
+		ids = ids[:min(len(ids), int(want))]
+		before = ids[len(ids)-1]
+		ds, err := s.deliveries(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// requeueScript puts a delivery back in line with the record the caller
+// built from old, unless the record changed meanwhile (0: read it again)
+// or a relay holds it (-1).
+// KEYS: delivery, queue, held, attempts, event, pending index, dead index.
+// ARGV: old record, new record, delivery id, due ms, "1" when it was dead.
+var requeueScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('PERSIST', KEYS[4])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[6], 0, ARGV[3])
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[7], ARGV[3])
+  redis.call('HINCRBY', KEYS[5], 'open', 1)
+  redis.call('PERSIST', KEYS[5])
+end
+return 1
+`)
+
+// Requeue implements relay.Admin.
+func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.Delivery, error) {
+	if s.isClosed() {
+		return relay.Delivery{}, relay.ErrClosed
+	}
+	for range 8 {
+		d, done, err := s.requeue(ctx, id, now)
+		if done || err != nil {
+			return d, err
+		}
+	}
+	return relay.Delivery{}, fmt.Errorf("delivery %s keeps changing; try again: %w", id, relay.ErrConflict)
+}
+
+// requeue makes one attempt at Requeue; done is false when the record
+// changed between its read and its write.
+func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.Delivery, done bool, err error) {
+	_, target, ok := relay.SplitDeliveryID(id)
+	if !ok {
+		return d, true, fmt.Errorf("delivery %q: %w", id, relay.ErrNotFound)
+	}
+	old, err := s.rdb.Get(ctx, s.deliveryKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return d, true, fmt.Errorf("delivery %q: %w", id, relay.ErrNotFound)
+	}
+	if err != nil {
+		return d, true, s.fail("read delivery "+id, err)
+	}
+	if err := json.Unmarshal([]byte(old), &d); err != nil {
+		return d, true, fmt.Errorf("decode delivery %s: %w", id, err)
+	}
+	if d.State == relay.Delivered {
+		return d, true, fmt.Errorf("delivery %s was delivered; only dead or pending deliveries can be retried: %w", id, relay.ErrConflict)
+	}
+	wasDead := "0"
+	if d.State == relay.Dead {
+		wasDead = "1"
+	}
+	d.State = relay.Pending
+	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = now, now, now
+	d.BudgetAttempts = d.Attempts
+	rec, err := json.Marshal(&d)
+	if err != nil {
+		return d, true, fmt.Errorf("encode delivery: %w", err)
+	}
+	res, err := requeueScript.Run(ctx, s.rdb, []string{s.deliveryKey(id), s.queueKey(target), s.heldKey(target), s.attemptsKey(id),
+		s.eventKey(d.EventID), s.stateIndexKey(relay.Pending, target), s.stateIndexKey(relay.Dead, target)},
+		old, rec, id, ms(now), wasDead).Int()
+	switch {
+	case err != nil:
+		return d, true, s.fail("requeue "+id, err)
+	case res == -1:
+		return d, true, fmt.Errorf("delivery %s is being attempted right now; try again when the attempt ends: %w", id, relay.ErrConflict)
+	}
+	return d, res == 1, nil
+}
+
+// RequeueDead implements relay.Admin, oldest dead letters first. A dead
+// letter that changes under it is left for the next call.
+func (s *Store) RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error) {
+	if s.isClosed() {
+		return 0, relay.ErrClosed
+	}
+	ids, err := s.rdb.ZRangeByLex(ctx, s.stateIndexKey(relay.Dead, target), &redis.ZRangeBy{Min: "-", Max: "+", Count: int64(max)}).Result()
+	if err != nil {
+		return 0, s.fail("list dead deliveries of "+target, err)
+	}
+	n := 0
+	for _, id := range ids {
+		_, done, err := s.requeue(ctx, id, now)
+		switch {
+		case errors.Is(err, relay.ErrNotFound) || errors.Is(err, relay.ErrConflict):
+			// Expired, or retried by someone else meanwhile.
+		case err != nil:
+			return n, err
+		case done:
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Counts implements relay.Admin. Finished deliveries are counted from their
+// indexes, which the pruner clears of expired entries once a minute.
+func (s *Store) Counts(ctx context.Context) (map[string]relay.StateCounts, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	targets, err := s.rdb.SMembers(ctx, s.targetsKey()).Result()
+	if err != nil {
+		return nil, s.fail("list targets", err)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([][4]*redis.IntCmd, len(targets))
+	for i, t := range targets {
+		cmds[i] = [4]*redis.IntCmd{
+			pipe.ZCard(ctx, s.queueKey(t)), pipe.ZCard(ctx, s.heldKey(t)),
+			pipe.ZCard(ctx, s.stateIndexKey(relay.Delivered, t)), pipe.ZCard(ctx, s.stateIndexKey(relay.Dead, t)),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("count deliveries", err)
+	}
+	out := make(map[string]relay.StateCounts, len(targets))
+	for i, t := range targets {
+		c := cmds[i]
+		out[t] = relay.StateCounts{Pending: int(c[0].Val() + c[1].Val()), Delivered: int(c[2].Val()), Dead: int(c[3].Val())}
+	}
+	return out, nil
+}
+
+// SetPaused implements relay.Admin.
+func (s *Store) SetPaused(ctx context.Context, target string, paused bool) error {
+	if s.isClosed() {
+		return relay.ErrClosed
+	}
+	var err error
+	if paused {
+		err = s.rdb.SAdd(ctx, s.pausedKey(), target).Err()
+	} else {
+		err = s.rdb.SRem(ctx, s.pausedKey(), target).Err()
+	}
+	if err != nil {
+		return s.fail("pause "+target, err)
+	}
+	return nil
+}
+
+// Paused implements relay.Admin.
+func (s *Store) Paused(ctx context.Context) (map[string]bool, error) {
+	if s.isClosed() {
+		return nil, relay.ErrClosed
+	}
+	ts, err := s.rdb.SMembers(ctx, s.pausedKey()).Result()
+	if err != nil {
+		return nil, s.fail("list paused targets", err)
+	}
+	out := make(map[string]bool, len(ts))
+	for _, t := range ts {
+		out[t] = true
+	}
+	return out, nil
+}

@@ -1,0 +1,146 @@
+package redisstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/redis/go-redis/v9"
+)
+
+// renewScript extends the leases of the given deliveries that this process
+// still owns; a lease already taken over is left alone.
+// KEYS: held, owners. ARGV: lease end ms, owner, delivery ids...
+var renewScript = redis.NewScript(`
+local n = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[2] then
+    n = n + redis.call('ZADD', KEYS[1], 'XX', 'GT', 'CH', ARGV[1], ARGV[i])
+  end
+end
+return n
+`)
+
+// renewLoop keeps the leases of this process's claims from running out
+// while their attempts go on, so that the lease can be short (a dead
+// relay's claims come back quickly) whatever the targets' timeouts.
+func (s *Store) renewLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.Renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.renew(); err != nil {
+			s.log.Warn("renew claim leases", "err", err)
+		}
+	}
+}
+
+func (s *Store) renew() error {
+	s.mu.Lock()
+	byTarget := make(map[string][]any)
+	for id, d := range s.held {
+		byTarget[d.Target] = append(byTarget[d.Target], id)
+	}
+	s.mu.Unlock()
+	if len(byTarget) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Renew)
+	defer cancel()
+	end := ms(time.Now().Add(s.lease))
+	pipe := s.rdb.Pipeline()
+	for target, ids := range byTarget {
+		renewScript.Eval(ctx, pipe, []string{s.heldKey(target), s.ownerKey(target)}, append([]any{end, s.owner}, ids...)...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// pruneIndexScript walks an index from after a cursor up to a cutoff and
+// removes the members whose record key expired. It returns the last member
+// looked at ("" when the walk is done) and how many it removed.
+// KEYS: index. ARGV: cursor ("" for the start), cutoff, record key prefix,
+// max members to look at.
+var pruneIndexScript = redis.NewScript(`
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], from, '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+local gone = 0
+for _, id in ipairs(ids) do
+  if redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+    gone = gone + 1
+  end
+end
+if #ids < tonumber(ARGV[4]) then return {'', gone} end
+return {ids[#ids], gone}
+`)
+
+// pruneChunk bounds the members one prune script looks at, so that no
+// script blocks Redis for long.
+const pruneChunk = 500
+
+func (s *Store) pruneLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if _, err := s.Prune(context.Background()); err != nil && !s.isClosed() {
+			s.log.Warn("prune Redis indexes", "err", err)
+		}
+	}
+}
+
+// Prune removes from the indexes the entries whose keys expired after the
+// retention, and reports how many it removed. Only entries of events
+// received more than the retention ago can have expired, so the walk stops
+// there. One relay at a time prunes: the others find the lock taken.
+func (s *Store) Prune(ctx context.Context) (int, error) {
+	if s.retention <= 0 {
+		return 0, nil
+	}
+	ok, err := s.rdb.SetNX(ctx, s.pruneLockKey(), s.owner, max(s.opts.PruneInterval/2, time.Second)).Result()
+	if err != nil || !ok {
+		return 0, err
+	}
+	keys, err := s.rdb.SMembers(ctx, s.indexesKey()).Result()
+	if err != nil {
+		return 0, s.fail("list indexes", err)
+	}
+	cutoff := relay.NewEventID(time.Now().Add(-s.retention))
+	total := 0
+	for _, key := range keys {
+		record := s.pfx + "e:"
+		if len(key) > len(s.pfx)+4 && key[len(s.pfx):len(s.pfx)+4] == "i:d:" {
+			record = s.pfx + "d:"
+		}
+		cursor := ""
+		for {
+			select {
+			case <-s.stop:
+				return total, nil
+			default:
+			}
+			res, err := pruneIndexScript.Run(ctx, s.rdb, []string{key}, cursor, cutoff, record, pruneChunk).Slice()
+			if err != nil {
+				return total, s.fail("prune index "+key, err)
+			}
+			n, _ := res[1].(int64)
+			total += int(n)
+			if cursor, _ = res[0].(string); cursor == "" {
+				break
+			}
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,164 @@
+package redisstore_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/redis/go-redis/v9"
+)
+
+// A live relay renews the leases of its claims, so a short lease is taken
+// over only from a relay that stopped renewing (died); the takeover
+// happens within one lease.
+func TestLeaseRenewal(t *testing.T) {
+	addr := startRedis(t)
+	const lease = 400 * time.Millisecond
+	newStore := func(renew time.Duration) *redisstore.Store {
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "renew", Lease: lease, Renew: renew})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	live, dead, other := newStore(lease/4), newStore(-1), newStore(-1)
+	ctx := t.Context()
+	evLive, evDead := storetest.Event(time.Now(), "live", "a"), storetest.Event(time.Now(), "dead", "b")
+	for _, ev := range []*relay.Event{evLive, evDead} {
+		if _, err := live.Ingest(ctx, ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs, err := live.Claim(ctx, "a", time.Now(), 1); err != nil || len(cs) != 1 {
+		t.Fatalf("live relay's Claim(a) = %d, %v", len(cs), err)
+	}
+	claimed := time.Now()
+	if cs, err := dead.Claim(ctx, "b", claimed, 1); err != nil || len(cs) != 1 {
+		t.Fatalf("dying relay's Claim(b) = %d, %v", len(cs), err)
+	}
+
+	time.Sleep(3 * lease)
+	if cs, err := other.Claim(ctx, "a", time.Now(), 10); err != nil || len(cs) != 0 {
+		t.Errorf("Claim(a) three leases after a live relay claimed it = %d deliveries, %v; want none: its lease is renewed", len(cs), err)
+	}
+	var takenAt time.Time
+	storetest.Eventually(t, 5*time.Second, func() error {
+		cs, err := other.Claim(ctx, "b", time.Now(), 10)
+		if err != nil {
+			return err
+		}
+		if len(cs) != 1 || cs[0].Event.ID != evDead.ID {
+			return fmt.Errorf("Claim(b) = %d deliveries, want the dead relay's", len(cs))
+		}
+		takenAt = time.Now()
+		return nil
+	})
+	t.Logf("takeover %v after the claim (lease %v)", takenAt.Sub(claimed).Round(time.Millisecond), lease)
+}
+
+// A relay whose lease ran out while another took the delivery over cannot
+// overwrite the new holder's outcome, nor put the delivery back in line.
+func TestLostLeaseKeepsNewHolder(t *testing.T) {
+	addr := startRedis(t)
+	newStore := func() *redisstore.Store {
+		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "lost", Lease: time.Minute, Renew: -1})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	slow, fast := newStore(), newStore()
+	ctx := t.Context()
+	base := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	ev := storetest.Event(base, "lost", "a")
+	if _, err := slow.Ingest(ctx, ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	first, err := slow.Claim(ctx, "a", base, 1)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first Claim = %d, %v", len(first), err)
+	}
+	second, err := fast.Claim(ctx, "a", base.Add(2*time.Minute), 1)
+	if err != nil || len(second) != 1 {
+		t.Fatalf("Claim after the lease = %d, %v; want the delivery", len(second), err)
+	}
+
+	late := first[0].Delivery
+	late.State, late.Attempts, late.LastStatus = relay.Dead, 1, 410
+	if err := slow.Complete(ctx, relay.Outcome{Delivery: late, Attempt: &relay.Attempt{Number: 1, Status: 410}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.Release(ctx, base, late); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := slow.Claim(ctx, "a", base.Add(150*time.Second), 1); len(cs) != 0 {
+		t.Fatalf("the old holder's Release put the delivery back in line while the new holder has it")
+	}
+	got, err := fast.Event(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := got.Deliveries[0]; d.State != relay.Pending || len(d.History) != 0 {
+		t.Fatalf("after the old holder's late outcome the delivery is %+v, want it untouched (pending, no attempt)", d)
+	}
+
+	won := second[0].Delivery
+	won.State, won.Attempts, won.LastStatus = relay.Delivered, 1, 200
+	if err := fast.Complete(ctx, relay.Outcome{Delivery: won, Attempt: &relay.Attempt{Number: 1, Status: 200}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = fast.Event(ctx, ev.ID); got.Deliveries[0].State != relay.Delivered || len(got.Deliveries[0].History) != 1 {
+		t.Errorf("the new holder's outcome was not recorded: %+v", got.Deliveries[0])
+	}
+}
+
+// Index entries of expired keys are pruned, so that lists and counts
+// follow the retention.
+func TestPruneIndexes(t *testing.T) {
+	addr := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	const retention = 300 * time.Millisecond
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "prune", Retention: retention, PruneInterval: time.Hour, Renew: -1})
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now()
+	done, pending, unrouted := storetest.Event(now, "done", "a"), storetest.Event(now, "pending", "a"), storetest.Event(now, "unrouted")
+	for _, ev := range []*relay.Event{done, pending, unrouted} {
+		if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := s.Claim(ctx, "a", now, 1)
+	if err != nil || len(cs) != 1 || cs[0].Event.ID != done.ID {
+		t.Fatalf("Claim = %v, %v", cs, err)
+	}
+	d := cs[0].Delivery
+	d.State, d.Attempts = relay.Dead, 1
+	if err := s.Complete(ctx, relay.Outcome{Delivery: d}); err != nil {
+		t.Fatal(err)
+	}
+
+	time.Sleep(2 * retention)
+	n, err := s.Prune(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// done's event and its dead delivery, unrouted's event; each event in
+	// its four indexes.
+	if n != 4+1+4 {
+		t.Errorf("Prune removed %d index entries, want 9", n)
+	}
+	es, err := s.Events(ctx, relay.EventFilter{})
+	if err != nil || len(es) != 1 || es[0].Event.ID != pending.ID {
+		t.Errorf("Events after Prune = %d, %v; want only the pending event", len(es), err)
+	}
+	counts, err := s.Counts(ctx)
+	if err != nil || counts["a"] != (relay.StateCounts{Pending: 1}) {
+		t.Errorf("Counts after Prune = %+v, %v; want a: 1 pending", counts, err)
+	}
+	for _, key := range []string{"{prune}:i:e", "{prune}:i:t:video_generate", "{prune}:i:ts:video_generate\x00completed"} {
+		if n, _ := rdb.ZCard(ctx, key).Result(); n != 1 {
+			t.Errorf("ZCARD %q = %d, want 1 (the pending event)", key, n)
+		}
+	}
+}
