@@ -118,7 +118,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	go func() { defer wg.Done(); bsrv.Serve(bln) }()
 	defer bsrv.Close()
 
-	sinks := []*sink{{name: "first"}, {name: "second"}}
+	sinks := []*sink{{name: "first", countIDs: true}, {name: "second", countIDs: true}}
 	var addrs []string
 	for _, s := range sinks {
 		a, err := s.start(ctx, "127.0.0.1:0", &wg)
@@ -169,7 +169,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	drainStart := time.Now()
 	var got int64
 	for ctx.Err() == nil {
-		got = sinks[0].n.Load() + sinks[1].n.Load()
+		got = sinks[0].distinct.Load() + sinks[1].distinct.Load()
 		fmt.Fprintf(progress, "\rdraining: %d of %d deliveries", got, want)
 		if got >= want || time.Since(drainStart) > 5*time.Minute {
 			break
@@ -178,6 +178,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	}
 	fmt.Fprintln(progress)
 	drain := time.Since(drainStart)
+	dups := sinks[0].dups.Load() + sinks[1].dups.Load()
 	cancel()
 	if err := <-served; err != nil {
 		return fmt.Errorf("relay: %w", err)
@@ -189,7 +190,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"senders": *senders, "duration_s": duration.Seconds(), "baseline": base, "relay": rel,
-			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "drain_s": drain.Seconds(),
+			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
 		})
 	}
 	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on %s, fan-out to 2 targets\n\n", *senders, *duration, storeName)
@@ -198,7 +199,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		fmt.Fprintf(e.stdout, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", r.Name, r.ReqPerSec, r.ReqPerSec/base.ReqPerSec,
 			r.P50.Round(10*time.Microsecond), r.P95.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Errors)
 	}
-	fmt.Fprintf(e.stdout, "\ndeliveries: %d of %d; drained %s after the load ended\n", got, want, drain.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended\n", got, want, dups, drain.Round(time.Millisecond))
 	for _, r := range []benchResult{base, rel} {
 		if r.firstError != "" {
 			fmt.Fprintf(e.stdout, "first %s error: %s\n", r.Name, r.firstError)
@@ -220,7 +221,10 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 	var mu sync.Mutex
 	var lats []time.Duration
 	var done atomic.Int64
-	ctx, cancel := context.WithTimeout(ctx, d)
+	// Requests in flight at the deadline finish and are counted: a relay
+	// that acked one owes its deliveries.
+	deadline := time.Now().Add(d)
+	timer, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -231,7 +235,7 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 			own := make([]time.Duration, 0, 4096)
 			var errs int64
 			var firstErr string
-			for ctx.Err() == nil {
+			for timer.Err() == nil {
 				i := seq.Add(1)
 				body := fmt.Appendf(nil, benchTasks[i%int64(len(benchTasks))], i, i)
 				t0 := time.Now()
@@ -239,10 +243,8 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := client.Do(req)
 				if err != nil {
-					if ctx.Err() == nil {
-						errs++
-						firstErr = err.Error()
-					}
+					errs++
+					firstErr = err.Error()
 					continue
 				}
 				io.Copy(io.Discard, resp.Body)
@@ -271,7 +273,7 @@ func load(ctx context.Context, client *http.Client, name, url string, n int, d t
 			select {
 			case <-tick.C:
 				fmt.Fprintf(progress, "\r%s: %d requests, %.0f/s  ", name, done.Load(), float64(done.Load())/time.Since(start).Seconds())
-			case <-ctx.Done():
+			case <-timer.Done():
 				return
 			}
 		}
