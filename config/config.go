@@ -56,16 +56,22 @@ type Config struct {
 // invalid rather than "no timeout": an ingress without timeouts is an easy
 // target for slow clients.
 type Server struct {
-	Listen            string    `yaml:"listen"`
-	AdminListen       string    `yaml:"admin_listen"`
-	AdminToken        string    `yaml:"admin_token"`
-	TLS               ServerTLS `yaml:"tls"`
-	MaxBodyBytes      int64     `yaml:"max_body_bytes"`
-	ReadHeaderTimeout Duration  `yaml:"read_header_timeout"`
-	ReadTimeout       Duration  `yaml:"read_timeout"`
-	WriteTimeout      Duration  `yaml:"write_timeout"`
-	IdleTimeout       Duration  `yaml:"idle_timeout"`
-	ShutdownTimeout   Duration  `yaml:"shutdown_timeout"`
+	Listen      string    `yaml:"listen"`
+	AdminListen string    `yaml:"admin_listen"`
+	AdminToken  string    `yaml:"admin_token"`
+	TLS         ServerTLS `yaml:"tls"`
+	// TrustedProxies are the load balancers whose X-Forwarded-For is
+	// believed: the client address is the last one in it that is not
+	// a trusted proxy. Empty (the default) ignores the header, since any
+	// client can send it. Not in the SPEC; an extension of this
+	// implementation.
+	TrustedProxies    []string `yaml:"trusted_proxies"`
+	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
 }
 
 // ServerTLS is the ingress certificate. Both fields empty (the zero value)

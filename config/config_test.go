@@ -142,6 +142,9 @@ func TestMarshalRoundTrip(t *testing.T) {
 // an entry here.
 var exampleEnv = map[string]string{
 	"HOOXRELAY_ADMIN_TOKEN": "example-admin-token",
+	"HOOX_WEBHOOK_TOKEN":    "example-url-token",
+	"HOOX_SIGNING_SECRET":   "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	"MEDIA_SIGNING_SECRET":  "whsec_c2Vjb25kLXNlY3JldA==",
 }
 
 var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

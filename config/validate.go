@@ -26,7 +26,6 @@ func (c *Config) Validate() error {
 	v.sources()
 	v.targets()
 	v.routes()
-	v.errs = append(v.errs, notYetSupported(c)...)
 	return joinSorted(v.errs)
 }
 
@@ -86,6 +85,11 @@ func (v *validator) server() {
 		v.addAt("server.admin_listen", "server.admin_token", "is required when server.admin_listen (%q) is not a loopback address; set a token or listen on 127.0.0.1", s.AdminListen)
 	}
 	v.pair("server.tls", s.TLS.CertFile, s.TLS.KeyFile)
+	for j, cidr := range s.TrustedProxies {
+		if _, err := parseCIDR(cidr); err != nil {
+			v.add(fmt.Sprintf("server.trusted_proxies[%d]", j), "must be an IP address or a CIDR such as \"10.0.0.0/8\", got %q", cidr)
+		}
+	}
 	if s.MaxBodyBytes <= 0 {
 		v.add("server.max_body_bytes", "must be a positive number of bytes such as 1048576, got %d", s.MaxBodyBytes)
 	}
