@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
+	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
@@ -65,8 +68,9 @@ type DispatcherOptions struct {
 	Rand func() float64
 }
 
-// NewDispatcher returns a dispatcher for targets over store.
-func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions) *Dispatcher {
+// NewDispatcher returns a dispatcher for targets over store. It fails when
+// a target's TLS files cannot be loaded.
+func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions) (*Dispatcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -92,10 +96,14 @@ func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions)
 		opts:    opts,
 		targets: make(map[string]*target, len(targets)),
 	}
-	for _, tc := range targets {
-		d.targets[tc.Name] = d.newTarget(tc)
+	for i, tc := range targets {
+		t, err := d.newTarget(tc)
+		if err != nil {
+			return nil, fmt.Errorf("targets[%d] (%s): %w", i, tc.Name, err)
+		}
+		d.targets[tc.Name] = t
 	}
-	return d
+	return d, nil
 }
 
 // Start launches a feeder per target. ctx carries values only; stop the
@@ -202,7 +210,8 @@ type target struct {
 	d       *Dispatcher
 	cfg     config.Target
 	client  *http.Client
-	limiter *rate.Limiter // nil: unlimited
+	signer  *verify.Signer // nil: requests are not signed
+	limiter *rate.Limiter  // nil: unlimited
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 	slots   chan struct{} // one token per attempt that may be in flight
 	wake    chan struct{}
@@ -224,7 +233,7 @@ var (
 	errShutdown      = errors.New("shutdown")
 )
 
-func (d *Dispatcher) newTarget(tc config.Target) *target {
+func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 	t := &target{
 		d:     d,
 		cfg:   tc,
@@ -240,8 +249,21 @@ func (d *Dispatcher) newTarget(tc config.Target) *target {
 	if tc.RateLimit.RPS > 0 && d.opts.Limit == nil {
 		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
 	}
+	signer, err := verify.NewSigner(tc.SigningSecret)
+	if err != nil {
+		return nil, fmt.Errorf("signing_secret: %w", err)
+	}
+	t.signer = signer
+	tlsCfg, err := tlsconf.ClientConfig(tc.TLS.CAFile, tc.TLS.CertFile, tc.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
 	t.client = &http.Client{
 		Transport: &http.Transport{
+			TLSClientConfig:       tlsCfg,
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,
@@ -282,7 +304,7 @@ func (d *Dispatcher) newTarget(tc config.Target) *target {
 			t.kick()
 		},
 	})
-	return t
+	return t, nil
 }
 
 func (t *target) kick() {
@@ -608,8 +630,12 @@ func (t *target) send(ev *Event, attempt int) (status int, body string, retryAft
 	}
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{t.d.opts.UserAgent}
+	now := t.d.opts.Now()
 	h["Webhook-Id"] = []string{ev.ID}
-	h["Webhook-Timestamp"] = []string{strconv.FormatInt(t.d.opts.Now().Unix(), 10)}
+	h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
+	if t.signer != nil {
+		h["Webhook-Signature"] = []string{t.signer.Sign(ev.ID, now, ev.Payload)}
+	}
 	h["Hooxrelay-Task"] = []string{ev.Task}
 	h["Hooxrelay-Attempt"] = []string{strconv.Itoa(attempt)}
 	resp, err := t.client.Do(req)

@@ -5,18 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/julienschmidt/httprouter"
 	"golang.org/x/time/rate"
@@ -37,6 +39,7 @@ type Ingress struct {
 	// from its start, so that a stuck disk answers 503 (and the sender
 	// retries) while the connection can still carry the answer.
 	writeWait time.Duration
+	proxies   []netip.Prefix // trusted proxies, whose X-Forwarded-For counts
 	opts      IngressOptions
 }
 
@@ -44,9 +47,6 @@ type Ingress struct {
 type IngressOptions struct {
 	Logger  *slog.Logger // nil discards
 	Metrics *Metrics     // nil keeps unexported metrics
-	// Verify checks a request's signature before its body is parsed; nil
-	// accepts every request. An error answers 401.
-	Verify func(source string, r *http.Request, body []byte) error
 	// Accepted is called after an event is durably stored, to wake the
 	// dispatcher of its targets.
 	Accepted func(ev *Event)
@@ -63,7 +63,7 @@ const maxLimiters = 10000
 var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "X-Forwarded-For"}
 
 // NewIngress builds the ingress handler for cfg's sources and routes over store.
-func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts IngressOptions) *Ingress {
+func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts IngressOptions) (*Ingress, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +104,19 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		w.Header().Set("Retry-After", "1")
 		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
 	}
-	for _, sc := range cfg.Sources {
+	proxies, err := prefixes(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
+	in.proxies = proxies
+	for i, sc := range cfg.Sources {
 		s := &source{name: sc.Name}
+		if s.verifier, err = verify.New(sc.Verify); err != nil {
+			return nil, fmt.Errorf("sources[%d].verify: %w", i, err)
+		}
+		if s.allow, err = prefixes(sc.AllowCIDRs); err != nil {
+			return nil, fmt.Errorf("sources[%d].allow_cidrs: %w", i, err)
+		}
 		if sc.RateLimit.RPS > 0 {
 			s.limiters = &ipLimiters{rps: rate.Limit(sc.RateLimit.RPS), burst: sc.RateLimit.Burst, m: make(map[string]*rate.Limiter)}
 		}
@@ -114,7 +125,29 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		})
 	}
 	in.router = r
-	return in
+	return in, nil
+}
+
+func prefixes(cidrs []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		p, err := config.ParseCIDR(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func contains(ps []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // busyAt is how many webhook requests in progress make the ingress busy:
@@ -139,7 +172,9 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type source struct {
 	name     string
-	limiters *ipLimiters // nil: no rate limit
+	verifier *verify.Verifier
+	allow    []netip.Prefix // empty: every address
+	limiters *ipLimiters    // nil: no rate limit
 }
 
 var (
@@ -148,6 +183,7 @@ var (
 	bodyTooLarge         = []byte(`{"error":"payload_too_large"}` + "\n")
 	bodyRateLimited      = []byte(`{"error":"rate_limited"}` + "\n")
 	bodyInvalidSignature = []byte(`{"error":"invalid_signature"}` + "\n")
+	bodyForbidden        = []byte(`{"error":"forbidden"}` + "\n")
 	bodyUnavailable      = []byte(`{"error":"unavailable"}` + "\n")
 )
 
@@ -175,8 +211,15 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		in.opts.Metrics.IngressDuration.Observe(in.opts.Now().Sub(start).Seconds())
 	}()
 	log := in.opts.Logger
-	ip := clientIP(r)
+	addr := in.clientAddr(r)
+	ip := addr.String()
 
+	if len(src.allow) > 0 && !contains(src.allow, addr) {
+		outcome = "forbidden"
+		log.Warn("webhook refused", "source", src.name, "outcome", outcome, "remote", ip)
+		writeRaw(w, http.StatusForbidden, bodyForbidden)
+		return
+	}
 	if src.limiters != nil {
 		if ok, wait := src.limiters.allow(limiterKey(ip), start); !ok {
 			outcome = "rate_limited"
@@ -208,13 +251,14 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	// Counted from here, so that slow uploads do not look like a burst.
 	in.inFlight.Add(1)
 	defer in.inFlight.Add(-1)
-	if in.opts.Verify != nil {
-		if err := in.opts.Verify(src.name, r, body); err != nil {
-			outcome = "invalid_signature"
-			log.Warn("webhook refused", "source", src.name, "outcome", outcome, "remote", ip, "err", err)
-			writeRaw(w, http.StatusUnauthorized, bodyInvalidSignature)
-			return
-		}
+	if err := src.verifier.VerifyRequest(r, body, start); err != nil {
+		outcome = "invalid_signature"
+		reason := verify.Reason(err)
+		in.opts.Metrics.VerifyFailures.WithLabelValues(src.name, reason).Inc()
+		// The error names the header and the reason, never a value.
+		log.Warn("webhook refused", "source", src.name, "outcome", outcome, "reason", reason, "remote", ip, "err", err)
+		writeRaw(w, http.StatusUnauthorized, bodyInvalidSignature)
+		return
 	}
 	p, err := ParsePayload(body)
 	if err != nil {
@@ -291,12 +335,33 @@ func taskLabel(task string) string {
 	return "other"
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientAddr is the address the allow list and the rate limit judge: the
+// peer's, unless the peer is a trusted proxy; then the last address of
+// X-Forwarded-For that is not a trusted proxy (the ones before it are
+// whatever the client chose to send).
+func (in *Ingress) clientAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
-	return host
+	addr := ap.Addr().Unmap()
+	if len(in.proxies) == 0 || !contains(in.proxies, addr) {
+		return addr
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		hops := strings.Split(xff[i], ",")
+		for j := len(hops) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+			if err != nil {
+				return addr // a garbled hop: trust nothing before it
+			}
+			if a = a.Unmap(); !contains(in.proxies, a) {
+				return a
+			}
+		}
+	}
+	return addr
 }
 
 // limiterKey is the rate-limit bucket of a client address: the address

@@ -15,6 +15,7 @@ type Metrics struct {
 	DeliveryDuration *prometheus.HistogramVec // target
 	QueueDepth       *prometheus.GaugeVec     // target, state
 	BreakerState     *prometheus.GaugeVec     // target
+	VerifyFailures   *prometheus.CounterVec   // source, reason
 }
 
 // NewMetrics creates the metrics and registers them on reg when it is not
@@ -51,10 +52,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hooxrelay_breaker_state",
 			Help: "Circuit breaker state by target: 0 closed, 1 half-open, 2 open.",
 		}, []string{"target"}),
+		VerifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hooxrelay_ingress_verify_failures_total",
+			Help: "Webhooks refused with 401, by source and reason (missing, malformed, mismatch, stale, future): the sender is told none of it.",
+		}, []string{"source", "reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.IngressRequests, m.IngressDuration, m.Unrouted, m.Deliveries,
-			m.DeliveryDuration, m.QueueDepth, m.BreakerState)
+			m.DeliveryDuration, m.QueueDepth, m.BreakerState, m.VerifyFailures)
 	}
 	return m
 }

@@ -271,7 +271,7 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 		store:    store,
 		srv:      srv,
 		dbPath:   dbPath,
-		url:      "http://" + ln.Addr().String(),
+		url:      scheme(cfg) + ln.Addr().String(),
 		adminURL: "http://" + adminLn.Addr().String(),
 		client:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		cancel:   cancel,
@@ -288,6 +288,13 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 		h.client.CloseIdleConnections()
 	})
 	return h
+}
+
+func scheme(cfg *config.Config) string {
+	if cfg.Server.TLS.Set() {
+		return "https://"
+	}
+	return "http://"
 }
 
 // stop cancels Run's context and returns what Run returned.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,7 @@ type Server struct {
 	metrics    *Metrics
 	ingress    *Ingress
 	dispatcher *Dispatcher
+	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
 }
 
@@ -38,8 +40,6 @@ type ServerOptions struct {
 	Registry *prometheus.Registry
 	// Version goes into the User-Agent of deliveries.
 	Version string
-	// Verify is the ingress signature hook; see IngressOptions.
-	Verify func(source string, r *http.Request, body []byte) error
 	// Limit is the shared rate-limit hook; see DispatcherOptions.
 	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 }
@@ -80,24 +80,48 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		registry: opts.Registry,
 		metrics:  NewMetrics(opts.Registry),
 	}
-	s.dispatcher = NewDispatcher(store, cfg.Targets, DispatcherOptions{
+	if cfg.Server.TLS.Set() {
+		if s.cert, err = tlsconf.NewServerCert(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile); err != nil {
+			return nil, fmt.Errorf("server.tls: %w", err)
+		}
+	}
+	s.dispatcher, err = NewDispatcher(store, cfg.Targets, DispatcherOptions{
 		Logger:    opts.Logger,
 		Metrics:   s.metrics,
 		UserAgent: ua,
 		Busy:      func() bool { return s.ingress != nil && s.ingress.Busy() },
 		Limit:     opts.Limit,
 	})
-	s.ingress = NewIngress(cfg, table, store, IngressOptions{
+	if err != nil {
+		return nil, err
+	}
+	s.ingress, err = NewIngress(cfg, table, store, IngressOptions{
 		Logger:  opts.Logger,
 		Metrics: s.metrics,
-		Verify:  opts.Verify,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
 				s.dispatcher.Kick(t)
 			}
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// ReloadTLS reads the ingress certificate files again, for a renewed
+// certificate to take effect without a restart; on error the certificate in
+// use stays. Without server.tls it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.cert == nil {
+		return nil
+	}
+	if err := s.cert.Reload(); err != nil {
+		return fmt.Errorf("server.tls: %w", err)
+	}
+	s.log.Info("ingress TLS certificate reloaded", "not_after", s.cert.NotAfter())
+	return nil
 }
 
 // Ingress returns the webhook handler, for tests and embedding.
@@ -155,8 +179,17 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.dispatcher.Start(ctx)
 	errc := make(chan error, 2)
+	if s.cert != nil {
+		ingress.TLSConfig = s.cert.TLSConfig()
+	}
 	serve := func(srv *http.Server, l net.Listener, name string) {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig
+		} else {
+			err = srv.Serve(l)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("%s listener: %w", name, err)
 			return
 		}
@@ -169,7 +202,7 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 		running++
 	}
 	s.ready.Store(true)
-	s.log.Info("relay started", "listen", ln.Addr().String(), "admin", addrOf(adminLn),
+	s.log.Info("relay started", "listen", ln.Addr().String(), "tls", s.cert != nil, "admin", addrOf(adminLn),
 		"sources", len(s.cfg.Sources), "targets", len(s.cfg.Targets), "routes", len(s.cfg.Routes))
 
 	var runErr error
