@@ -26,6 +26,9 @@ fuzz: ## a short run of every fuzz target
 	go test -run '^$$' -fuzz FuzzParsePayload -fuzztime 30s ./relay
 	go test -run '^$$' -fuzz FuzzMatch -fuzztime 30s ./rules
 	go test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./config
+	go test -run '^$$' -fuzz FuzzVerifyHMAC -fuzztime 30s ./relay/verify
+	go test -run '^$$' -fuzz FuzzVerifyStandardWebhooks -fuzztime 30s ./relay/verify
+	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 30s ./relay/verify
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -198,10 +198,10 @@ type relayProc struct {
 	stderr        *bytes.Buffer
 }
 
-func startRelay(t *testing.T, cfgPath, ingest, admin string) *relayProc {
+func startRelay(t *testing.T, cfgPath, ingest, admin string, extraArgs ...string) *relayProc {
 	t.Helper()
 	p := &relayProc{ingest: ingest, admin: admin, stderr: new(bytes.Buffer)}
-	p.cmd = exec.Command(binary, "serve", "--config", cfgPath, "--log-format", "json")
+	p.cmd = exec.Command(binary, append([]string{"serve", "--config", cfgPath, "--log-format", "json"}, extraArgs...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -42,33 +42,18 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
 	if err != nil {
 		return err
 	}
-	// SIGHUP would end the process by default; until live reload exists it
-	// is acknowledged and ignored, so that a reload hook cannot kill a relay.
+	// SIGHUP would end the process by default. It re-reads the ingress
+	// certificate; the config itself is not reloaded yet.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	hupCtx, stopHup := context.WithCancel(ctx)
-	defer stopHup()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-hup:
-				log.Warn("SIGHUP received: live reload is not supported yet; the config is unchanged (restart to apply a new one)")
-			case <-hupCtx.Done():
-				return
-			}
-		}
-	}()
-	return serve(ctx, cfg, log, nil)
+	return serve(ctx, cfg, log, nil, hup)
 }
 
 // serve runs a relay for cfg until ctx ends. ready, when not nil, receives
-// the bound addresses once the relay answers.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(ingress, admin string)) error {
+// the bound addresses once the relay answers; each signal on hup (nil:
+// none) reloads the ingress certificate.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(ingress, admin string), hup <-chan os.Signal) error {
 	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
@@ -81,6 +66,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	srv, err := relay.NewServer(cfg, store, opts)
 	if err != nil {
 		return err
+	}
+	if hup != nil {
+		hupCtx, stopHup := context.WithCancel(ctx)
+		defer stopHup()
+		go func() {
+			for {
+				select {
+				case <-hup:
+					if err := srv.ReloadTLS(); err != nil {
+						log.Error("SIGHUP: reloading the TLS certificate failed; the previous one stays in use", "err", err)
+					}
+					log.Warn("SIGHUP: the config is not reloaded (live reload is not built yet); restart to apply a new one")
+				case <-hupCtx.Done():
+					return
+				}
+			}
+		}()
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -183,7 +185,7 @@ func startLocal(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, name s
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		served <- serve(ctx, cfg, log, func(in, _ string) { ready <- in })
+		served <- serve(ctx, cfg, log, func(in, _ string) { ready <- in }, nil)
 	}()
 	select {
 	case addr := <-ready:
