@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay/tlsconf/tlstest"
 )
 
 // The secrets of securityConfig; none may ever show in a log line.
@@ -145,5 +148,60 @@ func TestNoSecretInLogs(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// SIGHUP makes a running relay serve its renewed certificate, without a
+// restart.
+func TestSIGHUPReloadsCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := ca.Server(t, dir)
+	ingest, admin := freeAddr(t), freeAddr(t)
+	path := filepath.Join(dir, "tls.yaml")
+	cfg := fmt.Sprintf(`server:
+  listen: %q
+  admin_listen: %q
+  tls: {cert_file: %q, key_file: %q}
+store: {path: %q}
+sources: [{name: hoox, path: /hooks/hoox}]
+targets: [{name: t, url: "http://127.0.0.1:1/x"}]
+routes: [{name: all, targets: [t]}]
+`, ingest, admin, certFile, keyFile, filepath.Join(dir, "relay.db"))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startRelay(t, path, ingest, admin)
+	serial := func() string {
+		conn, err := tls.Dial("tcp", ingest, &tls.Config{RootCAs: ca.Pool()})
+		if err != nil {
+			t.Fatalf("TLS handshake with the relay: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	newCert, newKey := ca.Server(t, t.TempDir())
+	for from, to := range map[string]string{newCert: certFile, newKey: keyFile} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for serial() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving serial %s 5s after SIGHUP\n%s", before, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p.cmd.ProcessState != nil {
+		t.Fatalf("the relay exited on SIGHUP\n%s", p.stderr)
 	}
 }
