@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	targets map[string]*target
+	paused  map[string]bool // by operators; kept across reloads
 
 	ctx      context.Context    // stops claiming
 	stop     context.CancelFunc //
@@ -95,6 +97,7 @@ func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions)
 		metrics: opts.Metrics,
 		opts:    opts,
 		targets: make(map[string]*target, len(targets)),
+		paused:  make(map[string]bool),
 	}
 	for i, tc := range targets {
 		t, err := d.newTarget(tc)
@@ -106,19 +109,151 @@ func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions)
 	return d, nil
 }
 
-// Start launches a feeder per target. ctx carries values only; stop the
-// dispatcher with Shutdown.
+// Start launches a feeder per target, with the pauses the store kept. ctx
+// carries values only; stop the dispatcher with Shutdown.
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
 	d.abortCtx, d.abort = context.WithCancel(context.WithoutCancel(ctx))
+	paused, err := d.store.Paused(ctx)
+	if err != nil {
+		// Starting unpaused would send what an operator held back.
+		d.log.Error("read paused targets; every target starts paused until the store answers", "err", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, t := range d.targets {
+		if err != nil || paused[t.cfg.Name] {
+			d.paused[t.cfg.Name] = true
+		}
+		d.startFeeder(t)
+	}
+	if err != nil {
 		d.wg.Add(1)
-		go t.feed(d.ctx)
+		go d.loadPaused()
 	}
 	d.wg.Add(1)
 	go d.gauges(d.ctx)
+}
+
+// loadPaused reads the pause marks until the store answers, then lifts the
+// pauses that Start imposed for want of them.
+func (d *Dispatcher) loadPaused() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-time.After(time.Second):
+		case <-d.ctx.Done():
+			return
+		}
+		paused, err := d.store.Paused(d.ctx)
+		if err != nil {
+			continue
+		}
+		d.mu.Lock()
+		for name, t := range d.targets {
+			if !paused[name] {
+				d.setPaused(t, false)
+			}
+		}
+		d.mu.Unlock()
+		return
+	}
+}
+
+// startFeeder starts t's feeder under a context of its own, so that a
+// reload can stop it alone. Called with d.mu held.
+func (d *Dispatcher) startFeeder(t *target) {
+	t.paused.Store(d.paused[t.cfg.Name])
+	d.metrics.TargetsPaused.WithLabelValues(t.cfg.Name).Set(b2f(d.paused[t.cfg.Name]))
+	var ctx context.Context
+	ctx, t.stopFeeding = context.WithCancel(d.ctx)
+	d.wg.Add(1)
+	go t.feed(ctx)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Pause stops (or with false, restarts) claiming deliveries of target: its
+// queue stays, attempts in flight finish. It reports false for a target
+// that is not configured. The caller keeps the mark in the store.
+func (d *Dispatcher) Pause(target string, paused bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.targets[target]
+	if !ok {
+		return false
+	}
+	d.setPaused(t, paused)
+	return true
+}
+
+// setPaused is Pause with d.mu held.
+func (d *Dispatcher) setPaused(t *target, paused bool) {
+	d.paused[t.cfg.Name] = paused
+	t.paused.Store(paused)
+	d.metrics.TargetsPaused.WithLabelValues(t.cfg.Name).Set(b2f(paused))
+	t.kick()
+}
+
+// Paused reports whether target is paused.
+func (d *Dispatcher) Paused(target string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.paused[target]
+}
+
+// Reconfigure replaces the targets: new ones start, removed ones stop
+// claiming (their attempts in flight finish and are recorded; their queued
+// deliveries stay stored), changed ones are replaced by a fresh target with
+// the new settings, unchanged ones go on untouched. Nothing changes when a
+// new target cannot be built.
+func (d *Dispatcher) Reconfigure(targets []config.Target) error {
+	d.mu.Lock()
+	old := d.targets
+	d.mu.Unlock()
+	next := make(map[string]*target, len(targets))
+	var fresh []*target
+	for i, tc := range targets {
+		if t, ok := old[tc.Name]; ok && reflect.DeepEqual(t.cfg, tc) {
+			next[tc.Name] = t
+			continue
+		}
+		t, err := d.newTarget(tc)
+		if err != nil {
+			return fmt.Errorf("targets[%d] (%s): %w", i, tc.Name, err)
+		}
+		next[tc.Name] = t
+		fresh = append(fresh, t)
+	}
+	d.mu.Lock()
+	d.targets = next
+	if d.ctx != nil {
+		for _, t := range fresh {
+			d.startFeeder(t)
+		}
+	}
+	d.mu.Unlock()
+	for name, t := range old {
+		if next[name] == t {
+			continue
+		}
+		if t.stopFeeding != nil {
+			t.stopFeeding()
+		}
+		if _, kept := next[name]; !kept {
+			for _, st := range []string{"pending", "in_flight", "dead"} {
+				d.metrics.QueueDepth.DeleteLabelValues(name, st)
+			}
+			d.metrics.BreakerState.DeleteLabelValues(name)
+			d.metrics.TargetsPaused.DeleteLabelValues(name)
+		}
+	}
+	return nil
 }
 
 // gaugeInterval is how often queue depths are read for the metrics, so
@@ -138,6 +273,11 @@ func (d *Dispatcher) gauges(ctx context.Context) {
 		d.mu.Unlock()
 		for _, tg := range ts {
 			tg.backlog(ctx)
+		}
+		if counts, err := d.store.Counts(ctx); err == nil {
+			for _, tg := range ts {
+				d.metrics.QueueDepth.WithLabelValues(tg.cfg.Name, "dead").Set(float64(counts[tg.cfg.Name].Dead))
+			}
 		}
 		select {
 		case <-t.C:
@@ -224,6 +364,10 @@ type target struct {
 	// attemptsOut counts attempts in flight; the store's backlog includes
 	// them, the pending gauge does not.
 	attemptsOut atomic.Int64
+	paused      atomic.Bool
+	// stopFeeding ends this target's feeder alone (a reload removed or
+	// replaced it); nil until it starts.
+	stopFeeding context.CancelFunc
 }
 
 // errTargetFailing and errShutdown are what the breaker is told: the first
@@ -338,6 +482,10 @@ func (t *target) feed(ctx context.Context) {
 	defer t.d.wg.Done()
 	storeFailing := false
 	for ctx.Err() == nil {
+		if t.paused.Load() {
+			t.sleep(ctx, time.Time{}) // Pause(false) kicks
+			continue
+		}
 		// A free slot first: claiming what cannot be attempted yet would
 		// only hold deliveries away from other relays.
 		select {

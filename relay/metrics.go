@@ -16,6 +16,9 @@ type Metrics struct {
 	QueueDepth       *prometheus.GaugeVec     // target, state
 	BreakerState     *prometheus.GaugeVec     // target
 	VerifyFailures   *prometheus.CounterVec   // source, reason
+	TargetsPaused    *prometheus.GaugeVec     // target
+	ConfigReloads    *prometheus.CounterVec   // result
+	ConfigInfo       *prometheus.GaugeVec     // hash
 }
 
 // NewMetrics creates the metrics and registers them on reg when it is not
@@ -46,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"target"}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hooxrelay_queue_depth",
-			Help: "Deliveries by target and state (pending, in_flight).",
+			Help: "Deliveries by target and state (pending, in_flight, dead).",
 		}, []string{"target", "state"}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hooxrelay_breaker_state",
@@ -56,10 +59,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "hooxrelay_ingress_verify_failures_total",
 			Help: "Webhooks refused with 401, by source and reason (missing, malformed, mismatch, stale, future): the sender is told none of it.",
 		}, []string{"source", "reason"}),
+		TargetsPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hooxrelay_targets_paused",
+			Help: "1 while a target is paused by an operator (its deliveries wait, nothing is dropped).",
+		}, []string{"target"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hooxrelay_config_reloads_total",
+			Help: "Config reloads on SIGHUP, by result (success, failure: the previous config stays).",
+		}, []string{"result"}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hooxrelay_config_info",
+			Help: "1 for the hash (sha256 of the file, 12 hex digits) of the config in use.",
+		}, []string{"hash"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.IngressRequests, m.IngressDuration, m.Unrouted, m.Deliveries,
-			m.DeliveryDuration, m.QueueDepth, m.BreakerState, m.VerifyFailures)
+			m.DeliveryDuration, m.QueueDepth, m.BreakerState, m.VerifyFailures,
+			m.TargetsPaused, m.ConfigReloads, m.ConfigInfo)
 	}
 	return m
 }

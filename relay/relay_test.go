@@ -34,7 +34,6 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ---------------------------------------------------------------------------
@@ -191,7 +190,7 @@ func (s *sink) waitCount(t *testing.T, n int, timeout time.Duration) {
 // relayHarness is one relay running over real listeners and a real store.
 type relayHarness struct {
 	cfg      *config.Config
-	store    *boltstore.Store
+	store    relay.Store
 	srv      *relay.Server
 	dbPath   string
 	url      string // ingress base URL
@@ -248,10 +247,18 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	h := startRelayOn(t, cfg, store)
+	h.dbPath = dbPath
+	return h
+}
+
+// startRelayOn runs a relay for a validated cfg over store, as startRelay
+// does; cleanup closes the store.
+func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHarness {
+	t.Helper()
 	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{
-		Logger:   testLogger(t),
-		Registry: prometheus.NewRegistry(),
-		Version:  "test",
+		Logger:  testLogger(t),
+		Version: "test",
 	})
 	if err != nil {
 		store.Close()
@@ -270,7 +277,6 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 		cfg:      cfg,
 		store:    store,
 		srv:      srv,
-		dbPath:   dbPath,
 		url:      scheme(cfg) + ln.Addr().String(),
 		adminURL: "http://" + adminLn.Addr().String(),
 		client:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},

@@ -2,11 +2,15 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,15 +25,31 @@ import (
 // Server is a whole relay: the ingress, the dispatcher and the admin
 // endpoints over one store. Build it with NewServer and run it once with Run.
 type Server struct {
-	cfg        *config.Config
+	// cfg and ingress are swapped whole by Reload; the listeners, the
+	// store and the certificate files are those of the first config.
+	cfg        atomic.Pointer[config.Config]
+	ingress    atomic.Pointer[Ingress]
 	store      Store
 	log        *slog.Logger
 	registry   *prometheus.Registry
 	metrics    *Metrics
-	ingress    *Ingress
 	dispatcher *Dispatcher
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
+	version    string
+	started    time.Time
+
+	reloadMu   sync.Mutex // one reload at a time; guards the fields below
+	hash       string
+	reloads    int
+	lastReload *reloadResult
+}
+
+// reloadResult is what the last reload did, for /api/v1/status.
+type reloadResult struct {
+	At    time.Time `json:"at"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
 }
 
 // ServerOptions are the parts of a Server that are not in the config.
@@ -42,6 +62,16 @@ type ServerOptions struct {
 	Version string
 	// Limit is the shared rate-limit hook; see DispatcherOptions.
 	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
+	// ConfigHash names the config in use on /api/v1/status and in
+	// hooxrelay_config_info; see ConfigHash.
+	ConfigHash string
+}
+
+// ConfigHash returns the name of a config file's content: the first 12 hex
+// digits of its sha256, which an operator can compare with sha256sum.
+func ConfigHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 // CompileRoutes compiles the routing table of cfg.
@@ -74,12 +104,16 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		ua += "/" + opts.Version
 	}
 	s := &Server{
-		cfg:      cfg,
 		store:    store,
 		log:      opts.Logger,
 		registry: opts.Registry,
 		metrics:  NewMetrics(opts.Registry),
+		version:  opts.Version,
+		started:  time.Now(),
+		hash:     opts.ConfigHash,
 	}
+	s.cfg.Store(cfg)
+	s.metrics.ConfigInfo.WithLabelValues(opts.ConfigHash).Set(1)
 	if cfg.Server.TLS.Set() {
 		if s.cert, err = tlsconf.NewServerCert(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile); err != nil {
 			return nil, fmt.Errorf("server.tls: %w", err)
@@ -89,14 +123,26 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		Logger:    opts.Logger,
 		Metrics:   s.metrics,
 		UserAgent: ua,
-		Busy:      func() bool { return s.ingress != nil && s.ingress.Busy() },
-		Limit:     opts.Limit,
+		Busy: func() bool {
+			in := s.ingress.Load()
+			return in != nil && in.Busy()
+		},
+		Limit: opts.Limit,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.ingress, err = NewIngress(cfg, table, store, IngressOptions{
-		Logger:  opts.Logger,
+	in, err := s.newIngress(cfg, table)
+	if err != nil {
+		return nil, err
+	}
+	s.ingress.Store(in)
+	return s, nil
+}
+
+func (s *Server) newIngress(cfg *config.Config, table *rules.Table) (*Ingress, error) {
+	return NewIngress(cfg, table, s.store, IngressOptions{
+		Logger:  s.log,
 		Metrics: s.metrics,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
@@ -104,10 +150,89 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 			}
 		},
 	})
-	if err != nil {
-		return nil, err
+}
+
+// Reload replaces the sources, routes and targets with those of cfg, a
+// validated config whose file has the given hash. Everything is built
+// before anything is swapped, so a config that cannot be applied leaves the
+// running one untouched and returns why. Accepted events and attempts in
+// flight are not disturbed: requests in progress finish on the ingress they
+// started on, and a removed target's attempts finish and are recorded.
+// Settings read only at start (listen addresses, server timeouts and TLS
+// files, the store) keep their old values until a restart; a warning names
+// each one that changed.
+func (s *Server) Reload(cfg *config.Config, hash string) error {
+	return s.ReloadFrom(func() (*config.Config, string, error) { return cfg, hash, nil })
+}
+
+// ReloadFrom is Reload of the config that load returns; an error from load
+// (an unreadable or invalid file) counts as a failed reload.
+func (s *Server) ReloadFrom(load func() (*config.Config, string, error)) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cfg, hash, err := load()
+	if err == nil {
+		err = s.reload(cfg, hash)
 	}
-	return s, nil
+	s.reloads++
+	s.lastReload = &reloadResult{At: time.Now(), OK: err == nil}
+	if err != nil {
+		s.lastReload.Error = err.Error()
+		s.metrics.ConfigReloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	s.metrics.ConfigReloads.WithLabelValues("success").Inc()
+	return nil
+}
+
+func (s *Server) reload(cfg *config.Config, hash string) error {
+	table, err := CompileRoutes(cfg)
+	if err != nil {
+		return fmt.Errorf("compile routes: %w", err)
+	}
+	in, err := s.newIngress(cfg, table)
+	if err != nil {
+		return err
+	}
+	if err := s.dispatcher.Reconfigure(cfg.Targets); err != nil {
+		return err
+	}
+	old := s.cfg.Load()
+	s.cfg.Store(cfg)
+	s.ingress.Store(in)
+	for _, key := range restartKeys(old, cfg) {
+		s.log.Warn("config reloaded, but this setting takes effect at the next restart", "key", key)
+	}
+	s.metrics.ConfigInfo.DeleteLabelValues(s.hash)
+	s.metrics.ConfigInfo.WithLabelValues(hash).Set(1)
+	s.hash = hash
+	s.log.Info("config reloaded", "hash", hash, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes))
+	return nil
+}
+
+// restartKeys names the settings that differ between a and b and that only
+// a restart applies.
+func restartKeys(a, b *config.Config) []string {
+	var keys []string
+	for _, c := range []struct {
+		key  string
+		same bool
+	}{
+		{"server.listen", a.Server.Listen == b.Server.Listen},
+		{"server.admin_listen", a.Server.AdminListen == b.Server.AdminListen},
+		{"server.tls", a.Server.TLS == b.Server.TLS},
+		{"server.read_header_timeout", a.Server.ReadHeaderTimeout == b.Server.ReadHeaderTimeout},
+		{"server.read_timeout", a.Server.ReadTimeout == b.Server.ReadTimeout},
+		{"server.write_timeout", a.Server.WriteTimeout == b.Server.WriteTimeout},
+		{"server.idle_timeout", a.Server.IdleTimeout == b.Server.IdleTimeout},
+		{"server.shutdown_timeout", a.Server.ShutdownTimeout == b.Server.ShutdownTimeout},
+		{"store", reflect.DeepEqual(a.Store, b.Store)},
+	} {
+		if !c.same {
+			keys = append(keys, c.key)
+		}
+	}
+	return keys
 }
 
 // ReloadTLS reads the ingress certificate files again, for a renewed
@@ -125,12 +250,15 @@ func (s *Server) ReloadTLS() error {
 }
 
 // Ingress returns the webhook handler, for tests and embedding.
-func (s *Server) Ingress() http.Handler { return s.ingress }
+func (s *Server) Ingress() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.ingress.Load().ServeHTTP(w, r) })
+}
 
 // Dispatcher returns the dispatcher.
 func (s *Server) Dispatcher() *Dispatcher { return s.dispatcher }
 
-// AdminHandler serves /healthz, /readyz and /metrics.
+// AdminHandler serves /healthz, /readyz, /metrics and the admin API under
+// /api/v1 (see admin.go).
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -150,6 +278,7 @@ func (s *Server) AdminHandler() http.Handler {
 		writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("/api/v1/", s.apiHandler())
 	return mux
 }
 
@@ -159,9 +288,10 @@ func (s *Server) AdminHandler() http.Handler {
 // to the queue, all within server.shutdown_timeout. It returns nil after a
 // clean shutdown; the caller closes the store.
 func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
-	sc := s.cfg.Server
+	cfg := s.cfg.Load()
+	sc := cfg.Server
 	ingress := &http.Server{
-		Handler:           s.ingress,
+		Handler:           s.Ingress(),
 		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
 		ReadTimeout:       sc.ReadTimeout.D(),
 		WriteTimeout:      sc.WriteTimeout.D(),
@@ -203,7 +333,7 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("relay started", "listen", ln.Addr().String(), "tls", s.cert != nil, "admin", addrOf(adminLn),
-		"sources", len(s.cfg.Sources), "targets", len(s.cfg.Targets), "routes", len(s.cfg.Routes))
+		"sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes), "config_hash", s.hash)
 
 	var runErr error
 	select {

@@ -1,0 +1,379 @@
+package relay
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// The admin API of SPEC §7, under /api/v1. Its JSON types are exported so
+// that the CLI decodes exactly what the server encodes.
+
+// EventJSON is an event in GET /api/v1/events.
+type EventJSON struct {
+	EventID    string              `json:"event_id"`
+	Source     string              `json:"source"`
+	Task       string              `json:"task"`
+	Status     string              `json:"status"`
+	DedupKey   string              `json:"dedup_key"`
+	ReceivedAt time.Time           `json:"received_at"`
+	Deliveries []DeliveryStateJSON `json:"deliveries"`
+}
+
+// DeliveryStateJSON is where one delivery of a listed event stands.
+type DeliveryStateJSON struct {
+	Target   string `json:"target"`
+	State    State  `json:"state"`
+	Attempts int    `json:"attempts"`
+}
+
+// EventDetailJSON is GET /api/v1/events/{event_id}. Payload is the body as
+// received: JSON when it is JSON (Hoox's always is), else a string.
+type EventDetailJSON struct {
+	EventID    string               `json:"event_id"`
+	Source     string               `json:"source"`
+	Task       string               `json:"task"`
+	Status     string               `json:"status"`
+	DedupKey   string               `json:"dedup_key"`
+	ReceivedAt time.Time            `json:"received_at"`
+	RemoteAddr string               `json:"remote_addr,omitempty"`
+	Headers    map[string]string    `json:"headers,omitempty"`
+	Payload    json.RawMessage      `json:"payload"`
+	Deliveries []DeliveryDetailJSON `json:"deliveries"`
+}
+
+// DeliveryJSON is a delivery in GET /api/v1/deliveries and the answer of a
+// retry.
+type DeliveryJSON struct {
+	DeliveryID    string    `json:"delivery_id"`
+	EventID       string    `json:"event_id"`
+	Target        string    `json:"target"`
+	State         State     `json:"state"`
+	Attempts      int       `json:"attempts"`
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+	LastStatus    int       `json:"last_status"`
+	LastError     string    `json:"last_error"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// DeliveryDetailJSON is a delivery of one event, with its attempts.
+type DeliveryDetailJSON struct {
+	DeliveryJSON
+	History []AttemptJSON `json:"history"`
+}
+
+// AttemptJSON is one recorded attempt.
+type AttemptJSON struct {
+	Attempt    int       `json:"attempt"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS float64   `json:"duration_ms"`
+	Status     int       `json:"status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Body       string    `json:"body,omitempty"`
+}
+
+// TargetJSON is a target in GET /api/v1/targets.
+type TargetJSON struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Breaker   string `json:"breaker"`
+	Paused    bool   `json:"paused"`
+	Pending   int    `json:"pending"`
+	Dead      int    `json:"dead"`
+	Delivered int    `json:"delivered"`
+}
+
+// StatusJSON is GET /api/v1/status: which relay and which config this is.
+type StatusJSON struct {
+	Version    string        `json:"version"`
+	StartedAt  time.Time     `json:"started_at"`
+	ConfigHash string        `json:"config_hash"`
+	Reloads    int           `json:"reloads"`
+	LastReload *reloadResult `json:"last_reload,omitempty"`
+	Store      string        `json:"store"`
+}
+
+// ErrorJSON is every error answer of the admin API.
+type ErrorJSON struct {
+	Error   string `json:"error"`
+	Message string `json:"message,omitempty"`
+}
+
+func deliveryJSON(d Delivery) DeliveryJSON {
+	return DeliveryJSON{DeliveryID: d.ID(), EventID: d.EventID, Target: d.Target, State: d.State, Attempts: d.Attempts,
+		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt}
+}
+
+// retryChunk is how many dead letters one store call requeues, so that a
+// large retry-dead is many short writes, not one long one.
+const retryChunk = 500
+
+func (s *Server) apiHandler() http.Handler {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint; see GET /api/v1/targets, /events, /deliveries, /status")
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		apiError(w, http.StatusMethodNotAllowed, "method_not_allowed", "")
+	})
+	r.GET("/api/v1/status", s.apiStatus)
+	r.GET("/api/v1/events", s.apiEvents)
+	r.GET("/api/v1/events/:id", s.apiEvent)
+	r.GET("/api/v1/deliveries", s.apiDeliveries)
+	r.POST("/api/v1/deliveries/:id/retry", s.apiRetry)
+	r.GET("/api/v1/targets", s.apiTargets)
+	r.POST("/api/v1/targets/:name/retry-dead", s.apiRetryDead)
+	r.POST("/api/v1/targets/:name/pause", s.apiPause(true))
+	r.POST("/api/v1/targets/:name/resume", s.apiPause(false))
+	return s.requireToken(r)
+}
+
+// requireToken asks for the bearer admin_token, when one is set, compared
+// in constant time; the token is read at each request, so a reload applies.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if want := s.cfg.Load().Server.AdminToken; want != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+			if !ok || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hooxrelay"`)
+				apiError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <server.admin_token>")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorJSON{Error: code, Message: msg})
+}
+
+// storeError answers a store failure: unknown ids are 404, refused moves
+// 409, anything else 503 (the store is down; try again).
+func storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		apiError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrConflict):
+		apiError(w, http.StatusConflict, "conflict", err.Error())
+	default:
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusServiceUnavailable, "unavailable", "the store did not answer: "+err.Error())
+	}
+}
+
+// limitParam reads ?limit=, which must be a positive integer when given.
+func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
+	raw := r.URL.Query().Get("limit")
+	if raw == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n <= 0 {
+		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be a positive integer (at most %d), got %q", MaxLimit, raw))
+		return 0, false
+	}
+	return n, true
+}
+
+func queryCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	s.reloadMu.Lock()
+	st := StatusJSON{Version: s.version, StartedAt: s.started, ConfigHash: s.hash, Reloads: s.reloads, LastReload: s.lastReload,
+		Store: s.cfg.Load().Store.Kind}
+	s.reloadMu.Unlock()
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	ctx, cancel := queryCtx(r)
+	defer cancel()
+	es, err := s.store.Events(ctx, EventFilter{Task: q.Get("task"), Status: q.Get("status"), Before: q.Get("before"), Limit: limit})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]EventJSON, len(es))
+	for i, e := range es {
+		ev := e.Event
+		out[i] = EventJSON{EventID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
+			ReceivedAt: ev.ReceivedAt, Deliveries: make([]DeliveryStateJSON, len(e.Deliveries))}
+		for j, d := range e.Deliveries {
+			out[i].Deliveries[j] = DeliveryStateJSON{Target: d.Target, State: d.State, Attempts: d.Attempts}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string][]EventJSON{"events": out})
+}
+
+func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	ctx, cancel := queryCtx(r)
+	defer cancel()
+	d, err := s.store.Event(ctx, p.ByName("id"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	ev := d.Event
+	out := EventDetailJSON{EventID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
+		ReceivedAt: ev.ReceivedAt, RemoteAddr: ev.RemoteAddr, Headers: ev.Headers, Payload: ev.Payload,
+		Deliveries: make([]DeliveryDetailJSON, len(d.Deliveries))}
+	if !json.Valid(ev.Payload) {
+		out.Payload, _ = json.Marshal(string(ev.Payload))
+	}
+	for i, dd := range d.Deliveries {
+		out.Deliveries[i] = DeliveryDetailJSON{DeliveryJSON: deliveryJSON(dd.Delivery), History: make([]AttemptJSON, len(dd.History))}
+		for j, a := range dd.History {
+			out.Deliveries[i].History[j] = AttemptJSON{Attempt: a.Number, StartedAt: a.StartedAt,
+				DurationMS: float64(a.Duration.Microseconds()) / 1000, Status: a.Status, Error: a.Error, Body: a.Body}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	state := State(q.Get("state"))
+	switch state {
+	case "", Pending, Delivered, Dead:
+	default:
+		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("state must be pending, delivered or dead, got %q", state))
+		return
+	}
+	ctx, cancel := queryCtx(r)
+	defer cancel()
+	ds, err := s.store.Deliveries(ctx, DeliveryFilter{State: state, Target: q.Get("target"), Before: q.Get("before"), Limit: limit})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	out := make([]DeliveryJSON, len(ds))
+	for i, d := range ds {
+		out[i] = deliveryJSON(d)
+	}
+	writeJSON(w, http.StatusOK, map[string][]DeliveryJSON{"deliveries": out})
+}
+
+func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	ctx, cancel := queryCtx(r)
+	defer cancel()
+	d, err := s.store.Requeue(ctx, p.ByName("id"), time.Now())
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	s.dispatcher.Kick(d.Target)
+	s.log.Info("delivery requeued by an operator", "delivery_id", d.ID(), "attempts", d.Attempts)
+	writeJSON(w, http.StatusAccepted, deliveryJSON(d))
+}
+
+// knownTarget answers 404 and reports false when name is not a target of
+// the config in use.
+func (s *Server) knownTarget(w http.ResponseWriter, name string) bool {
+	for _, t := range s.cfg.Load().Targets {
+		if t.Name == name {
+			return true
+		}
+	}
+	apiError(w, http.StatusNotFound, "not_found", fmt.Sprintf("target %q is not in the config; GET /api/v1/targets lists them", name))
+	return false
+}
+
+// apiRetryDead requeues the target's dead letters, all of them or at most
+// ?limit= (a client showing progress calls again until it gets 0).
+func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	name := p.ByName("name")
+	if !s.knownTarget(w, name) {
+		return
+	}
+	limit, ok := limitParam(w, r)
+	if !ok {
+		return
+	}
+	total := 0
+	for limit == 0 || total < limit {
+		chunk := retryChunk
+		if limit > 0 {
+			chunk = min(chunk, limit-total)
+		}
+		ctx, cancel := queryCtx(r)
+		n, err := s.store.RequeueDead(ctx, name, time.Now(), chunk)
+		cancel()
+		total += n
+		if err != nil {
+			if total > 0 {
+				s.dispatcher.Kick(name)
+			}
+			storeError(w, fmt.Errorf("after requeueing %d: %w", total, err))
+			return
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		s.dispatcher.Kick(name)
+		s.log.Info("dead deliveries requeued by an operator", "target", name, "requeued", total)
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"requeued": total})
+}
+
+func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ctx, cancel := queryCtx(r)
+	defer cancel()
+	counts, err := s.store.Counts(ctx)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	targets := s.cfg.Load().Targets
+	out := make([]TargetJSON, len(targets))
+	for i, t := range targets {
+		c := counts[t.Name]
+		out[i] = TargetJSON{Name: t.Name, URL: t.URL, Breaker: s.dispatcher.BreakerState(t.Name), Paused: s.dispatcher.Paused(t.Name),
+			Pending: c.Pending, Dead: c.Dead, Delivered: c.Delivered}
+	}
+	writeJSON(w, http.StatusOK, map[string][]TargetJSON{"targets": out})
+}
+
+func (s *Server) apiPause(paused bool) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+		name := p.ByName("name")
+		if !s.knownTarget(w, name) {
+			return
+		}
+		ctx, cancel := queryCtx(r)
+		defer cancel()
+		// The mark is stored first: a pause that is not kept would be
+		// lifted by a restart without anyone asking.
+		if err := s.store.SetPaused(ctx, name, paused); err != nil {
+			storeError(w, err)
+			return
+		}
+		s.dispatcher.Pause(name, paused)
+		s.log.Info("target paused by an operator", "target", name, "paused", paused)
+		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused})
+	}
+}
