@@ -38,28 +38,47 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, hash, err := loadConfigHash(*cfgPath)
 	if err != nil {
 		return err
 	}
-	// SIGHUP would end the process by default. It re-reads the ingress
-	// certificate; the config itself is not reloaded yet.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return serve(ctx, cfg, log, nil, hup)
+	return serve(ctx, cfg, hash, log, nil, hup)
 }
 
-// serve runs a relay for cfg until ctx ends. ready, when not nil, receives
-// the bound addresses once the relay answers; each signal on hup (nil:
-// none) reloads the ingress certificate.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(ingress, admin string), hup <-chan os.Signal) error {
+// loadConfigHash is loadConfig that also names the file's content (see
+// relay.ConfigHash), from one read of the file.
+func loadConfigHash(path string) (*config.Config, string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil, "", usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
+		}
+		return nil, "", usagef("read config: %v", err)
+	}
+	cfg, err := config.Parse(data, path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return nil, "", usageError{err}
+	}
+	return cfg, relay.ConfigHash(data), nil
+}
+
+// serve runs a relay for cfg (whose file has hash) until ctx ends. ready,
+// when not nil, receives the bound addresses once the relay answers; each
+// signal on hup (nil: none) reloads the config file and the ingress
+// certificate.
+func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logger, ready func(ingress, admin string), hup <-chan os.Signal) error {
 	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	opts := relay.ServerOptions{Logger: log, Version: versionString()}
+	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: hash}
 	if rs, ok := store.(*redisstore.Store); ok {
 		opts.Limit = rs.Limit // rate limits hold across every relay on the Redis
 	}
@@ -74,10 +93,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			for {
 				select {
 				case <-hup:
-					if err := srv.ReloadTLS(); err != nil {
-						log.Error("SIGHUP: reloading the TLS certificate failed; the previous one stays in use", "err", err)
-					}
-					log.Warn("SIGHUP: the config is not reloaded (live reload is not built yet); restart to apply a new one")
+					reload(srv, cfg.File, log)
 				case <-hupCtx.Done():
 					return
 				}
@@ -105,6 +121,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// reload applies SIGHUP: the config file again, then the certificate. An
+// invalid file is logged with every problem, and the running config stays.
+func reload(srv *relay.Server, path string, log *slog.Logger) {
+	log.Info("SIGHUP: reloading the config", "file", path)
+	err := srv.ReloadFrom(func() (*config.Config, string, error) {
+		cfg, hash, err := loadConfigHash(path)
+		if err != nil {
+			if fes := config.FieldErrors(err); len(fes) > 0 {
+				for _, fe := range fes {
+					log.Error("config reload refused", "problem", fe.Error())
+				}
+			}
+		}
+		return cfg, hash, err
+	})
+	if err != nil {
+		log.Error("config reload failed; the previous config stays in use", "err", err)
+	}
+	if err := srv.ReloadTLS(); err != nil {
+		log.Error("reloading the TLS certificate failed; the previous one stays in use", "err", err)
+	}
 }
 
 func addrString(l net.Listener) string {
@@ -185,7 +224,7 @@ func startLocal(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, name s
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		served <- serve(ctx, cfg, log, func(in, _ string) { ready <- in }, nil)
+		served <- serve(ctx, cfg, "", log, func(in, _ string) { ready <- in }, nil)
 	}()
 	select {
 	case addr := <-ready:
