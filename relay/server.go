@@ -200,6 +200,7 @@ func (s *Server) reload(cfg *config.Config, hash string) error {
 	old := s.cfg.Load()
 	s.cfg.Store(cfg)
 	s.ingress.Store(in)
+	s.logRemovedTargets(old, cfg)
 	for _, key := range restartKeys(old, cfg) {
 		s.log.Warn("config reloaded, but this setting takes effect at the next restart", "key", key)
 	}
@@ -208,6 +209,35 @@ func (s *Server) reload(cfg *config.Config, hash string) error {
 	s.hash = hash
 	s.log.Info("config reloaded", "hash", hash, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes))
 	return nil
+}
+
+// logRemovedTargets says what becomes of the deliveries of targets that a
+// reload removed: they stay stored, pending, until the target comes back or
+// an operator looks at them.
+func (s *Server) logRemovedTargets(old, cfg *config.Config) {
+	kept := make(map[string]bool, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		kept[t.Name] = true
+	}
+	var counts map[string]StateCounts
+	for _, t := range old.Targets {
+		if kept[t.Name] {
+			continue
+		}
+		if counts == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			counts, _ = s.store.Counts(ctx)
+			cancel()
+		}
+		s.log.Warn("target removed by the reload; its deliveries stay stored (GET /api/v1/deliveries?target=NAME) and go out if it comes back",
+			"target", t.Name, "pending", counts[t.Name].Pending, "dead", counts[t.Name].Dead)
+	}
+}
+
+func (s *Server) configHash() string {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return s.hash
 }
 
 // restartKeys names the settings that differ between a and b and that only
@@ -333,7 +363,7 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("relay started", "listen", ln.Addr().String(), "tls", s.cert != nil, "admin", addrOf(adminLn),
-		"sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes), "config_hash", s.hash)
+		"sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes), "config_hash", s.configHash())
 
 	var runErr error
 	select {

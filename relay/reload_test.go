@@ -1,0 +1,90 @@
+package relay_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+func mustConfig(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(text), "reload.yaml")
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	return cfg
+}
+
+// A reload that removes a target lets its attempt in flight finish and be
+// recorded, stops new attempts, and keeps its queued deliveries stored; one
+// that adds a target starts delivering to it.
+func TestReloadRemovesAndAddsTargets(t *testing.T) {
+	slow := newSink(t, "slow", always(answer{delay: 400 * time.Millisecond}))
+	kept, added := newSink(t, "kept", ok), newSink(t, "added", ok)
+	h := startRelay(t, render(baseServer+`
+targets:
+  - name: slow
+    url: {{slow}}
+    max_in_flight: 1
+  - name: kept
+    url: {{kept}}
+routes:
+  - name: all
+    targets: [slow, kept]
+`, slow, kept), "")
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.send(t, videoBody(time.Now().Format("150405.000")+string(rune('a'+i)))))
+	}
+	slow.waitCount(t, 1, 5*time.Second) // one attempt in flight, two queued
+
+	next := mustConfig(t, render(baseServer+`
+targets:
+  - name: kept
+    url: {{kept}}
+  - name: added
+    url: {{added}}
+routes:
+  - name: all
+    targets: [kept, added]
+`, kept, added))
+	if err := h.srv.Reload(next, "new"); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	id := h.send(t, videoBody("after_reload"))
+	added.waitCount(t, 1, 5*time.Second)
+	kept.waitCount(t, 4, 5*time.Second)
+	if got := added.requests()[0].id(); got != id {
+		t.Errorf("the added target got %s, want the event sent after the reload %s", got, id)
+	}
+	h.waitDeliveries(t, "slow", "delivered", 1, 5*time.Second) // the attempt in flight ends and is recorded
+	time.Sleep(300 * time.Millisecond)
+	if n := slow.count(); n != 1 {
+		t.Errorf("the removed target got %d requests, want only the one in flight at the reload", n)
+	}
+	pending, err := h.store.Deliveries(t.Context(), relay.DeliveryFilter{Target: "slow", State: relay.Pending})
+	if err != nil || len(pending) != 2 {
+		t.Errorf("pending deliveries of the removed target = %d, %v; want the 2 queued, kept", len(pending), err)
+	}
+
+	// A config whose target cannot be built changes nothing.
+	bad := mustConfig(t, render(baseServer+`
+targets:
+  - name: kept
+    url: {{kept}}
+    tls: {ca_file: /nonexistent/ca.pem}
+routes:
+  - name: all
+    targets: [kept]
+`, kept))
+	if err := h.srv.Reload(bad, "bad"); err == nil {
+		t.Fatal("Reload with an unreadable CA file succeeded")
+	}
+	h.send(t, videoBody("after_bad_reload"))
+	added.waitCount(t, 2, 5*time.Second)
+}
