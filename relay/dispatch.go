@@ -388,6 +388,9 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 	for range tc.MaxInFlight {
 		t.slots <- struct{}{}
 	}
+	for _, outcome := range []string{"delivered", "retry", "dead"} {
+		d.metrics.Deliveries.WithLabelValues(tc.Name, outcome) // from 0, for increase()
+	}
 	t.pending = d.metrics.QueueDepth.WithLabelValues(tc.Name, "pending")
 	t.inFlight = d.metrics.QueueDepth.WithLabelValues(tc.Name, "in_flight")
 	if tc.RateLimit.RPS > 0 && d.opts.Limit == nil {

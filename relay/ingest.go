@@ -205,18 +205,23 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	start := in.opts.Now()
-	task, outcome := "", ""
-	defer func() {
-		in.opts.Metrics.IngressRequests.WithLabelValues(src.name, taskLabel(task), outcome).Inc()
-		in.opts.Metrics.IngressDuration.Observe(in.opts.Now().Sub(start).Seconds())
-	}()
-	log := in.opts.Logger
 	addr := in.clientAddr(r)
 	ip := addr.String()
+	// One log line per request, whatever its outcome, with the same keys.
+	var (
+		task, outcome string
+		line          = outcomeLine{source: src.name, remote: ip}
+	)
+	defer func() {
+		elapsed := in.opts.Now().Sub(start)
+		in.opts.Metrics.IngressRequests.WithLabelValues(src.name, taskLabel(task), outcome).Inc()
+		in.opts.Metrics.IngressDuration.Observe(elapsed.Seconds())
+		line.task, line.outcome, line.duration = task, outcome, elapsed
+		line.log(r.Context(), in.opts.Logger)
+	}()
 
 	if len(src.allow) > 0 && !contains(src.allow, addr) {
 		outcome = "forbidden"
-		log.Warn("webhook refused", "source", src.name, "outcome", outcome, "remote", ip)
 		writeRaw(w, http.StatusForbidden, bodyForbidden)
 		return
 	}
@@ -237,8 +242,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	buf.Reset()
 	defer bufPool.Put(buf)
 	if _, err := buf.ReadFrom(io.LimitReader(r.Body, in.maxBody+1)); err != nil {
-		outcome = "invalid_payload"
-		log.Info("webhook body not read", "source", src.name, "remote", ip, "err", err)
+		outcome, line.err = "invalid_payload", err
 		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: "the body could not be read"})
 		return
 	}
@@ -248,6 +252,10 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		return
 	}
 	body := buf.Bytes()
+	if in.opts.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		// A copy: the buffer goes back to its pool before the line is written.
+		line.body, line.bodyBytes = bytes.Clone(body[:min(len(body), maxLoggedBody)]), len(body)
+	}
 	// Counted from here, so that slow uploads do not look like a burst.
 	in.inFlight.Add(1)
 	defer in.inFlight.Add(-1)
@@ -256,16 +264,15 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		reason := verify.Reason(err)
 		in.opts.Metrics.VerifyFailures.WithLabelValues(src.name, reason).Inc()
 		// The error names the header and the reason, never a value.
-		log.Warn("webhook refused", "source", src.name, "outcome", outcome, "reason", reason, "remote", ip, "err", err)
+		line.reason, line.err = reason, err
 		writeRaw(w, http.StatusUnauthorized, bodyInvalidSignature)
 		return
 	}
 	p, err := ParsePayload(body)
 	if err != nil {
-		outcome = "invalid_payload"
+		outcome, line.err = "invalid_payload", err
 		var pe *PayloadError
 		errors.As(err, &pe)
-		log.Info("webhook refused", "source", src.name, "outcome", outcome, "remote", ip, "err", err)
 		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: pe.Message, Field: pe.Field})
 		return
 	}
@@ -296,15 +303,13 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	res, err := in.store.Ingest(ctx, ev, in.ttl)
 	cancel()
 	if err != nil {
-		outcome = "unavailable"
-		log.Error("store the webhook failed; answering 503 so the sender retries", "source", src.name, "task", p.Task, "err", err)
+		outcome, line.err = "unavailable", err
 		w.Header().Set("Retry-After", "1")
 		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
 		return
 	}
 	if res.Duplicate {
-		outcome = "duplicate"
-		log.Info("webhook duplicate", "source", src.name, "task", p.Task, "event_id", res.EventID, "dedup_key", p.DedupKey)
+		outcome, line.eventID, line.dedupKey = "duplicate", res.EventID, p.DedupKey
 		writeJSON(w, http.StatusOK, answer{Status: "duplicate", EventID: res.EventID})
 		return
 	}
@@ -312,7 +317,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	if len(match.Targets) == 0 {
 		in.opts.Metrics.Unrouted.WithLabelValues(src.name, taskLabel(p.Task)).Inc()
 	}
-	log.Info("webhook accepted", "source", src.name, "task", p.Task, "event_id", ev.ID, "targets", match.Targets)
+	line.eventID, line.dedupKey, line.targets = ev.ID, p.DedupKey, match.Targets
 	if in.opts.Accepted != nil {
 		in.opts.Accepted(ev)
 	}
@@ -321,6 +326,64 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		targets = []string{}
 	}
 	writeJSON(w, http.StatusOK, answer{Status: "accepted", EventID: ev.ID, Targets: &targets})
+}
+
+// outcomeLine is the log line of one webhook request. Its keys are the
+// same for every outcome: source, outcome, task, event_id, dedup_key,
+// targets, remote, reason (of a 401), err, duration, and at debug level the
+// body, truncated.
+type outcomeLine struct {
+	source, task, outcome string
+	eventID, dedupKey     string
+	targets               []string
+	remote, reason        string
+	err                   error
+	duration              time.Duration
+	body                  []byte // at most maxLoggedBody, only at debug level
+	bodyBytes             int
+}
+
+// maxLoggedBody bounds the body in a debug log line.
+const maxLoggedBody = 512
+
+func (l *outcomeLine) log(ctx context.Context, log *slog.Logger) {
+	msg, level := "webhook refused", slog.LevelWarn
+	switch l.outcome {
+	case "accepted":
+		msg, level = "webhook accepted", slog.LevelInfo
+	case "duplicate":
+		msg, level = "webhook duplicate", slog.LevelInfo
+	case "rate_limited":
+		level = slog.LevelInfo // a flood would otherwise flood the log at warn
+	case "unavailable":
+		msg, level = "webhook not stored; answered 503 so the sender retries", slog.LevelError
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs, slog.String("source", l.source), slog.String("outcome", l.outcome))
+	if l.task != "" {
+		attrs = append(attrs, slog.String("task", l.task))
+	}
+	if l.eventID != "" {
+		attrs = append(attrs, slog.String("event_id", l.eventID), slog.String("dedup_key", l.dedupKey))
+	}
+	if l.outcome == "accepted" {
+		attrs = append(attrs, slog.Any("targets", l.targets))
+	}
+	attrs = append(attrs, slog.String("remote", l.remote))
+	if l.reason != "" {
+		attrs = append(attrs, slog.String("reason", l.reason))
+	}
+	if l.err != nil {
+		attrs = append(attrs, slog.String("err", l.err.Error()))
+	}
+	attrs = append(attrs, slog.Duration("duration", l.duration))
+	if l.body != nil {
+		attrs = append(attrs, slog.String("body", string(l.body)), slog.Int("body_bytes", l.bodyBytes))
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // taskLabel bounds the task label of metrics: Hoox may add tasks, but a

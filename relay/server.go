@@ -114,6 +114,9 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 	}
 	s.cfg.Store(cfg)
 	s.metrics.ConfigInfo.WithLabelValues(opts.ConfigHash).Set(1)
+	// Counters exist from the start, so that increase() sees the first one.
+	s.metrics.ConfigReloads.WithLabelValues("success")
+	s.metrics.ConfigReloads.WithLabelValues("failure")
 	if cfg.Server.TLS.Set() {
 		if s.cert, err = tlsconf.NewServerCert(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile); err != nil {
 			return nil, fmt.Errorf("server.tls: %w", err)

@@ -195,12 +195,30 @@ func freeAddr(t *testing.T) string {
 type relayProc struct {
 	cmd           *exec.Cmd
 	ingest, admin string
-	stderr        *bytes.Buffer
+	stderr        *syncBuffer
+}
+
+// syncBuffer is the relay's stderr, which tests read while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startRelay(t *testing.T, cfgPath, ingest, admin string, extraArgs ...string) *relayProc {
 	t.Helper()
-	p := &relayProc{ingest: ingest, admin: admin, stderr: new(bytes.Buffer)}
+	p := &relayProc{ingest: ingest, admin: admin, stderr: new(syncBuffer)}
 	p.cmd = exec.Command(binary, append([]string{"serve", "--config", cfgPath, "--log-format", "json"}, extraArgs...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
