@@ -23,7 +23,13 @@ import (
 
 func runServe(ctx context.Context, args []string, e *env) error {
 	fs := newFlags(e, "serve", "[--config FILE]", `Runs the relay: webhook ingress on server.listen, admin endpoints (/healthz,
-/readyz, /metrics) on server.admin_listen, and delivery to every target.
+/readyz, /metrics and the /api/v1 admin API) on server.admin_listen, and
+delivery to every target.
+SIGHUP re-reads the config file: a valid one replaces sources, routes and
+targets without dropping anything accepted or in flight; an invalid one is
+logged with every problem and the running config stays. It also re-reads
+the server.tls certificate. Listen addresses, server timeouts and the store
+take effect at the next restart.
 SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
 	cfgPath := configFlag(fs)
 	logFormat := fs.String("log-format", "auto", "log format: json, text, or auto (text on a terminal, json otherwise)")
