@@ -94,12 +94,12 @@ type TargetJSON struct {
 
 // StatusJSON is GET /api/v1/status: which relay and which config this is.
 type StatusJSON struct {
-	Version    string        `json:"version"`
-	StartedAt  time.Time     `json:"started_at"`
-	ConfigHash string        `json:"config_hash"`
-	Reloads    int           `json:"reloads"`
-	LastReload *reloadResult `json:"last_reload,omitempty"`
-	Store      string        `json:"store"`
+	Version    string      `json:"version"`
+	StartedAt  time.Time   `json:"started_at"`
+	ConfigHash string      `json:"config_hash"`
+	Reloads    int         `json:"reloads"`
+	LastReload *ReloadJSON `json:"last_reload,omitempty"`
+	Store      string      `json:"store"`
 }
 
 // ErrorJSON is every error answer of the admin API.
@@ -124,7 +124,7 @@ func (s *Server) apiHandler() http.Handler {
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint; see GET /api/v1/targets, /events, /deliveries, /status")
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		apiError(w, http.StatusMethodNotAllowed, "method_not_allowed", "")
+		apiError(w, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint takes another method: GET to read, POST to act")
 	})
 	r.GET("/api/v1/status", s.apiStatus)
 	r.GET("/api/v1/events", s.apiEvents)
@@ -164,9 +164,9 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 func storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
-		apiError(w, http.StatusNotFound, "not_found", err.Error())
+		apiError(w, http.StatusNotFound, "not_found", strings.TrimSuffix(err.Error(), ": "+ErrNotFound.Error())+" not found")
 	case errors.Is(err, ErrConflict):
-		apiError(w, http.StatusConflict, "conflict", err.Error())
+		apiError(w, http.StatusConflict, "conflict", strings.TrimSuffix(err.Error(), ": "+ErrConflict.Error()))
 	default:
 		w.Header().Set("Retry-After", "1")
 		apiError(w, http.StatusServiceUnavailable, "unavailable", "the store did not answer: "+err.Error())
@@ -181,7 +181,7 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n <= 0 {
-		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be a positive integer (at most %d), got %q", MaxLimit, raw))
+		apiError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be a positive integer (values above %d are capped), got %q", MaxLimit, raw))
 		return 0, false
 	}
 	return n, true
@@ -312,12 +312,24 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 	if !ok {
 		return
 	}
-	total := 0
-	for limit == 0 || total < limit {
-		chunk := retryChunk
-		if limit > 0 {
-			chunk = min(chunk, limit-total)
+	if limit == 0 {
+		// All of them means those dead now: a letter that dies again
+		// while this runs is not chased forever.
+		ctx, cancel := queryCtx(r)
+		counts, err := s.store.Counts(ctx)
+		cancel()
+		if err != nil {
+			storeError(w, err)
+			return
 		}
+		if limit = counts[name].Dead; limit == 0 {
+			writeJSON(w, http.StatusAccepted, map[string]int{"requeued": 0})
+			return
+		}
+	}
+	total := 0
+	for total < limit {
+		chunk := min(retryChunk, limit-total)
 		ctx, cancel := queryCtx(r)
 		n, err := s.store.RequeueDead(ctx, name, time.Now(), chunk)
 		cancel()

@@ -42,11 +42,11 @@ type Server struct {
 	reloadMu   sync.Mutex // one reload at a time; guards the fields below
 	hash       string
 	reloads    int
-	lastReload *reloadResult
+	lastReload *ReloadJSON
 }
 
-// reloadResult is what the last reload did, for /api/v1/status.
-type reloadResult struct {
+// ReloadJSON is what the last reload did, in /api/v1/status.
+type ReloadJSON struct {
 	At    time.Time `json:"at"`
 	OK    bool      `json:"ok"`
 	Error string    `json:"error,omitempty"`
@@ -178,7 +178,7 @@ func (s *Server) ReloadFrom(load func() (*config.Config, string, error)) error {
 		err = s.reload(cfg, hash)
 	}
 	s.reloads++
-	s.lastReload = &reloadResult{At: time.Now(), OK: err == nil}
+	s.lastReload = &ReloadJSON{At: time.Now(), OK: err == nil}
 	if err != nil {
 		s.lastReload.Error = err.Error()
 		s.metrics.ConfigReloads.WithLabelValues("failure").Inc()

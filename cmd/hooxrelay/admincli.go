@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// The admin commands (status, targets, events, event, deliveries, retry,
+// retry-dead, pause and resume, in admincli*.go) are clients of a running
+// relay's admin API (SPEC §7); this file holds what they share. They
+// decode its answers with the relay's own JSON types, so that a field
+// renamed on one side breaks the build, not an operator.
+
+const defaultAdminURL = "http://127.0.0.1:9090"
+
+// adminHelp ends the description of every admin command.
+const adminHelp = `
+
+The relay is reached at --admin, the server.admin_listen address of its
+config, with the bearer token server.admin_token when one is set. Exit
+status 1 when the relay cannot be reached or refuses the request.`
+
+// maxAnswer bounds what is read of one answer of the admin API: a page of
+// 1000 events, or one event with a large payload and its attempts.
+const maxAnswer = 64 << 20
+
+// adminOpts are the flags every admin command takes.
+type adminOpts struct {
+	admin, token string
+	json         bool
+	timeout      time.Duration
+}
+
+func adminFlags(fs *flag.FlagSet) *adminOpts {
+	o := &adminOpts{}
+	def := os.Getenv("HOOXRELAY_ADMIN_URL")
+	if def == "" {
+		def = defaultAdminURL
+	}
+	fs.StringVar(&o.admin, "admin", def, "URL of the relay's admin API (its server.admin_listen); the default is $HOOXRELAY_ADMIN_URL when set")
+	fs.StringVar(&o.token, "token", "", "bearer token of the admin API (server.admin_token); the default is $HOOXRELAY_ADMIN_TOKEN,\nwhich keeps the token out of the process list")
+	fs.BoolVar(&o.json, "json", false, "print the API's JSON answer, indented, instead of a table")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a request to the admin API after this long")
+	return o
+}
+
+// client checks the flags and returns a client for the API they name.
+func (o *adminOpts) client() (*adminClient, error) {
+	raw := strings.TrimSpace(o.admin)
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw // "127.0.0.1:9090", as admin_listen is written
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("--admin %q: want the admin API's URL, e.g. %s", o.admin, defaultAdminURL)
+	}
+	if o.timeout <= 0 {
+		return nil, usagef("--timeout must be positive, got %s", o.timeout)
+	}
+	token := o.token
+	if token == "" {
+		token = os.Getenv("HOOXRELAY_ADMIN_TOKEN")
+	}
+	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), token: token, timeout: o.timeout, http: &http.Client{}}, nil
+}
+
+// adminClient calls the admin API of one relay.
+type adminClient struct {
+	base    string // scheme://host[:port][/prefix], no trailing slash
+	token   string
+	timeout time.Duration // of each request
+	http    *http.Client
+}
+
+// call sends a request to path (under /api/v1) and decodes a 2xx answer,
+// which must be an object with the field key, into out. It returns the
+// answer's body as sent.
+func (c *adminClient) call(ctx context.Context, method, path string, q url.Values, key string, out any) ([]byte, error) {
+	u := c.base + "/api/v1" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, method, u, nil)
+	if err != nil {
+		return nil, usagef("--admin %q: %v", c.base, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "hooxrelay-cli/"+versionString())
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("the admin API at %s did not answer within %s (is the relay overloaded? raise --timeout)", c.base, c.timeout)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("cannot reach the admin API at %s (is the relay running? is --admin right?)", c.base)
+		}
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %v (is --admin right?)", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("read the answer of the admin API at %s: %v", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, c.statusError(method, path, resp, body)
+	}
+	// Something else than the relay may answer 2xx with JSON: check that
+	// the field every answer of this call has is there.
+	var fields map[string]json.RawMessage
+	err = json.Unmarshal(body, &fields)
+	if _, ok := fields[key]; err == nil && ok {
+		err = json.Unmarshal(body, out)
+	} else if err == nil {
+		err = fmt.Errorf("no %q in it", key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the answer of %s %s is not the admin API's (%v); is --admin the relay's admin_listen address?", method, u, err)
+	}
+	return body, nil
+}
+
+// statusError turns an answer other than 2xx into one line that says what
+// to do.
+func (c *adminClient) statusError(method, path string, resp *http.Response, body []byte) error {
+	var ans relay.ErrorJSON
+	jsonErr := json.Unmarshal(body, &ans)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return errors.New("the admin API refused the token (set --token or HOOXRELAY_ADMIN_TOKEN)")
+	case jsonErr != nil || ans.Message == "":
+		// Not the admin API, whose errors all say what is wrong.
+		return fmt.Errorf("%s answered %s to %s /api/v1%s; is --admin the relay's admin_listen address?", c.base, resp.Status, method, path)
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		msg := "the relay is unavailable: " + ans.Message + "; try again"
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			msg += " in " + ra + "s"
+		}
+		return errors.New(msg)
+	}
+	return errors.New(ans.Message)
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// parseArgs is parseFlags that also takes flags after the positional
+// arguments ("hooxrelay event ID --json"), and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string, e *env) ([]string, error) {
+	if err := parseFlags(fs, args, e); err != nil {
+		return nil, err
+	}
+	var pos []string
+	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil // everything after "--" is an argument
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		if err := fs.Parse(args); err != nil {
+			return nil, errSilent{2}
+		}
+	}
+	return pos, nil
+}
+
+// printJSON writes an answer of the API indented.
+func printJSON(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
+		return fmt.Errorf("the admin API's answer is not JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// limitFlag adds --limit, which the API takes from 1 to relay.MaxLimit.
+func limitFlag(fs *flag.FlagSet, what string) *int {
+	return fs.Int("limit", relay.DefaultLimit, fmt.Sprintf("list at most this many %s (1 to %d)", what, relay.MaxLimit))
+}
+
+func checkLimit(n int) error {
+	if n < 1 || n > relay.MaxLimit {
+		return usagef("--limit must be from 1 to %d, got %d", relay.MaxLimit, n)
+	}
+	return nil
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+// timeString formats t as RFC 3339 in UTC, or "-" for the zero time.
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// oneLine shortens s to at most n runes on one line, or "-" when empty.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if s == "" {
+		return "-"
+	}
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func statusString(code int) string {
+	if code == 0 {
+		return "-"
+	}
+	return strconv.Itoa(code)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// noArgs refuses positional arguments for a command that takes none.
+func noArgs(name string, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q", name, pos)
+	}
+	return nil
+}
+
+// oneArg returns the single positional argument that a command needs;
+// hint says where to find one.
+func oneArg(name, what, hint string, pos []string) (string, error) {
+	switch {
+	case len(pos) == 0:
+		return "", usagef("%s needs %s; %s", name, what, hint)
+	case len(pos) > 1:
+		return "", usagef("%s takes one %s, got %q", name, what, pos)
+	}
+	return pos[0], nil
+}

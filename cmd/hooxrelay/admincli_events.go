@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// The admin commands that look at events and deliveries.
+
+func runEvents(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "events", "[--task T] [--status S] [--limit N] [--before EVENT_ID]", `Lists the events a relay received, newest first, with where each of their
+deliveries stands (target:state/attempts). --status is the payload's
+status, e.g. completed or error. For the next page, pass the last event id
+shown as --before. Calls GET /api/v1/events.`+adminHelp)
+	o := adminFlags(fs)
+	task := fs.String("task", "", "only events of this task, e.g. video_generate")
+	status := fs.String("status", "", "only events whose payload has this status, e.g. error")
+	limit := limitFlag(fs, "events")
+	before := fs.String("before", "", "only events received before this event id (the next page)")
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("events", pos); err != nil {
+		return err
+	}
+	if err := checkLimit(*limit); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	setIf(q, "task", *task)
+	setIf(q, "status", *status)
+	setIf(q, "before", *before)
+	var ans struct {
+		Events []relay.EventJSON `json:"events"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/events", q, "events", &ans)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	if len(ans.Events) == 0 {
+		fmt.Fprintln(e.stdout, "no events")
+		return nil
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "EVENT_ID\tRECEIVED\tTASK\tSTATUS\tDELIVERIES")
+	for _, ev := range ans.Events {
+		ds := make([]string, len(ev.Deliveries))
+		for i, d := range ev.Deliveries {
+			ds[i] = fmt.Sprintf("%s:%s/%d", d.Target, d.State, d.Attempts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ev.EventID, timeString(ev.ReceivedAt), orDefault(ev.Task, "-"),
+			orDefault(ev.Status, "-"), orDefault(strings.Join(ds, " "), "-"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	morePages(e, len(ans.Events), *limit, ans.Events[len(ans.Events)-1].EventID)
+	return nil
+}
+
+// morePages tells, on stderr so that the table stays clean, how to get
+// the next page when this one is full.
+func morePages(e *env, n, limit int, last string) {
+	if n == limit {
+		fmt.Fprintf(e.stderr, "(%d shown; for more, add --before %s)\n", n, last)
+	}
+}
+
+func setIf(q url.Values, key, value string) {
+	if value != "" {
+		q.Set(key, value)
+	}
+}
+
+func runEvent(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "event", "EVENT_ID", `Shows one event: its metadata, its payload pretty-printed, and for each
+delivery its state and every attempt (when, how long, the target's answer).
+Calls GET /api/v1/events/EVENT_ID.`+adminHelp)
+	o := adminFlags(fs)
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	id, err := oneArg("event", "an EVENT_ID", `"hooxrelay events" lists them`, pos)
+	if err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var ev relay.EventDetailJSON
+	raw, err := c.call(ctx, http.MethodGet, "/events/"+url.PathEscape(id), nil, "event_id", &ev)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	w := e.stdout
+	tw := newTable(w)
+	fmt.Fprintf(tw, "event\t%s\n", ev.EventID)
+	fmt.Fprintf(tw, "source\t%s\n", ev.Source)
+	fmt.Fprintf(tw, "task\t%s\n", ev.Task)
+	fmt.Fprintf(tw, "status\t%s\n", ev.Status)
+	fmt.Fprintf(tw, "dedup key\t%s\n", ev.DedupKey)
+	fmt.Fprintf(tw, "received\t%s\n", timeString(ev.ReceivedAt))
+	if ev.RemoteAddr != "" {
+		fmt.Fprintf(tw, "from\t%s\n", ev.RemoteAddr)
+	}
+	names := make([]string, 0, len(ev.Headers))
+	for k := range ev.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(tw, "header\t%s: %s\n", k, ev.Headers[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\npayload:\n")
+	var s string
+	var pretty bytes.Buffer
+	switch {
+	case json.Unmarshal(ev.Payload, &s) == nil: // a body that is not JSON, kept as text
+		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(s, "\n", "\n  "))
+	case json.Indent(&pretty, ev.Payload, "  ", "  ") == nil:
+		fmt.Fprintf(w, "  %s\n", pretty.Bytes())
+	default:
+		fmt.Fprintf(w, "  %s\n", ev.Payload)
+	}
+
+	if len(ev.Deliveries) == 0 {
+		fmt.Fprintf(w, "\nno deliveries: no route matched this event\n")
+	}
+	for _, d := range ev.Deliveries {
+		fmt.Fprintf(w, "\ndelivery %s: %s\n", d.DeliveryID, deliverySummary(d.DeliveryJSON))
+		if len(d.History) == 0 {
+			fmt.Fprintln(w, "  no attempts yet")
+			continue
+		}
+		tw := newTable(w)
+		fmt.Fprintln(tw, "  ATTEMPT\tSTARTED\tDURATION\tANSWER\tDETAIL")
+		for _, a := range d.History {
+			detail := a.Error
+			if detail == "" {
+				detail = a.Body
+			}
+			dur := time.Duration(a.DurationMS * float64(time.Millisecond)).Round(time.Microsecond)
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", a.Attempt, timeString(a.StartedAt), dur, statusString(a.Status), oneLine(detail, 60))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverySummary says in a few words where a delivery stands.
+func deliverySummary(d relay.DeliveryJSON) string {
+	s := fmt.Sprintf("%s after %s", d.State, plural(d.Attempts, "attempt", "attempts"))
+	switch d.State {
+	case relay.Pending:
+		s = fmt.Sprintf("pending, %s so far, next at %s", plural(d.Attempts, "attempt", "attempts"), timeString(d.NextAttemptAt))
+	case relay.Dead:
+		if d.LastError != "" {
+			s += " (" + oneLine(d.LastError, 80) + ")"
+		}
+	}
+	return s
+}
+
+var deliveryStates = []relay.State{relay.Pending, relay.Delivered, relay.Dead}
+
+func runDeliveries(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "deliveries", "[--state pending|delivered|dead] [--target NAME] [--limit N] [--before DELIVERY_ID]", `Lists deliveries, newest event first: the delivery id (EVENT_ID:TARGET), its
+state, how many attempts were made, the last answer and error, and for a
+pending one when the next attempt is due. "--state dead" lists the dead
+letters that "hooxrelay retry" and "hooxrelay retry-dead" put back in line.
+For the next page, pass the last delivery id shown as --before.
+Calls GET /api/v1/deliveries.`+adminHelp)
+	o := adminFlags(fs)
+	state := fs.String("state", "", "only deliveries in this state: pending, delivered or dead")
+	target := fs.String("target", "", "only deliveries to this target")
+	limit := limitFlag(fs, "deliveries")
+	before := fs.String("before", "", "only deliveries after this delivery id in the list (the next page)")
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("deliveries", pos); err != nil {
+		return err
+	}
+	if *state != "" && !slices.Contains(deliveryStates, relay.State(*state)) {
+		return usagef("--state must be pending, delivered or dead, got %q", *state)
+	}
+	if err := checkLimit(*limit); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	setIf(q, "state", *state)
+	setIf(q, "target", *target)
+	setIf(q, "before", *before)
+	var ans struct {
+		Deliveries []relay.DeliveryJSON `json:"deliveries"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/deliveries", q, "deliveries", &ans)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	if len(ans.Deliveries) == 0 {
+		what := "deliveries"
+		if *state != "" {
+			what = *state + " deliveries"
+		}
+		if *target != "" {
+			what += " to " + *target
+		}
+		fmt.Fprintln(e.stdout, "no "+what)
+		return nil
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "DELIVERY_ID\tSTATE\tATTEMPTS\tLAST_STATUS\tNEXT_ATTEMPT\tLAST_ERROR")
+	for _, d := range ans.Deliveries {
+		next := "-"
+		if d.State == relay.Pending {
+			next = timeString(d.NextAttemptAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", d.DeliveryID, d.State, d.Attempts, statusString(d.LastStatus), next, oneLine(d.LastError, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	morePages(e, len(ans.Deliveries), *limit, ans.Deliveries[len(ans.Deliveries)-1].DeliveryID)
+	return nil
+}

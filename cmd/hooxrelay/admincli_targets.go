@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// The admin commands that act on deliveries and targets, and status.
+
+// retryDeadChunk is how many dead letters one request of retry-dead
+// requeues, so that a large backlog shows progress. A variable for tests.
+var retryDeadChunk = 200
+
+func runRetry(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "retry", "DELIVERY_ID", `Puts one dead or pending delivery back in line, due now, with a fresh budget
+(max_attempts and max_age count from now; attempt numbers go on).
+DELIVERY_ID is EVENT_ID:TARGET, as "hooxrelay deliveries" lists it. A
+delivered delivery, or one being attempted right now, is refused.
+Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`+adminHelp)
+	o := adminFlags(fs)
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	id, err := oneArg("retry", "a DELIVERY_ID (EVENT_ID:TARGET)", `"hooxrelay deliveries --state dead" lists them`, pos)
+	if err != nil {
+		return err
+	}
+	if _, _, ok := relay.SplitDeliveryID(id); !ok {
+		return usagef("DELIVERY_ID is EVENT_ID:TARGET, got %q; \"hooxrelay event %s\" lists that event's deliveries", id, id)
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var d relay.DeliveryJSON
+	raw, err := c.call(ctx, http.MethodPost, "/deliveries/"+url.PathEscape(id)+"/retry", nil, "delivery_id", &d)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	fmt.Fprintf(e.stdout, "requeued %s: attempt %d is due now\n", d.DeliveryID, d.Attempts+1)
+	return nil
+}
+
+func runRetryDead(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "retry-dead", "--target NAME", fmt.Sprintf(`Puts every dead delivery of a target back in line, due now, each with a fresh
+budget, in chunks of %d, showing progress on standard error; then prints
+how many were requeued. It stops after as many as were dead when it
+started, so that a target that still fails (and kills them again) cannot
+keep it going forever; run it again for any that are left.
+Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDeadChunk)+adminHelp)
+	o := adminFlags(fs)
+	target := fs.String("target", "", "the target whose dead deliveries to requeue (required)")
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("retry-dead", pos); err != nil {
+		return err
+	}
+	if *target == "" {
+		return usagef("--target is required, e.g. hooxrelay retry-dead --target media (hooxrelay targets lists them)")
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	ts, err := c.targets(ctx)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(ts, func(t relay.TargetJSON) bool { return t.Name == *target })
+	if i < 0 {
+		return fmt.Errorf("target %q is not in the relay's config; hooxrelay targets lists them", *target)
+	}
+	// Only as many as were dead at the start: the API requeues oldest
+	// first and cannot tell a dead letter that died again from one not yet
+	// requeued, so "until it returns 0" might never end.
+	want := ts[i].Dead
+	p := &progress{w: e.stderr, tty: interactive(e.stderr), total: want}
+	done := 0
+	for done < want {
+		var ans struct {
+			Requeued int `json:"requeued"`
+		}
+		q := url.Values{"limit": {strconv.Itoa(min(retryDeadChunk, want-done))}}
+		if _, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(*target)+"/retry-dead", q, "requeued", &ans); err != nil {
+			p.end()
+			if done > 0 {
+				return fmt.Errorf("%w (after requeueing %d of %d)", err, done, want)
+			}
+			return err
+		}
+		if ans.Requeued == 0 {
+			break
+		}
+		done += ans.Requeued
+		p.show(done)
+	}
+	p.end()
+	if o.json {
+		return printJSON(e.stdout, fmt.Appendf(nil, `{"requeued":%d}`, done))
+	}
+	if done == 0 {
+		fmt.Fprintf(e.stdout, "no dead deliveries to %s\n", *target)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "requeued %s to %s; they are due now\n", plural(done, "dead delivery", "dead deliveries"), *target)
+	return nil
+}
+
+// progress shows "requeued X of N": redrawn in place with a bar on a
+// terminal, one line per step elsewhere.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	total int
+	drawn bool
+}
+
+const barWidth = 30
+
+func (p *progress) show(n int) {
+	total := max(p.total, n)
+	if !p.tty {
+		fmt.Fprintf(p.w, "requeued %d of %d\n", n, total)
+		return
+	}
+	fill := barWidth
+	if total > 0 {
+		fill = barWidth * n / total
+	}
+	fmt.Fprintf(p.w, "\r[%s%s] requeued %d of %d", strings.Repeat("#", fill), strings.Repeat(".", barWidth-fill), n, total)
+	p.drawn = true
+}
+
+// end moves past a bar drawn in place.
+func (p *progress) end() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
+}
+
+func (c *adminClient) targets(ctx context.Context) ([]relay.TargetJSON, error) {
+	var ans struct {
+		Targets []relay.TargetJSON `json:"targets"`
+	}
+	_, err := c.call(ctx, http.MethodGet, "/targets", nil, "targets", &ans)
+	return ans.Targets, err
+}
+
+func runPause(ctx context.Context, args []string, e *env) error {
+	return pauseCmd(ctx, args, e, true)
+}
+
+func runResume(ctx context.Context, args []string, e *env) error {
+	return pauseCmd(ctx, args, e, false)
+}
+
+func pauseCmd(ctx context.Context, args []string, e *env, pause bool) error {
+	name, verb := "pause", "pause"
+	desc := `Stops attempts to a target: webhooks keep being accepted and their
+deliveries wait, pending, until "hooxrelay resume TARGET". Nothing is
+dropped, and the pause outlasts a restart of the relay.
+Calls POST /api/v1/targets/TARGET/pause.`
+	if !pause {
+		name, verb = "resume", "resume"
+		desc = `Restarts attempts to a target paused by "hooxrelay pause"; its pending
+deliveries are attempted again.
+Calls POST /api/v1/targets/TARGET/resume.`
+	}
+	fs := newFlags(e, name, "TARGET", desc+adminHelp)
+	o := adminFlags(fs)
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	target, err := oneArg(name, "a TARGET", `"hooxrelay targets" lists them`, pos)
+	if err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		Name   string `json:"name"`
+		Paused bool   `json:"paused"`
+	}
+	raw, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(target)+"/"+verb, nil, "paused", &ans)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	if ans.Paused {
+		fmt.Fprintf(e.stdout, "paused %s: its deliveries wait until \"hooxrelay resume %s\"\n", ans.Name, ans.Name)
+	} else {
+		fmt.Fprintf(e.stdout, "resumed %s: its pending deliveries are attempted again\n", ans.Name)
+	}
+	return nil
+}
+
+func runTargets(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "targets", "", `Lists the targets of a relay with their URL, circuit breaker state (closed,
+open or half-open), whether they are paused, and how many of their
+deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`+adminHelp)
+	o := adminFlags(fs)
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("targets", pos); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var ans struct {
+		Targets []relay.TargetJSON `json:"targets"`
+	}
+	raw, err := c.call(ctx, http.MethodGet, "/targets", nil, "targets", &ans)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	if len(ans.Targets) == 0 {
+		fmt.Fprintln(e.stdout, "no targets")
+		return nil
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "NAME\tURL\tBREAKER\tPAUSED\tPENDING\tDEAD\tDELIVERED")
+	for _, t := range ans.Targets {
+		paused := "no"
+		if t.Paused {
+			paused = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", t.Name, t.URL, t.Breaker, paused, t.Pending, t.Dead, t.Delivered)
+	}
+	return tw.Flush()
+}
+
+func runStatus(ctx context.Context, args []string, e *env) error {
+	fs := newFlags(e, "status", "", `Shows which relay answers at --admin: its version, when it started, the
+hash of the config it runs, its store, and how its last config reload
+(SIGHUP) went. Calls GET /api/v1/status.`+adminHelp)
+	o := adminFlags(fs)
+	pos, err := parseArgs(fs, args, e)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("status", pos); err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	var st relay.StatusJSON
+	raw, err := c.call(ctx, http.MethodGet, "/status", nil, "started_at", &st)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(e.stdout, raw)
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintf(tw, "relay\t%s\n", c.base)
+	fmt.Fprintf(tw, "version\t%s\n", orDefault(st.Version, "-"))
+	started := timeString(st.StartedAt)
+	if !st.StartedAt.IsZero() {
+		started += fmt.Sprintf(" (up %s)", time.Since(st.StartedAt).Round(time.Second))
+	}
+	fmt.Fprintf(tw, "started\t%s\n", started)
+	fmt.Fprintf(tw, "config hash\t%s\n", orDefault(st.ConfigHash, "-"))
+	fmt.Fprintf(tw, "store\t%s\n", orDefault(st.Store, "-"))
+	fmt.Fprintf(tw, "reloads\t%d\n", st.Reloads)
+	if r := st.LastReload; r != nil {
+		outcome := "ok"
+		if !r.OK {
+			outcome = "failed: " + oneLine(r.Error, 100)
+		}
+		fmt.Fprintf(tw, "last reload\t%s %s\n", timeString(r.At), outcome)
+	}
+	return tw.Flush()
+}
