@@ -1,9 +1,11 @@
 # hooxrelay — build, test and run.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
 CONFIG ?= deploy/examples/hooxrelay.yaml
 
-.PHONY: build test run demo bench fmt fuzz clean
+.PHONY: build test run demo bench fmt fuzz clean release
 
 build: ## writes bin/hooxrelay
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/hooxrelay ./cmd/hooxrelay
@@ -30,8 +32,19 @@ fuzz: ## a short run of every fuzz target
 	go test -run '^$$' -fuzz FuzzVerifyStandardWebhooks -fuzztime 30s ./relay/verify
 	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 30s ./relay/verify
 
+release: ## static binaries for linux/amd64 and linux/arm64 plus SHA256SUMS in dist/
+	rm -rf dist && mkdir -p dist
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "building dist/hooxrelay_$(VERSION)_$${os}_$${arch}"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' \
+			-o dist/hooxrelay_$(VERSION)_$${os}_$${arch} ./cmd/hooxrelay || exit 1; \
+	done
+	cd dist && sha256sum hooxrelay_$(VERSION)_* > SHA256SUMS
+	ls -l dist
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin data
+	rm -rf bin data dist

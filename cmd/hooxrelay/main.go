@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,9 +15,13 @@ import (
 	"syscall"
 )
 
-// version is set by the Makefile through -ldflags; otherwise it comes from
-// the module's build information.
-var version = ""
+// version and commit are set by the Makefile through -ldflags (-X
+// main.version=... -X main.commit=...); otherwise they come from the
+// module's build information (see buildVersion).
+var (
+	version = ""
+	commit  = ""
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,7 +90,8 @@ func init() {
 		{"pause", "TARGET", "stop attempts to a target; deliveries wait, nothing is dropped", runPause},
 		{"resume", "TARGET", "restart attempts to a paused target", runResume},
 		{"bench", "[--duration D] [--senders N]", "load the relay (embedded store) and a bare HTTP baseline; print req/s and latency", runBench},
-		{"version", "", "print the version", runVersion},
+		{"version", "[--json]", "print the version, the commit it was built from and when that commit was made", runVersion},
+		{"health", "[--url URL] [--timeout D]", "exit 0 if a relay's /healthz (or --url) answers 2xx, 1 otherwise: a health check for images without a shell", runHealth},
 	}
 }
 
@@ -177,10 +183,26 @@ func versionString() string {
 }
 
 func runVersion(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "version", "", "Prints the version of this binary.")
+	fs := newFlags(e, "version", "[--json]", `Prints the version of this binary, the VCS commit it was built from (with
+"dirty" when the tree had uncommitted changes) and the time of that commit,
+when known, on one line:
+
+  hooxrelay v0.3.0 (commit 1a2b3c4d, 2026-11-27T10:00:00Z)
+
+They come from the -X main.version and -X main.commit linker flags that
+"make build" and "make release" set, else from what the Go toolchain
+recorded (the module version, vcs.revision, vcs.modified, vcs.time).`)
+	asJSON := fs.Bool("json", false, "print a JSON object: version, commit, dirty, commit_time, go, platform")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, "hooxrelay", versionString())
+	if fs.NArg() > 0 {
+		return usagef("version takes no arguments, got %q", fs.Args())
+	}
+	bv := buildVersion()
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(bv)
+	}
+	fmt.Fprintln(e.stdout, bv.String())
 	return nil
 }
