@@ -2,13 +2,20 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -234,5 +241,404 @@ func TestComposeExample(t *testing.T) {
 				t.Errorf("service %s mounts a missing file: %v", name, err)
 			}
 		}
+	}
+}
+
+// k8sObject is the part of a Kubernetes manifest that the deploy tests
+// read; unknown fields are ignored.
+type k8sObject struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name      string `yaml:"name"`
+		Namespace string `yaml:"namespace"`
+	} `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Resources  []string          `yaml:"resources"` // Kustomization
+	Spec       struct {
+		Replicas       *int                        `yaml:"replicas"`
+		MinAvailable   *int                        `yaml:"minAvailable"`
+		Selector       map[string]any              `yaml:"selector"` // matchLabels, or a Service's labels
+		ScaleTargetRef struct{ Kind, Name string } `yaml:"scaleTargetRef"`
+		MinReplicas    int                         `yaml:"minReplicas"`
+		Ports          []k8sPort                   `yaml:"ports"`
+		Template       struct {
+			Metadata struct {
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"metadata"`
+			Spec k8sPodSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// selectorLabels returns the labels a selector requires: its matchLabels,
+// or for a Service the selector itself.
+func selectorLabels(sel map[string]any) map[string]string {
+	if ml, ok := sel["matchLabels"].(map[string]any); ok {
+		sel = ml
+	}
+	out := map[string]string{}
+	for k, v := range sel {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+type k8sPort struct {
+	Name          string `yaml:"name"`
+	Port          int    `yaml:"port"`
+	ContainerPort int    `yaml:"containerPort"`
+	TargetPort    string `yaml:"targetPort"`
+}
+
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+type k8sPodSpec struct {
+	TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+	SecurityContext               struct {
+		RunAsNonRoot bool `yaml:"runAsNonRoot"`
+	} `yaml:"securityContext"`
+	Containers []struct {
+		Args    []string `yaml:"args"`
+		EnvFrom []struct {
+			SecretRef struct{ Name string } `yaml:"secretRef"`
+		} `yaml:"envFrom"`
+		Ports          []k8sPort `yaml:"ports"`
+		LivenessProbe  k8sProbe  `yaml:"livenessProbe"`
+		ReadinessProbe k8sProbe  `yaml:"readinessProbe"`
+		Lifecycle      struct {
+			PreStop struct {
+				Sleep struct{ Seconds int } `yaml:"sleep"`
+			} `yaml:"preStop"`
+		} `yaml:"lifecycle"`
+		Resources struct {
+			Requests map[string]string `yaml:"requests"`
+			Limits   map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
+		SecurityContext struct {
+			ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		} `yaml:"securityContext"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
+	} `yaml:"containers"`
+	Volumes []struct {
+		Name      string `yaml:"name"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
+	} `yaml:"volumes"`
+}
+
+// readManifests decodes every YAML document of every file in dir, keyed
+// by kind (each kind appears once in deploy/kubernetes).
+func readManifests(t *testing.T, dir string) (byKind map[string]k8sObject, files []string) {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no manifests in %s: %v", dir, err)
+	}
+	byKind = map[string]k8sObject{}
+	for _, path := range paths {
+		files = append(files, filepath.Base(path))
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		for i := 0; ; i++ {
+			var doc yaml.Node
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: document %d: %v", path, i, err)
+			}
+			if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+				continue // an empty document, e.g. after a trailing "---"
+			}
+			var o k8sObject
+			if err := doc.Decode(&o); err != nil {
+				t.Fatalf("%s: document %d: %v", path, i, err)
+			}
+			if o.APIVersion == "" || o.Kind == "" {
+				t.Errorf("%s: document %d has no apiVersion or kind", path, i)
+			}
+			if o.Metadata.Name == "" && o.Kind != "Kustomization" {
+				t.Errorf("%s: %s has no metadata.name", path, o.Kind)
+			}
+			if o.Metadata.Namespace != "" {
+				t.Errorf("%s: %s %s sets metadata.namespace %q; the manifests must stay namespace-agnostic", path, o.Kind, o.Metadata.Name, o.Metadata.Namespace)
+			}
+			if _, dup := byKind[o.Kind]; dup {
+				t.Errorf("%s: a second %s", path, o.Kind)
+			}
+			byKind[o.Kind] = o
+		}
+	}
+	return byKind, files
+}
+
+// The Kubernetes manifests hang together: the expected kinds, probes on
+// the admin port, a grace period longer than the relay's shutdown, and an
+// embedded config that is valid with every variable the Secret provides.
+func TestKubernetesManifests(t *testing.T) {
+	dir := filepath.Join("..", "deploy", "kubernetes")
+	byKind, files := readManifests(t, dir)
+	kinds := slices.Sorted(maps.Keys(byKind))
+	want := []string{"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Kustomization", "PodDisruptionBudget", "Secret", "Service"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("kinds in %s = %v, want %v", dir, kinds, want)
+	}
+	cm, secret, dep, svc := byKind["ConfigMap"], byKind["Secret"], byKind["Deployment"], byKind["Service"]
+
+	// The config in the ConfigMap, with every variable it names set from
+	// the Secret, which must provide them all.
+	const key = "hooxrelay.yaml"
+	embedded, ok := cm.Data[key]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no data.%s", cm.Metadata.Name, key)
+	}
+	for _, m := range envRefRE.FindAllStringSubmatch(embedded, -1) {
+		v, ok := secret.StringData[m[1]]
+		if !ok {
+			t.Errorf("the ConfigMap's config uses ${%s}, which the Secret %s does not set", m[1], secret.Metadata.Name)
+		}
+		t.Setenv(m[1], v)
+	}
+	cfg, err := Parse([]byte(embedded), "configmap.yaml:"+key)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("the config in configmap.yaml does not load:\n%v", err)
+	}
+	if cfg.Store.Kind != StoreRedis {
+		t.Errorf("ConfigMap config: store.kind = %q; several replicas need %q", cfg.Store.Kind, StoreRedis)
+	}
+	if cfg.Server.AdminToken == "" {
+		t.Errorf("ConfigMap config: server.admin_token is empty; the admin port is reachable in the cluster")
+	}
+	_, adminPort, _ := strings.Cut(cfg.Server.AdminListen, ":")
+	_, httpPort, _ := strings.Cut(cfg.Server.Listen, ":")
+
+	// The Deployment runs that config with that Secret.
+	pod := dep.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("Deployment %s has %d containers, want 1", dep.Metadata.Name, len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if r := dep.Spec.Replicas; r == nil || *r < 2 {
+		t.Errorf("Deployment replicas = %v, want at least 2", r)
+	}
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if strconv.Itoa(ports["admin"]) != adminPort || strconv.Itoa(ports["http"]) != httpPort {
+		t.Errorf("container ports %v, want http on %s and admin on %s (server.listen and server.admin_listen)", ports, httpPort, adminPort)
+	}
+	for _, p := range []struct {
+		name  string
+		probe k8sProbe
+		path  string
+	}{{"livenessProbe", c.LivenessProbe, "/healthz"}, {"readinessProbe", c.ReadinessProbe, "/readyz"}} {
+		if g := p.probe.HTTPGet; g == nil || g.Path != p.path || (g.Port != "admin" && g.Port != adminPort) {
+			t.Errorf("%s = %+v, want httpGet %s on the admin port (%s)", p.name, g, p.path, adminPort)
+		}
+	}
+	shutdown := cfg.Server.ShutdownTimeout.D() + time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second
+	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace <= shutdown {
+		t.Errorf("terminationGracePeriodSeconds = %s, want more than server.shutdown_timeout plus the preStop sleep (%s)", grace, shutdown)
+	}
+	if !pod.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem ||
+		c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Errorf("Deployment security: runAsNonRoot %v, readOnlyRootFilesystem %v, allowPrivilegeEscalation %v; want true, true, false",
+			pod.SecurityContext.RunAsNonRoot, c.SecurityContext.ReadOnlyRootFilesystem, c.SecurityContext.AllowPrivilegeEscalation)
+	}
+	for _, r := range []string{"cpu", "memory"} {
+		if c.Resources.Requests[r] == "" {
+			t.Errorf("Deployment has no resources.requests.%s", r)
+		}
+	}
+	if c.Resources.Limits["memory"] == "" {
+		t.Errorf("Deployment has no resources.limits.memory")
+	}
+	if a := dep.Spec.Template.Metadata.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != adminPort {
+		t.Errorf("pod annotations %v, want prometheus.io/scrape \"true\" and prometheus.io/port %q", a, adminPort)
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != secret.Metadata.Name {
+		t.Errorf("container envFrom = %+v, want the Secret %q", c.EnvFrom, secret.Metadata.Name)
+	}
+	cfgPath := ""
+	for i, a := range c.Args {
+		if a == "--config" && i+1 < len(c.Args) {
+			cfgPath = c.Args[i+1]
+		}
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == cm.Metadata.Name && path.Join(m.MountPath, key) == cfgPath {
+				mounted = true
+			}
+		}
+	}
+	if len(c.Args) == 0 || c.Args[0] != "serve" || !mounted {
+		t.Errorf("container args %q: want serve --config <the ConfigMap's %s where it is mounted>", c.Args, key)
+	}
+
+	// The Service, the budget and the autoscaler select these pods.
+	labels := dep.Spec.Template.Metadata.Labels
+	matches := func(sel map[string]string) bool {
+		for k, v := range sel {
+			if labels[k] != v {
+				return false
+			}
+		}
+		return len(sel) > 0
+	}
+	if sel := selectorLabels(dep.Spec.Selector); !matches(sel) {
+		t.Errorf("Deployment selector %v does not match its pod labels %v", sel, labels)
+	}
+	if pdb := byKind["PodDisruptionBudget"]; !matches(selectorLabels(pdb.Spec.Selector)) || pdb.Spec.MinAvailable == nil || *pdb.Spec.MinAvailable != 1 {
+		t.Errorf("PodDisruptionBudget: selector %v, minAvailable %v; want the pods' labels and 1", pdb.Spec.Selector, pdb.Spec.MinAvailable)
+	}
+	if hpa := byKind["HorizontalPodAutoscaler"]; hpa.APIVersion != "autoscaling/v2" || hpa.Spec.ScaleTargetRef.Kind != "Deployment" ||
+		hpa.Spec.ScaleTargetRef.Name != dep.Metadata.Name || hpa.Spec.MinReplicas < 2 {
+		t.Errorf("HorizontalPodAutoscaler %s: %+v, minReplicas %d; want autoscaling/v2 on Deployment %s with at least 2", hpa.APIVersion, hpa.Spec.ScaleTargetRef, hpa.Spec.MinReplicas, dep.Metadata.Name)
+	}
+	svcSel := selectorLabels(svc.Spec.Selector)
+	svcPorts := map[string]string{}
+	for _, p := range svc.Spec.Ports {
+		svcPorts[p.Name] = strconv.Itoa(p.Port)
+	}
+	if !matches(svcSel) || svcPorts["http"] != httpPort || svcPorts["admin"] != adminPort {
+		t.Errorf("Service: selector %v, ports %v; want the pods' labels, http %s and admin %s", svcSel, svcPorts, httpPort, adminPort)
+	}
+
+	// The kustomization lists every manifest but the example Secret.
+	k := byKind["Kustomization"]
+	for _, f := range files {
+		listed := slices.Contains(k.Resources, f)
+		switch f {
+		case "kustomization.yaml":
+		case "secret.yaml":
+			if listed {
+				t.Errorf("kustomization.yaml lists secret.yaml: apply -k would overwrite the real Secret with placeholders")
+			}
+		default:
+			if !listed {
+				t.Errorf("kustomization.yaml does not list %s", f)
+			}
+		}
+	}
+	for _, r := range k.Resources {
+		if !slices.Contains(files, r) {
+			t.Errorf("kustomization.yaml lists %s, which is not in %s", r, dir)
+		}
+	}
+}
+
+// unitKeys returns every Key=Value line of a systemd unit, comments and
+// section headers left out; a key set several times has several values.
+func unitKeys(t *testing.T, file string) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{}
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Errorf("%s: %q is not Key=Value", file, line)
+			continue
+		}
+		keys[k] = append(keys[k], v)
+	}
+	return keys
+}
+
+// The systemd unit reloads with SIGHUP, keeps its sandbox, gives the relay
+// time to shut down, and runs a config that loads with the variables of
+// env.example and keeps its store in the StateDirectory.
+func TestSystemdUnit(t *testing.T) {
+	dir := filepath.Join("..", "deploy", "systemd")
+	keys := unitKeys(t, filepath.Join(dir, "hooxrelay.service"))
+	for _, want := range []string{
+		"ExecReload=/bin/kill -HUP $MAINPID",
+		"EnvironmentFile=-/etc/hooxrelay/env",
+		"Restart=on-failure",
+		"DynamicUser=yes",
+		"StateDirectory=hooxrelay",
+		"ProtectSystem=strict",
+		"ProtectHome=yes",
+		"PrivateTmp=yes",
+		"NoNewPrivileges=yes",
+		"CapabilityBoundingSet=",
+		"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+		"SystemCallFilter=@system-service",
+		"MemoryDenyWriteExecute=yes",
+		"LockPersonality=yes",
+	} {
+		k, v, _ := strings.Cut(want, "=")
+		if !slices.Contains(keys[k], v) {
+			t.Errorf("hooxrelay.service: no line %q (%s is %q)", want, k, keys[k])
+		}
+	}
+	if v := keys["AmbientCapabilities"]; len(v) > 0 && v[len(v)-1] != "" {
+		t.Errorf("hooxrelay.service: AmbientCapabilities=%s; the relay's ports need no capability", v[len(v)-1])
+	}
+
+	start := keys["ExecStart"]
+	if len(start) != 1 {
+		t.Fatalf("hooxrelay.service: ExecStart = %q, want one", start)
+	}
+	args := strings.Fields(start[0])
+	cfgPath := ""
+	for i, a := range args {
+		if a == "--config" && i+1 < len(args) {
+			cfgPath = args[i+1]
+		}
+	}
+	if len(args) < 2 || args[1] != "serve" || path.Base(cfgPath) != "hooxrelay.yaml" {
+		t.Fatalf("hooxrelay.service: ExecStart=%s, want hooxrelay serve --config .../hooxrelay.yaml", start[0])
+	}
+
+	// The config the unit runs, with the variables of env.example.
+	env, err := os.ReadFile(filepath.Join(dir, "env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(env)) {
+		line = strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(line, "="); ok && line[0] != '#' {
+			t.Setenv(k, v)
+		}
+	}
+	cfg, err := Load(filepath.Join(dir, "hooxrelay.yaml"))
+	if err != nil {
+		t.Fatalf("deploy/systemd/hooxrelay.yaml with the variables of env.example:\n%v", err)
+	}
+	stateDir := "/var/lib/" + keys["StateDirectory"][0] + "/"
+	if cfg.Store.Kind != StoreEmbedded || !strings.HasPrefix(cfg.Store.Path, stateDir) {
+		t.Errorf("hooxrelay.yaml: store %s at %q, want the embedded store under %s", cfg.Store.Kind, cfg.Store.Path, stateDir)
+	}
+	stop, err := time.ParseDuration(strings.Join(keys["TimeoutStopSec"], ""))
+	if err != nil || stop <= cfg.Server.ShutdownTimeout.D() {
+		t.Errorf("hooxrelay.service: TimeoutStopSec=%s (%v), want a duration longer than server.shutdown_timeout (%s)", keys["TimeoutStopSec"], err, cfg.Server.ShutdownTimeout)
 	}
 }
