@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +57,64 @@ type benchResult struct {
 	firstError string
 }
 
+// benchScenarios are the runs of "hooxrelay bench SCENARIO"; the first,
+// load, is also what "hooxrelay bench" alone runs.
+var benchScenarios []benchScenario
+
+type benchScenario struct {
+	name, summary string
+	run           func(ctx context.Context, name string, args []string, e *env) error
+}
+
+func init() {
+	benchScenarios = []benchScenario{
+		{"load", "the relay against a bare HTTP baseline: acked req/s, ack latency, drain time (the default)", runBenchLoad},
+		{"burst", "20,000 webhooks at once to a target limited to 200/s: ack latency, delivery rate, a time series and its SVG plot", runBenchBurst},
+		{"dead-target", "a target down (503 or connection refused) for a minute, then back: attempts while down, breaker opens, drain", runBenchDeadTarget},
+		{"crash", "a relay process SIGKILLed under load with a backlog, then restarted: acked vs delivered", runBenchCrash},
+		{"redis-outage", "the relay's redis-server killed for 10s under load, then restarted: 503s, acked vs delivered", runBenchRedisOutage},
+		{"soak", "a steady rate for a long time: the relay's RSS and goroutines, flat or growing", runBenchSoak},
+	}
+}
+
+// benchUsage is the part of "bench --help" that lists the scenarios.
+func benchUsage() string {
+	var b strings.Builder
+	b.WriteString("Scenarios (run \"hooxrelay bench SCENARIO --help\" for each one's flags):\n")
+	for _, s := range benchScenarios {
+		fmt.Fprintf(&b, "  %-13s %s\n", s.name, s.summary)
+	}
+	b.WriteString(`
+Every scenario sends only to loopback addresses it opened itself, prints
+its progress on stderr and a short table on stdout (--json: one JSON
+object), and reports how many acked events were lost (never delivered:
+must be 0, or the command fails) and how many were delivered twice.`)
+	return b.String()
+}
+
 func runBench(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "bench", "[--duration D] [--senders N]", `Measures the relay against a bare baseline in the same run. It starts a bare Go
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		for _, s := range benchScenarios {
+			if s.name == args[0] {
+				return s.run(ctx, "bench "+s.name, args[1:], e)
+			}
+		}
+		names := make([]string, len(benchScenarios))
+		for i, s := range benchScenarios {
+			names[i] = s.name
+		}
+		return usagef("bench: unknown scenario %q; want one of %s", args[0], strings.Join(names, ", "))
+	}
+	return runBenchLoad(ctx, "bench", args, e)
+}
+
+func runBenchLoad(ctx context.Context, name string, args []string, e *env) error {
+	synopsis, head := "[--duration D] [--senders N]", ""
+	if name == "bench" {
+		synopsis, head = "[SCENARIO] [flags]", "Measures the relay under load and under faults.\n\n"+benchUsage()+
+			"\n\nWithout a scenario it runs load, whose flags follow:\n"
+	}
+	fs := newFlags(e, name, synopsis, head+`Measures the relay against a bare baseline in the same run. It starts a bare Go
 HTTP server that only reads and parses the body, and a relay on an embedded
 store in a temporary directory (durable: fsync'd before the ack; logging a
 JSON line per webhook and per attempt to a file there) fanning out to two

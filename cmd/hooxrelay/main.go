@@ -89,7 +89,7 @@ func init() {
 		{"retry-dead", "--target NAME", "put every dead delivery of a target back in line, with progress", runRetryDead},
 		{"pause", "TARGET", "stop attempts to a target; deliveries wait, nothing is dropped", runPause},
 		{"resume", "TARGET", "restart attempts to a paused target", runResume},
-		{"bench", "[--duration D] [--senders N]", "load the relay (embedded store) and a bare HTTP baseline; print req/s and latency", runBench},
+		{"bench", "[SCENARIO] [flags]", "measure the relay: load against a bare baseline, or a fault scenario (burst, dead-target, crash, redis-outage, soak) with lost and duplicated deliveries", runBench},
 		{"version", "[--json]", "print the version, the commit it was built from and when that commit was made", runVersion},
 		{"health", "[--url URL] [--timeout D]", "exit 0 if a relay's /healthz (or --url) answers 2xx, 1 otherwise: a health check for images without a shell", runHealth},
 	}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// burstResult is the outcome of "bench burst".
+type burstResult struct {
+	Scenario  string   `json:"scenario"`
+	Events    int64    `json:"events"`
+	Senders   int      `json:"senders"`
+	LimitPerS float64  `json:"limit_per_s"`
+	Acks      ackStats `json:"acks"`
+	// DeliveryRate is measured between the 10th and the 90th percentile
+	// of the delivery times: the steady part, without the start and the
+	// tail.
+	DeliveryRate         float64     `json:"delivery_rate_per_s"`
+	DeliveryRateOff      float64     `json:"delivery_rate_off_pct"`
+	LastDeliveryS        float64     `json:"last_delivery_s"`
+	DrainAfterAcksS      float64     `json:"drain_after_last_ack_s"`
+	Delivery             drainResult `json:"delivery"`
+	Series               seriesJSON  `json:"series"`
+	SVG                  string      `json:"svg,omitempty"`
+	firstDeliveryS       float64
+	steadyFrom, steadyTo float64
+}
+
+func runBenchBurst(ctx context.Context, name string, args []string, e *env) error {
+	fs := newFlags(e, name, "[--events N] [--rate R] [--svg FILE] [--json]", `Sends --events webhooks as fast as --senders senders can to a relay (embedded
+store, fsync'd before each ack) whose one target is limited to --rate
+deliveries per second. Every webhook must be acked fast, whatever the
+target's pace, and delivered at the limit afterwards.
+It prints the ack latency (p50, p99, max) and ack rate, the delivery rate
+over the steady part (from the 10th to the 90th percentile of delivery
+times; it should be within 5% of the limit), how many acked events were
+lost (must be 0) or delivered twice, and how long delivery went on after
+the last ack. It records acks/s, deliveries/s and the p99 ack latency per
+--bucket and, with --svg, plots them.`)
+	events := fs.Int64("events", 20000, "webhooks to send")
+	rps := fs.Float64("rate", 200, "the target's rate limit, deliveries per second")
+	senders := fs.Int("senders", 64, "concurrent senders")
+	svgPath := fs.String("svg", "", "write a plot of the time series to this SVG file")
+	bucket := fs.Duration("bucket", 100*time.Millisecond, "width of a time-series bucket")
+	wait := fs.Duration("wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
+	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if *events < 1 || *rps <= 0 || *senders < 1 || *bucket <= 0 {
+		return usagef("--events, --rate, --senders and --bucket must be positive")
+	}
+	if *wait == 0 {
+		*wait = max(time.Minute, time.Duration(2*float64(*events) / *rps * float64(time.Second)))
+	}
+	dir, cleanup, err := benchDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	logf, err := os.Create(filepath.Join(dir, "relay.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	progress := e.stderr
+	ser := newSeries(*bucket)
+	tgt := newBenchTarget("limited")
+	tgt.series, tgt.keepTimes = ser, true
+	if err := tgt.start(ctx, &wg); err != nil {
+		return err
+	}
+	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
+		fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db")),
+		scenarioTarget{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", *rps)}), logf)
+	if err != nil {
+		return err
+	}
+	d, err := newDriver(rel.ingress, *senders)
+	if err != nil {
+		return err
+	}
+	d.events, d.series = *events, ser
+
+	fmt.Fprintf(progress, "burst: %d webhooks from %d senders; the target takes %g/s\n", *events, *senders, *rps)
+	ser.mu.Lock()
+	ser.start = time.Now()
+	ser.mu.Unlock()
+	stopProgress := every(ctx, time.Second, func() {
+		fmt.Fprintf(progress, "\rburst: %d acked, %d delivered (%s)   ", d.acks.Load(), tgt.sink.distinct.Load(), time.Since(ser.start).Round(time.Second))
+	})
+	defer stopProgress()
+	d.run(ctx, ctx)
+	stopProgress()
+	fmt.Fprintln(progress)
+	acks := d.stats()
+	drain := waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), time.Now(), *wait, progress, "burst")
+	cancel()
+	if err := <-rel.served; err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+
+	res := burstResult{Scenario: "burst", Events: *events, Senders: *senders, LimitPerS: *rps, Acks: acks, Delivery: drain, Series: ser.export()}
+	if ts := tgt.deliveryTimes(); len(ts) > 0 {
+		res.firstDeliveryS = ts[0].Sub(ser.start).Seconds()
+		res.LastDeliveryS = ts[len(ts)-1].Sub(ser.start).Seconds()
+		res.DrainAfterAcksS = max(0, ts[len(ts)-1].Sub(d.lastAck).Seconds())
+		if i10, i90 := len(ts)/10, len(ts)*9/10; i90 > i10 && ts[i90].After(ts[i10]) {
+			res.DeliveryRate = float64(i90-i10) / ts[i90].Sub(ts[i10]).Seconds()
+			res.DeliveryRateOff = 100 * (res.DeliveryRate - *rps) / *rps
+			res.steadyFrom, res.steadyTo = ts[i10].Sub(ser.start).Seconds(), ts[i90].Sub(ser.start).Seconds()
+		}
+	}
+	if *svgPath != "" {
+		f, err := os.Create(*svgPath)
+		if err != nil {
+			return err
+		}
+		err = writeSVG(f, "hooxrelay bench burst",
+			fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; embedded store, fsync before each ack; lost %d, duplicated %d",
+				*events, *senders, *rps, drain.Lost, drain.Dups), burstPanels(res))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--svg %q: %w", *svgPath, err)
+		}
+		res.SVG = *svgPath
+	}
+	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
+	if err != nil {
+		return err
+	}
+	return lostError(drain)
+}
+
+func (r burstResult) table(w io.Writer) {
+	a := r.Acks
+	fmt.Fprintf(w, "burst: %d webhooks from %d senders at once; the target is limited to %g/s\n\n", r.Events, r.Senders, r.LimitPerS)
+	fmt.Fprintf(w, "acked       %d of %d in %.1fs (%.0f/s); p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", a.Acked, r.Events, a.AckSeconds, a.AckRate, a.P50ms, a.P99ms, a.Maxms)
+	if a.Unacked > 0 {
+		fmt.Fprintf(w, "not acked   %d (503: %d, other answers: %d, no answer: %d; first: %s)\n", a.Unacked, a.Unavailable, a.OtherStatus, a.NoAnswer, a.FirstError)
+	}
+	verdict := "within 5% of the limit"
+	if math.Abs(r.DeliveryRateOff) > 5 {
+		verdict = fmt.Sprintf("%+.1f%%: NOT within 5%% of the limit", r.DeliveryRateOff)
+	}
+	fmt.Fprintf(w, "delivered   %d at %.1f/s over the steady part, %.1fs to %.1fs (%s)\n", r.Delivery.Targets[0].Delivered, r.DeliveryRate, r.steadyFrom, r.steadyTo, verdict)
+	fmt.Fprintf(w, "lost        %d\n", r.Delivery.Lost)
+	fmt.Fprintf(w, "duplicated  %d\n", r.Delivery.Dups)
+	fmt.Fprintf(w, "drain       the last delivery came %.1fs after the last ack (%.1fs after the first request)\n", r.DrainAfterAcksS, r.LastDeliveryS)
+	if r.SVG != "" {
+		fmt.Fprintf(w, "plot        %s\n", r.SVG)
+	}
+}
+
+// burstPanels are the two charts of a burst: throughput over the whole
+// run, and the ack latency while acks came in.
+func burstPanels(r burstResult) []plotPanel {
+	s := r.Series
+	width := float64(s.BucketMS) / 1000
+	n := len(s.AcksPerS)
+	xs := make([]float64, n)
+	acks, dels, p99, p50, limit := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		xs[i] = (float64(i) + 0.5) * width
+		acks[i], dels[i], limit[i] = s.AcksPerS[i], s.DeliveriesPS[i], r.LimitPerS
+		if i > s.lastAckBucket {
+			acks[i] = math.NaN() // nothing left to ack: no line along the floor
+		}
+		// Only whole buckets from the first delivery to the last.
+		if float64(i+1)*width < r.firstDeliveryS || float64(i+1)*width > r.LastDeliveryS {
+			dels[i] = math.NaN()
+		}
+		p99[i], p50[i] = math.NaN(), math.NaN()
+		if s.AckP99ms[i] != nil {
+			p99[i], p50[i] = *s.AckP99ms[i], *s.AckP50ms[i]
+		}
+	}
+	total := float64(n) * width
+	ackEnd := float64(s.lastAckBucket+1) * width
+	return []plotPanel{
+		{
+			title:  fmt.Sprintf("Throughput: acked at once, delivered at the target's limit (per %d ms, log scale)", s.BucketMS),
+			xlabel: "seconds since the first webhook", ylabel: "per second", logY: true, xmax: total,
+			shade: [2]float64{0, ackEnd}, shadeLabel: "acking",
+			lines: []plotLine{
+				{label: "acked/s", color: "#1f77b4", xs: xs, ys: acks},
+				{label: "delivered/s", color: "#2ca02c", xs: xs, ys: dels},
+				{label: fmt.Sprintf("limit %g/s", r.LimitPerS), color: "#d62728", dash: true, xs: xs, ys: limit},
+			},
+		},
+		{
+			title: fmt.Sprintf("Ack latency while acking (per %d ms bucket; in all p50 %.1f ms, p99 %.1f ms, max %.1f ms)",
+				s.BucketMS, r.Acks.P50ms, r.Acks.P99ms, r.Acks.Maxms),
+			xlabel: "seconds since the first webhook", ylabel: "milliseconds", xmax: max(ackEnd*1.05, width),
+			lines: []plotLine{
+				{label: "p99 ack latency", color: "#9467bd", xs: xs[:s.lastAckBucket+1], ys: p99[:s.lastAckBucket+1]},
+				{label: "p50 ack latency", color: "#8c564b", xs: xs[:s.lastAckBucket+1], ys: p50[:s.lastAckBucket+1]},
+			},
+		},
+	}
+}
+
+// benchDir returns dir, or a new temporary directory that cleanup removes.
+func benchDir(dir string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, os.MkdirAll(dir, 0o755)
+	}
+	d, err := os.MkdirTemp("", "hooxrelay-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}

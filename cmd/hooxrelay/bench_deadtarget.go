@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// deadTargetResult is the outcome of "bench dead-target".
+type deadTargetResult struct {
+	Scenario    string   `json:"scenario"`
+	DownAs      string   `json:"down_as"`
+	DownS       float64  `json:"down_s"`
+	RatePerS    float64  `json:"rate_per_s"`
+	OpenTimeout float64  `json:"breaker_open_timeout_s"`
+	Acks        ackStats `json:"acks"`
+	// AttemptsWhileDown are the delivery attempts that ended while the
+	// target was down; AttemptsBeforeOpen of them ended before the
+	// breaker first opened, the rest while it was open or half-open.
+	AttemptsWhileDown  int64 `json:"attempts_while_down"`
+	AttemptsBeforeOpen int64 `json:"attempts_before_breaker_opened"`
+	// TargetSawWhileDown counts the requests the target answered 503
+	// (0 when it refused connections).
+	TargetSawWhileDown int64       `json:"requests_target_saw_while_down"`
+	BreakerOpens       int64       `json:"breaker_opens"`
+	BreakerClosedS     *float64    `json:"breaker_closed_after_recovery_s"`
+	BacklogAtRecovery  int64       `json:"backlog_at_recovery"`
+	Delivery           drainResult `json:"delivery"`
+}
+
+func runBenchDeadTarget(ctx context.Context, name string, args []string, e *env) error {
+	fs := newFlags(e, name, "[--down D] [--as 503|refused] [--json]", `Sends webhooks at --rate to a relay (embedded store) whose one target is up
+for --before, then down for --down (answering 503, or refusing connections
+with --as refused), then back; sending stops when it is back. The target
+has the default retry policy and breaker (opens at half of at least 10
+attempts failing), with open_timeout --open-timeout.
+It prints the delivery attempts made while the target was down (the
+breaker should keep them few: after it opens, one probe per open timeout),
+how many times the breaker opened, how long after the recovery it closed
+and the backlog drained, and how many acked events were lost (must be 0)
+or delivered twice.`)
+	down := fs.Duration("down", time.Minute, "how long the target is down (10s makes a quick run)")
+	downAs := fs.String("as", "503", "how the target is down: 503 (answers 503 Service Unavailable) or refused (connection refused)")
+	before := fs.Duration("before", time.Second, "how long the target is up before it goes down")
+	rps := fs.Float64("rate", 100, "webhooks sent per second")
+	openTimeout := fs.Duration("open-timeout", 30*time.Second, "the target's breaker.open_timeout (the config's default is 30s)")
+	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the target is back")
+	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if *downAs != "503" && *downAs != "refused" {
+		return usagef("--as %q: want 503 or refused", *downAs)
+	}
+	if *down <= 0 || *rps <= 0 || *openTimeout <= 0 || *before < 0 {
+		return usagef("--down, --rate and --open-timeout must be positive")
+	}
+	dir, cleanup, err := benchDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	logf, err := os.Create(filepath.Join(dir, "relay.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	progress := e.stderr
+
+	tgt := newBenchTarget("flaky")
+	tgt.refuse = *downAs == "refused"
+	if err := tgt.start(ctx, &wg); err != nil {
+		return err
+	}
+	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
+		fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db")),
+		scenarioTarget{"flaky", tgt.url(), fmt.Sprintf("breaker: {open_timeout: %s}", *openTimeout)}), logf)
+	if err != nil {
+		return err
+	}
+	d, err := newPacedDriver(rel.ingress, *rps, 0)
+	if err != nil {
+		return err
+	}
+	res := deadTargetResult{Scenario: "dead-target", DownAs: *downAs, DownS: down.Seconds(), RatePerS: *rps, OpenTimeout: openTimeout.Seconds()}
+
+	start := time.Now()
+	phase := "up"
+	var phaseMu sync.Mutex
+	stopProgress := every(ctx, time.Second, func() {
+		phaseMu.Lock()
+		ph := phase
+		phaseMu.Unlock()
+		breaker := "?"
+		if m, err := scrape(rel.admin); err == nil {
+			breaker = [...]string{"closed", "half-open", "open"}[min(2, int(metricSum(m, "hooxrelay_breaker_state", "target", "flaky")))]
+		}
+		fmt.Fprintf(progress, "\rdead-target: %s, target %s, breaker %s, %d acked, %d attempts, %d delivered   ",
+			time.Since(start).Round(time.Second), ph, breaker, d.acks.Load(), rel.watch.attempts.Load(), tgt.sink.distinct.Load())
+	})
+	defer stopProgress()
+	sendCtx, stopSending := context.WithCancel(ctx)
+	driven := make(chan struct{})
+	go func() {
+		defer close(driven)
+		d.run(ctx, sendCtx)
+	}()
+	sleepCtx(ctx, *before)
+	attemptsAtDown := rel.watch.attempts.Load()
+	if err := tgt.setDown(true); err != nil {
+		stopSending()
+		<-driven
+		return err
+	}
+	phaseMu.Lock()
+	phase = "DOWN (" + *downAs + ")"
+	phaseMu.Unlock()
+	sleepCtx(ctx, *down)
+	attemptsAtUp := rel.watch.attempts.Load()
+	if err := tgt.setDown(false); err != nil {
+		stopSending()
+		<-driven
+		return err
+	}
+	upAt := time.Now()
+	phaseMu.Lock()
+	phase = "back up"
+	phaseMu.Unlock()
+	stopSending()
+	<-driven
+	res.Acks = d.stats()
+	res.AttemptsWhileDown = attemptsAtUp - attemptsAtDown
+	res.TargetSawWhileDown = tgt.downHits.Load()
+	res.BreakerOpens = rel.watch.opens.Load()
+	rel.watch.mu.Lock()
+	if res.BreakerOpens > 0 {
+		res.AttemptsBeforeOpen = max(0, rel.watch.attemptsAtOpen-attemptsAtDown)
+	} else {
+		res.AttemptsBeforeOpen = res.AttemptsWhileDown
+	}
+	rel.watch.mu.Unlock()
+	acked := d.ackedIDs()
+	res.BacklogAtRecovery = int64(len(acked)) - tgt.sink.distinct.Load()
+	stopProgress()
+	fmt.Fprintln(progress)
+	res.Delivery = waitDelivered(ctx, []*benchTarget{tgt}, acked, upAt, *wait, progress, "dead-target")
+	rel.watch.mu.Lock()
+	if lc := rel.watch.lastClosed; lc.After(upAt) {
+		s := lc.Sub(upAt).Seconds()
+		res.BreakerClosedS = &s
+	}
+	rel.watch.mu.Unlock()
+	cancel()
+	if err := <-rel.served; err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
+	if err != nil {
+		return err
+	}
+	return lostError(res.Delivery)
+}
+
+func (r deadTargetResult) table(w io.Writer) {
+	a := r.Acks
+	fmt.Fprintf(w, "dead-target: %g webhooks/s; the target down (%s) for %gs, then back; breaker open_timeout %gs\n\n", r.RatePerS, r.DownAs, r.DownS, r.OpenTimeout)
+	fmt.Fprintf(w, "acked            %d of %d sent (not acked: %d)\n", a.Acked, a.Sent, a.Unacked)
+	fmt.Fprintf(w, "attempts down    %d: %d before the breaker opened, %d after", r.AttemptsWhileDown, r.AttemptsBeforeOpen, r.AttemptsWhileDown-r.AttemptsBeforeOpen)
+	if r.DownAs == "503" {
+		fmt.Fprintf(w, " (the target saw %d)", r.TargetSawWhileDown)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "breaker opened   %d times\n", r.BreakerOpens)
+	if r.BreakerClosedS != nil {
+		fmt.Fprintf(w, "breaker closed   %.1fs after the target came back\n", *r.BreakerClosedS)
+	}
+	fmt.Fprintf(w, "drain            %d pending at the recovery, all delivered %.1fs after it\n", r.BacklogAtRecovery, r.Delivery.DrainSec)
+	fmt.Fprintf(w, "lost             %d\n", r.Delivery.Lost)
+	fmt.Fprintf(w, "duplicated       %d\n", r.Delivery.Dups)
+}
+
+// sleepCtx waits for d or for ctx.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// benchJSON runs "hooxrelay bench ARGS --json" in this process and decodes
+// its one JSON object into v.
+func benchJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	args = append(append([]string{"bench"}, args...), "--json")
+	out, stderr, code := runCmd(t, "", args...)
+	if code != 0 {
+		t.Fatalf("hooxrelay %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("hooxrelay %s printed no JSON object: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		t.Errorf("hooxrelay %s printed more than one JSON object:\n%s", strings.Join(args, " "), out)
+	}
+	t.Logf("hooxrelay %s:\n%s", strings.Join(args, " "), out)
+}
+
+func TestBenchBurst(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "burst.svg")
+	var r burstResult
+	benchJSON(t, &r, "burst", "--events", "600", "--rate", "200", "--svg", svg, "--wait", "60s")
+	if r.Acks.Acked != 600 || r.Acks.Unacked != 0 {
+		t.Errorf("acked %d, not acked %d; want all 600 acked", r.Acks.Acked, r.Acks.Unacked)
+	}
+	if r.Delivery.Lost != 0 || r.Delivery.Dups != 0 || !r.Delivery.Drained {
+		t.Errorf("lost %d, duplicated %d, drained %v; want 0, 0, true", r.Delivery.Lost, r.Delivery.Dups, r.Delivery.Drained)
+	}
+	if math.Abs(r.DeliveryRate-200) > 20 {
+		t.Errorf("delivery rate over the steady part %.1f/s; want within 10%% of the limit 200/s", r.DeliveryRate)
+	}
+	if n := len(r.Series.AcksPerS); n < 10 || len(r.Series.DeliveriesPS) != n || len(r.Series.AckP99ms) != n {
+		t.Errorf("series of %d, %d and %d buckets; want the same number, at least 10 (3s by 100ms)", n, len(r.Series.DeliveriesPS), len(r.Series.AckP99ms))
+	}
+	var sum float64
+	for _, v := range r.Series.DeliveriesPS {
+		sum += v * float64(r.Series.BucketMS) / 1000
+	}
+	if math.Round(sum) != 600 {
+		t.Errorf("the series counts %.0f deliveries, want 600", sum)
+	}
+
+	// The plot: well-formed XML, an outer <svg> holding two panels, each
+	// with polylines.
+	f, err := os.Open(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := xml.NewDecoder(f)
+	depth, panels, polylines := 0, 0, map[int]int{}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", svg, err)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if el.Name.Local == "svg" && depth == 2 {
+				panels++
+			}
+			if el.Name.Local == "polyline" {
+				polylines[panels]++
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if panels != 2 || polylines[1] < 3 || polylines[2] < 2 || polylines[0] != 0 {
+		t.Errorf("plot has %d panels with %v polylines; want 2 panels, ≥3 lines in the first and ≥2 in the second", panels, polylines)
+	}
+}
+
+func TestBenchDeadTarget(t *testing.T) {
+	for _, as := range []string{"503", "refused"} {
+		t.Run(as, func(t *testing.T) {
+			var r deadTargetResult
+			benchJSON(t, &r, "dead-target", "--down", "2s", "--as", as, "--open-timeout", "500ms", "--rate", "100", "--wait", "60s")
+			if r.Delivery.Lost != 0 || !r.Delivery.Drained {
+				t.Errorf("lost %d, drained %v; want 0 and true", r.Delivery.Lost, r.Delivery.Drained)
+			}
+			if r.BreakerOpens < 1 {
+				t.Errorf("breaker opened %d times; want at least once in 2s down", r.BreakerOpens)
+			}
+			// Once open, the breaker lets one probe through per open
+			// timeout (4 in 2s); the attempts already in flight (at most
+			// 16) end too.
+			if after := r.AttemptsWhileDown - r.AttemptsBeforeOpen; r.AttemptsWhileDown == 0 || after > 16+4+4 {
+				t.Errorf("%d attempts while down, %d after the breaker opened; want some, and few after it opened", r.AttemptsWhileDown, after)
+			}
+			if as == "503" && r.TargetSawWhileDown == 0 {
+				t.Errorf("the target saw no request while down")
+			}
+			if r.BacklogAtRecovery <= 0 {
+				t.Errorf("backlog at recovery %d; want the events of the outage", r.BacklogAtRecovery)
+			}
+		})
+	}
+}
+
+func TestBenchCrash(t *testing.T) {
+	var r crashResult
+	benchJSON(t, &r, "crash", "--relay-binary", binary, "--duration", "3s", "--rate", "200", "--wait", "60s")
+	if r.Acks.Acked < 100 || r.Acks.Unacked != 0 {
+		t.Errorf("acked %d, not acked %d; want a few hundred acked and none given up", r.Acks.Acked, r.Acks.Unacked)
+	}
+	if len(r.RestartS) != 1 || len(r.AckedAtKill) != 1 || r.AckedAtKill[0] == 0 {
+		t.Errorf("kills: acked at each %v, restarts %v; want one kill under load", r.AckedAtKill, r.RestartS)
+	}
+	if r.Delivery.Lost != 0 || !r.Delivery.Drained || len(r.Delivery.Targets) != 2 {
+		t.Errorf("lost %d, drained %v over %d targets; want 0, true, 2", r.Delivery.Lost, r.Delivery.Drained, len(r.Delivery.Targets))
+	}
+}
+
+func TestBenchRedisOutage(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
+		}
+		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
+	}
+	var r redisOutageResult
+	benchJSON(t, &r, "redis-outage", "--down", "2s", "--before", "1s", "--after", "2s", "--lease", "2s", "--rate", "100", "--wait", "60s")
+	if r.Delivery.Lost != 0 || !r.Delivery.Drained {
+		t.Errorf("lost %d, drained %v; want 0 and true", r.Delivery.Lost, r.Delivery.Drained)
+	}
+	if r.Answers == 0 || r.ReadyDown != 503 {
+		t.Errorf("%d answers 503 while Redis was down, /readyz %d; want some 503s, and 503", r.Answers, r.ReadyDown)
+	}
+	if r.FirstAckS == nil || r.Acks.Unacked != 0 {
+		t.Errorf("first ack after the restart %v, not acked %d; want acks again and nothing given up", r.FirstAckS, r.Acks.Unacked)
+	}
+}
+
+func TestBenchSoak(t *testing.T) {
+	var r soakResult
+	benchJSON(t, &r, "soak", "--relay-binary", binary, "--duration", "3s", "--every", "1s", "--rate", "50", "--wait", "60s")
+	if len(r.Samples) < 4 {
+		t.Fatalf("%d samples; want the idle one, one a second and one at the end", len(r.Samples))
+	}
+	for i, s := range r.Samples {
+		if s.RSS <= 0 || s.Goroutines <= 0 {
+			t.Errorf("sample %d: RSS %d, goroutines %d; want both read from the relay process", i, s.RSS, s.Goroutines)
+		}
+	}
+	if r.RSS.Verdict == "" || r.Goroutines.Verdict == "" {
+		t.Errorf("verdicts %q and %q; want flat, growing, shrinking or too few samples", r.RSS.Verdict, r.Goroutines.Verdict)
+	}
+	if r.Delivery.Lost != 0 || r.Acks.Acked < 100 {
+		t.Errorf("lost %d of %d acked; want 0 of about 150", r.Delivery.Lost, r.Acks.Acked)
+	}
+}
+
+func TestBenchHelpAndUsage(t *testing.T) {
+	out, _, code := runCmd(t, "", "bench", "--help")
+	if code != 0 {
+		t.Fatalf("bench --help: exit %d", code)
+	}
+	for _, s := range benchScenarios {
+		if !strings.Contains(out, "  "+s.name+" ") {
+			t.Errorf("bench --help does not list %q:\n%s", s.name, out)
+		}
+		t.Run(s.name, func(t *testing.T) {
+			out, _, code := runCmd(t, "", "bench", s.name, "--help")
+			if code != 0 || !strings.Contains(out, "Usage: hooxrelay bench "+s.name) || !strings.Contains(out, "-json") {
+				t.Errorf("bench %s --help: exit %d, printed:\n%s\nwant exit 0, a usage line and --json", s.name, code, out)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"bench", "nope"}, `unknown scenario "nope"`},
+		{[]string{"bench", "dead-target", "--as", "timeout"}, `--as "timeout"`},
+		{[]string{"bench", "burst", "--events", "0"}, "must be positive"},
+	} {
+		_, stderr, code := runCmd(t, "", tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.msg) {
+			t.Errorf("hooxrelay %q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr, tc.msg)
+		}
+	}
+}
+
+func TestSoakTrend(t *testing.T) {
+	mk := func(vs ...float64) []soakSample {
+		var ss []soakSample
+		for _, v := range vs {
+			ss = append(ss, soakSample{RSS: int64(v)})
+		}
+		return ss
+	}
+	rss := func(s soakSample) float64 { return float64(s.RSS) }
+	for _, tc := range []struct {
+		name    string
+		samples []soakSample
+		want    string
+	}{
+		{"flat", mk(100, 104, 98, 101, 103, 99, 105, 102, 100), "flat"},
+		{"growing", mk(100, 100, 100, 110, 115, 120, 125, 130, 140), "growing"},
+		{"shrinking", mk(200, 200, 200, 150, 150, 150, 100, 100, 100), "shrinking"},
+		{"two samples", mk(100, 500), "too few samples"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := trend(tc.samples, rss); got.Verdict != tc.want {
+				t.Errorf("trend(%v) = %+v, want %q", tc.samples, got, tc.want)
+			}
+		})
+	}
+}
