@@ -558,7 +558,9 @@ func (t *target) feed(ctx context.Context) {
 		if blocked := t.dispatch(ctx, claims); blocked {
 			t.sleep(ctx, time.Time{})
 		} else if yield {
-			t.pause(ctx, burstPause)
+			// Paced per delivery claimed, so that a target whose limit
+			// lets one out at a time still gets burstClaim per pause.
+			t.pause(ctx, burstPause*time.Duration(len(claims))/burstClaim)
 		}
 	}
 }

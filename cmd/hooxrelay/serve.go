@@ -168,6 +168,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 			DedupTTL:  cfg.Dedup.TTL.D(),
 		})
 	case "redis":
+		redisstore.SetLogger(log)
 		rdb, err := redisstore.NewClient(cfg.Store.Redis.URL)
 		if err != nil {
 			return nil, usagef("store.redis.url: %v", err)

@@ -97,6 +97,12 @@ type Store struct {
 	deferKick     chan struct{}
 }
 
+// appendFill is how full bbolt packs the leaves of the buckets whose keys
+// only grow (events and attempts are keyed by time-sorted ids and never
+// rewritten): its default, half full, suits random inserts and doubles the
+// file for these.
+const appendFill = 0.9
+
 // Deferred outcomes are written once this many wait, once the oldest has
 // waited deferDelay, or at once when no ingest is waiting. Past
 // maxDeferred, Complete waits for its write.
@@ -432,7 +438,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 				}
 			}
 			id := []byte(ev.ID)
-			if err := tx.Bucket(bktEvents).Put(id, rec); err != nil {
+			evs := tx.Bucket(bktEvents)
+			evs.FillPercent = appendFill
+			if err := evs.Put(id, rec); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bktDedup).Put(dk, id); err != nil {
@@ -601,6 +609,7 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	w := &write{
 		apply: func(tx *bolt.Tx) error {
 			dels, atts := tx.Bucket(bktDeliveries), tx.Bucket(bktAttempts)
+			atts.FillPercent = appendFill
 			for i := range encs {
 				e := &encs[i]
 				e.stored = dels.Get(e.id) != nil

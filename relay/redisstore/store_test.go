@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,3 +209,32 @@ func TestNewClientURLs(t *testing.T) {
 		}
 	}
 }
+
+// go-redis's own messages go to slog, at most one a second.
+func TestSetLogger(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	redisstore.SetLogger(slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil)))
+	t.Cleanup(func() { redisstore.SetLogger(slog.New(slog.DiscardHandler)) })
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1, DialTimeout: 100 * time.Millisecond})
+	defer rdb.Close()
+	start := time.Now()
+	for range 20 {
+		rdb.Ping(t.Context()) // refused: go-redis logs each dial failure
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	lines := strings.Count(buf.String(), "\n")
+	if lines == 0 || lines > int(elapsed/time.Second)+1 || strings.Count(buf.String(), `"msg":"redis client"`) != lines {
+		t.Errorf("log after 20 refused pings in %v:\n%s\nwant JSON lines, at most one a second", elapsed, buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

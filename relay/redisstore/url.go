@@ -1,10 +1,14 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -58,4 +62,33 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 		}
 	}
 	return redis.NewFailoverClient(o.Failover()), nil
+}
+
+// SetLogger sends go-redis's own messages (dial failures, pool trouble)
+// to log as JSON-friendly warnings instead of plain lines on stderr, at most
+// one a second: during an outage it would otherwise print dozens a second.
+// go-redis has one logger per process, so this is process-wide.
+func SetLogger(log *slog.Logger) {
+	redis.SetLogger(&redisLogger{log: log})
+}
+
+type redisLogger struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...), "suppressed_since_last", suppressed)
 }
