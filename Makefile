@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 RELEASE_PLATFORMS := linux/amd64 linux/arm64
 CONFIG ?= deploy/examples/hooxrelay.yaml
 
-.PHONY: build test run demo bench fmt fuzz clean release
+.PHONY: build test run demo bench bench-faults release fmt fuzz clean
 
 build: ## writes bin/hooxrelay
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/hooxrelay ./cmd/hooxrelay
@@ -23,6 +23,13 @@ demo: build ## sample webhooks through a relay with local targets
 bench: build ## relay vs bare baseline, same run
 	./bin/hooxrelay bench --duration 10s --senders 64
 	go test -run '^$$' -bench . -benchmem ./relay/... ./rules/...
+
+bench-faults: build ## the fault scenarios at full size (about 10 minutes)
+	./bin/hooxrelay bench burst --svg docs/bench-burst.svg
+	./bin/hooxrelay bench dead-target --down 60s
+	./bin/hooxrelay bench crash
+	./bin/hooxrelay bench redis-outage --down 10s
+	./bin/hooxrelay bench soak --duration 10m
 
 fuzz: ## a short run of every fuzz target
 	go test -run '^$$' -fuzz FuzzParsePayload -fuzztime 30s ./relay
