@@ -242,12 +242,18 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	}
 
 	ratio := rel.ReqPerSec / base.ReqPerSec
+	// Deliveries run during the relay's load and its drain.
+	perSec := float64(got) / (rel.Duration + drain).Seconds()
+	// The relay shares this process with the sinks and the load generator:
+	// its high-water mark bounds the relay's.
+	peak := peakRSS()
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"senders": *senders, "duration_s": duration.Seconds(), "baseline": base, "relay": rel,
 			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
+			"deliveries_per_sec": perSec, "peak_rss_bytes": peak,
 		})
 	}
 	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on %s, fan-out to 2 targets\n\n", *senders, *duration, storeName)
@@ -256,7 +262,10 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		fmt.Fprintf(e.stdout, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", r.Name, r.ReqPerSec, r.ReqPerSec/base.ReqPerSec,
 			r.P50.Round(10*time.Microsecond), r.P95.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Errors)
 	}
-	fmt.Fprintf(e.stdout, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended\n", got, want, dups, drain.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended; %.0f deliveries/s\n", got, want, dups, drain.Round(time.Millisecond), perSec)
+	if peak > 0 {
+		fmt.Fprintf(e.stdout, "peak RSS: %.0f MiB (this process: relay, sinks, baseline and load generator)\n", float64(peak)/(1<<20))
+	}
 	for _, r := range []benchResult{base, rel} {
 		if r.firstError != "" {
 			fmt.Fprintf(e.stdout, "first %s error: %s\n", r.Name, r.firstError)

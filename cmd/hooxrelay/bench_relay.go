@@ -348,6 +348,25 @@ func attemptsOf(ms []metricSample, target string) float64 {
 	return metricSum(ms, "hooxrelay_deliveries_total", "target", target)
 }
 
+// peakRSS reads this process's resident high-water mark (VmHWM), in
+// bytes; 0 where /proc is missing.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n << 10
+			}
+		}
+	}
+	return 0
+}
+
 // procStatus reads VmRSS and RssAnon of a process, in bytes, from
 // /proc/PID/status (Linux only; 0 elsewhere).
 func procStatus(pid string) (rss, anon int64) {
