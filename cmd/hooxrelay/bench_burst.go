@@ -51,6 +51,7 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	wait := fs.Duration("wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
 	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	redisURL := redisFlag(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -65,6 +66,10 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 		return err
 	}
 	defer cleanup()
+	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
+	if err != nil {
+		return err
+	}
 	logf, err := os.Create(filepath.Join(dir, "relay.log"))
 	if err != nil {
 		return err
@@ -82,7 +87,7 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 		return err
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
-		fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db")),
+		storeYAML,
 		scenarioTarget{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", *rps)}), logf)
 	if err != nil {
 		return err
@@ -128,8 +133,8 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 			return err
 		}
 		err = writeSVG(f, "hooxrelay bench burst",
-			fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; embedded store, fsync before each ack; lost %d, duplicated %d",
-				*events, *senders, *rps, drain.Lost, drain.Dups), burstPanels(res))
+			fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; %s; lost %d, duplicated %d",
+				*events, *senders, *rps, storeName, drain.Lost, drain.Dups), burstPanels(res))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

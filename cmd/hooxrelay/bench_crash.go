@@ -12,6 +12,7 @@ import (
 
 // crashResult is the outcome of "bench crash".
 type crashResult struct {
+	Store       string      `json:"store"`
 	Scenario    string      `json:"scenario"`
 	Binary      string      `json:"relay_binary"`
 	Seconds     float64     `json:"load_s"`
@@ -23,7 +24,7 @@ type crashResult struct {
 }
 
 func runBenchCrash(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--duration D] [--kills N] [--json]", `Runs the relay as a child process ("hooxrelay serve", embedded store) with
+	fs := newFlags(e, name, "[--duration D] [--kills N] [--json]", `Runs the relay as a child process ("hooxrelay serve", on the embedded store or, with --redis, on Redis) with
 two targets: "slow" answers after --delay with at most 8 attempts in flight
 (400/s with the default delay), so a backlog builds up and attempts are
 always in flight; "down" answers 503 until the load ends. Webhooks arrive
@@ -42,6 +43,7 @@ at the kill) and delivered but never acked.`)
 	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the load")
 	dirFlag := fs.String("dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	redisURL := redisFlag(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -57,6 +59,10 @@ at the kill) and delivered but never acked.`)
 		return err
 	}
 	defer cleanup()
+	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "relay.db"), 2*time.Second)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -72,7 +78,7 @@ at the kill) and delivered but never acked.`)
 		}
 	}
 	retry := "retry: {initial_interval: 200ms, max_interval: 2s, max_attempts: 1000}, breaker: {open_timeout: 1s}"
-	child, err := newChildRelay(bin, dir, fmt.Sprintf("{path: %q}", filepath.Join(dir, "relay.db")),
+	child, err := newChildRelay(bin, dir, storeYAML,
 		scenarioTarget{"slow", slow.url(), "max_in_flight: 8, " + retry},
 		scenarioTarget{"down", down.url(), retry})
 	if err != nil {
@@ -86,7 +92,7 @@ at the kill) and delivered but never acked.`)
 	if err != nil {
 		return err
 	}
-	res := crashResult{Scenario: "crash", Binary: bin, Seconds: duration.Seconds(), RatePerS: *rps}
+	res := crashResult{Store: storeName, Scenario: "crash", Binary: bin, Seconds: duration.Seconds(), RatePerS: *rps}
 
 	start := time.Now()
 	var killed atomic.Int64
@@ -139,7 +145,7 @@ at the kill) and delivered but never acked.`)
 func (r crashResult) table(w io.Writer) {
 	a := r.Acks
 	fmt.Fprintf(w, "crash: %g webhooks/s for %gs; the relay process SIGKILLed %d time(s) mid-load and restarted on the same store\n", r.RatePerS, r.Seconds, len(r.RestartS))
-	fmt.Fprintf(w, "targets: slow (8 in flight, slow answers: a backlog), down (503 until the load ended)\n\n")
+	fmt.Fprintf(w, "store: %s; targets: slow (8 in flight, slow answers: a backlog), down (503 until the load ended)\n\n", r.Store)
 	fmt.Fprintf(w, "acked       %d of %d sent (not acked: %d; requests without an answer: %d, other answers: %d)\n", a.Acked, a.Sent, a.Unacked, a.NoAnswer, a.OtherStatus+a.Unavailable)
 	for i := range r.RestartS {
 		fmt.Fprintf(w, "kill %d      after %d acks; ready again %.2fs later\n", i+1, r.AckedAtKill[i], r.RestartS[i])

@@ -12,6 +12,7 @@ import (
 
 // deadTargetResult is the outcome of "bench dead-target".
 type deadTargetResult struct {
+	Store       string   `json:"store"`
 	Scenario    string   `json:"scenario"`
 	DownAs      string   `json:"down_as"`
 	DownS       float64  `json:"down_s"`
@@ -33,7 +34,7 @@ type deadTargetResult struct {
 }
 
 func runBenchDeadTarget(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--down D] [--as 503|refused] [--json]", `Sends webhooks at --rate to a relay (embedded store) whose one target is up
+	fs := newFlags(e, name, "[--down D] [--as 503|refused] [--json]", `Sends webhooks at --rate to a relay (embedded store, or Redis with --redis) whose one target is up
 for --before, then down for --down (answering 503, or refusing connections
 with --as refused), then back; sending stops when it is back. The target
 has the default retry policy and breaker (opens at half of at least 10
@@ -51,6 +52,7 @@ or delivered twice.`)
 	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the target is back")
 	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	redisURL := redisFlag(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -65,6 +67,10 @@ or delivered twice.`)
 		return err
 	}
 	defer cleanup()
+	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
+	if err != nil {
+		return err
+	}
 	logf, err := os.Create(filepath.Join(dir, "relay.log"))
 	if err != nil {
 		return err
@@ -82,7 +88,7 @@ or delivered twice.`)
 		return err
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
-		fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db")),
+		storeYAML,
 		scenarioTarget{"flaky", tgt.url(), fmt.Sprintf("breaker: {open_timeout: %s}", *openTimeout)}), logf)
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ or delivered twice.`)
 	if err != nil {
 		return err
 	}
-	res := deadTargetResult{Scenario: "dead-target", DownAs: *downAs, DownS: down.Seconds(), RatePerS: *rps, OpenTimeout: openTimeout.Seconds()}
+	res := deadTargetResult{Store: storeName, Scenario: "dead-target", DownAs: *downAs, DownS: down.Seconds(), RatePerS: *rps, OpenTimeout: openTimeout.Seconds()}
 
 	start := time.Now()
 	phase := "up"
@@ -172,7 +178,7 @@ or delivered twice.`)
 
 func (r deadTargetResult) table(w io.Writer) {
 	a := r.Acks
-	fmt.Fprintf(w, "dead-target: %g webhooks/s; the target down (%s) for %gs, then back; breaker open_timeout %gs\n\n", r.RatePerS, r.DownAs, r.DownS, r.OpenTimeout)
+	fmt.Fprintf(w, "dead-target: %g webhooks/s; the target down (%s) for %gs, then back; breaker open_timeout %gs; %s\n\n", r.RatePerS, r.DownAs, r.DownS, r.OpenTimeout, r.Store)
 	fmt.Fprintf(w, "acked            %d of %d sent (not acked: %d)\n", a.Acked, a.Sent, a.Unacked)
 	fmt.Fprintf(w, "attempts down    %d: %d before the breaker opened, %d after", r.AttemptsWhileDown, r.AttemptsBeforeOpen, r.AttemptsWhileDown-r.AttemptsBeforeOpen)
 	if r.DownAs == "503" {

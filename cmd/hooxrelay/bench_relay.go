@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,27 @@ func scenarioConfig(listen, admin, store string, targets ...scenarioTarget) []by
 	}
 	fmt.Fprintf(&b, "routes:\n  - name: everything\n    match: {}\n    targets: [%s]\n", strings.Join(names, ", "))
 	return b.Bytes()
+}
+
+// scenarioStore returns the store of a scenario's relay, as a YAML flow
+// mapping, and its name for the report: an embedded file at dbPath, or with
+// redisURL, a loopback Redis under a prefix of its own (claims leased for
+// lease, so that a killed relay's claims come back within the run).
+func scenarioStore(redisURL, dbPath string, lease time.Duration) (yaml, name string, err error) {
+	if redisURL == "" {
+		return fmt.Sprintf("{path: %q}", dbPath), "embedded store, fsync before each ack", nil
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil || !isLoopback(u.Hostname()) {
+		return "", "", usagef("--redis %q: want a redis:// URL on a loopback address", redisURL)
+	}
+	return fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench-%d, lease: %s}}", redisURL, time.Now().UnixNano(), lease),
+		"Redis at " + u.Host, nil
+}
+
+// redisFlag is the --redis flag of the scenarios that can run on Redis.
+func redisFlag(fs *flag.FlagSet) *string {
+	return fs.String("redis", "", "run the relay on the Redis at this loopback URL (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; keys go under a prefix of their own")
 }
 
 // localRelay is a relay served in this process until its context ends.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 	"io"
 	"math"
 	"os"
@@ -119,8 +120,15 @@ func TestBenchDeadTarget(t *testing.T) {
 }
 
 func TestBenchCrash(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testBenchCrash(t) })
+	t.Run("redis", func(t *testing.T) {
+		testBenchCrash(t, "--redis", "redis://"+redistest.Start(t, true).Addr+"/0")
+	})
+}
+
+func testBenchCrash(t *testing.T, extra ...string) {
 	var r crashResult
-	benchJSON(t, &r, "crash", "--relay-binary", binary, "--duration", "3s", "--rate", "200", "--wait", "60s")
+	benchJSON(t, &r, append([]string{"crash", "--relay-binary", binary, "--duration", "3s", "--rate", "200", "--wait", "60s"}, extra...)...)
 	if r.Acks.Acked < 100 || r.Acks.Unacked != 0 {
 		t.Errorf("acked %d, not acked %d; want a few hundred acked and none given up", r.Acks.Acked, r.Acks.Unacked)
 	}
