@@ -62,8 +62,8 @@ type DispatcherOptions struct {
 	// them (which the queue keeps). nil never yields.
 	Busy func() bool
 	// Limit, when set, replaces each target's own rate limiter with one
-	// shared by every relay (a Redis store's): it takes a token of target's
-	// limit, or says how long to wait before asking again.
+	// shared by every relay (a Redis store's): it reserves a token of
+	// target's limit and says how long to wait before using it.
 	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 	// Now and Rand are the clock and the jitter source; nil means the real ones.
 	Now  func() time.Time
@@ -652,13 +652,13 @@ func (t *target) pace(ctx context.Context) error {
 	}
 	for {
 		wait, err := t.d.opts.Limit(ctx, t.cfg.Name, t.cfg.RateLimit.RPS, t.cfg.RateLimit.Burst)
+		if err == nil && wait <= 0 {
+			return nil
+		}
 		if err != nil {
 			// The limit's store is down: wait a little rather than
 			// send unpaced; the claim itself will fail soon if it stays down.
 			wait = time.Second
-		}
-		if wait <= 0 {
-			return nil
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -666,6 +666,9 @@ func (t *target) pace(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return ctx.Err()
+		}
+		if err == nil {
+			return nil // the token was reserved for now
 		}
 	}
 }

@@ -10,8 +10,11 @@ import (
 // limitScript is a GCRA token bucket on Redis's own clock, so that relays
 // with skewed clocks share one pace. The key holds the theoretical arrival
 // time (ms) of the next token; it expires once the bucket is full again.
+// A call always reserves the next token and returns how long until it may
+// be used: a caller that asked again after waiting would lose a round trip
+// per token and fall behind the limit (170/s for 200/s, measured).
 // KEYS: bucket. ARGV: emission interval ms, burst.
-// Returns 0 when a token was taken, else the ms to wait for one.
+// Returns the ms to wait before using the token (0: now).
 var limitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -20,17 +23,17 @@ local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local next_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now) + 1000)
 local wait = next_tat - now - burst * interval
 if wait > 0 then
   return math.ceil(wait)
 end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(next_tat - now) + 1000)
 return 0
 `)
 
-// Limit takes one token of target's rate limit, shared by every relay on
-// this Redis, or says how long to wait for one. It is the dispatcher's
-// shared-limit hook.
+// Limit reserves one token of target's rate limit, shared by every relay on
+// this Redis, and returns how long to wait before using it. It is the
+// dispatcher's shared-limit hook.
 func (s *Store) Limit(ctx context.Context, target string, rps float64, burst int) (time.Duration, error) {
 	if rps <= 0 {
 		return 0, nil
