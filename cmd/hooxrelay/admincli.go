@@ -198,6 +198,20 @@ func parseArgs(fs *flag.FlagSet, args []string, e *env) ([]string, error) {
 }
 
 // printJSON writes an answer of the API indented.
+// fetch calls the API into out and, with --json, prints its answer as
+// received; done reports that printing it was the whole job.
+func (o *adminOpts) fetch(ctx context.Context, e *env, method, path string, q url.Values, key string, out any) (done bool, err error) {
+	c, err := o.client()
+	if err != nil {
+		return false, err
+	}
+	raw, err := c.call(ctx, method, path, q, key, out)
+	if err != nil || !o.json {
+		return false, err
+	}
+	return true, printJSON(e.stdout, raw)
+}
+
 func printJSON(w io.Writer, raw []byte) error {
 	var b bytes.Buffer
 	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {

@@ -37,10 +37,6 @@ shown as --before. Calls GET /api/v1/events.`+adminHelp)
 	if err := checkLimit(*limit); err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	q := url.Values{"limit": {strconv.Itoa(*limit)}}
 	setIf(q, "task", *task)
 	setIf(q, "status", *status)
@@ -48,12 +44,8 @@ shown as --before. Calls GET /api/v1/events.`+adminHelp)
 	var ans struct {
 		Events []relay.EventJSON `json:"events"`
 	}
-	raw, err := c.call(ctx, http.MethodGet, "/events", q, "events", &ans)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodGet, "/events", q, "events", &ans); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	if len(ans.Events) == 0 {
 		fmt.Fprintln(e.stdout, "no events")
@@ -103,17 +95,9 @@ Calls GET /api/v1/events/EVENT_ID.`+adminHelp)
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	var ev relay.EventDetailJSON
-	raw, err := c.call(ctx, http.MethodGet, "/events/"+url.PathEscape(id), nil, "event_id", &ev)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodGet, "/events/"+url.PathEscape(id), nil, "event_id", &ev); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	w := e.stdout
 	tw := newTable(w)
@@ -217,10 +201,6 @@ Calls GET /api/v1/deliveries.`+adminHelp)
 	if err := checkLimit(*limit); err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	q := url.Values{"limit": {strconv.Itoa(*limit)}}
 	setIf(q, "state", *state)
 	setIf(q, "target", *target)
@@ -228,12 +208,8 @@ Calls GET /api/v1/deliveries.`+adminHelp)
 	var ans struct {
 		Deliveries []relay.DeliveryJSON `json:"deliveries"`
 	}
-	raw, err := c.call(ctx, http.MethodGet, "/deliveries", q, "deliveries", &ans)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodGet, "/deliveries", q, "deliveries", &ans); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	if len(ans.Deliveries) == 0 {
 		what := "deliveries"

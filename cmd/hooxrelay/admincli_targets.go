@@ -38,17 +38,9 @@ Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`+adminHelp)
 	if _, _, ok := relay.SplitDeliveryID(id); !ok {
 		return usagef("DELIVERY_ID is EVENT_ID:TARGET, got %q; \"hooxrelay event %s\" lists that event's deliveries", id, id)
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	var d relay.DeliveryJSON
-	raw, err := c.call(ctx, http.MethodPost, "/deliveries/"+url.PathEscape(id)+"/retry", nil, "delivery_id", &d)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodPost, "/deliveries/"+url.PathEscape(id)+"/retry", nil, "delivery_id", &d); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	fmt.Fprintf(e.stdout, "requeued %s: attempt %d is due now\n", d.DeliveryID, d.Attempts+1)
 	return nil
@@ -192,20 +184,12 @@ Calls POST /api/v1/targets/TARGET/resume.`
 	if err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	var ans struct {
 		Name   string `json:"name"`
 		Paused bool   `json:"paused"`
 	}
-	raw, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(target)+"/"+verb, nil, "paused", &ans)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodPost, "/targets/"+url.PathEscape(target)+"/"+verb, nil, "paused", &ans); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	if ans.Paused {
 		fmt.Fprintf(e.stdout, "paused %s: its deliveries wait until \"hooxrelay resume %s\"\n", ans.Name, ans.Name)
@@ -227,19 +211,11 @@ deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`+adminHel
 	if err := noArgs("targets", pos); err != nil {
 		return err
 	}
-	c, err := o.client()
-	if err != nil {
-		return err
-	}
 	var ans struct {
 		Targets []relay.TargetJSON `json:"targets"`
 	}
-	raw, err := c.call(ctx, http.MethodGet, "/targets", nil, "targets", &ans)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodGet, "/targets", nil, "targets", &ans); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	if len(ans.Targets) == 0 {
 		fmt.Fprintln(e.stdout, "no targets")
@@ -274,12 +250,8 @@ hash of the config it runs, its store, and how its last config reload
 		return err
 	}
 	var st relay.StatusJSON
-	raw, err := c.call(ctx, http.MethodGet, "/status", nil, "started_at", &st)
-	if err != nil {
+	if done, err := o.fetch(ctx, e, http.MethodGet, "/status", nil, "started_at", &st); done || err != nil {
 		return err
-	}
-	if o.json {
-		return printJSON(e.stdout, raw)
 	}
 	tw := newTable(e.stdout)
 	fmt.Fprintf(tw, "relay\t%s\n", c.base)
