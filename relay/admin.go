@@ -164,9 +164,9 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 func storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
-		apiError(w, http.StatusNotFound, "not_found", strings.TrimSuffix(err.Error(), ": "+ErrNotFound.Error())+" not found")
+		apiError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, ErrConflict):
-		apiError(w, http.StatusConflict, "conflict", strings.TrimSuffix(err.Error(), ": "+ErrConflict.Error()))
+		apiError(w, http.StatusConflict, "conflict", err.Error())
 	default:
 		w.Header().Set("Retry-After", "1")
 		apiError(w, http.StatusServiceUnavailable, "unavailable", "the store did not answer: "+err.Error())

@@ -189,7 +189,8 @@ func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
 			t.Errorf("flaky delivery = %+v, want dead after one 410 attempt, recorded with its body", fl)
 		}
 		var e404 relay.ErrorJSON
-		if st := h.api(t, "GET", "/api/v1/events/evt_01ARZ3NDEKTSV4RRFFQ69G5FAV", &e404); st != 404 || e404.Error != "not_found" {
+		if st := h.api(t, "GET", "/api/v1/events/evt_01ARZ3NDEKTSV4RRFFQ69G5FAV", &e404); st != 404 || e404.Error != "not_found" ||
+			e404.Message != `event "evt_01ARZ3NDEKTSV4RRFFQ69G5FAV" not found` {
 			t.Errorf("unknown event: %d %+v, want 404 not_found", st, e404)
 		}
 	})
@@ -224,7 +225,8 @@ func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
 
 	t.Run("retry", func(t *testing.T) {
 		var e relay.ErrorJSON
-		if st := h.api(t, "POST", "/api/v1/deliveries/"+ids[0]+":good/retry", &e); st != 409 || e.Error != "conflict" {
+		if st := h.api(t, "POST", "/api/v1/deliveries/"+ids[0]+":good/retry", &e); st != 409 || e.Error != "conflict" ||
+			e.Message != "delivery "+ids[0]+":good was delivered; only dead or pending deliveries can be retried" {
 			t.Errorf("retry of a delivered delivery: %d %+v, want 409 conflict", st, e)
 		}
 		if st := h.api(t, "POST", "/api/v1/deliveries/"+ids[0]+":nobody/retry", &e); st != 404 {

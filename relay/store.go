@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -178,8 +179,39 @@ type StateCounts struct {
 	Pending, Delivered, Dead int
 }
 
-// Errors of the Admin methods.
+// Errors of the Admin methods: errors.Is tells them apart; their messages
+// are sentences for an operator, shown as they are by the admin API.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 )
+
+// adminError is an Admin error: a message for the operator, of a kind.
+type adminError struct {
+	kind error
+	msg  string
+}
+
+func (e *adminError) Error() string        { return e.msg }
+func (e *adminError) Is(target error) bool { return target == e.kind }
+
+// DeliveryNotFound, DeliveredConflict, InFlightConflict and EventNotFound
+// are the Admin refusals, for stores to return.
+func DeliveryNotFound(id string) error {
+	return &adminError{ErrNotFound, fmt.Sprintf("delivery %q not found", id)}
+}
+
+// EventNotFound: see DeliveryNotFound.
+func EventNotFound(id string) error {
+	return &adminError{ErrNotFound, fmt.Sprintf("event %q not found", id)}
+}
+
+// DeliveredConflict: see DeliveryNotFound.
+func DeliveredConflict(id string) error {
+	return &adminError{ErrConflict, fmt.Sprintf("delivery %s was delivered; only dead or pending deliveries can be retried", id)}
+}
+
+// InFlightConflict: see DeliveryNotFound.
+func InFlightConflict(id string) error {
+	return &adminError{ErrConflict, fmt.Sprintf("delivery %s is being attempted right now; try again when the attempt ends", id)}
+}

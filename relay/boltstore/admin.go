@@ -127,7 +127,7 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 	err := s.readTx(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bktEvents).Get([]byte(id))
 		if raw == nil {
-			return fmt.Errorf("event %q: %w", id, relay.ErrNotFound)
+			return relay.EventNotFound(id)
 		}
 		ev, err := decodeEvent(raw, true)
 		if err != nil {
@@ -309,7 +309,7 @@ func (s *Store) requeueDeliveries(ctx context.Context, ids []string, now time.Ti
 				_, target, ok := relay.SplitDeliveryID(id)
 				raw := dels.Get([]byte(id))
 				if !ok || raw == nil {
-					refusal = fmt.Errorf("delivery %q: %w", id, relay.ErrNotFound)
+					refusal = relay.DeliveryNotFound(id)
 					continue
 				}
 				c := &requeued{}
@@ -319,13 +319,13 @@ func (s *Store) requeueDeliveries(ctx context.Context, ids []string, now time.Ti
 				c.oldDue = c.d.NextAttemptAt
 				switch c.d.State {
 				case relay.Delivered:
-					refusal = fmt.Errorf("delivery %s was delivered; only dead or pending deliveries can be retried: %w", id, relay.ErrConflict)
+					refusal = relay.DeliveredConflict(id)
 					continue
 				case relay.Pending:
 					q := s.queue(target)
 					it, ok := q.byID[id]
 					if ok && it.index < 0 {
-						refusal = fmt.Errorf("delivery %s is being attempted right now; try again when the attempt ends: %w", id, relay.ErrConflict)
+						refusal = relay.InFlightConflict(id)
 						continue
 					}
 					if ok {

@@ -164,7 +164,7 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 		return nil, err
 	}
 	if len(evs) == 0 {
-		return nil, fmt.Errorf("event %q: %w", id, relay.ErrNotFound)
+		return nil, relay.EventNotFound(id)
 	}
 	ds, err := s.deliveriesOf(ctx, evs)
 	if err != nil {
@@ -281,7 +281,7 @@ func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.De
 			return d, err
 		}
 	}
-	return relay.Delivery{}, fmt.Errorf("delivery %s keeps changing; try again: %w", id, relay.ErrConflict)
+	return relay.Delivery{}, relay.InFlightConflict(id) // its record keeps changing under us
 }
 
 // requeue makes one attempt at Requeue; done is false when the record
@@ -289,11 +289,11 @@ func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.De
 func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.Delivery, done bool, err error) {
 	_, target, ok := relay.SplitDeliveryID(id)
 	if !ok {
-		return d, true, fmt.Errorf("delivery %q: %w", id, relay.ErrNotFound)
+		return d, true, relay.DeliveryNotFound(id)
 	}
 	old, err := s.rdb.Get(ctx, s.deliveryKey(id)).Result()
 	if errors.Is(err, redis.Nil) {
-		return d, true, fmt.Errorf("delivery %q: %w", id, relay.ErrNotFound)
+		return d, true, relay.DeliveryNotFound(id)
 	}
 	if err != nil {
 		return d, true, s.fail("read delivery "+id, err)
@@ -302,7 +302,7 @@ func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.
 		return d, true, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	if d.State == relay.Delivered {
-		return d, true, fmt.Errorf("delivery %s was delivered; only dead or pending deliveries can be retried: %w", id, relay.ErrConflict)
+		return d, true, relay.DeliveredConflict(id)
 	}
 	wasDead := "0"
 	if d.State == relay.Dead {
@@ -322,7 +322,7 @@ func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.
 	case err != nil:
 		return d, true, s.fail("requeue "+id, err)
 	case res == -1:
-		return d, true, fmt.Errorf("delivery %s is being attempted right now; try again when the attempt ends: %w", id, relay.ErrConflict)
+		return d, true, relay.InFlightConflict(id)
 	}
 	return d, res == 1, nil
 }
