@@ -61,7 +61,7 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	if *wait == 0 {
 		*wait = max(time.Minute, time.Duration(2*float64(*events) / *rps * float64(time.Second)))
 	}
-	dir, cleanup, err := benchDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -70,11 +70,6 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	if err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(dir, "relay.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -143,11 +138,7 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 		}
 		res.SVG = *svgPath
 	}
-	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
-	if err != nil {
-		return err
-	}
-	return lostError(drain)
+	return report(e, *asJSON, res, drain)
 }
 
 func (r burstResult) table(w io.Writer) {
@@ -219,6 +210,20 @@ func burstPanels(r burstResult) []plotPanel {
 }
 
 // benchDir returns dir, or a new temporary directory that cleanup removes.
+// scenarioDir is benchDir with the relay's log file open in it; cleanup
+// closes the log, then removes a temporary directory.
+func scenarioDir(dirFlag string) (dir string, logf *os.File, cleanup func(), err error) {
+	dir, rm, err := benchDir(dirFlag)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if logf, err = os.Create(filepath.Join(dir, "relay.log")); err != nil {
+		rm()
+		return "", nil, nil, err
+	}
+	return dir, logf, func() { logf.Close(); rm() }, nil
+}
+
 func benchDir(dir string) (string, func(), error) {
 	if dir != "" {
 		return dir, func() {}, os.MkdirAll(dir, 0o755)

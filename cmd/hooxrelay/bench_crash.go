@@ -135,11 +135,7 @@ at the kill) and delivered but never acked.`)
 	if err := child.stop(); err != nil {
 		return err
 	}
-	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
-	if err != nil {
-		return err
-	}
-	return lostError(res.Delivery)
+	return report(e, *asJSON, res, res.Delivery)
 }
 
 func (r crashResult) table(w io.Writer) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -62,7 +61,7 @@ or delivered twice.`)
 	if *down <= 0 || *rps <= 0 || *openTimeout <= 0 || *before < 0 {
 		return usagef("--down, --rate and --open-timeout must be positive")
 	}
-	dir, cleanup, err := benchDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -71,11 +70,6 @@ or delivered twice.`)
 	if err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(dir, "relay.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -169,11 +163,7 @@ or delivered twice.`)
 	if err := <-rel.served; err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
-	if err != nil {
-		return err
-	}
-	return lostError(res.Delivery)
+	return report(e, *asJSON, res, res.Delivery)
 }
 
 func (r deadTargetResult) table(w io.Writer) {

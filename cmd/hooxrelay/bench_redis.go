@@ -59,16 +59,11 @@ not be recorded during the outage go again once their --lease ends).`)
 	if *down <= 0 || *rps <= 0 || *lease <= 0 || *before < 0 || *after < 0 {
 		return usagef("--down, --rate and --lease must be positive")
 	}
-	dir, cleanup, err := benchDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(*dirFlag)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	logf, err := os.Create(filepath.Join(dir, "relay.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -165,11 +160,7 @@ not be recorded during the outage go again once their --lease ends).`)
 	if err := <-rel.served; err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
-	if err != nil {
-		return err
-	}
-	return lostError(res.Delivery)
+	return report(e, *asJSON, res, res.Delivery)
 }
 
 func (r redisOutageResult) table(w io.Writer) {

@@ -417,14 +417,17 @@ func procStatus(pid string) (rss, anon int64) {
 	return rss, anon
 }
 
-// printJSONOr encodes v as one indented JSON object when asJSON, and
-// otherwise calls table.
-func printJSONOr(e *env, asJSON bool, v any, table func(w io.Writer)) error {
+// report prints a scenario's result, as one indented JSON object when
+// asJSON and as its table otherwise, and fails when d lost an acked event.
+func report(e *env, asJSON bool, res interface{ table(io.Writer) }, d drainResult) error {
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		res.table(e.stdout)
 	}
-	table(e.stdout)
-	return nil
+	return lostError(d)
 }

@@ -167,11 +167,7 @@ were lost (must be 0) or delivered twice.`)
 	res.RSS = trend(load, func(s soakSample) float64 { return float64(s.RSS) })
 	res.Anon = trend(load, func(s soakSample) float64 { return float64(s.Anon) })
 	res.Goroutines = trend(load, func(s soakSample) float64 { return float64(s.Goroutines) })
-	err = printJSONOr(e, *asJSON, res, func(w io.Writer) { res.table(w) })
-	if err != nil {
-		return err
-	}
-	return lostError(res.Delivery)
+	return report(e, *asJSON, res, res.Delivery)
 }
 
 // trend compares the mean of the last third of the samples with the
