@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
 )
 
 // redisOutageResult is the outcome of "bench redis-outage".
@@ -69,24 +63,20 @@ not be recorded during the outage go again once their --lease ends).`)
 	defer wg.Wait()
 	defer cancel()
 	progress := e.stderr
-
-	// go-redis reports each failed dial on the standard logger: during
-	// the outage, many lines a second over the progress.
-	redis.SetLogger(discardRedisLog{})
-	rs, err := newRedisProc(dir)
+	rs, err := redisproc.New(filepath.Join(dir, "redis"), true)
 	if err != nil {
 		return err
 	}
-	if err := rs.start(ctx); err != nil {
+	if err := rs.Start(ctx); err != nil {
 		return err
 	}
-	defer rs.kill()
+	defer rs.Kill()
 	tgt := newBenchTarget("t")
 	if err := tgt.start(ctx, &wg); err != nil {
 		return err
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
-		fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench, lease: %s}}", "redis://"+rs.addr+"/0", *lease),
+		fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench, lease: %s}}", "redis://"+rs.Addr+"/0", *lease),
 		scenarioTarget{"t", tgt.url(), ""}), logf)
 	if err != nil {
 		return err
@@ -125,7 +115,7 @@ not be recorded during the outage go again once their --lease ends).`)
 	}
 	sleepCtx(ctx, *before)
 	unavailableBefore := d.unavailable.Load()
-	rs.kill()
+	rs.Kill()
 	setPhase("REDIS DOWN")
 	sleepCtx(ctx, *down/2)
 	if resp, err := probeClient.Get("http://" + rel.admin + "/readyz"); err == nil {
@@ -134,7 +124,7 @@ not be recorded during the outage go again once their --lease ends).`)
 	}
 	sleepCtx(ctx, *down-*down/2)
 	acksAtRestart := d.acks.Load()
-	if err := rs.start(ctx); err != nil {
+	if err := rs.Start(ctx); err != nil {
 		stop()
 		return fmt.Errorf("restart redis-server: %w", err)
 	}
@@ -175,88 +165,4 @@ func (r redisOutageResult) table(w io.Writer) {
 	}
 	fmt.Fprintf(w, "delivered   %d distinct events\n", r.Delivery.Targets[0].Delivered)
 	fmt.Fprintf(w, "lost        %d\nduplicated  %d\ndrain       %.1fs after the load ended\n", r.Delivery.Lost, r.Delivery.Dups, r.Delivery.DrainSec)
-}
-
-type discardRedisLog struct{}
-
-func (discardRedisLog) Printf(context.Context, string, ...any) {}
-
-// errNoRedis says redis-server is missing.
-var errNoRedis = errors.New("redis-server is not installed (e.g. apt-get install redis-server); the redis-outage scenario runs one of its own")
-
-// redisProc is a redis-server that the bench starts, kills and starts
-// again on the same port and files.
-type redisProc struct {
-	bin, dir, addr string
-	args           []string
-	cmd            *exec.Cmd
-	exited         chan struct{}
-}
-
-func newRedisProc(dir string) (*redisProc, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, errNoRedis
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r := &redisProc{bin: bin, dir: filepath.Join(dir, "redis"), addr: ln.Addr().String()}
-	ln.Close()
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return nil, err
-	}
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.args = []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"), "--appendonly", "yes", "--appendfsync", "always"}
-	return r, nil
-}
-
-// start runs the server and waits until it answers PING.
-func (r *redisProc) start(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, r.bin, r.args...)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(r.exited)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !redisPong(r.addr) {
-		select {
-		case <-r.exited:
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited at start: %s", lastLines(log, 5))
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			r.kill()
-			return fmt.Errorf("redis-server on %s did not answer within 10s", r.addr)
-		}
-	}
-	return nil
-}
-
-// kill SIGKILLs the server and waits for it to be gone.
-func (r *redisProc) kill() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	<-r.exited
-}
-
-func redisPong(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprint(c, "PING\r\n")
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "+PONG")
 }

@@ -3,7 +3,8 @@
 package redistest
 
 import (
-	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,16 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
 )
 
 // Server is a redis-server process owned by one test.
 type Server struct {
 	Addr string // host:port
 	t    testing.TB
-	bin  string
-	dir  string
-	args []string
-	cmd  *exec.Cmd
+	proc *redisproc.Proc
 }
 
 // Start runs a server until the test ends. With durable set it keeps an
@@ -30,73 +30,31 @@ type Server struct {
 // (CI=true), where it fails.
 func Start(t testing.TB, durable bool) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
-		}
+	p, err := redisproc.New(t.TempDir(), durable)
+	switch {
+	case errors.Is(err, redisproc.ErrNotInstalled) && os.Getenv("CI") == "true":
+		t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
+	case errors.Is(err, redisproc.ErrNotInstalled):
 		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	case err != nil:
 		t.Fatal(err)
 	}
-	s := &Server{Addr: ln.Addr().String(), t: t, bin: bin, dir: t.TempDir()}
-	ln.Close()
-	_, port, _ := net.SplitHostPort(s.Addr)
-	s.args = []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis.log")}
-	if durable {
-		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		s.args = append(s.args, "--appendonly", "no")
-	}
+	s := &Server{Addr: p.Addr, t: t, proc: p}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
 }
 
 // Stop kills the server; it is a no-op when it is not running.
-func (s *Server) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.proc.Kill() }
 
 // Restart starts the server again on the same port and directory and waits
 // until it answers.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, s.args...)
-	if err := s.cmd.Start(); err != nil {
+	if err := s.proc.Start(context.Background()); err != nil {
 		s.t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if pong(s.Addr) {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("redis-server on %s did not answer within 10s\n%s", s.Addr, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func pong(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprint(c, "PING\r\n")
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "+PONG")
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -136,7 +94,7 @@ func run(t testing.TB, addr, dir string, args ...string) {
 		cmd.Wait()
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for !pong(addr) {
+	for !redisproc.Ping(addr) {
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
 			t.Fatalf("redis-server on %s did not answer within 10s\n%s", addr, log)
