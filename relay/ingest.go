@@ -118,7 +118,7 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 			return nil, fmt.Errorf("sources[%d].allow_cidrs: %w", i, err)
 		}
 		if sc.RateLimit.RPS > 0 {
-			s.limiters = &ipLimiters{rps: rate.Limit(sc.RateLimit.RPS), burst: sc.RateLimit.Burst, m: make(map[string]*rate.Limiter)}
+			s.limiters = &ipLimiters{rps: rate.Limit(sc.RateLimit.RPS), burst: sc.RateLimit.Burst, m: make(map[netip.Prefix]*rate.Limiter)}
 		}
 		r.POST(sc.Path, func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 			in.serve(w, r, s)
@@ -226,7 +226,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		return
 	}
 	if src.limiters != nil {
-		if ok, wait := src.limiters.allow(limiterKey(ip), start); !ok {
+		if ok, wait := src.limiters.allow(limiterKey(addr), start); !ok {
 			outcome = "rate_limited"
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeRaw(w, http.StatusTooManyRequests, bodyRateLimited)
@@ -427,19 +427,16 @@ func (in *Ingress) clientAddr(r *http.Request) netip.Addr {
 	return addr
 }
 
-// limiterKey is the rate-limit bucket of a client address: the address
-// itself for IPv4, its /64 for IPv6, since one IPv6 client usually holds a
-// whole /64 and could otherwise take a fresh bucket per request.
-func limiterKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Is6() || a.Is4In6() {
-		return ip
+// limiterKey is the rate-limit bucket of a client address (already
+// unmapped by clientAddr): the address itself for IPv4, its /64 for IPv6,
+// since one IPv6 client usually holds a whole /64 and could otherwise take
+// a fresh bucket per request.
+func limiterKey(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
 	}
-	p, err := a.Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
+	p, _ := a.Prefix(64) // the zero Prefix for an invalid address
+	return p
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
@@ -462,11 +459,11 @@ type ipLimiters struct {
 	rps   rate.Limit
 	burst int
 	mu    sync.Mutex
-	m     map[string]*rate.Limiter
+	m     map[netip.Prefix]*rate.Limiter
 }
 
 // allow takes a token for ip, or says how long until one is due.
-func (l *ipLimiters) allow(ip string, now time.Time) (bool, time.Duration) {
+func (l *ipLimiters) allow(ip netip.Prefix, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	lim, ok := l.m[ip]
 	if !ok {
