@@ -146,3 +146,47 @@ routes: [{name: all, targets: [t]}]
 		t.Errorf("503 came after %s, past write_timeout (1s)", took)
 	}
 }
+
+// pauseMarksLate is the embedded store with pause marks that cannot be read
+// until ready is closed, like a store still coming up.
+type pauseMarksLate struct {
+	*boltstore.Store
+	ready chan struct{}
+}
+
+func (s pauseMarksLate) Paused(ctx context.Context) (map[string]bool, error) {
+	select {
+	case <-s.ready:
+		return s.Store.Paused(ctx)
+	default:
+		return nil, fmt.Errorf("store not ready")
+	}
+}
+
+// When the pause marks cannot be read at start, every target starts paused
+// (an operator's pause must not be lifted by a restart); once the store
+// answers, the targets that are not marked go, and a marked one stays held.
+func TestPauseMarksUnreadableAtStart(t *testing.T) {
+	good, held := newSink(t, "good", ok), newSink(t, "flaky", ok)
+	cfg := adminConfig(good, held)
+	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "late.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.SetPaused(t.Context(), "flaky", true); err != nil {
+		t.Fatal(err)
+	}
+	store := pauseMarksLate{Store: bs, ready: make(chan struct{})}
+	h := startRelayOn(t, cfg, store)
+	h.send(t, videoBody("late_marks"))
+	time.Sleep(1500 * time.Millisecond) // past a retry of the marks
+	if good.count() != 0 || held.count() != 0 {
+		t.Fatalf("delivered %d and %d while the pause marks were unreadable, want none", good.count(), held.count())
+	}
+	close(store.ready)
+	good.waitCount(t, 1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if held.count() != 0 {
+		t.Error("the target marked paused got a delivery once the marks were read")
+	}
+}
