@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -284,10 +285,7 @@ func TestDeployAlerts(t *testing.T) {
 // runs each alert against made-up series to see that it fires when it
 // should and stays quiet when it should not.
 func TestDeployAlertsPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not on PATH (Debian package prometheus): the rules' PromQL and templates are not checked")
-	}
+	promtool := testenv.LookPath(t, "promtool", testenv.InstallPromtool)
 	if out, err := exec.Command(promtool, "check", "rules", alertsFile).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check rules %s: %v\n%s", alertsFile, err, out)
 	}

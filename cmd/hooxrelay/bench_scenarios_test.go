@@ -4,14 +4,15 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 )
 
 // benchJSON runs "hooxrelay bench ARGS --json" in this process and decodes
@@ -141,12 +142,7 @@ func testBenchCrash(t *testing.T, extra ...string) {
 }
 
 func TestBenchRedisOutage(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
-		}
-		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
-	}
+	testenv.LookPath(t, "redis-server", testenv.InstallRedis)
 	var r redisOutageResult
 	benchJSON(t, &r, "redis-outage", "--down", "2s", "--before", "1s", "--after", "2s", "--lease", "2s", "--rate", "100", "--wait", "60s")
 	if r.Delivery.Lost != 0 || !r.Delivery.Drained {

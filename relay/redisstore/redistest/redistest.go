@@ -4,7 +4,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
 )
 
@@ -26,17 +26,13 @@ type Server struct {
 
 // Start runs a server until the test ends. With durable set it keeps an
 // append-only file fsync'd on every write, so that Stop and Restart lose
-// nothing. Without the binary the test is skipped loudly, except in CI
-// (CI=true), where it fails.
+// nothing. Without the binary the test fails in CI (CI=true) and is
+// skipped elsewhere, saying how to install it.
 func Start(t testing.TB, durable bool) *Server {
 	t.Helper()
+	binary(t)
 	p, err := redisproc.New(t.TempDir(), durable)
-	switch {
-	case errors.Is(err, redisproc.ErrNotInstalled) && os.Getenv("CI") == "true":
-		t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
-	case errors.Is(err, redisproc.ErrNotInstalled):
-		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
-	case err != nil:
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{Addr: p.Addr, t: t, proc: p}
@@ -71,14 +67,7 @@ func freePort(t testing.TB) string {
 
 func binary(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is not installed; .ci/run installs it with apt-get")
-		}
-		t.Skip("SKIPPING: redis-server is not installed (apt-get install redis-server)")
-	}
-	return bin
+	return testenv.LookPath(t, "redis-server", testenv.InstallRedis)
 }
 
 // run starts a redis-server process with args until the test ends and
@@ -126,10 +115,7 @@ func StartSentinel(t testing.TB, master *Server) string {
 // addresses once the cluster is up.
 func StartCluster(t testing.TB) []string {
 	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatal("redis-cli is not installed (it comes with redis-server's package, redis-tools)")
-	}
+	cli := testenv.LookPath(t, "redis-cli", testenv.InstallRedis)
 	var addrs []string
 	for range 3 {
 		dir := t.TempDir()
