@@ -13,7 +13,8 @@
 //  3. Validate checks the meaning of the values and reports every problem at
 //     once, so that fixing a file takes one round trip, not one per mistake.
 //
-// Load does all three. Every error the package returns for a problem in the
+// Load and Check do all three, and report the problems of steps 2 and 3 in
+// one go. Every error the package returns for a problem in the
 // file is a *FieldError, possibly several joined with errors.Join; FieldErrors
 // takes them apart again.
 //
@@ -285,21 +286,15 @@ func DefaultTarget() Target {
 	}
 }
 
-// Load reads the file at path, parses it and validates it. On any error it
-// returns a nil Config, so that a failed reload can never half-apply.
+// Load reads the file at path and checks it (see Check), reporting every
+// problem at once. On any error it returns a nil Config, so that a failed
+// reload can never half-apply.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := Parse(data, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return Check(data, path)
 }
 
 // Line returns the line on which the key path (such as "targets[2].url",

@@ -642,3 +642,46 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("hooxrelay.service: TimeoutStopSec=%s (%v), want a duration longer than server.shutdown_timeout (%s)", keys["TimeoutStopSec"], err, cfg.Server.ShutdownTimeout)
 	}
 }
+
+// Check reports decoding and meaning problems in one run, and leaves out
+// the complaints that only repeat a decoding problem.
+func TestCheckReportsEverything(t *testing.T) {
+	in := `server:
+  listn: ":8080"
+sources:
+  - name: hoox
+    path: /hooks/hoox
+    verify: {kind: token, secrest: [abc]}
+targets:
+  - name: media
+    url: http://127.0.0.1:9101/hook
+    timeout: -5s
+    max_in_flight: many
+routes:
+  - name: videos
+    targets: [media, nowhere]
+`
+	_, err := Check([]byte(in), "c.yaml")
+	want := []string{
+		`c.yaml:2: server.listn: unknown key; did you mean "listen"?`,
+		`c.yaml:6: sources[0].verify.secrest: unknown key; did you mean "secrets"?`,
+		`c.yaml:10: targets[0].timeout: must be a positive duration such as "10s", got "-5s"`,
+		`c.yaml:11: targets[0].max_in_flight: must be a whole number, got "many"`,
+		`c.yaml:14: routes[0].targets[1]: unknown target "nowhere"; define it under targets: or use one of "media"`,
+	}
+	if got := fmt.Sprint(err); got != strings.Join(want, "\n") {
+		t.Errorf("Check error =\n%s\nwant (no \"at least one secret\" for the mistyped secrets, nothing about max_in_flight's default)\n%s", got, strings.Join(want, "\n"))
+	}
+	if n := len(FieldErrors(err)); n != len(want) {
+		t.Errorf("Check gave %d FieldErrors, want %d", n, len(want))
+	}
+
+	// A target whose name is mistyped takes its routes' complaints along.
+	_, err = Check([]byte("sources: [{name: a, path: /a}]\ntargets:\n  - nmae: media\n    url: http://127.0.0.1:1/\nroutes: [{name: r, targets: [media]}]\n"), "d.yaml")
+	if got, want := fmt.Sprint(err), `d.yaml:3: targets[0].nmae: unknown key; did you mean "name"?`; got != want {
+		t.Errorf("Check with a mistyped target name: error\n%s\nwant only\n%s", got, want)
+	}
+	if c, err := Check([]byte("sources: [{name: a, path: /a}]\ntargets: [{name: t, url: \"http://127.0.0.1:1/\"}]\n"), "ok.yaml"); err != nil || c == nil || c.Targets[0].Name != "t" {
+		t.Errorf("Check of a valid config = %v, %v", c, err)
+	}
+}

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that no input makes Parse or Validate panic, and that
-// every error they return is made of FieldErrors: the check command prints
+// FuzzParse checks that no input makes Parse, Validate or Check panic,
+// that Check agrees with the other two on whether a file is valid, and
+// that every error they return is made of FieldErrors: the check command prints
 // them one per line, and a stray error type would lose its location.
 func FuzzParse(f *testing.F) {
 	seeds, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
@@ -30,16 +31,30 @@ func FuzzParse(f *testing.F) {
 	// a fixed one keeps runs reproducible.
 	f.Setenv("HOOXTEST_FUZZ", "1")
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checked, checkErr := Check(data, "fuzz.yaml")
+		if (checked == nil) == (checkErr == nil) {
+			t.Fatalf("Check(%q) = %v, %v: want a config or an error", data, checked, checkErr)
+		}
+		if checkErr != nil {
+			checkFieldErrors(t, "Check", data, checkErr)
+		}
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
 			if c != nil {
 				t.Fatalf("Parse(%q) returned a config along with error %v", data, err)
 			}
 			checkFieldErrors(t, "Parse", data, err)
+			if checkErr == nil {
+				t.Fatalf("Check(%q) passed what Parse refused: %v", data, err)
+			}
 			return
 		}
-		if err := c.Validate(); err != nil {
+		err = c.Validate()
+		if err != nil {
 			checkFieldErrors(t, "Validate", data, err)
+		}
+		if (err == nil) != (checkErr == nil) {
+			t.Fatalf("Check(%q) error %v, but Parse and Validate say %v", data, checkErr, err)
 		}
 	})
 }

@@ -79,10 +79,7 @@ type localRelay struct {
 // startInProcess serves the config in the background, logging JSON to
 // logw; wg owns the goroutine.
 func startInProcess(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, logw io.Writer) (*localRelay, error) {
-	cfg, err := config.Parse(yamlText, "bench.yaml")
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := config.Check(yamlText, "bench.yaml")
 	if err != nil {
 		return nil, fmt.Errorf("bench.yaml: %w", err)
 	}

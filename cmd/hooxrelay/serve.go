@@ -64,10 +64,7 @@ func loadConfigHash(path string) (*config.Config, string, error) {
 		}
 		return nil, "", usagef("read config: %v", err)
 	}
-	cfg, err := config.Parse(data, path)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := config.Check(data, path)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
@@ -219,10 +216,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // background until ctx ends; wg owns the goroutine. It returns the ingress
 // address and a channel that receives serve's result.
 func startLocal(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, name string, log *slog.Logger) (string, <-chan error, error) {
-	cfg, err := config.Parse(yamlText, name)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := config.Check(yamlText, name)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", name, err)
 	}
