@@ -139,3 +139,53 @@ func unsetenv(t *testing.T, k string) {
 	t.Setenv(k, "") // registers the restore
 	os.Unsetenv(k)
 }
+
+// ReadSources expands only the values it reads: the rest of the file may
+// name variables that are not set.
+func TestReadSources(t *testing.T) {
+	t.Setenv("HOOXTEST_HEADER", "X-Sig")
+	in := `server:
+  admin_token: ${HOOXTEST_UNSET_TOKEN}
+store: {kind: redis, redis: {url: "${HOOXTEST_UNSET_URL}"}}
+sources:
+  - name: hoox
+    path: /hooks/hoox
+  - &signed
+    name: partner
+    path: /hooks/partner
+    verify: {kind: hmac-sha256, header: "${HOOXTEST_HEADER}", secrets: ["${HOOXTEST_UNSET_SECRET}"]}
+    rate_limit: {rps: "${HOOXTEST_UNSET_RPS}"}
+  - <<: *signed
+    name: other
+    path: /hooks/other
+    verify: {kind: token, header: ~}
+targets: [{name: a, url: "${HOOXTEST_UNSET_TARGET}"}]
+`
+	entries, err := ReadSources([]byte(in), "s.yaml")
+	if err != nil {
+		t.Fatalf("ReadSources: %v", err)
+	}
+	want := []Source{
+		{Name: "hoox", Path: "/hooks/hoox", Verify: Verify{Kind: VerifyNone}},
+		{Name: "partner", Path: "/hooks/partner", Verify: Verify{Kind: VerifyHMACSHA256, Header: "X-Sig"}},
+		{Name: "other", Path: "/hooks/other", Verify: Verify{Kind: VerifyToken}},
+	}
+	var got []Source
+	for _, e := range entries {
+		if e.Err != nil {
+			t.Errorf("ReadSources: source %s: %v", e.Source.Name, e.Err)
+		}
+		e.Source.Verify.Tolerance = 0
+		got = append(got, e.Source)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ReadSources =\n%+v\nwant\n%+v", got, want)
+	}
+
+	// An unset variable is the problem of the source that uses it only.
+	entries, err = ReadSources([]byte("sources:\n  - name: a\n    verify: {kind: token, header: \"${HOOXTEST_UNSET_H}\"}\n  - name: b\n"), "u.yaml")
+	if want := `u.yaml:3: sources[0].verify.header: environment variable "HOOXTEST_UNSET_H" is not set`; err != nil || len(entries) != 2 ||
+		entries[0].Err == nil || !strings.HasPrefix(entries[0].Err.Error(), want) || entries[0].Source.Name != "a" || entries[1].Err != nil {
+		t.Errorf("ReadSources with an unset variable in one header = %+v, %v; want the first source to hold %q", entries, err, want)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // The admin commands (status, targets, events, event, deliveries, retry,
@@ -46,28 +47,31 @@ type adminOpts struct {
 	timeout      time.Duration
 }
 
-func adminFlags(fs *flag.FlagSet) *adminOpts {
+// adminCmd is an admin command: use, short and long as cobra has them
+// (long without adminHelp, which is added), and the admin flags.
+func adminCmd(use, short, long string, args cobra.PositionalArgs) (*cobra.Command, *adminOpts) {
+	cmd := &cobra.Command{Use: use, GroupID: groupAdmin, Short: short, Long: long + adminHelp, Args: args}
 	o := &adminOpts{}
-	def := os.Getenv("HOOXRELAY_ADMIN_URL")
-	if def == "" {
-		def = defaultAdminURL
-	}
-	fs.StringVar(&o.admin, "admin", def, "URL of the relay's admin API (its server.admin_listen); the default is $HOOXRELAY_ADMIN_URL when set")
-	fs.StringVar(&o.token, "token", "", "bearer token of the admin API (server.admin_token); the default is $HOOXRELAY_ADMIN_TOKEN,\nwhich keeps the token out of the process list")
-	fs.BoolVar(&o.json, "json", false, "print the API's JSON answer, indented, instead of a table")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a request to the admin API after this long")
-	return o
+	f := cmd.Flags()
+	f.StringVar(&o.admin, "admin", "", "`URL` of the relay's admin API, its server.admin_listen (default $HOOXRELAY_ADMIN_URL, else "+defaultAdminURL+")")
+	f.StringVar(&o.token, "token", "", "bearer `TOKEN` of the admin API, server.admin_token (default $HOOXRELAY_ADMIN_TOKEN, which keeps it out of the process list)")
+	f.BoolVar(&o.json, "json", false, "print the API's JSON answer, indented, instead of a table")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on a request to the admin API after this long")
+	return cmd, o
 }
 
 // client checks the flags and returns a client for the API they name.
 func (o *adminOpts) client() (*adminClient, error) {
 	raw := strings.TrimSpace(o.admin)
+	if raw == "" {
+		raw = orDefault(os.Getenv("HOOXRELAY_ADMIN_URL"), defaultAdminURL)
+	}
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw // "127.0.0.1:9090", as admin_listen is written
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--admin %q: want the admin API's URL, e.g. %s", o.admin, defaultAdminURL)
+		return nil, usagef("--admin %q: want the admin API's URL, e.g. %s", raw, defaultAdminURL)
 	}
 	if o.timeout <= 0 {
 		return nil, usagef("--timeout must be positive, got %s", o.timeout)
@@ -177,27 +181,6 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// parseArgs is parseFlags that also takes flags after the positional
-// arguments ("hooxrelay event ID --json"), and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string, e *env) ([]string, error) {
-	if err := parseFlags(fs, args, e); err != nil {
-		return nil, err
-	}
-	var pos []string
-	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil // everything after "--" is an argument
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-		if err := fs.Parse(args); err != nil {
-			return nil, errSilent{2}
-		}
-	}
-	return pos, nil
-}
-
-// printJSON writes an answer of the API indented.
 // fetch calls the API into out and, with --json, prints its answer as
 // received; done reports that printing it was the whole job.
 func (o *adminOpts) fetch(ctx context.Context, e *env, method, path string, q url.Values, key string, out any) (done bool, err error) {
@@ -212,6 +195,7 @@ func (o *adminOpts) fetch(ctx context.Context, e *env, method, path string, q ur
 	return true, printJSON(e.stdout, raw)
 }
 
+// printJSON writes an answer of the API indented.
 func printJSON(w io.Writer, raw []byte) error {
 	var b bytes.Buffer
 	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
@@ -223,8 +207,8 @@ func printJSON(w io.Writer, raw []byte) error {
 }
 
 // limitFlag adds --limit, which the API takes from 1 to relay.MaxLimit.
-func limitFlag(fs *flag.FlagSet, what string) *int {
-	return fs.Int("limit", relay.DefaultLimit, fmt.Sprintf("list at most this many %s (1 to %d)", what, relay.MaxLimit))
+func limitFlag(f *pflag.FlagSet, what string) *int {
+	return f.Int("limit", relay.DefaultLimit, fmt.Sprintf("list at most this many %s (1 to %d)", what, relay.MaxLimit))
 }
 
 func checkLimit(n int) error {
@@ -268,24 +252,4 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
-}
-
-// noArgs refuses positional arguments for a command that takes none.
-func noArgs(name string, pos []string) error {
-	if len(pos) > 0 {
-		return usagef("%s takes no arguments, got %q", name, pos)
-	}
-	return nil
-}
-
-// oneArg returns the single positional argument that a command needs;
-// hint says where to find one.
-func oneArg(name, what, hint string, pos []string) (string, error) {
-	switch {
-	case len(pos) == 0:
-		return "", usagef("%s needs %s; %s", name, what, hint)
-	case len(pos) > 1:
-		return "", usagef("%s takes one %s, got %q", name, what, pos)
-	}
-	return pos[0], nil
 }

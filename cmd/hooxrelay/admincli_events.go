@@ -13,34 +13,36 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/spf13/cobra"
 )
 
 // The admin commands that look at events and deliveries.
 
-func runEvents(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "events", "[--task T] [--status S] [--limit N] [--before EVENT_ID]", `Lists the events a relay received, newest first, with where each of their
+func newEventsCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("events", "list received events, newest first, with their deliveries",
+		`Lists the events a relay received, newest first, with where each of their
 deliveries stands (target:state/attempts). --status is the payload's
 status, e.g. completed or error. For the next page, pass the last event id
-shown as --before. Calls GET /api/v1/events.`+adminHelp)
-	o := adminFlags(fs)
-	task := fs.String("task", "", "only events of this task, e.g. video_generate")
-	status := fs.String("status", "", "only events whose payload has this status, e.g. error")
-	limit := limitFlag(fs, "events")
-	before := fs.String("before", "", "only events received before this event id (the next page)")
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
+shown as --before. Calls GET /api/v1/events.`, noArgs)
+	f := cmd.Flags()
+	task := f.String("task", "", "only events of this `TASK`, e.g. video_generate")
+	status := f.String("status", "", "only events whose payload has this `STATUS`, e.g. error")
+	limit := limitFlag(f, "events")
+	before := f.String("before", "", "only events received before this `EVENT_ID` (the next page)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return listEvents(cmd.Context(), e, o, *task, *status, *limit, *before)
+	}
+	return cmd
+}
+
+func listEvents(ctx context.Context, e *env, o *adminOpts, task, status string, limit int, before string) error {
+	if err := checkLimit(limit); err != nil {
 		return err
 	}
-	if err := noArgs("events", pos); err != nil {
-		return err
-	}
-	if err := checkLimit(*limit); err != nil {
-		return err
-	}
-	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	setIf(q, "task", *task)
-	setIf(q, "status", *status)
-	setIf(q, "before", *before)
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	setIf(q, "task", task)
+	setIf(q, "status", status)
+	setIf(q, "before", before)
 	var ans struct {
 		Events []relay.EventJSON `json:"events"`
 	}
@@ -64,7 +66,7 @@ shown as --before. Calls GET /api/v1/events.`+adminHelp)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	morePages(e, len(ans.Events), *limit, ans.Events[len(ans.Events)-1].EventID)
+	morePages(e, len(ans.Events), limit, ans.Events[len(ans.Events)-1].EventID)
 	return nil
 }
 
@@ -82,19 +84,16 @@ func setIf(q url.Values, key, value string) {
 	}
 }
 
-func runEvent(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "event", "EVENT_ID", `Shows one event: its metadata, its payload pretty-printed, and for each
+func newEventCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("event EVENT_ID", "show one event: metadata, payload and every delivery attempt",
+		`Shows one event: its metadata, its payload pretty-printed, and for each
 delivery its state and every attempt (when, how long, the target's answer).
-Calls GET /api/v1/events/EVENT_ID.`+adminHelp)
-	o := adminFlags(fs)
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	id, err := oneArg("event", "an EVENT_ID", `"hooxrelay events" lists them`, pos)
-	if err != nil {
-		return err
-	}
+Calls GET /api/v1/events/EVENT_ID.`, oneArg("an EVENT_ID", `"hooxrelay events" lists them`))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return showEvent(cmd.Context(), e, o, args[0]) }
+	return cmd
+}
+
+func showEvent(ctx context.Context, e *env, o *adminOpts, id string) error {
 	var ev relay.EventDetailJSON
 	if done, err := o.fetch(ctx, e, http.MethodGet, "/events/"+url.PathEscape(id), nil, "event_id", &ev); done || err != nil {
 		return err
@@ -176,35 +175,37 @@ func deliverySummary(d relay.DeliveryJSON) string {
 
 var deliveryStates = []relay.State{relay.Pending, relay.Delivered, relay.Dead}
 
-func runDeliveries(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "deliveries", "[--state pending|delivered|dead] [--target NAME] [--limit N] [--before DELIVERY_ID]", `Lists deliveries, newest event first: the delivery id (EVENT_ID:TARGET), its
+func newDeliveriesCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("deliveries", "list deliveries, e.g. the dead letters",
+		`Lists deliveries, newest event first: the delivery id (EVENT_ID:TARGET), its
 state, how many attempts were made, the last answer and error, and for a
 pending one when the next attempt is due. "--state dead" lists the dead
 letters that "hooxrelay retry" and "hooxrelay retry-dead" put back in line.
 For the next page, pass the last delivery id shown as --before.
-Calls GET /api/v1/deliveries.`+adminHelp)
-	o := adminFlags(fs)
-	state := fs.String("state", "", "only deliveries in this state: pending, delivered or dead")
-	target := fs.String("target", "", "only deliveries to this target")
-	limit := limitFlag(fs, "deliveries")
-	before := fs.String("before", "", "only deliveries after this delivery id in the list (the next page)")
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
+Calls GET /api/v1/deliveries.`, noArgs)
+	f := cmd.Flags()
+	state := f.String("state", "", "only deliveries in this `STATE`: pending, delivered or dead")
+	target := f.String("target", "", "only deliveries to the target `NAME`")
+	limit := limitFlag(f, "deliveries")
+	before := f.String("before", "", "only deliveries after this `DELIVERY_ID` in the list (the next page)")
+	cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions([]string{"pending", "delivered", "dead"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return listDeliveries(cmd.Context(), e, o, *state, *target, *limit, *before)
+	}
+	return cmd
+}
+
+func listDeliveries(ctx context.Context, e *env, o *adminOpts, state, target string, limit int, before string) error {
+	if state != "" && !slices.Contains(deliveryStates, relay.State(state)) {
+		return usagef("--state must be pending, delivered or dead, got %q", state)
+	}
+	if err := checkLimit(limit); err != nil {
 		return err
 	}
-	if err := noArgs("deliveries", pos); err != nil {
-		return err
-	}
-	if *state != "" && !slices.Contains(deliveryStates, relay.State(*state)) {
-		return usagef("--state must be pending, delivered or dead, got %q", *state)
-	}
-	if err := checkLimit(*limit); err != nil {
-		return err
-	}
-	q := url.Values{"limit": {strconv.Itoa(*limit)}}
-	setIf(q, "state", *state)
-	setIf(q, "target", *target)
-	setIf(q, "before", *before)
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	setIf(q, "state", state)
+	setIf(q, "target", target)
+	setIf(q, "before", before)
 	var ans struct {
 		Deliveries []relay.DeliveryJSON `json:"deliveries"`
 	}
@@ -213,11 +214,11 @@ Calls GET /api/v1/deliveries.`+adminHelp)
 	}
 	if len(ans.Deliveries) == 0 {
 		what := "deliveries"
-		if *state != "" {
-			what = *state + " deliveries"
+		if state != "" {
+			what = state + " deliveries"
 		}
-		if *target != "" {
-			what += " to " + *target
+		if target != "" {
+			what += " to " + target
 		}
 		fmt.Fprintln(e.stdout, "no "+what)
 		return nil
@@ -234,6 +235,6 @@ Calls GET /api/v1/deliveries.`+adminHelp)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	morePages(e, len(ans.Deliveries), *limit, ans.Deliveries[len(ans.Deliveries)-1].DeliveryID)
+	morePages(e, len(ans.Deliveries), limit, ans.Deliveries[len(ans.Deliveries)-1].DeliveryID)
 	return nil
 }

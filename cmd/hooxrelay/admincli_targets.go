@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/spf13/cobra"
 )
 
 // The admin commands that act on deliveries and targets, and status.
@@ -20,21 +21,18 @@ import (
 // requeues, so that a large backlog shows progress. A variable for tests.
 var retryDeadChunk = 200
 
-func runRetry(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "retry", "DELIVERY_ID", `Puts one dead or pending delivery back in line, due now, with a fresh budget
+func newRetryCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("retry DELIVERY_ID", "put one dead or pending delivery back in line now",
+		`Puts one dead or pending delivery back in line, due now, with a fresh budget
 (max_attempts and max_age count from now; attempt numbers go on).
 DELIVERY_ID is EVENT_ID:TARGET, as "hooxrelay deliveries" lists it. A
 delivered delivery, or one being attempted right now, is refused.
-Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`+adminHelp)
-	o := adminFlags(fs)
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	id, err := oneArg("retry", "a DELIVERY_ID (EVENT_ID:TARGET)", `"hooxrelay deliveries --state dead" lists them`, pos)
-	if err != nil {
-		return err
-	}
+Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`, oneArg("a DELIVERY_ID (EVENT_ID:TARGET)", `"hooxrelay deliveries --state dead" lists them`))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return retry(cmd.Context(), e, o, args[0]) }
+	return cmd
+}
+
+func retry(ctx context.Context, e *env, o *adminOpts, id string) error {
 	if _, _, ok := relay.SplitDeliveryID(id); !ok {
 		return usagef("DELIVERY_ID is EVENT_ID:TARGET, got %q; \"hooxrelay event %s\" lists that event's deliveries", id, id)
 	}
@@ -46,23 +44,21 @@ Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`+adminHelp)
 	return nil
 }
 
-func runRetryDead(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "retry-dead", "--target NAME", fmt.Sprintf(`Puts every dead delivery of a target back in line, due now, each with a fresh
+func newRetryDeadCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("retry-dead --target NAME", "put every dead delivery of a target back in line, with progress",
+		fmt.Sprintf(`Puts every dead delivery of a target back in line, due now, each with a fresh
 budget, in chunks of %d, showing progress on standard error; then prints
 how many were requeued. It stops after as many as were dead when it
 started, so that a target that still fails (and kills them again) cannot
 keep it going forever; run it again for any that are left.
-Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDeadChunk)+adminHelp)
-	o := adminFlags(fs)
-	target := fs.String("target", "", "the target whose dead deliveries to requeue (required)")
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("retry-dead", pos); err != nil {
-		return err
-	}
-	if *target == "" {
+Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDeadChunk), noArgs)
+	target := cmd.Flags().String("target", "", "the target `NAME` whose dead deliveries to requeue (required)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return retryDead(cmd.Context(), e, o, *target) }
+	return cmd
+}
+
+func retryDead(ctx context.Context, e *env, o *adminOpts, target string) error {
+	if target == "" {
 		return usagef("--target is required, e.g. hooxrelay retry-dead --target media (hooxrelay targets lists them)")
 	}
 	c, err := o.client()
@@ -73,9 +69,9 @@ Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDea
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(ts, func(t relay.TargetJSON) bool { return t.Name == *target })
+	i := slices.IndexFunc(ts, func(t relay.TargetJSON) bool { return t.Name == target })
 	if i < 0 {
-		return fmt.Errorf("target %q is not in the relay's config; hooxrelay targets lists them", *target)
+		return fmt.Errorf("target %q is not in the relay's config; hooxrelay targets lists them", target)
 	}
 	// Only as many as were dead at the start: the API requeues oldest
 	// first and cannot tell a dead letter that died again from one not yet
@@ -88,7 +84,7 @@ Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDea
 			Requeued int `json:"requeued"`
 		}
 		q := url.Values{"limit": {strconv.Itoa(min(retryDeadChunk, want-done))}}
-		if _, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(*target)+"/retry-dead", q, "requeued", &ans); err != nil {
+		if _, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(target)+"/retry-dead", q, "requeued", &ans); err != nil {
 			p.end()
 			if done > 0 {
 				return fmt.Errorf("%w (after requeueing %d of %d)", err, done, want)
@@ -106,10 +102,10 @@ Calls GET /api/v1/targets, then POST /api/v1/targets/NAME/retry-dead.`, retryDea
 		return printJSON(e.stdout, fmt.Appendf(nil, `{"requeued":%d}`, done))
 	}
 	if done == 0 {
-		fmt.Fprintf(e.stdout, "no dead deliveries to %s\n", *target)
+		fmt.Fprintf(e.stdout, "no dead deliveries to %s\n", target)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "requeued %s to %s; they are due now\n", plural(done, "dead delivery", "dead deliveries"), *target)
+	fmt.Fprintf(e.stdout, "requeued %s to %s; they are due now\n", plural(done, "dead delivery", "dead deliveries"), target)
 	return nil
 }
 
@@ -154,36 +150,25 @@ func (c *adminClient) targets(ctx context.Context) ([]relay.TargetJSON, error) {
 	return ans.Targets, err
 }
 
-func runPause(ctx context.Context, args []string, e *env) error {
-	return pauseCmd(ctx, args, e, true)
-}
-
-func runResume(ctx context.Context, args []string, e *env) error {
-	return pauseCmd(ctx, args, e, false)
-}
-
-func pauseCmd(ctx context.Context, args []string, e *env, pause bool) error {
-	name, verb := "pause", "pause"
+// newPauseCmd is "pause", or "resume" when pause is false.
+func newPauseCmd(e *env, pause bool) *cobra.Command {
+	verb, short := "pause", "stop attempts to a target; deliveries wait, nothing is dropped"
 	desc := `Stops attempts to a target: webhooks keep being accepted and their
 deliveries wait, pending, until "hooxrelay resume TARGET". Nothing is
 dropped, and the pause outlasts a restart of the relay.
 Calls POST /api/v1/targets/TARGET/pause.`
 	if !pause {
-		name, verb = "resume", "resume"
+		verb, short = "resume", "restart attempts to a paused target"
 		desc = `Restarts attempts to a target paused by "hooxrelay pause"; its pending
 deliveries are attempted again.
 Calls POST /api/v1/targets/TARGET/resume.`
 	}
-	fs := newFlags(e, name, "TARGET", desc+adminHelp)
-	o := adminFlags(fs)
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	target, err := oneArg(name, "a TARGET", `"hooxrelay targets" lists them`, pos)
-	if err != nil {
-		return err
-	}
+	cmd, o := adminCmd(verb+" TARGET", short, desc, oneArg("a TARGET", `"hooxrelay targets" lists them`))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return pauseTarget(cmd.Context(), e, o, verb, args[0]) }
+	return cmd
+}
+
+func pauseTarget(ctx context.Context, e *env, o *adminOpts, verb, target string) error {
 	var ans struct {
 		Name   string `json:"name"`
 		Paused bool   `json:"paused"`
@@ -199,18 +184,16 @@ Calls POST /api/v1/targets/TARGET/resume.`
 	return nil
 }
 
-func runTargets(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "targets", "", `Lists the targets of a relay with their URL, circuit breaker state (closed,
+func newTargetsCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("targets", "list the targets with their breaker, pause and pending/dead/delivered counts",
+		`Lists the targets of a relay with their URL, circuit breaker state (closed,
 open or half-open), whether they are paused, and how many of their
-deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`+adminHelp)
-	o := adminFlags(fs)
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("targets", pos); err != nil {
-		return err
-	}
+deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`, noArgs)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return listTargets(cmd.Context(), e, o) }
+	return cmd
+}
+
+func listTargets(ctx context.Context, e *env, o *adminOpts) error {
 	var ans struct {
 		Targets []relay.TargetJSON `json:"targets"`
 	}
@@ -233,18 +216,16 @@ deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`+adminHel
 	return tw.Flush()
 }
 
-func runStatus(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "status", "", `Shows which relay answers at --admin: its version, when it started, the
+func newStatusCmd(e *env) *cobra.Command {
+	cmd, o := adminCmd("status", "show which relay answers at --admin: version, config hash, store, last reload",
+		`Shows which relay answers at --admin: its version, when it started, the
 hash of the config it runs, its store, and how its last config reload
-(SIGHUP) went. Calls GET /api/v1/status.`+adminHelp)
-	o := adminFlags(fs)
-	pos, err := parseArgs(fs, args, e)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("status", pos); err != nil {
-		return err
-	}
+(SIGHUP) went. Calls GET /api/v1/status.`, noArgs)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return showStatus(cmd.Context(), e, o) }
+	return cmd
+}
+
+func showStatus(ctx context.Context, e *env, o *adminOpts) error {
 	c, err := o.client()
 	if err != nil {
 		return err

@@ -420,28 +420,6 @@ func TestAdminProgressBar(t *testing.T) {
 	}
 }
 
-func TestParseArgs(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		pos  []string
-		json bool
-	}{
-		{[]string{"ID"}, []string{"ID"}, false},
-		{[]string{"ID", "--json"}, []string{"ID"}, true},
-		{[]string{"--json", "ID"}, []string{"ID"}, true},
-		{[]string{"--", "--json"}, []string{"--json"}, false},
-		{[]string{"ID", "--", "-x"}, []string{"ID", "-x"}, false},
-	} {
-		e := &env{stdout: io.Discard, stderr: io.Discard}
-		fs := newFlags(e, "t", "", "")
-		j := fs.Bool("json", false, "")
-		pos, err := parseArgs(fs, tc.args, e)
-		if err != nil || !slices.Equal(pos, tc.pos) || *j != tc.json {
-			t.Errorf("parseArgs(%q) = %q, %v with --json %v; want %q with --json %v", tc.args, pos, err, *j, tc.pos, tc.json)
-		}
-	}
-}
-
 // TestAdminAnswersOfSomethingElse points the commands at servers that are
 // not a healthy admin API and expects one line saying what to check.
 func TestAdminAnswersOfSomethingElse(t *testing.T) {

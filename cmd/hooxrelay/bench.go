@@ -14,10 +14,11 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 const benchConfig = `
@@ -57,84 +58,77 @@ type benchResult struct {
 	firstError string
 }
 
-// benchScenarios are the runs of "hooxrelay bench SCENARIO"; the first,
-// load, is also what "hooxrelay bench" alone runs.
-var benchScenarios []benchScenario
-
-type benchScenario struct {
-	name, summary string
-	run           func(ctx context.Context, name string, args []string, e *env) error
+// benchFlags are the flags of "bench" and "bench load".
+type benchFlags struct {
+	duration   time.Duration
+	senders    int
+	asJSON     bool
+	redisURL   string
+	dirFlag    string
+	cpuProfile string
 }
 
-func init() {
-	benchScenarios = []benchScenario{
-		{"load", "the relay against a bare HTTP baseline: acked req/s, ack latency, drain time (the default)", runBenchLoad},
-		{"burst", "20,000 webhooks at once to a target limited to 200/s: ack latency, delivery rate, a time series and its SVG plot", runBenchBurst},
-		{"dead-target", "a target down (503 or connection refused) for a minute, then back: attempts while down, breaker opens, drain", runBenchDeadTarget},
-		{"crash", "a relay process SIGKILLed under load with a backlog, then restarted: acked vs delivered", runBenchCrash},
-		{"redis-outage", "the relay's redis-server killed for 10s under load, then restarted: 503s, acked vs delivered", runBenchRedisOutage},
-		{"soak", "a steady rate for a long time: the relay's RSS and goroutines, flat or growing", runBenchSoak},
-	}
-}
-
-// benchUsage is the part of "bench --help" that lists the scenarios.
-func benchUsage() string {
-	var b strings.Builder
-	b.WriteString("Scenarios (run \"hooxrelay bench SCENARIO --help\" for each one's flags):\n")
-	for _, s := range benchScenarios {
-		fmt.Fprintf(&b, "  %-13s %s\n", s.name, s.summary)
-	}
-	b.WriteString(`
-Every scenario sends only to loopback addresses it opened itself, prints
-its progress on stderr and a short table on stdout (--json: one JSON
-object), and reports how many acked events were lost (never delivered:
-must be 0, or the command fails) and how many were delivered twice.`)
-	return b.String()
-}
-
-func runBench(ctx context.Context, args []string, e *env) error {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		for _, s := range benchScenarios {
-			if s.name == args[0] {
-				return s.run(ctx, "bench "+s.name, args[1:], e)
-			}
-		}
-		names := make([]string, len(benchScenarios))
-		for i, s := range benchScenarios {
-			names[i] = s.name
-		}
-		return usagef("bench: unknown scenario %q; want one of %s", args[0], strings.Join(names, ", "))
-	}
-	return runBenchLoad(ctx, "bench", args, e)
-}
-
-func runBenchLoad(ctx context.Context, name string, args []string, e *env) error {
-	synopsis, head := "[--duration D] [--senders N]", ""
-	if name == "bench" {
-		synopsis, head = "[SCENARIO] [flags]", "Measures the relay under load and under faults.\n\n"+benchUsage()+
-			"\n\nWithout a scenario it runs load, whose flags follow:\n"
-	}
-	fs := newFlags(e, name, synopsis, head+`Measures the relay against a bare baseline in the same run. It starts a bare Go
+const benchLoadLong = `Measures the relay against a bare baseline in the same run. It starts a bare Go
 HTTP server that only reads and parses the body, and a relay on an embedded
 store in a temporary directory (durable: fsync'd before the ack; logging a
 JSON line per webhook and per attempt to a file there) fanning out to two
 local sinks. It drives each for --duration with --senders concurrent
 senders posting unique Hoox webhooks of every task type, then waits for the
 relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
-and errors for both, their ratio, and the drain time. Only loopback is used.`)
-	duration := fs.Duration("duration", 10*time.Second, "how long to drive each server")
-	senders := fs.Int("senders", 64, "concurrent senders")
-	asJSON := fs.Bool("json", false, "print the results as JSON")
-	redisURL := fs.String("redis", "", "run the relay on the Redis at this loopback URL (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
-	dirFlag := fs.String("dir", "", "directory for the relay's store (default: a temporary directory; put it on the disk you want to measure)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the relay run to this file")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+and errors for both, their ratio, and the drain time. Only loopback is used.`
+
+// newBenchCmd is "bench", which runs the load scenario, with the other
+// scenarios as its subcommands.
+func newBenchCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "bench [SCENARIO]",
+		GroupID: groupTry,
+		Short:   "measure the relay: load against a bare baseline, or a fault scenario with lost and duplicated deliveries",
+		Long: `Measures the relay under load and under faults. Without a scenario it runs
+load, whose flags follow.
+
+Every scenario sends only to loopback addresses it opened itself, prints
+its progress on stderr and a short table on stdout (--json: one JSON
+object), and reports how many acked events were lost (never delivered:
+must be 0, or the command fails) and how many were delivered twice.
+
+` + benchLoadLong,
+		Args: unknownSubcommand("scenario"),
 	}
-	if *senders < 1 || *duration <= 0 {
+	benchLoadFlags(cmd, e)
+	load := &cobra.Command{
+		Use:   "load",
+		Short: "the relay against a bare HTTP baseline: acked req/s, ack latency, drain time (the default)",
+		Long:  benchLoadLong,
+		Args:  noArgs,
+	}
+	benchLoadFlags(load, e)
+	cmd.AddGroup(&cobra.Group{ID: "scenario", Title: "Scenarios (\"hooxrelay bench SCENARIO --help\" tells each one's flags):"})
+	cmd.AddCommand(load, newBenchBurstCmd(e), newBenchDeadTargetCmd(e), newBenchCrashCmd(e), newBenchRedisOutageCmd(e), newBenchSoakCmd(e))
+	for _, c := range cmd.Commands() {
+		c.GroupID = "scenario"
+	}
+	return cmd
+}
+
+// benchLoadFlags gives cmd the load scenario's flags and makes it run it.
+func benchLoadFlags(cmd *cobra.Command, e *env) {
+	var o benchFlags
+	f := cmd.Flags()
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to drive each server")
+	f.IntVar(&o.senders, "senders", 64, "concurrent senders")
+	f.BoolVar(&o.asJSON, "json", false, "print the results as JSON")
+	f.StringVar(&o.redisURL, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
+	f.StringVar(&o.dirFlag, "dir", "", "keep the relay's store in `DIR` (default: a temporary directory; put it on the disk you want to measure)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the relay run to this `FILE`")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runBenchLoad(cmd.Context(), e, &o) }
+}
+
+func runBenchLoad(ctx context.Context, e *env, o *benchFlags) error {
+	if o.senders < 1 || o.duration <= 0 {
 		return usagef("--senders must be ≥ 1 and --duration > 0")
 	}
-	dir := *dirFlag
+	dir := o.dirFlag
 	if dir == "" {
 		d, err := os.MkdirTemp("", "hooxrelay-bench-")
 		if err != nil {
@@ -192,12 +186,12 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	}
 	storeYAML := fmt.Sprintf("{path: %q}", filepath.Join(dir, "bench.db"))
 	storeName := "the embedded store (fsync per commit)"
-	if *redisURL != "" {
-		u, err := url.Parse(*redisURL)
+	if o.redisURL != "" {
+		u, err := url.Parse(o.redisURL)
 		if err != nil || !isLoopback(u.Hostname()) {
-			return usagef("--redis %q: want a redis:// URL on a loopback address", *redisURL)
+			return usagef("--redis %q: want a redis:// URL on a loopback address", o.redisURL)
 		}
-		storeYAML = fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench-%d}}", *redisURL, time.Now().UnixNano())
+		storeYAML = fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench-%d}}", o.redisURL, time.Now().UnixNano())
 		storeName = "Redis at " + u.Host
 	}
 	relayAddr, served, err := startLocal(ctx, &wg, fmt.Appendf(nil, benchConfig, storeYAML, addrs[0], addrs[1]),
@@ -206,11 +200,11 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 		return err
 	}
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *senders, MaxIdleConns: *senders}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
 	var seq atomic.Int64
-	base := load(ctx, client, "baseline", "http://"+bln.Addr().String()+"/", *senders, *duration, &seq, progress)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	base := load(ctx, client, "baseline", "http://"+bln.Addr().String()+"/", o.senders, o.duration, &seq, progress)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -219,7 +213,7 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 			return err
 		}
 	}
-	rel := load(ctx, client, "relay", "http://"+relayAddr+"/hooks/hoox", *senders, *duration, &seq, progress)
+	rel := load(ctx, client, "relay", "http://"+relayAddr+"/hooks/hoox", o.senders, o.duration, &seq, progress)
 
 	pprof.StopCPUProfile()
 	want := 2 * (rel.Requests - rel.Errors)
@@ -247,16 +241,16 @@ and errors for both, their ratio, and the drain time. Only loopback is used.`)
 	// The relay shares this process with the sinks and the load generator:
 	// its high-water mark bounds the relay's.
 	peak := peakRSS()
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
-			"senders": *senders, "duration_s": duration.Seconds(), "baseline": base, "relay": rel,
+			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": rel,
 			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
 			"deliveries_per_sec": perSec, "peak_rss_bytes": peak,
 		})
 	}
-	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on %s, fan-out to 2 targets\n\n", *senders, *duration, storeName)
+	fmt.Fprintf(e.stdout, "%d senders, %s each, relay on %s, fan-out to 2 targets\n\n", o.senders, o.duration, storeName)
 	fmt.Fprintf(e.stdout, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
 	for _, r := range []benchResult{base, rel} {
 		fmt.Fprintf(e.stdout, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", r.Name, r.ReqPerSec, r.ReqPerSec/base.ReqPerSec,

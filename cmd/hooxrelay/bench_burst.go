@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // burstResult is the outcome of "bench burst".
@@ -32,8 +34,25 @@ type burstResult struct {
 	steadyFrom, steadyTo float64
 }
 
-func runBenchBurst(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--events N] [--rate R] [--svg FILE] [--json]", `Sends --events webhooks as fast as --senders senders can to a relay (embedded
+// burstFlags are the flags of "bench burst".
+type burstFlags struct {
+	events   int64
+	rps      float64
+	senders  int
+	svgPath  string
+	bucket   time.Duration
+	wait     time.Duration
+	dirFlag  string
+	asJSON   bool
+	redisURL string
+}
+
+func newBenchBurstCmd(e *env) *cobra.Command {
+	var o burstFlags
+	cmd := &cobra.Command{
+		Use:   "burst",
+		Short: "20,000 webhooks at once to a target limited to 200/s: ack latency, delivery rate, a time series and its SVG plot",
+		Long: `Sends --events webhooks as fast as --senders senders can to a relay (embedded
 store, fsync'd before each ack) whose one target is limited to --rate
 deliveries per second. Every webhook must be acked fast, whatever the
 target's pace, and delivered at the limit afterwards.
@@ -42,31 +61,36 @@ over the steady part (from the 10th to the 90th percentile of delivery
 times; it should be within 5% of the limit), how many acked events were
 lost (must be 0) or delivered twice, and how long delivery went on after
 the last ack. It records acks/s, deliveries/s and the p99 ack latency per
---bucket and, with --svg, plots them.`)
-	events := fs.Int64("events", 20000, "webhooks to send")
-	rps := fs.Float64("rate", 200, "the target's rate limit, deliveries per second")
-	senders := fs.Int("senders", 64, "concurrent senders")
-	svgPath := fs.String("svg", "", "write a plot of the time series to this SVG file")
-	bucket := fs.Duration("bucket", 100*time.Millisecond, "width of a time-series bucket")
-	wait := fs.Duration("wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
-	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	redisURL := redisFlag(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+--bucket and, with --svg, plots them.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchBurst(cmd.Context(), e, &o) },
 	}
-	if *events < 1 || *rps <= 0 || *senders < 1 || *bucket <= 0 {
+	f := cmd.Flags()
+	f.Int64Var(&o.events, "events", 20000, "webhooks to send")
+	f.Float64Var(&o.rps, "rate", 200, "the target's rate limit, deliveries per second")
+	f.IntVar(&o.senders, "senders", 64, "concurrent senders")
+	f.StringVar(&o.svgPath, "svg", "", "write a plot of the time series to this SVG file")
+	f.DurationVar(&o.bucket, "bucket", 100*time.Millisecond, "width of a time-series bucket")
+	f.DurationVar(&o.wait, "wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
+	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store and log (default: a temporary directory)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	redisFlag(f, &o.redisURL)
+	return cmd
+}
+
+func runBenchBurst(ctx context.Context, e *env, o *burstFlags) error {
+	if o.events < 1 || o.rps <= 0 || o.senders < 1 || o.bucket <= 0 {
 		return usagef("--events, --rate, --senders and --bucket must be positive")
 	}
-	if *wait == 0 {
-		*wait = max(time.Minute, time.Duration(2*float64(*events) / *rps * float64(time.Second)))
+	if o.wait == 0 {
+		o.wait = max(time.Minute, time.Duration(2*float64(o.events)/o.rps*float64(time.Second)))
 	}
-	dir, logf, cleanup, err := scenarioDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(o.dirFlag)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
+	storeYAML, storeName, err := scenarioStore(o.redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -75,7 +99,7 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	defer wg.Wait()
 	defer cancel()
 	progress := e.stderr
-	ser := newSeries(*bucket)
+	ser := newSeries(o.bucket)
 	tgt := newBenchTarget("limited")
 	tgt.series, tgt.keepTimes = ser, true
 	if err := tgt.start(ctx, &wg); err != nil {
@@ -83,17 +107,17 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
 		storeYAML,
-		scenarioTarget{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", *rps)}), logf)
+		scenarioTarget{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", o.rps)}), logf)
 	if err != nil {
 		return err
 	}
-	d, err := newDriver(rel.ingress, *senders)
+	d, err := newDriver(rel.ingress, o.senders)
 	if err != nil {
 		return err
 	}
-	d.events, d.series = *events, ser
+	d.events, d.series = o.events, ser
 
-	fmt.Fprintf(progress, "burst: %d webhooks from %d senders; the target takes %g/s\n", *events, *senders, *rps)
+	fmt.Fprintf(progress, "burst: %d webhooks from %d senders; the target takes %g/s\n", o.events, o.senders, o.rps)
 	ser.mu.Lock()
 	ser.start = time.Now()
 	ser.mu.Unlock()
@@ -105,40 +129,40 @@ the last ack. It records acks/s, deliveries/s and the p99 ack latency per
 	stopProgress()
 	fmt.Fprintln(progress)
 	acks := d.stats()
-	drain := waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), time.Now(), *wait, progress, "burst")
+	drain := waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), time.Now(), o.wait, progress, "burst")
 	cancel()
 	if err := <-rel.served; err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
 
-	res := burstResult{Scenario: "burst", Events: *events, Senders: *senders, LimitPerS: *rps, Acks: acks, Delivery: drain, Series: ser.export()}
+	res := burstResult{Scenario: "burst", Events: o.events, Senders: o.senders, LimitPerS: o.rps, Acks: acks, Delivery: drain, Series: ser.export()}
 	if ts := tgt.deliveryTimes(); len(ts) > 0 {
 		res.firstDeliveryS = ts[0].Sub(ser.start).Seconds()
 		res.LastDeliveryS = ts[len(ts)-1].Sub(ser.start).Seconds()
 		res.DrainAfterAcksS = max(0, ts[len(ts)-1].Sub(d.lastAck).Seconds())
 		if i10, i90 := len(ts)/10, len(ts)*9/10; i90 > i10 && ts[i90].After(ts[i10]) {
 			res.DeliveryRate = float64(i90-i10) / ts[i90].Sub(ts[i10]).Seconds()
-			res.DeliveryRateOff = 100 * (res.DeliveryRate - *rps) / *rps
+			res.DeliveryRateOff = 100 * (res.DeliveryRate - o.rps) / o.rps
 			res.steadyFrom, res.steadyTo = ts[i10].Sub(ser.start).Seconds(), ts[i90].Sub(ser.start).Seconds()
 		}
 	}
-	if *svgPath != "" {
-		f, err := os.Create(*svgPath)
+	if o.svgPath != "" {
+		f, err := os.Create(o.svgPath)
 		if err != nil {
 			return err
 		}
 		err = writeSVG(f, "hooxrelay bench burst",
 			fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; %s; lost %d, duplicated %d",
-				*events, *senders, *rps, storeName, drain.Lost, drain.Dups), burstPanels(res))
+				o.events, o.senders, o.rps, storeName, drain.Lost, drain.Dups), burstPanels(res))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("--svg %q: %w", *svgPath, err)
+			return fmt.Errorf("--svg %q: %w", o.svgPath, err)
 		}
-		res.SVG = *svgPath
+		res.SVG = o.svgPath
 	}
-	return report(e, *asJSON, res, drain)
+	return report(e, o.asJSON, res, drain)
 }
 
 func (r burstResult) table(w io.Writer) {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // crashResult is the outcome of "bench crash".
@@ -23,8 +25,25 @@ type crashResult struct {
 	Delivery    drainResult `json:"delivery"`
 }
 
-func runBenchCrash(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--duration D] [--kills N] [--json]", `Runs the relay as a child process ("hooxrelay serve", on the embedded store or, with --redis, on Redis) with
+// crashFlags are the flags of "bench crash".
+type crashFlags struct {
+	duration time.Duration
+	kills    int
+	rps      float64
+	delay    time.Duration
+	relayBin string
+	wait     time.Duration
+	dirFlag  string
+	asJSON   bool
+	redisURL string
+}
+
+func newBenchCrashCmd(e *env) *cobra.Command {
+	var o crashFlags
+	cmd := &cobra.Command{
+		Use:   "crash",
+		Short: "a relay process SIGKILLed under load with a backlog, then restarted: acked vs delivered",
+		Long: `Runs the relay as a child process ("hooxrelay serve", on the embedded store or, with --redis, on Redis) with
 two targets: "slow" answers after --delay with at most 8 attempts in flight
 (400/s with the default delay), so a backlog builds up and attempts are
 always in flight; "down" answers 503 until the load ends. Webhooks arrive
@@ -34,32 +53,37 @@ restarted at once on the same store. Then "down" comes back.
 It prints the events acked (2xx answers seen by the senders) against the
 distinct Webhook-Ids each target received: lost (acked, never delivered;
 must be 0), duplicated (at-least-once redeliveries of attempts in flight
-at the kill) and delivered but never acked.`)
-	duration := fs.Duration("duration", 10*time.Second, "how long to send")
-	kills := fs.Int("kills", 1, "how many times to SIGKILL the relay during the load")
-	rps := fs.Float64("rate", 500, "webhooks sent per second")
-	delay := fs.Duration("delay", 20*time.Millisecond, "how long the slow target takes to answer")
-	relayBin := fs.String("relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
-	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the load")
-	dirFlag := fs.String("dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	redisURL := redisFlag(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+at the kill) and delivered but never acked.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchCrash(cmd.Context(), e, &o) },
 	}
-	if *duration <= 0 || *kills < 1 || *delay < 0 || *rps <= 0 {
+	f := cmd.Flags()
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send")
+	f.IntVar(&o.kills, "kills", 1, "how many times to SIGKILL the relay during the load")
+	f.Float64Var(&o.rps, "rate", 500, "webhooks sent per second")
+	f.DurationVar(&o.delay, "delay", 20*time.Millisecond, "how long the slow target takes to answer")
+	f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
+	f.DurationVar(&o.wait, "wait", 5*time.Minute, "longest wait for the deliveries after the load")
+	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	redisFlag(f, &o.redisURL)
+	return cmd
+}
+
+func runBenchCrash(ctx context.Context, e *env, o *crashFlags) error {
+	if o.duration <= 0 || o.kills < 1 || o.delay < 0 || o.rps <= 0 {
 		return usagef("--duration, --kills and --rate must be positive")
 	}
-	bin, err := relayBinary(*relayBin)
+	bin, err := relayBinary(o.relayBin)
 	if err != nil {
 		return err
 	}
-	dir, cleanup, err := benchDir(*dirFlag)
+	dir, cleanup, err := benchDir(o.dirFlag)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "relay.db"), 2*time.Second)
+	storeYAML, storeName, err := scenarioStore(o.redisURL, filepath.Join(dir, "relay.db"), 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -70,7 +94,7 @@ at the kill) and delivered but never acked.`)
 	progress := e.stderr
 
 	slow, down := newBenchTarget("slow"), newBenchTarget("down")
-	slow.sink.delay = *delay
+	slow.sink.delay = o.delay
 	down.down.Store(true)
 	for _, t := range []*benchTarget{slow, down} {
 		if err := t.start(ctx, &wg); err != nil {
@@ -88,11 +112,11 @@ at the kill) and delivered but never acked.`)
 		return err
 	}
 	defer child.kill()
-	d, err := newPacedDriver(child.ingress, *rps, 0)
+	d, err := newPacedDriver(child.ingress, o.rps, 0)
 	if err != nil {
 		return err
 	}
-	res := crashResult{Store: storeName, Scenario: "crash", Binary: bin, Seconds: duration.Seconds(), RatePerS: *rps}
+	res := crashResult{Store: storeName, Scenario: "crash", Binary: bin, Seconds: o.duration.Seconds(), RatePerS: o.rps}
 
 	start := time.Now()
 	var killed atomic.Int64
@@ -111,8 +135,8 @@ at the kill) and delivered but never acked.`)
 		stopSending()
 		<-driven
 	}
-	step := *duration / time.Duration(*kills+1)
-	for range *kills {
+	step := o.duration / time.Duration(o.kills+1)
+	for range o.kills {
 		sleepCtx(ctx, step)
 		res.AckedAtKill = append(res.AckedAtKill, d.acks.Load())
 		killedAt := time.Now()
@@ -124,18 +148,18 @@ at the kill) and delivered but never acked.`)
 		}
 		res.RestartS = append(res.RestartS, time.Since(killedAt).Seconds())
 	}
-	sleepCtx(ctx, *duration-time.Duration(*kills)*step)
+	sleepCtx(ctx, o.duration-time.Duration(o.kills)*step)
 	stop()
 	loadEnd := time.Now()
 	down.setDown(false)
 	res.Acks = d.stats()
 	stopProgress()
 	fmt.Fprintln(progress)
-	res.Delivery = waitDelivered(ctx, []*benchTarget{slow, down}, d.ackedIDs(), loadEnd, *wait, progress, "crash")
+	res.Delivery = waitDelivered(ctx, []*benchTarget{slow, down}, d.ackedIDs(), loadEnd, o.wait, progress, "crash")
 	if err := child.stop(); err != nil {
 		return err
 	}
-	return report(e, *asJSON, res, res.Delivery)
+	return report(e, o.asJSON, res, res.Delivery)
 }
 
 func (r crashResult) table(w io.Writer) {

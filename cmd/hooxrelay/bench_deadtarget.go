@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // deadTargetResult is the outcome of "bench dead-target".
@@ -32,8 +34,25 @@ type deadTargetResult struct {
 	Delivery           drainResult `json:"delivery"`
 }
 
-func runBenchDeadTarget(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--down D] [--as 503|refused] [--json]", `Sends webhooks at --rate to a relay (embedded store, or Redis with --redis) whose one target is up
+// deadTargetFlags are the flags of "bench dead-target".
+type deadTargetFlags struct {
+	down        time.Duration
+	downAs      string
+	before      time.Duration
+	rps         float64
+	openTimeout time.Duration
+	wait        time.Duration
+	dirFlag     string
+	asJSON      bool
+	redisURL    string
+}
+
+func newBenchDeadTargetCmd(e *env) *cobra.Command {
+	var o deadTargetFlags
+	cmd := &cobra.Command{
+		Use:   "dead-target",
+		Short: "a target down (503 or connection refused) for a minute, then back: attempts while down, breaker opens, drain",
+		Long: `Sends webhooks at --rate to a relay (embedded store, or Redis with --redis) whose one target is up
 for --before, then down for --down (answering 503, or refusing connections
 with --as refused), then back; sending stops when it is back. The target
 has the default retry policy and breaker (opens at half of at least 10
@@ -42,31 +61,36 @@ It prints the delivery attempts made while the target was down (the
 breaker should keep them few: after it opens, one probe per open timeout),
 how many times the breaker opened, how long after the recovery it closed
 and the backlog drained, and how many acked events were lost (must be 0)
-or delivered twice.`)
-	down := fs.Duration("down", time.Minute, "how long the target is down (10s makes a quick run)")
-	downAs := fs.String("as", "503", "how the target is down: 503 (answers 503 Service Unavailable) or refused (connection refused)")
-	before := fs.Duration("before", time.Second, "how long the target is up before it goes down")
-	rps := fs.Float64("rate", 100, "webhooks sent per second")
-	openTimeout := fs.Duration("open-timeout", 30*time.Second, "the target's breaker.open_timeout (the config's default is 30s)")
-	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the target is back")
-	dirFlag := fs.String("dir", "", "directory for the relay's store and log (default: a temporary directory)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	redisURL := redisFlag(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+or delivered twice.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchDeadTarget(cmd.Context(), e, &o) },
 	}
-	if *downAs != "503" && *downAs != "refused" {
-		return usagef("--as %q: want 503 or refused", *downAs)
+	f := cmd.Flags()
+	f.DurationVar(&o.down, "down", time.Minute, "how long the target is down (10s makes a quick run)")
+	f.StringVar(&o.downAs, "as", "503", "how the target is down: 503 (answers 503 Service Unavailable) or refused (connection refused)")
+	f.DurationVar(&o.before, "before", time.Second, "how long the target is up before it goes down")
+	f.Float64Var(&o.rps, "rate", 100, "webhooks sent per second")
+	f.DurationVar(&o.openTimeout, "open-timeout", 30*time.Second, "the target's breaker.open_timeout (the config's default is 30s)")
+	f.DurationVar(&o.wait, "wait", 5*time.Minute, "longest wait for the deliveries after the target is back")
+	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store and log (default: a temporary directory)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	redisFlag(f, &o.redisURL)
+	return cmd
+}
+
+func runBenchDeadTarget(ctx context.Context, e *env, o *deadTargetFlags) error {
+	if o.downAs != "503" && o.downAs != "refused" {
+		return usagef("--as %q: want 503 or refused", o.downAs)
 	}
-	if *down <= 0 || *rps <= 0 || *openTimeout <= 0 || *before < 0 {
+	if o.down <= 0 || o.rps <= 0 || o.openTimeout <= 0 || o.before < 0 {
 		return usagef("--down, --rate and --open-timeout must be positive")
 	}
-	dir, logf, cleanup, err := scenarioDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(o.dirFlag)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	storeYAML, storeName, err := scenarioStore(*redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
+	storeYAML, storeName, err := scenarioStore(o.redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
 	if err != nil {
 		return err
 	}
@@ -77,21 +101,21 @@ or delivered twice.`)
 	progress := e.stderr
 
 	tgt := newBenchTarget("flaky")
-	tgt.refuse = *downAs == "refused"
+	tgt.refuse = o.downAs == "refused"
 	if err := tgt.start(ctx, &wg); err != nil {
 		return err
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
 		storeYAML,
-		scenarioTarget{"flaky", tgt.url(), fmt.Sprintf("breaker: {open_timeout: %s}", *openTimeout)}), logf)
+		scenarioTarget{"flaky", tgt.url(), fmt.Sprintf("breaker: {open_timeout: %s}", o.openTimeout)}), logf)
 	if err != nil {
 		return err
 	}
-	d, err := newPacedDriver(rel.ingress, *rps, 0)
+	d, err := newPacedDriver(rel.ingress, o.rps, 0)
 	if err != nil {
 		return err
 	}
-	res := deadTargetResult{Store: storeName, Scenario: "dead-target", DownAs: *downAs, DownS: down.Seconds(), RatePerS: *rps, OpenTimeout: openTimeout.Seconds()}
+	res := deadTargetResult{Store: storeName, Scenario: "dead-target", DownAs: o.downAs, DownS: o.down.Seconds(), RatePerS: o.rps, OpenTimeout: o.openTimeout.Seconds()}
 
 	start := time.Now()
 	phase := "up"
@@ -114,7 +138,7 @@ or delivered twice.`)
 		defer close(driven)
 		d.run(ctx, sendCtx)
 	}()
-	sleepCtx(ctx, *before)
+	sleepCtx(ctx, o.before)
 	attemptsAtDown := rel.watch.attempts.Load()
 	if err := tgt.setDown(true); err != nil {
 		stopSending()
@@ -122,9 +146,9 @@ or delivered twice.`)
 		return err
 	}
 	phaseMu.Lock()
-	phase = "DOWN (" + *downAs + ")"
+	phase = "DOWN (" + o.downAs + ")"
 	phaseMu.Unlock()
-	sleepCtx(ctx, *down)
+	sleepCtx(ctx, o.down)
 	attemptsAtUp := rel.watch.attempts.Load()
 	if err := tgt.setDown(false); err != nil {
 		stopSending()
@@ -152,7 +176,7 @@ or delivered twice.`)
 	res.BacklogAtRecovery = int64(len(acked)) - tgt.sink.distinct.Load()
 	stopProgress()
 	fmt.Fprintln(progress)
-	res.Delivery = waitDelivered(ctx, []*benchTarget{tgt}, acked, upAt, *wait, progress, "dead-target")
+	res.Delivery = waitDelivered(ctx, []*benchTarget{tgt}, acked, upAt, o.wait, progress, "dead-target")
 	rel.watch.mu.Lock()
 	if lc := rel.watch.lastClosed; lc.After(upAt) {
 		s := lc.Sub(upAt).Seconds()
@@ -163,7 +187,7 @@ or delivered twice.`)
 	if err := <-rel.served; err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	return report(e, *asJSON, res, res.Delivery)
+	return report(e, o.asJSON, res, res.Delivery)
 }
 
 func (r deadTargetResult) table(w io.Writer) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
+	"github.com/spf13/cobra"
 )
 
 // redisOutageResult is the outcome of "bench redis-outage".
@@ -26,8 +27,24 @@ type redisOutageResult struct {
 	Delivery  drainResult `json:"delivery"`
 }
 
-func runBenchRedisOutage(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--down D] [--json]", `Starts a redis-server of its own (it must be installed) on a free loopback
+// redisOutageFlags are the flags of "bench redis-outage".
+type redisOutageFlags struct {
+	down    time.Duration
+	before  time.Duration
+	after   time.Duration
+	rps     float64
+	lease   time.Duration
+	wait    time.Duration
+	dirFlag string
+	asJSON  bool
+}
+
+func newBenchRedisOutageCmd(e *env) *cobra.Command {
+	var o redisOutageFlags
+	cmd := &cobra.Command{
+		Use:   "redis-outage",
+		Short: "the relay's redis-server killed for 10s under load, then restarted: 503s, acked vs delivered",
+		Long: `Starts a redis-server of its own (it must be installed) on a free loopback
 port in a temporary directory, with appendonly yes and appendfsync always
 (an ack means fsync'd), and a relay on it with one target. It sends
 --rate webhooks per second; after --before it kills redis-server
@@ -38,22 +55,27 @@ and each is resent until acked (same body, after the Retry-After of a
 It prints the 503s the senders saw, how soon after the restart webhooks
 were acked again, acked against delivered, how many acked events were lost
 (must be 0) and how many were delivered twice (attempts whose result could
-not be recorded during the outage go again once their --lease ends).`)
-	down := fs.Duration("down", 10*time.Second, "how long Redis is down")
-	before := fs.Duration("before", 3*time.Second, "how long to send before Redis goes down")
-	after := fs.Duration("after", 5*time.Second, "how long to send after Redis is back")
-	rps := fs.Float64("rate", 200, "webhooks per second")
-	lease := fs.Duration("lease", 30*time.Second, "store.redis.lease of the relay (the config's default is 30s)")
-	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the load")
-	dirFlag := fs.String("dir", "", "directory for Redis's files and the relay's log (default: a temporary directory)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+not be recorded during the outage go again once their --lease ends).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchRedisOutage(cmd.Context(), e, &o) },
 	}
-	if *down <= 0 || *rps <= 0 || *lease <= 0 || *before < 0 || *after < 0 {
+	f := cmd.Flags()
+	f.DurationVar(&o.down, "down", 10*time.Second, "how long Redis is down")
+	f.DurationVar(&o.before, "before", 3*time.Second, "how long to send before Redis goes down")
+	f.DurationVar(&o.after, "after", 5*time.Second, "how long to send after Redis is back")
+	f.Float64Var(&o.rps, "rate", 200, "webhooks per second")
+	f.DurationVar(&o.lease, "lease", 30*time.Second, "store.redis.lease of the relay (the config's default is 30s)")
+	f.DurationVar(&o.wait, "wait", 5*time.Minute, "longest wait for the deliveries after the load")
+	f.StringVar(&o.dirFlag, "dir", "", "directory for Redis's files and the relay's log (default: a temporary directory)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	return cmd
+}
+
+func runBenchRedisOutage(ctx context.Context, e *env, o *redisOutageFlags) error {
+	if o.down <= 0 || o.rps <= 0 || o.lease <= 0 || o.before < 0 || o.after < 0 {
 		return usagef("--down, --rate and --lease must be positive")
 	}
-	dir, logf, cleanup, err := scenarioDir(*dirFlag)
+	dir, logf, cleanup, err := scenarioDir(o.dirFlag)
 	if err != nil {
 		return err
 	}
@@ -76,16 +98,16 @@ not be recorded during the outage go again once their --lease ends).`)
 		return err
 	}
 	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
-		fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench, lease: %s}}", "redis://"+rs.Addr+"/0", *lease),
+		fmt.Sprintf("{kind: redis, redis: {url: %q, prefix: hooxrelay-bench, lease: %s}}", "redis://"+rs.Addr+"/0", o.lease),
 		scenarioTarget{"t", tgt.url(), ""}), logf)
 	if err != nil {
 		return err
 	}
-	d, err := newPacedDriver(rel.ingress, *rps, 0)
+	d, err := newPacedDriver(rel.ingress, o.rps, 0)
 	if err != nil {
 		return err
 	}
-	res := redisOutageResult{Scenario: "redis-outage", RatePerS: *rps, DownS: down.Seconds(), LeaseS: lease.Seconds()}
+	res := redisOutageResult{Scenario: "redis-outage", RatePerS: o.rps, DownS: o.down.Seconds(), LeaseS: o.lease.Seconds()}
 
 	start := time.Now()
 	var phaseMu sync.Mutex
@@ -113,16 +135,16 @@ not be recorded during the outage go again once their --lease ends).`)
 		stopSending()
 		<-driven
 	}
-	sleepCtx(ctx, *before)
+	sleepCtx(ctx, o.before)
 	unavailableBefore := d.unavailable.Load()
 	rs.Kill()
 	setPhase("REDIS DOWN")
-	sleepCtx(ctx, *down/2)
+	sleepCtx(ctx, o.down/2)
 	if resp, err := probeClient.Get("http://" + rel.admin + "/readyz"); err == nil {
 		resp.Body.Close()
 		res.ReadyDown = resp.StatusCode
 	}
-	sleepCtx(ctx, *down-*down/2)
+	sleepCtx(ctx, o.down-o.down/2)
 	acksAtRestart := d.acks.Load()
 	if err := rs.Start(ctx); err != nil {
 		stop()
@@ -131,7 +153,7 @@ not be recorded during the outage go again once their --lease ends).`)
 	restarted := time.Now()
 	res.Answers = d.unavailable.Load() - unavailableBefore
 	setPhase("Redis back")
-	for time.Since(restarted) < max(*after, 30*time.Second) && ctx.Err() == nil {
+	for time.Since(restarted) < max(o.after, 30*time.Second) && ctx.Err() == nil {
 		if d.acks.Load() > acksAtRestart {
 			s := time.Since(restarted).Seconds()
 			res.FirstAckS = &s
@@ -139,18 +161,18 @@ not be recorded during the outage go again once their --lease ends).`)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	sleepCtx(ctx, *after-time.Since(restarted))
+	sleepCtx(ctx, o.after-time.Since(restarted))
 	stop()
 	loadEnd := time.Now()
 	res.Acks = d.stats()
 	stopProgress()
 	fmt.Fprintln(progress)
-	res.Delivery = waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), loadEnd, *wait, progress, "redis-outage")
+	res.Delivery = waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), loadEnd, o.wait, progress, "redis-outage")
 	cancel()
 	if err := <-rel.served; err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	return report(e, *asJSON, res, res.Delivery)
+	return report(e, o.asJSON, res, res.Delivery)
 }
 
 func (r redisOutageResult) table(w io.Writer) {

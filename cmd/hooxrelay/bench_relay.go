@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/spf13/pflag"
 )
 
 // scenarioTarget is a target in a scenario's config: its name, URL and
@@ -65,8 +65,8 @@ func scenarioStore(redisURL, dbPath string, lease time.Duration) (yaml, name str
 }
 
 // redisFlag is the --redis flag of the scenarios that can run on Redis.
-func redisFlag(fs *flag.FlagSet) *string {
-	return fs.String("redis", "", "run the relay on the Redis at this loopback URL (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; keys go under a prefix of their own")
+func redisFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; keys go under a prefix of their own")
 }
 
 // localRelay is a relay served in this process until its context ends.
@@ -361,11 +361,6 @@ next:
 		sum += m.value
 	}
 	return sum
-}
-
-// attemptsOf counts a target's finished delivery attempts in a scrape.
-func attemptsOf(ms []metricSample, target string) float64 {
-	return metricSum(ms, "hooxrelay_deliveries_total", "target", target)
 }
 
 // peakRSS reads this process's resident high-water mark (VmHWM), in

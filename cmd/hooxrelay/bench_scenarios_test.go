@@ -180,16 +180,10 @@ func TestBenchHelpAndUsage(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench --help: exit %d", code)
 	}
-	for _, s := range benchScenarios {
-		if !strings.Contains(out, "  "+s.name+" ") {
-			t.Errorf("bench --help does not list %q:\n%s", s.name, out)
+	for _, s := range []string{"load", "burst", "dead-target", "crash", "redis-outage", "soak"} {
+		if !strings.Contains(out, "  "+s+" ") {
+			t.Errorf("bench --help does not list %q:\n%s", s, out)
 		}
-		t.Run(s.name, func(t *testing.T) {
-			out, _, code := runCmd(t, "", "bench", s.name, "--help")
-			if code != 0 || !strings.Contains(out, "Usage: hooxrelay bench "+s.name) || !strings.Contains(out, "-json") {
-				t.Errorf("bench %s --help: exit %d, printed:\n%s\nwant exit 0, a usage line and --json", s.name, code, out)
-			}
-		})
 	}
 	for _, tc := range []struct {
 		args []string

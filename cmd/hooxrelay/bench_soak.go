@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // soakSample is one reading of the relay process.
@@ -48,8 +50,23 @@ type soakResult struct {
 	Delivery   drainResult  `json:"delivery"`
 }
 
-func runBenchSoak(ctx context.Context, name string, args []string, e *env) error {
-	fs := newFlags(e, name, "[--rate R] [--duration D] [--every D] [--json]", `Runs the relay as a child process ("hooxrelay serve", embedded store) fanning
+// soakFlags are the flags of "bench soak".
+type soakFlags struct {
+	rps      float64
+	duration time.Duration
+	interval time.Duration
+	relayBin string
+	wait     time.Duration
+	dirFlag  string
+	asJSON   bool
+}
+
+func newBenchSoakCmd(e *env) *cobra.Command {
+	var o soakFlags
+	cmd := &cobra.Command{
+		Use:   "soak",
+		Short: "a steady rate for a long time: the relay's RSS and goroutines, flat or growing",
+		Long: `Runs the relay as a child process ("hooxrelay serve", embedded store) fanning
 out to two local targets, and sends it --rate webhooks per second for
 --duration (10 minutes by default: run it on demand, not in CI). Every
 --every it samples the relay's resident memory (VmRSS, and RssAnon, from
@@ -61,25 +78,30 @@ the process's own memory.
 It prints the samples, the first, last and largest of each, and a verdict:
 "flat" when the mean of the last third of the samples is within 10% of the
 first third's, else "growing" (or "shrinking"); then how many acked events
-were lost (must be 0) or delivered twice.`)
-	rps := fs.Float64("rate", 200, "webhooks per second")
-	duration := fs.Duration("duration", 10*time.Minute, "how long to send")
-	interval := fs.Duration("every", 10*time.Second, "how often to sample the relay")
-	relayBin := fs.String("relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
-	wait := fs.Duration("wait", 5*time.Minute, "longest wait for the deliveries after the load")
-	dirFlag := fs.String("dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
-	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+were lost (must be 0) or delivered twice.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchSoak(cmd.Context(), e, &o) },
 	}
-	if *rps <= 0 || *duration <= 0 || *interval <= 0 {
+	f := cmd.Flags()
+	f.Float64Var(&o.rps, "rate", 200, "webhooks per second")
+	f.DurationVar(&o.duration, "duration", 10*time.Minute, "how long to send")
+	f.DurationVar(&o.interval, "every", 10*time.Second, "how often to sample the relay")
+	f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
+	f.DurationVar(&o.wait, "wait", 5*time.Minute, "longest wait for the deliveries after the load")
+	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
+	return cmd
+}
+
+func runBenchSoak(ctx context.Context, e *env, o *soakFlags) error {
+	if o.rps <= 0 || o.duration <= 0 || o.interval <= 0 {
 		return usagef("--rate, --duration and --every must be positive")
 	}
-	bin, err := relayBinary(*relayBin)
+	bin, err := relayBinary(o.relayBin)
 	if err != nil {
 		return err
 	}
-	dir, cleanup, err := benchDir(*dirFlag)
+	dir, cleanup, err := benchDir(o.dirFlag)
 	if err != nil {
 		return err
 	}
@@ -108,11 +130,11 @@ were lost (must be 0) or delivered twice.`)
 	defer child.kill()
 	// A few connections, kept: the relay's goroutines then do not count
 	// how many the bench happened to open.
-	d, err := newPacedDriver(child.ingress, *rps, 8)
+	d, err := newPacedDriver(child.ingress, o.rps, 8)
 	if err != nil {
 		return err
 	}
-	res := soakResult{Scenario: "soak", Binary: bin, RatePerS: *rps, Seconds: duration.Seconds(), EveryS: interval.Seconds()}
+	res := soakResult{Scenario: "soak", Binary: bin, RatePerS: o.rps, Seconds: o.duration.Seconds(), EveryS: o.interval.Seconds()}
 
 	var start time.Time
 	sample := func() soakSample {
@@ -132,11 +154,11 @@ were lost (must be 0) or delivered twice.`)
 			s.Pending = int64(metricSum(m, "hooxrelay_queue_depth", "state", "pending"))
 		}
 		fmt.Fprintf(progress, "\rsoak: %s of %s, %d acked, RSS %.1f MiB, %d goroutines, %d pending   ",
-			time.Duration(s.AtS*float64(time.Second)).Round(time.Second), *duration, s.Acked, mib(s.RSS), s.Goroutines, s.Pending)
+			time.Duration(s.AtS*float64(time.Second)).Round(time.Second), o.duration, s.Acked, mib(s.RSS), s.Goroutines, s.Pending)
 		return s
 	}
 	res.Samples = append(res.Samples, sample()) // idle, before the load
-	sendCtx, stopSending := context.WithTimeout(ctx, *duration)
+	sendCtx, stopSending := context.WithTimeout(ctx, o.duration)
 	defer stopSending()
 	start = time.Now()
 	driven := make(chan struct{})
@@ -144,7 +166,7 @@ were lost (must be 0) or delivered twice.`)
 		defer close(driven)
 		d.run(ctx, sendCtx)
 	}()
-	tick := time.NewTicker(*interval)
+	tick := time.NewTicker(o.interval)
 	for done := false; !done; {
 		select {
 		case <-tick.C:
@@ -159,7 +181,7 @@ were lost (must be 0) or delivered twice.`)
 	fmt.Fprintln(progress)
 	loadEnd := time.Now()
 	res.Acks = d.stats()
-	res.Delivery = waitDelivered(ctx, targets, d.ackedIDs(), loadEnd, *wait, progress, "soak")
+	res.Delivery = waitDelivered(ctx, targets, d.ackedIDs(), loadEnd, o.wait, progress, "soak")
 	if err := child.stop(); err != nil {
 		return err
 	}
@@ -167,7 +189,7 @@ were lost (must be 0) or delivered twice.`)
 	res.RSS = trend(load, func(s soakSample) float64 { return float64(s.RSS) })
 	res.Anon = trend(load, func(s soakSample) float64 { return float64(s.Anon) })
 	res.Goroutines = trend(load, func(s soakSample) float64 { return float64(s.Goroutines) })
-	return report(e, *asJSON, res, res.Delivery)
+	return report(e, o.asJSON, res, res.Delivery)
 }
 
 // trend compares the mean of the last third of the samples with the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,37 +10,43 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/spf13/cobra"
 )
 
-func runCheck(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "check", "[--config FILE]", `Validates a config file and prints its sources, targets and routing table.
-Every problem found is printed as FILE:LINE: KEY: PROBLEM, and the exit status
-is then 2.`)
-	cfgPath := configFlag(fs)
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+func newCheckCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "check",
+		GroupID: groupRelay,
+		Short:   "validate a config and print its sources, targets and routing table",
+		Long: `Validates a config file and prints its sources, targets and routing table.
+Every problem found, unknown keys and wrong values alike, is printed as
+FILE:LINE: KEY: PROBLEM, and the exit status is then 2.`,
+		Args: noArgs,
 	}
-	if fs.NArg() > 0 {
-		return usagef("check takes no arguments, got %q", fs.Args())
-	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		if errors.Is(err, iofs.ErrNotExist) {
-			return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", *cfgPath)
+	cfgPath := configFlag(cmd.Flags())
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		path := cfgPath()
+		cfg, err := config.Load(path)
+		if err != nil {
+			if errors.Is(err, iofs.ErrNotExist) {
+				return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
+			}
+			errs := splitJoined(err)
+			for _, err := range errs {
+				fmt.Fprintln(e.stderr, err)
+			}
+			fmt.Fprintf(e.stderr, "%s: %s; fix the file and run hooxrelay check again\n", path, plural(len(errs), "problem", "problems"))
+			return errSilent{2}
 		}
-		errs := splitJoined(err)
-		for _, err := range errs {
-			fmt.Fprintln(e.stderr, err)
+		if _, err := relay.CompileRoutes(cfg); err != nil {
+			return usageError{err}
 		}
-		fmt.Fprintf(e.stderr, "%s: %d problem(s); fix them and run hooxrelay check again\n", *cfgPath, len(errs))
-		return errSilent{2}
+		fmt.Fprintf(e.stdout, "%s: valid\n\n", path)
+		describe(e.stdout, cfg)
+		return nil
 	}
-	if _, err := relay.CompileRoutes(cfg); err != nil {
-		return usageError{err}
-	}
-	fmt.Fprintf(e.stdout, "%s: valid\n\n", *cfgPath)
-	describe(e.stdout, cfg)
-	return nil
+	return cmd
 }
 
 // splitJoined undoes errors.Join, one level.

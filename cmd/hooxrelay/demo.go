@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
@@ -67,20 +68,30 @@ var demoSends = []demoSend{
 	{"video_generate without job_id (malformed)", `{"task":"video_generate","status":"completed"}`},
 }
 
-func runDemo(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "demo", "", `Runs a relay on an embedded store in a temporary directory, with three local
+func newDemoCmd(e *env) *cobra.Command {
+	var keep bool
+	cmd := &cobra.Command{
+		Use:     "demo",
+		GroupID: groupTry,
+		Short:   "run a relay with local targets and sample webhooks, and show what each target received",
+		Long: `Runs a relay on an embedded store in a temporary directory, with three local
 sink targets (media, avatars, audit; audit fails its first 3 requests), sends
 sample Hoox webhooks of every task type (with a duplicate and a malformed
-one), waits for the deliveries, prints what each target received, and exits.`)
-	keep := fs.Bool("keep", false, "keep the temporary directory (store and relay log) for inspection")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+one), waits for the deliveries, prints what each target received, and exits.
+Everything listens on 127.0.0.1 only.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), e, keep) },
 	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (store and relay log) for inspection")
+	return cmd
+}
+
+func runDemo(ctx context.Context, e *env, keep bool) error {
 	dir, err := os.MkdirTemp("", "hooxrelay-demo-")
 	if err != nil {
 		return fmt.Errorf("create a temporary directory: %w", err)
 	}
-	if !*keep {
+	if !keep {
 		defer os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithCancel(ctx)

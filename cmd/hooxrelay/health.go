@@ -10,13 +10,19 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // defaultHealthURL is /healthz on the default server.admin_listen.
 const defaultHealthURL = "http://127.0.0.1:9090/healthz"
 
-func runHealth(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "health", "[--url URL] [--timeout D]", `Asks a running relay whether it is healthy: GETs --url and exits 0 on a 2xx
+func newHealthCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "health [--url URL]",
+		GroupID: groupAdmin,
+		Short:   "exit 0 if a relay's /healthz (or --url) answers 2xx, 1 otherwise: a health check for images without a shell",
+		Long: `Asks a running relay whether it is healthy: GETs --url and exits 0 on a 2xx
 answer, 1 otherwise (any other status, a redirect, a refused connection, a
 timeout) with a one-line reason on stderr. It needs no shell and no curl, so
 a distroless image can use it as its health check:
@@ -27,28 +33,29 @@ a distroless image can use it as its health check:
 /readyz answers 503 while the store is unreachable or the relay is shutting
 down: point --url at it to ask whether the relay should get traffic.
 Redirects are not followed and no proxy is used. Exit status 2 means a bad
-flag.`)
-	target := fs.String("url", defaultHealthURL, "the URL to GET: /healthz or /readyz on server.admin_listen")
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long (connecting, sending and reading the answer)")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+flag.`,
+		Args: noArgs,
 	}
-	if fs.NArg() > 0 {
-		return usagef("health takes no arguments, got %q; pass the address with --url", fs.Args())
+	target := cmd.Flags().String("url", defaultHealthURL, "the `URL` to GET: /healthz or /readyz on server.admin_listen")
+	timeout := cmd.Flags().Duration("timeout", 5*time.Second, "give up after this long (connecting, sending and reading the answer)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return health(cmd.Context(), e, *target, *timeout) }
+	return cmd
+}
+
+func health(ctx context.Context, e *env, target string, timeout time.Duration) error {
+	if timeout <= 0 {
+		return usagef("--timeout must be positive, got %s", timeout)
 	}
-	if *timeout <= 0 {
-		return usagef("--timeout must be positive, got %s", *timeout)
-	}
-	u, err := url.Parse(*target)
+	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("--url %q: want an http:// or https:// URL such as %s", *target, defaultHealthURL)
+		return usagef("--url %q: want an http:// or https:// URL such as %s", target, defaultHealthURL)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return usagef("--url %q: %v", *target, err)
+		return usagef("--url %q: %v", target, err)
 	}
 	req.Header.Set("User-Agent", "hooxrelay-health/"+versionString())
 	client := &http.Client{
@@ -62,7 +69,7 @@ flag.`)
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("health: GET %s: no answer within %s", u.Redacted(), *timeout)
+			return fmt.Errorf("health: GET %s: no answer within %s", u.Redacted(), timeout)
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {

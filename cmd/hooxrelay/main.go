@@ -1,18 +1,21 @@
 // Command hooxrelay receives Hoox webhooks, stores them durably and fans
-// them out to internal targets. Run "hooxrelay help" for its commands.
+// them out to internal targets. Run "hooxrelay --help" for its commands.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // version and commit are set by the Makefile through -ldflags (-X
@@ -43,8 +46,10 @@ type errSilent struct{ code int }
 
 func (e errSilent) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// exitCode prints err, if any, as one line on stderr and returns the exit
+// status: 0 success, 1 runtime failure, 2 usage or config error.
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil {
 		return 0
 	}
 	var s errSilent
@@ -59,117 +64,200 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-type command struct {
-	name, args, summary string
-	run                 func(ctx context.Context, args []string, env *env) error
-}
-
 // env is what every command gets from run.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
 
-var commands []command
+// The groups of commands in "hooxrelay --help".
+const (
+	groupRelay = "relay"
+	groupTry   = "try"
+	groupAdmin = "admin"
+	groupOther = "other"
+)
 
-func init() {
-	commands = []command{
-		{"serve", "[--config FILE]", "run the relay", runServe},
-		{"check", "[--config FILE]", "validate a config and print its sources, targets and routing table", runCheck},
-		{"route", "[--config FILE] [PAYLOAD_FILE | -]", "dry run: print the dedup key, routes and targets of a payload", runRoute},
-		{"demo", "", "run a relay with local targets and sample webhooks, and show what each target received", runDemo},
-		{"sink", "--listen ADDR", "run a local test target that logs every request (can fail, slow down or flap)", runSink},
-		{"send", "--url URL [--secret S] [PAYLOAD_FILE | -]", "send one webhook and print the answer", runSend},
-		{"status", "", "show which relay answers at --admin: version, config hash, store, last reload", runStatus},
-		{"targets", "", "list the targets with their breaker, pause and pending/dead/delivered counts", runTargets},
-		{"events", "[--task T] [--status S] [--limit N] [--before ID]", "list received events, newest first, with their deliveries", runEvents},
-		{"event", "EVENT_ID", "show one event: metadata, payload and every delivery attempt", runEvent},
-		{"deliveries", "[--state pending|delivered|dead] [--target NAME] [--limit N] [--before ID]", "list deliveries, e.g. the dead letters", runDeliveries},
-		{"retry", "DELIVERY_ID", "put one dead or pending delivery back in line now", runRetry},
-		{"retry-dead", "--target NAME", "put every dead delivery of a target back in line, with progress", runRetryDead},
-		{"pause", "TARGET", "stop attempts to a target; deliveries wait, nothing is dropped", runPause},
-		{"resume", "TARGET", "restart attempts to a paused target", runResume},
-		{"bench", "[SCENARIO] [flags]", "measure the relay: load against a bare baseline, or a fault scenario (burst, dead-target, crash, redis-outage, soak) with lost and duplicated deliveries", runBench},
-		{"version", "[--json]", "print the version, the commit it was built from and when that commit was made", runVersion},
-		{"health", "[--url URL] [--timeout D]", "exit 0 if a relay's /healthz (or --url) answers 2xx, 1 otherwise: a health check for images without a shell", runHealth},
-	}
-}
-
+// run parses args and runs the command they name. It owns every goroutine
+// the command starts, and returns when they have ended.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 {
-		usage(stderr)
-		return usagef("no command given; see the list above")
-	}
-	name := args[0]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return nil
-	case "-version", "--version":
-		name = "version"
-	}
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(ctx, args[1:], e)
-		}
-	}
-	usage(stderr)
-	return usagef("unknown command %q; see the list above", name)
+	root := newRootCmd(e)
+	// Never nil: cobra would read os.Args instead.
+	root.SetArgs(append([]string{}, args...))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "hooxrelay receives Hoox webhooks, stores them durably and fans them out to internal targets.\n\nUsage:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  hooxrelay %-8s %s\n", c.name, c.args)
-		fmt.Fprintf(w, "      %s\n", c.summary)
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hooxrelay",
+		Short: "receive Hoox webhooks, store them durably and fan them out to internal targets",
+		Long: `hooxrelay receives Hoox webhooks, stores them durably and fans them out to
+internal targets, each with its own rate limit, concurrency cap, circuit
+breaker and retries.
+
+Flags go anywhere after the command, with two dashes (--config FILE or
+--config=FILE). Exit status: 0 success, 1 runtime failure, 2 usage or
+config error; errors are one line on stderr.`,
+		Version:       buildVersion().String(),
+		Args:          unknownSubcommand("command"),
+		SilenceErrors: true, // exitCode prints them, on one line
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(e.stderr)
+			cmd.Usage()
+			return usagef(`no command given; pick one of the list above ("hooxrelay COMMAND --help" tells more)`)
+		},
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		// A command's flags may come before it is named or mistyped
+		// ("hooxrelay chek --config x.yaml"): the command is what is wrong.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 	}
-	fmt.Fprintf(w, "\nRun \"hooxrelay COMMAND --help\" for a command's flags.\nExit status: 0 success, 1 runtime failure, 2 usage or config error.\n")
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
+	root.SetFlagErrorFunc(flagError)
+	root.AddGroup(
+		&cobra.Group{ID: groupRelay, Title: "Run and check a relay:"},
+		&cobra.Group{ID: groupTry, Title: "Try it out locally:"},
+		&cobra.Group{ID: groupAdmin, Title: "Look at and act on a running relay (its admin API):"},
+		&cobra.Group{ID: groupOther, Title: "Other commands:"},
+	)
+	root.AddCommand(
+		newServeCmd(e), newCheckCmd(e), newRouteCmd(e),
+		newDemoCmd(e), newSinkCmd(e), newSendCmd(e), newBenchCmd(e),
+		newStatusCmd(e), newTargetsCmd(e), newEventsCmd(e), newEventCmd(e), newDeliveriesCmd(e),
+		newRetryCmd(e), newRetryDeadCmd(e), newPauseCmd(e, true), newPauseCmd(e, false),
+		newHealthCmd(e), newVersionCmd(e), newCompletionCmd(e),
+	)
+	root.SetHelpCommand(newHelpCmd(root))
+	return root
 }
 
-// newFlags returns a flag set whose --help prints the command's synopsis,
-// description and every flag.
-func newFlags(e *env, name, args, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: hooxrelay %s %s\n\n%s\n", name, args, description)
-		var n int
-		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n > 0 {
-			fmt.Fprintf(w, "\nFlags:\n")
-			fs.PrintDefaults()
-		}
+// newHelpCmd is "help [COMMAND]": cobra's own says "Unknown help topic"
+// and exits 0.
+func newHelpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:     "help [COMMAND]",
+		GroupID: groupOther,
+		Short:   "show the help of a command, as COMMAND --help does",
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var names []cobra.Completion
+			for _, c := range root.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err == nil && len(rest) > 0 {
+				err = cmd.ValidateArgs(rest)
+			}
+			if err != nil {
+				return err
+			}
+			return cmd.Help()
+		},
 	}
-	return fs
 }
 
-// parseFlags parses args; --help prints usage to stdout and ends the command
-// with status 0, a bad flag ends it with status 2.
-func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
-	for _, a := range args {
-		if a == "--" {
-			break
+// usageTemplate is the end of every --help and what a command without
+// arguments prints. Every subcommand is in a group.
+const usageTemplate = `Usage:{{if not .HasParent}}
+  {{.CommandPath}} COMMAND [flags]{{else if .Runnable}}
+  {{.UseLine}}{{else if .HasAvailableSubCommands}}
+  {{.CommandPath}} COMMAND [flags]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}{{$cmds := .Commands}}{{range $group := .Groups}}
+
+{{.Title}}{{range $cmds}}{{if (and (eq .GroupID $group.ID) (or .IsAvailableCommand (eq .Name "help")))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if not .HasParent}}
+
+Run "{{.CommandPath}} COMMAND --help" for the flags of each.{{end}}
+`
+
+// unknownSubcommand refuses the arguments of a command whose only
+// arguments are its subcommands, suggesting the closest one.
+func unknownSubcommand(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
 		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(e.stdout)
-			fs.Usage()
-			return flag.ErrHelp
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
 		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			return usagef("unknown %s %q; did you mean %q?", what, args[0], strings.Join(s, `" or "`))
+		}
+		return usagef(`unknown %s %q; "%s --help" lists them all`, what, args[0], cmd.CommandPath())
 	}
-	if err := fs.Parse(args); err != nil {
-		return errSilent{2}
+}
+
+// singleDash matches pflag's error for a long flag written with one dash,
+// such as -config.
+var singleDash = regexp.MustCompile(`^unknown shorthand flag: '.' in -([a-z][a-z-]+)`)
+
+// flagError makes a bad flag a usage error that says where to look.
+func flagError(cmd *cobra.Command, err error) error {
+	if m := singleDash.FindStringSubmatch(err.Error()); m != nil && cmd.Flags().Lookup(m[1]) != nil {
+		return usagef("-%s: long flags take two dashes: --%s", m[1], m[1])
+	}
+	return usagef(`%v; "%s --help" lists its flags`, err, cmd.CommandPath())
+}
+
+// noArgs refuses positional arguments.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments, got %q", cmd.CommandPath(), args)
 	}
 	return nil
 }
 
-func configFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("HOOXRELAY_CONFIG")
-	if def == "" {
-		def = "hooxrelay.yaml"
+// maxOneArg allows at most one positional argument, named what.
+func maxOneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usagef("%s takes at most one %s, got %q", cmd.CommandPath(), what, args)
+		}
+		return nil
 	}
-	return fs.String("config", def, "config file; the default is $HOOXRELAY_CONFIG when set")
+}
+
+// oneArg requires exactly one positional argument, named what; hint says
+// where to find one.
+func oneArg(what, hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usagef("%s needs %s; %s", cmd.CommandPath(), what, hint)
+		case len(args) > 1:
+			return usagef("%s takes one %s, got %q", cmd.CommandPath(), what, args)
+		}
+		return nil
+	}
+}
+
+// configFlag adds --config and returns the path it names: the flag, else
+// $HOOXRELAY_CONFIG, else hooxrelay.yaml.
+func configFlag(f *pflag.FlagSet) func() string {
+	p := f.String("config", "", "read the config from `FILE` (default $HOOXRELAY_CONFIG, else hooxrelay.yaml)")
+	return func() string {
+		if *p != "" {
+			return *p
+		}
+		if env := os.Getenv("HOOXRELAY_CONFIG"); env != "" {
+			return env
+		}
+		return "hooxrelay.yaml"
+	}
 }
 
 func versionString() string {
@@ -180,29 +268,4 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "dev"
-}
-
-func runVersion(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "version", "[--json]", `Prints the version of this binary, the VCS commit it was built from (with
-"dirty" when the tree had uncommitted changes) and the time of that commit,
-when known, on one line:
-
-  hooxrelay v0.3.0 (commit 1a2b3c4d, 2026-11-27T10:00:00Z)
-
-They come from the -X main.version and -X main.commit linker flags that
-"make build" and "make release" set, else from what the Go toolchain
-recorded (the module version, vcs.revision, vcs.modified, vcs.time).`)
-	asJSON := fs.Bool("json", false, "print a JSON object: version, commit, dirty, commit_time, go, platform")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("version takes no arguments, got %q", fs.Args())
-	}
-	bv := buildVersion()
-	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(bv)
-	}
-	fmt.Fprintln(e.stdout, bv.String())
-	return nil
 }

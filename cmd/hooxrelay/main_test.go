@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -53,22 +55,31 @@ func runCmd(t *testing.T, stdin string, args ...string) (stdout, stderr string, 
 	return o.String(), e.String(), code
 }
 
+// Every command, scenario included, has a --help that shows its usage
+// line, and the root --help lists every command.
 func TestHelpOfEveryCommand(t *testing.T) {
-	for _, c := range commands {
-		t.Run(c.name, func(t *testing.T) {
-			out, _, code := runCmd(t, "", c.name, "--help")
-			if code != 0 {
-				t.Fatalf("hooxrelay %s --help: exit %d, want 0", c.name, code)
+	root := newRootCmd(&env{})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden || sub.Name() == "help" {
+				continue
 			}
-			if !strings.Contains(out, "Usage: hooxrelay "+c.name) {
-				t.Errorf("hooxrelay %s --help printed %q, want a usage line", c.name, out)
-			}
-		})
+			t.Run(sub.CommandPath(), func(t *testing.T) {
+				args := append(strings.Fields(strings.TrimPrefix(sub.CommandPath(), "hooxrelay ")), "--help")
+				out, stderr, code := runCmd(t, "", args...)
+				if code != 0 || !strings.Contains(out, "Usage:\n  "+sub.CommandPath()) || !strings.Contains(out, "--help") || stderr != "" {
+					t.Errorf("hooxrelay %s: exit %d, stdout\n%s\nstderr %q; want exit 0 and a usage line", strings.Join(args, " "), code, out, stderr)
+				}
+			})
+			walk(sub)
+		}
 	}
+	walk(root)
 	out, _, code := runCmd(t, "", "help")
-	for _, c := range commands {
-		if !strings.Contains(out, "hooxrelay "+c.name) {
-			t.Errorf("hooxrelay help does not list %q:\n%s", c.name, out)
+	for _, c := range root.Commands() {
+		if !c.Hidden && !strings.Contains(out, "\n  "+c.Name()+" ") {
+			t.Errorf("hooxrelay help does not list %q:\n%s", c.Name(), out)
 		}
 	}
 	if code != 0 {
@@ -76,9 +87,39 @@ func TestHelpOfEveryCommand(t *testing.T) {
 	}
 }
 
+// The root --help, a command's --help and a did-you-mean stay as they
+// are unless the golden files are refreshed with -update.
+func TestHelpGolden(t *testing.T) {
+	t.Setenv("HOOXRELAY_CONFIG", "")
+	for _, tc := range []struct {
+		golden string
+		args   []string
+		code   int
+		stderr bool
+	}{
+		{"help-root", []string{"--help"}, 0, false},
+		{"help-route", []string{"route", "--help"}, 0, false},
+		{"did-you-mean", []string{"chek", "--config", "x.yaml"}, 2, true},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			out, stderr, code := runCmd(t, "", tc.args...)
+			if code != tc.code {
+				t.Errorf("hooxrelay %q: exit %d, want %d", tc.args, code, tc.code)
+			}
+			if tc.stderr {
+				out = stderr
+			}
+			golden(t, tc.golden, out)
+		})
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("server:\n  listen: nowhere\n  bogus: 1\nsources: []\n"), 0o600)
+	payload := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(payload, []byte(`{"task":"video_generate","job_id":"run_1","status":"completed"}`), 0o600)
+	cfg := "../../deploy/examples/hooxrelay.yaml"
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -86,19 +127,71 @@ func TestExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{"no command", nil, 2, "no command given"},
-		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{"bad flag", []string{"check", "--nope"}, 2, "flag provided but not defined"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"; "hooxrelay --help" lists them all`},
+		{"mistyped command", []string{"chek"}, 2, `unknown command "chek"; did you mean "check"?`},
+		{"bad flag", []string{"check", "--nope"}, 2, `unknown flag: --nope; "hooxrelay check --help" lists its flags`},
+		{"single-dash long flag", []string{"check", "-config", cfg}, 2, "-config: long flags take two dashes: --config"},
+		{"bad flag value", []string{"send", "--timeout", "soon"}, 2, `invalid argument "soon" for "--timeout"`},
+		{"extra argument", []string{"check", "extra"}, 2, `hooxrelay check takes no arguments, got ["extra"]`},
+		{"missing argument", []string{"event"}, 2, `hooxrelay event needs an EVENT_ID; "hooxrelay events" lists them`},
+		{"unknown scenario", []string{"bench", "burts"}, 2, `unknown scenario "burts"; did you mean "burst"?`},
+		{"completion without a shell", []string{"completion", "tcsh"}, 2, "completion needs one shell: bash, zsh or fish"},
 		{"missing config", []string{"check", "--config", "/nonexistent.yaml"}, 2, "not found"},
 		{"invalid config", []string{"check", "--config", bad}, 2, "bogus"},
 		{"send without url", []string{"send"}, 2, "--url is required"},
 		{"send to nowhere", []string{"send", "--url", "http://127.0.0.1:1/x"}, 1, "is the relay running"},
+		{"flags after the payload", []string{"route", payload, "--config", "/nonexistent.yaml"}, 2, `config file "/nonexistent.yaml" not found`},
+		{"flags after the payload, send", []string{"send", payload, "--timeout", "2s", "--url", "http://127.0.0.1:1/x"}, 1, "is the relay running"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := runCmd(t, "", tc.args...)
-			if code != tc.want || !strings.Contains(stderr, tc.msg) {
+			if code != tc.want || !strings.Contains(stderr, tc.msg) || !strings.HasSuffix(stderr, "\n") {
 				t.Errorf("hooxrelay %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, tc.want, tc.msg)
 			}
+			if tc.name != "no command" && tc.name != "invalid config" && strings.Count(stderr, "\n") != 1 {
+				t.Errorf("hooxrelay %q: stderr %q is not one line", tc.args, stderr)
+			}
 		})
+	}
+}
+
+// Flags go before or after the arguments, and "--" ends them.
+func TestFlagsAnywhere(t *testing.T) {
+	cfg := "../../deploy/examples/hooxrelay.yaml"
+	payload := `{"task":"video_generate","job_id":"run_1","status":"completed","result":{"cost":5}}`
+	file := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(file, []byte(payload), 0o600)
+	want, _, _ := runCmd(t, payload, "route", "--config", cfg, "-")
+	if !strings.Contains(want, "targets:   media, audit") {
+		t.Fatalf("route --config %s -: %q", cfg, want)
+	}
+	for _, args := range [][]string{
+		{"route", file, "--config", cfg},
+		{"route", "--config=" + cfg, file},
+		{"route", file, "--config", cfg, "--"},
+		{"route", "--config", cfg, "--", file},
+	} {
+		out, stderr, code := runCmd(t, "", args...)
+		if code != 0 || out != want {
+			t.Errorf("hooxrelay %q: exit %d, stdout %q, stderr %q; want the same as with the flags first", args, code, out, stderr)
+		}
+	}
+}
+
+// The completion scripts come out for each shell and name the commands.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out, stderr, code := runCmd(t, "", "completion", shell)
+		if code != 0 || !strings.Contains(out, "hooxrelay") || len(out) < 1000 {
+			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", shell, code, len(out), stderr)
+		}
+	}
+	// What the scripts ask the binary: the commands that start with "re".
+	out, _, code := runCmd(t, "", "__complete", "re")
+	for _, want := range []string{"resume", "retry", "retry-dead"} {
+		if code != 0 || !strings.Contains(out, want+"\t") {
+			t.Errorf("__complete re: exit %d, missing %q in\n%s", code, want, out)
+		}
 	}
 }
 
@@ -135,6 +228,8 @@ func TestCheckGolden(t *testing.T) {
 targets:
   - name: media
     url: http://media.internal/hook
+    timeout: -1s
+    retry: {max_atempts: 3}
 routes:
   - name: r
     targets: [nowhere]

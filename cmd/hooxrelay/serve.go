@@ -18,11 +18,16 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-func runServe(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "serve", "[--config FILE]", `Runs the relay: webhook ingress on server.listen, admin endpoints (/healthz,
+func newServeCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "serve",
+		GroupID: groupRelay,
+		Short:   "run the relay",
+		Long: `Runs the relay: webhook ingress on server.listen, admin endpoints (/healthz,
 /readyz, /metrics and the /api/v1 admin API) on server.admin_listen, and
 delivery to every target.
 SIGHUP re-reads the config file: a valid one replaces sources, routes and
@@ -30,28 +35,29 @@ targets without dropping anything accepted or in flight; an invalid one is
 logged with every problem and the running config stays. It also re-reads
 the server.tls certificate. Listen addresses, server timeouts and the store
 take effect at the next restart.
-SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`)
-	cfgPath := configFlag(fs)
-	logFormat := fs.String("log-format", "auto", "log format: json, text, or auto (text on a terminal, json otherwise)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`,
+		Args: noArgs,
 	}
-	if fs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", fs.Args())
+	f := cmd.Flags()
+	cfgPath := configFlag(f)
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	logFormat := f.String("log-format", "auto", "log `FORMAT`: json, text, or auto (text on a terminal, json otherwise)")
+	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		log, err := newLogger(e.stderr, *logFormat, *logLevel)
+		if err != nil {
+			return err
+		}
+		cfg, hash, err := loadConfigHash(cfgPath())
+		if err != nil {
+			return err
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		return serve(cmd.Context(), cfg, hash, log, nil, hup)
 	}
-	log, err := newLogger(e.stderr, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	cfg, hash, err := loadConfigHash(*cfgPath)
-	if err != nil {
-		return err
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	return serve(ctx, cfg, hash, log, nil, hup)
+	return cmd
 }
 
 // loadConfigHash is loadConfig that also names the file's content (see

@@ -5,12 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay/verify"
+	"github.com/spf13/cobra"
 )
 
 // sink is a local test target: it records every request and can be told to
@@ -24,8 +33,13 @@ type sink struct {
 	flap       time.Duration // alternate this long down, this long up
 	started    time.Time
 	log        io.Writer // one line per request; nil: silent
+	verbose    bool      // and, after it, the request's headers and body
 	record     bool      // keep each request's headers (tests, demo), not for load runs
 	keepBodies bool      // and its body
+
+	// verifier, when set, checks each request's Webhook-Signature, and the
+	// line says whether it holds.
+	verifier *verify.Verifier
 
 	// countIDs counts distinct Webhook-Ids in distinct and repeats in
 	// dups: the bench's check that nothing was lost or sent twice.
@@ -94,9 +108,7 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 	if s.log != nil {
-		fmt.Fprintf(s.log, "%s %s %s %d webhook-id=%s task=%s attempt=%s bytes=%d\n",
-			now.Format("15:04:05.000"), s.name, r.Method, status, r.Header.Get("Webhook-Id"),
-			r.Header.Get("Hooxrelay-Task"), r.Header.Get("Hooxrelay-Attempt"), len(body))
+		s.print(r, body, now, status)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -105,6 +117,42 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		io.WriteString(w, `{"ok":false,"error":"sink told to fail"}`)
 	}
+}
+
+// print writes the line of one request and, with verbose, its headers
+// and body.
+func (s *sink) print(r *http.Request, body []byte, now time.Time, status int) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s %d webhook-id=%s task=%s attempt=%s bytes=%d",
+		now.Format("15:04:05.000"), s.name, r.Method, status, r.Header.Get("Webhook-Id"),
+		r.Header.Get("Hooxrelay-Task"), r.Header.Get("Hooxrelay-Attempt"), len(body))
+	if s.verifier != nil {
+		if err := s.verifier.VerifyRequest(r, body, now); err != nil {
+			fmt.Fprintf(&b, " signature=invalid (%s: %v)", verify.Reason(err), err)
+		} else {
+			b.WriteString(" signature=valid")
+		}
+	}
+	b.WriteByte('\n')
+	if s.verbose {
+		fmt.Fprintf(&b, "  %s %s\n", r.Method, r.URL.RequestURI())
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			for _, v := range r.Header[k] {
+				fmt.Fprintf(&b, "  %s: %s\n", k, v)
+			}
+		}
+		b.WriteString("\n")
+		if !utf8.Valid(body) {
+			fmt.Fprintf(&b, "  (%d bytes, not UTF-8)\n", len(body))
+		} else if len(body) > 0 {
+			text := strings.TrimRight(string(body), "\n")
+			b.WriteString("  " + strings.ReplaceAll(text, "\n", "\n  ") + "\n")
+		}
+		b.WriteString("\n")
+	}
+	s.mu.Lock() // one request's lines stay together
+	defer s.mu.Unlock()
+	io.WriteString(s.log, b.String())
 }
 
 // snapshot returns what the sink received so far.
@@ -137,38 +185,68 @@ func (s *sink) start(ctx context.Context, addr string, wg *sync.WaitGroup) (stri
 	return ln.Addr().String(), nil
 }
 
-func runSink(ctx context.Context, args []string, e *env) error {
-	fs := newFlags(e, "sink", "--listen ADDR [flags]", `Runs a local test target (a local RequestBin): it answers every POST and
+func newSinkCmd(e *env) *cobra.Command {
+	s := &sink{name: "sink", log: e.stdout}
+	cmd := &cobra.Command{
+		Use:     "sink [--listen ADDR]",
+		GroupID: groupTry,
+		Short:   "run a local test target that logs every request (can fail, slow down or flap)",
+		Long: `Runs a local test target (a local RequestBin): it answers every POST and
 prints one line per request (time, status, Webhook-Id, task, attempt, size).
 Use it as a target's url to watch deliveries, and its flags to make it fail,
-slow down or flap so that retries and the circuit breaker can be seen.`)
-	s := &sink{name: "sink", log: e.stdout}
-	listen := fs.String("listen", "127.0.0.1:9101", "address to listen on")
-	fs.StringVar(&s.name, "name", "sink", "name printed on each line")
-	fs.Int64Var(&s.failFirst, "fail-first", 0, "fail the first N requests")
-	fs.Float64Var(&s.failRate, "fail-rate", 0, "fail this share of requests (0 to 1)")
-	fs.IntVar(&s.failStatus, "fail-status", 503, "status code of a failure")
-	fs.DurationVar(&s.delay, "delay", 0, "wait this long before answering (e.g. 2s)")
-	fs.DurationVar(&s.flap, "flap", 0, "alternate: fail for this long, then succeed for this long, and so on")
-	if err := parseFlags(fs, args, e); err != nil {
-		return err
+slow down or flap so that retries and the circuit breaker can be seen.
+
+--verbose adds each request's headers and body below its line: exactly what
+a target receives. --verify-secret checks each request's Webhook-Signature
+against the target's signing_secret, as a target should, and adds
+signature=valid or signature=invalid (with the reason) to the line.`,
+		Example: `  hooxrelay sink --listen 127.0.0.1:9101 --verbose
+  hooxrelay sink --listen 127.0.0.1:9101 --fail-first 3
+  HOOXRELAY_SINK_SECRET=whsec_... hooxrelay sink --listen 127.0.0.1:9101`,
+		Args: noArgs,
 	}
-	if s.failRate < 0 || s.failRate > 1 {
-		return usagef("--fail-rate %v: want a share between 0 and 1", s.failRate)
+	f := cmd.Flags()
+	listen := f.String("listen", "127.0.0.1:9101", "listen on `ADDR` (host:port)")
+	f.StringVar(&s.name, "name", "sink", "the `NAME` printed on each line")
+	f.BoolVarP(&s.verbose, "verbose", "v", false, "print each request's headers and body too")
+	secrets := f.StringArray("verify-secret", nil, "check Webhook-Signature with `SECRET` (the target's signing_secret; repeat it for two during a rotation), or set HOOXRELAY_SINK_SECRET")
+	f.Int64Var(&s.failFirst, "fail-first", 0, "fail the first `N` requests")
+	f.Float64Var(&s.failRate, "fail-rate", 0, "fail this `SHARE` of requests (0 to 1)")
+	f.IntVar(&s.failStatus, "fail-status", 503, "the `STATUS` code of a failure")
+	f.DurationVar(&s.delay, "delay", 0, "wait this long before answering (e.g. 2s)")
+	f.DurationVar(&s.flap, "flap", 0, "alternate: fail for this long, then succeed for this long, and so on")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if s.failRate < 0 || s.failRate > 1 {
+			return usagef("--fail-rate %v: want a share between 0 and 1", s.failRate)
+		}
+		if s.failStatus < 100 || s.failStatus > 599 {
+			return usagef("--fail-status %d: want an HTTP status code", s.failStatus)
+		}
+		if len(*secrets) == 0 && os.Getenv("HOOXRELAY_SINK_SECRET") != "" {
+			*secrets = []string{os.Getenv("HOOXRELAY_SINK_SECRET")}
+		}
+		if len(*secrets) > 0 {
+			v, err := verify.New(config.Verify{Kind: config.VerifyStandardWebhooks, Secrets: *secrets})
+			if err != nil {
+				// err names verify.secrets[i]; here it is the i-th --verify-secret.
+				_, msg, _ := strings.Cut(err.Error(), ": ")
+				return usagef("--verify-secret: %s (the target's signing_secret)", msg)
+			}
+			s.verifier = v
+		}
+		ctx := cmd.Context()
+		var wg sync.WaitGroup
+		addr, err := s.start(ctx, *listen, &wg)
+		if err != nil {
+			return fmt.Errorf("--listen %q: %w", *listen, err)
+		}
+		fmt.Fprintf(e.stderr, "sink %q listening on http://%s (Ctrl-C to stop)\n", s.name, addr)
+		<-ctx.Done()
+		wg.Wait()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil
+		}
+		return ctx.Err()
 	}
-	if s.failStatus < 100 || s.failStatus > 599 {
-		return usagef("--fail-status %d: want an HTTP status code", s.failStatus)
-	}
-	var wg sync.WaitGroup
-	addr, err := s.start(ctx, *listen, &wg)
-	if err != nil {
-		return fmt.Errorf("--listen %q: %w", *listen, err)
-	}
-	fmt.Fprintf(e.stderr, "sink %q listening on http://%s (Ctrl-C to stop)\n", s.name, addr)
-	<-ctx.Done()
-	wg.Wait()
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil
-	}
-	return ctx.Err()
+	return cmd
 }

@@ -1,10 +1,44 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
+
+func newVersionCmd(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "version",
+		GroupID: groupOther,
+		Short:   "print the version, the commit it was built from and when that commit was made",
+		Long: `Prints the version of this binary, the VCS commit it was built from (with
+"dirty" when the tree had uncommitted changes) and the time of that commit,
+when known, on one line:
+
+  hooxrelay v0.3.0 (commit 1a2b3c4d, 2026-11-27T10:00:00Z)
+
+They come from the -X main.version and -X main.commit linker flags that
+"make build" and "make release" set, else from what the Go toolchain
+recorded (the module version, vcs.revision, vcs.modified, vcs.time).
+"hooxrelay --version" prints the same line.`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			bv := buildVersion()
+			if asJSON {
+				return json.NewEncoder(e.stdout).Encode(bv)
+			}
+			fmt.Fprintln(e.stdout, bv.String())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object: version, commit, dirty, commit_time, go, platform")
+	return cmd
+}
 
 // versionInfo is what "hooxrelay version" prints. An empty Commit or
 // CommitTime, or a nil Dirty, means unknown: a binary built outside a git
