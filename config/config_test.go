@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -150,6 +151,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 var exampleEnv = map[string]string{
 	"HOOXRELAY_ADMIN_TOKEN": "example-admin-token",
 	"HOOX_WEBHOOK_TOKEN":    "example-url-token",
+	"SHOP_WEBHOOK_SECRET":   "example-hmac-key",
 	"HOOX_SIGNING_SECRET":   "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	"MEDIA_SIGNING_SECRET":  "whsec_c2Vjb25kLXNlY3JldA==",
 }
@@ -191,13 +193,35 @@ func TestExamples(t *testing.T) {
 					t.Setenv(m[1], v)
 				}
 			}
-			if _, err := Load(path); err != nil {
-				t.Errorf("Load(%s) error (a variable that is not set needs an entry in exampleEnv):\n%v", path, err)
+			cfg, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load(%s) error (a variable that is not set needs an entry in exampleEnv):\n%v", path, err)
 			}
+			checkSafeExample(t, cfg)
 		})
+	}
+	if quick, err := Load(filepath.Join(root, "examples", "hooxrelay.yaml")); err != nil || !loopbackListen(quick.Server.Listen) {
+		t.Errorf("the quick-start config listens on %q (%v); want a loopback address", quick.Server.Listen, err)
 	}
 	if loaded < 2 {
 		t.Errorf("found %d hooxrelay configs under %s, want at least the 2 examples", loaded, root)
+	}
+}
+
+// checkSafeExample holds a shipped config to what the README promises of
+// them: none can make Hoox discard webhooks, and none takes unverified
+// webhooks from the network.
+func checkSafeExample(t *testing.T, cfg *Config) {
+	t.Helper()
+	for _, s := range cfg.Sources {
+		// Hoox sends from a few addresses and gives up after three retries
+		// in 7s: a per-IP limit on its source turns a burst into losses.
+		if (s.Name == "hoox" || s.Path == "/hooks/hoox") && s.RateLimit.RPS > 0 {
+			t.Errorf("source %s rate-limits Hoox per IP (rps %g): a burst would be discarded by Hoox", s.Name, s.RateLimit.RPS)
+		}
+		if s.Verify.Kind == VerifyNone && !loopbackListen(cfg.Server.Listen) {
+			t.Errorf("source %s verifies nothing, and server.listen %q is not loopback", s.Name, cfg.Server.Listen)
+		}
 	}
 }
 
@@ -215,7 +239,10 @@ func TestComposeExample(t *testing.T) {
 				Context    string `yaml:"context"`
 				Dockerfile string `yaml:"dockerfile"`
 			} `yaml:"build"`
-			Volumes []string `yaml:"volumes"`
+			Image      string   `yaml:"image"`
+			PullPolicy string   `yaml:"pull_policy"`
+			Ports      []string `yaml:"ports"`
+			Volumes    []string `yaml:"volumes"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(data, &compose); err != nil {
@@ -226,10 +253,20 @@ func TestComposeExample(t *testing.T) {
 			t.Errorf("docker-compose.yml has no service %q", name)
 		}
 	}
+	builds := map[string]string{} // image -> the service that builds it
 	for name, svc := range compose.Services {
 		if b := svc.Build; b != nil {
 			if _, err := os.Stat(filepath.Join(dir, b.Context, b.Dockerfile)); err != nil {
 				t.Errorf("service %s builds from a missing Dockerfile: %v", name, err)
+			}
+			if other, dup := builds[svc.Image]; dup {
+				t.Errorf("services %s and %s both build %s; build it once", other, name, svc.Image)
+			}
+			builds[svc.Image] = name
+		}
+		for _, p := range svc.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("service %s publishes %q on every interface; bind it to 127.0.0.1", name, p)
 			}
 		}
 		for _, v := range svc.Volumes {
@@ -241,6 +278,21 @@ func TestComposeExample(t *testing.T) {
 				t.Errorf("service %s mounts a missing file: %v", name, err)
 			}
 		}
+	}
+	for name, svc := range compose.Services {
+		if _, built := builds[svc.Image]; built && svc.Build == nil && svc.PullPolicy != "never" {
+			t.Errorf("service %s runs the image %s built by %s; it needs pull_policy: never, or compose tries to pull it", name, svc.Image, builds[svc.Image])
+		}
+	}
+
+	// nginx retries a POST on the other relay only with non_idempotent.
+	nginx, err := os.ReadFile(filepath.Join(dir, "compose", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*proxy_next_upstream\s+([^;]*);`).FindSubmatch(nginx)
+	if m == nil || !slices.Contains(strings.Fields(string(m[1])), "http_503") || !slices.Contains(strings.Fields(string(m[1])), "non_idempotent") {
+		t.Errorf("nginx.conf: proxy_next_upstream %q; want http_503 and non_idempotent, or a webhook POST is never retried on the other relay", m)
 	}
 }
 
@@ -424,6 +476,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if cfg.Store.Kind != StoreRedis {
 		t.Errorf("ConfigMap config: store.kind = %q; several replicas need %q", cfg.Store.Kind, StoreRedis)
 	}
+	checkSafeExample(t, cfg)
 	if cfg.Server.AdminToken == "" {
 		t.Errorf("ConfigMap config: server.admin_token is empty; the admin port is reachable in the cluster")
 	}
@@ -494,6 +547,23 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if len(c.Args) == 0 || c.Args[0] != "serve" || !mounted {
 		t.Errorf("container args %q: want serve --config <the ConfigMap's %s where it is mounted>", c.Args, key)
+	}
+	// In-cluster https targets have certificates of the cluster's CA, which
+	// the image does not trust: each names a ca_file that a volume provides.
+	for _, tg := range cfg.Targets {
+		u, err := url.Parse(tg.URL)
+		if err != nil || u.Scheme != "https" || !strings.Contains(u.Hostname(), ".svc") {
+			continue
+		}
+		provided := false
+		for _, m := range c.VolumeMounts {
+			if tg.TLS.CAFile != "" && path.Dir(tg.TLS.CAFile) == m.MountPath {
+				provided = true
+			}
+		}
+		if !provided {
+			t.Errorf("target %s (%s) has tls.ca_file %q, which no volume of the Deployment provides", tg.Name, tg.URL, tg.TLS.CAFile)
+		}
 	}
 
 	// The Service, the budget and the autoscaler select these pods.
