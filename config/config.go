@@ -64,8 +64,7 @@ type Server struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For is
 	// believed: the client address is the last one in it that is not
 	// a trusted proxy. Empty (the default) ignores the header, since any
-	// client can send it. Not in the SPEC; an extension of this
-	// implementation.
+	// client can send it.
 	TrustedProxies    []string `yaml:"trusted_proxies"`
 	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
@@ -100,8 +99,7 @@ type Redis struct {
 	Prefix string `yaml:"prefix"`
 	// Lease is how long a claim holds a delivery without being renewed: a
 	// relay renews its claims while it works on them, so this is how soon
-	// another relay takes over the claims of one that died. Not in the
-	// SPEC; an extension of this implementation.
+	// another relay takes over the claims of one that died.
 	Lease Duration `yaml:"lease"`
 }
 

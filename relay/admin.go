@@ -15,7 +15,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// The admin API of SPEC §7, under /api/v1. Its JSON types are exported so
+// The admin API of docs/http.md, under /api/v1. Its JSON types are exported so
 // that the CLI decodes exactly what the server encodes.
 
 // EventJSON is an event in GET /api/v1/events.

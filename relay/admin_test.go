@@ -70,7 +70,7 @@ func (h *relayHarness) api(t testing.TB, method, path string, out any) int {
 	return r.status
 }
 
-// TestAdminAPI runs every endpoint and error of SPEC §7 against a relay on
+// TestAdminAPI runs every endpoint and error of docs/http.md against a relay on
 // each store.
 func TestAdminAPI(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {

@@ -420,7 +420,7 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		},
-		// Redirects are never followed (SPEC §6): a 3xx is an answer.
+		// Redirects are never followed (docs/http.md): a 3xx is an answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	bc := tc.Breaker

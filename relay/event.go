@@ -46,7 +46,7 @@ func EventTime(id string) (time.Time, bool) {
 // line by itself.
 type State string
 
-// The delivery states of SPEC §7.
+// The delivery states of docs/http.md.
 const (
 	Pending   State = "pending"
 	Delivered State = "delivered"
@@ -81,7 +81,7 @@ func SplitDeliveryID(id string) (eventID, target string, ok bool) {
 	return strings.Cut(id, ":")
 }
 
-// Attempt is the record of one delivery attempt (SPEC §6).
+// Attempt is the record of one delivery attempt (docs/http.md).
 type Attempt struct {
 	Number    int           `json:"attempt"`
 	StartedAt time.Time     `json:"started_at"`

@@ -11,7 +11,7 @@ import (
 
 // FuzzParsePayload checks the parser's contract on any input: it never
 // panics; a success has a task and a status and a dedup key built exactly as
-// SPEC §2 says; a failure is a *PayloadError naming a known field or none.
+// docs/http.md says; a failure is a *PayloadError naming a known field or none.
 // Seeds are in testdata/fuzz/FuzzParsePayload and below.
 func FuzzParsePayload(f *testing.F) {
 	for _, s := range []string{

@@ -24,7 +24,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Ingress is the webhook ingress handler (SPEC §5): for each source it
+// Ingress is the webhook ingress handler (docs/http.md): for each source it
 // checks, validates, deduplicates, routes and durably stores webhooks, and
 // answers only once the event is on disk. It never waits on a target.
 // It is safe for concurrent use.

@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the relay's Prometheus metrics (SPEC §7). Labels carry bounded
+// Metrics are the relay's Prometheus metrics (see the README). Labels carry bounded
 // values only: source, task, target, outcome, state. A nil *Metrics is not
 // valid; use NewMetrics(nil) for metrics that are kept but not exported.
 type Metrics struct {

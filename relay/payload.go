@@ -31,7 +31,7 @@ func (e *PayloadError) Error() string {
 }
 
 // taskIDs are the id fields that make up the dedup key of each known task,
-// in key order (SPEC §2).
+// in key order (docs/http.md).
 var taskIDs = map[string][]string{
 	"video_generate": {"job_id"},
 	"video_export":   {"job_id"},
@@ -42,7 +42,7 @@ var taskIDs = map[string][]string{
 // KnownTask reports whether task is one of the task types Hoox documents.
 func KnownTask(task string) bool { _, ok := taskIDs[task]; return ok }
 
-// ParsePayload validates body as SPEC §2 describes and derives its dedup key.
+// ParsePayload validates body as docs/http.md describes and derives its dedup key.
 // Unknown tasks are valid as long as task and status are present: Hoox may
 // add task types, and refusing them would make Hoox discard them.
 func ParsePayload(body []byte) (*Payload, error) {

@@ -26,7 +26,7 @@ func TestParsePayloadValid(t *testing.T) {
 			"video_export", "failed", "video_export:run_9:failed"},
 		{"avatar_create", `{"task":"avatar_create","avatar_id":"avtr_1","look_id":"look_1","status":"completed"}`,
 			"avatar_create", "completed", "avatar_create:avtr_1:look_1:completed"},
-		{"avatar_edit error (SPEC example)", `{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"…"}}`,
+		{"avatar_edit error (documented example)", `{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"…"}}`,
 			"avatar_edit", "error", "avatar_edit:avtr_abc:look_edit_789:error"},
 		{"key order and whitespace do not matter for known tasks", " {\n\"status\" : \"completed\" ,\"job_id\":\"run_0123\",\t\"task\":\"video_generate\"}\n",
 			"video_generate", "completed", "video_generate:run_0123:completed"},

@@ -763,7 +763,7 @@ routes:
 }
 
 // ---------------------------------------------------------------------------
-// 3. Every ingress answer of SPEC §5
+// 3. Every ingress answer of docs/http.md
 
 func TestIngressAnswers(t *testing.T) {
 	a := newSink(t, "a", ok)

@@ -12,7 +12,7 @@ import (
 )
 
 // class is what an attempt's answer means for the delivery and the breaker
-// (SPEC §6).
+// (docs/http.md).
 type class int
 
 const (

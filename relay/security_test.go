@@ -164,7 +164,7 @@ func TestAllowCIDRsAndTrustedProxies(t *testing.T) {
 	}
 }
 
-// Deliveries carry Webhook-Signature per SPEC §6, one v1 signature per
+// Deliveries carry Webhook-Signature per docs/http.md, one v1 signature per
 // secret, which a receiver checks with nothing but the secret.
 func TestOutboundSignature(t *testing.T) {
 	one, two := newSink(t, "one", ok), newSink(t, "two", ok)
@@ -185,7 +185,7 @@ routes:
 	one.waitCount(t, 1, 10*time.Second)
 	two.waitCount(t, 1, 10*time.Second)
 
-	// The receiver's side, from the SPEC's words alone.
+	// The receiver's side, from the documented words alone.
 	valid := func(secret string, r recorded) bool {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 		if err != nil {

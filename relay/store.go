@@ -84,7 +84,7 @@ type Outcome struct {
 // ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("store closed")
 
-// Admin is what the admin API asks of a store (SPEC §7): queries that are
+// Admin is what the admin API asks of a store (docs/http.md): queries that are
 // answered from indexes, never by reading every record, and the operator's
 // writes. Every method is safe for concurrent use with the queue methods.
 type Admin interface {

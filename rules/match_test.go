@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// specRoutes is a routing table in the shape SPEC §4 describes.
+// specRoutes is a routing table in the shape docs/configuration.md describes.
 var specRoutes = []Route{
 	{Name: "finished-videos", Tasks: []string{"video_generate", "video_export"}, Statuses: []string{"completed"},
 		Where: []Cond{{"result.cost", "gte", 1}}, Targets: []string{"media", "billing"}},

@@ -5,7 +5,7 @@
 // logger — so that routing is deterministic, cheap to fuzz and can be run
 // offline by `hooxrelay route` exactly as the relay would run it.
 //
-// Matching semantics (SPEC §4):
+// Matching semantics (docs/configuration.md):
 //
 //   - A route matches when the event's task is one of Tasks (or Tasks is
 //     empty), its status is one of Statuses (or Statuses is empty), and every

@@ -23,7 +23,7 @@ import (
 
 // The admin commands (status, targets, events, event, deliveries, retry,
 // retry-dead, pause and resume, in admincli*.go) are clients of a running
-// relay's admin API (SPEC §7); this file holds what they share. They
+// relay's admin API (docs/http.md); this file holds what they share. They
 // decode its answers with the relay's own JSON types, so that a field
 // renamed on one side breaks the build, not an operator.
 

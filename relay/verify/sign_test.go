@@ -18,7 +18,7 @@ import (
 	"github.com/hooxrelay/hooxrelay/config"
 )
 
-// checkSpecSignature verifies a Webhook-Signature value the way SPEC §6
+// checkSpecSignature verifies a Webhook-Signature value the way docs/http.md
 // describes it, without this package: one "v1,<base64>" per secret,
 // space-separated, each the standard-base64 HMAC-SHA256 of
 // "<id>.<timestamp>.<body>" keyed with the base64-decoded part of the

@@ -26,7 +26,7 @@
 // Verifier not built by New) for a metric label; Reason extracts it from
 // any error. Its message never holds a secret or the value presented.
 //
-// Outbound, a Signer computes the Webhook-Signature header of SPEC §6, and
+// Outbound, a Signer computes the Webhook-Signature header of docs/http.md, and
 // SignRequest signs a test request for "hooxrelay send --secret".
 package verify
 
