@@ -7,8 +7,6 @@ import (
 	"io"
 	"math"
 	"reflect"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -34,41 +32,6 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 	return c, nil
 }
-
-// Check parses data as Parse does and validates the result, and reports
-// every problem of both steps at once: a typo in a key does not hide an
-// unknown target further down. On any problem it returns a nil Config.
-//
-// A value that failed to decode keeps its default, and a mistyped key
-// leaves the key it was meant to be unset; Validate's complaints about
-// those keys would only repeat the decoding error, so they are left out.
-// A YAML syntax error stops everything: nothing after it can be read.
-func Check(data []byte, name string) (*Config, error) {
-	c, errs, suspect, err := parse(data, name)
-	if err != nil {
-		return nil, err
-	}
-	// A target whose name could not be read makes every route that names
-	// it look wrong.
-	namesInDoubt := slices.ContainsFunc(suspect, func(p string) bool {
-		return p == "targets" || targetNameRE.MatchString(p)
-	})
-	for _, e := range FieldErrors(c.Validate()) {
-		if underAny(e.Path, suspect) || (namesInDoubt && routeTargetRE.MatchString(e.Path)) {
-			continue
-		}
-		errs = append(errs, e)
-	}
-	if len(errs) > 0 {
-		return nil, joinSorted(errs)
-	}
-	return c, nil
-}
-
-var (
-	targetNameRE  = regexp.MustCompile(`^targets\[\d+\](\.name)?$`)
-	routeTargetRE = regexp.MustCompile(`^routes\[\d+\]\.targets\[\d+\]$`)
-)
 
 // parse decodes data over the defaults. It returns the config as far as it
 // could be decoded, the decoding problems, and the key paths those
@@ -96,21 +59,6 @@ func parse(data []byte, name string) (c *Config, errs []error, suspect []string,
 	}
 	return c, errs, append(suspect, d.meant...), nil
 }
-
-// underAny reports whether path is one of paths or below one of them.
-func underAny(path string, paths []string) bool {
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(path, p); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
-			return true
-		}
-	}
-	return false
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML returns the document node, nil for an empty file (or one that
 // holds only comments or null). A second document is an error: a relay reading only the first one
@@ -143,80 +91,6 @@ func parseYAML(data []byte, name string) (root *yaml.Node, err error) {
 		return nil, &FieldError{File: name, Line: root.Line, Msg: fmt.Sprintf("the config must be a mapping of keys such as server: and targets:, got %s", describe(root))}
 	}
 	return &doc, nil
-}
-
-// yamlError turns a syntax error into a FieldError, so that it carries the
-// file and line in the same format as every other error.
-//
-// yaml.v3 counts lines from 0 in parser errors (but from 1 in scanner
-// errors) and, for them, points at the start of the enclosing block rather
-// than at the problem, and leaves the line out altogether when that is the
-// first line. parserProblems lists those errors so that the line can be
-// corrected; for an indentation problem, misindented finds the line itself.
-// A tab in the indentation gets its own message: the scanner's words for
-// it do not say "tab".
-func yamlError(err error, name string, data []byte) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	p, parserError := parserProblems[msg]
-	if parserError {
-		line++
-	}
-	tabLine := 0
-	if strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token") {
-		tabLine = tabIndented(data, line)
-	}
-	switch {
-	case tabLine > 0:
-		line = tabLine
-		msg = "a tab indents this line; YAML indents with spaces only, so replace the tab with spaces"
-	case p.indentation || msg == "mapping values are not allowed in this context":
-		if at, problem := misindented(data, line); at > 0 {
-			line, msg = at, problem
-			break
-		}
-		if parserError {
-			msg += "; look at this line and the " + p.block + " it starts" + p.advice
-		} else {
-			msg += " (a value holding \": \" must be quoted; or check the indentation)"
-		}
-	case parserError:
-		msg += "; look at this line and the " + p.block + " it starts" + p.advice
-	}
-	return &FieldError{File: name, Line: line, Msg: "invalid YAML: " + msg}
-}
-
-// tabIndented returns the first line from line n on (counting from 1)
-// whose indentation holds a tab, or 0. The scanner may name the line
-// before it.
-func tabIndented(data []byte, n int) int {
-	lines := strings.Split(string(data), "\n")
-	for i := max(n, 1); i <= min(n+1, len(lines)); i++ {
-		l := lines[i-1]
-		if strings.Contains(l[:len(l)-len(strings.TrimLeft(l, " \t"))], "\t") {
-			return i
-		}
-	}
-	return 0
-}
-
-const quoteAdvice = ` (inside { } and [ ], a value containing , : { } [ ] or # must be quoted, such as "${RPS:-10}")`
-
-var parserProblems = map[string]struct {
-	block, advice string
-	indentation   bool // the usual cause is a mis-indented line
-}{
-	"did not find expected key":              {"mapping", " (check the indentation)", true},
-	"did not find expected ',' or '}'":       {"{ } mapping", quoteAdvice, false},
-	"did not find expected ',' or ']'":       {"[ ] list", quoteAdvice, false},
-	"did not find expected '-' indicator":    {"list", " (check the indentation)", true},
-	"did not find expected node content":     {"block", "", false},
-	"did not find expected <document start>": {"document", "", false},
-	"found undefined tag handle":             {"value", "", false},
 }
 
 // decoder walks a yaml.Node tree alongside a Go value, guided by the yaml

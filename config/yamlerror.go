@@ -2,8 +2,89 @@ package config
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 )
+
+// This file turns the YAML parser's syntax errors into FieldErrors that
+// point at the line to fix.
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a syntax error into a FieldError, so that it carries the
+// file and line in the same format as every other error.
+//
+// yaml.v3 counts lines from 0 in parser errors (but from 1 in scanner
+// errors) and, for them, points at the start of the enclosing block rather
+// than at the problem, and leaves the line out altogether when that is the
+// first line. parserProblems lists those errors so that the line can be
+// corrected; for an indentation problem, misindented finds the line itself.
+// A tab in the indentation gets its own message: the scanner's words for
+// it do not say "tab".
+func yamlError(err error, name string, data []byte) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	p, parserError := parserProblems[msg]
+	if parserError {
+		line++
+	}
+	tabLine := 0
+	if strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token") {
+		tabLine = tabIndented(data, line)
+	}
+	switch {
+	case tabLine > 0:
+		line = tabLine
+		msg = "a tab indents this line; YAML indents with spaces only, so replace the tab with spaces"
+	case p.indentation || msg == "mapping values are not allowed in this context":
+		if at, problem := misindented(data, line); at > 0 {
+			line, msg = at, problem
+			break
+		}
+		if parserError {
+			msg += "; look at this line and the " + p.block + " it starts" + p.advice
+		} else {
+			msg += " (a value holding \": \" must be quoted; or check the indentation)"
+		}
+	case parserError:
+		msg += "; look at this line and the " + p.block + " it starts" + p.advice
+	}
+	return &FieldError{File: name, Line: line, Msg: "invalid YAML: " + msg}
+}
+
+// tabIndented returns the first line from line n on (counting from 1)
+// whose indentation holds a tab, or 0. The scanner may name the line
+// before it.
+func tabIndented(data []byte, n int) int {
+	lines := strings.Split(string(data), "\n")
+	for i := max(n, 1); i <= min(n+1, len(lines)); i++ {
+		l := lines[i-1]
+		if strings.Contains(l[:len(l)-len(strings.TrimLeft(l, " \t"))], "\t") {
+			return i
+		}
+	}
+	return 0
+}
+
+const quoteAdvice = ` (inside { } and [ ], a value containing , : { } [ ] or # must be quoted, such as "${RPS:-10}")`
+
+var parserProblems = map[string]struct {
+	block, advice string
+	indentation   bool // the usual cause is a mis-indented line
+}{
+	"did not find expected key":              {"mapping", " (check the indentation)", true},
+	"did not find expected ',' or '}'":       {"{ } mapping", quoteAdvice, false},
+	"did not find expected ',' or ']'":       {"[ ] list", quoteAdvice, false},
+	"did not find expected '-' indicator":    {"list", " (check the indentation)", true},
+	"did not find expected node content":     {"block", "", false},
+	"did not find expected <document start>": {"document", "", false},
+	"found undefined tag handle":             {"value", "", false},
+}
 
 // The YAML parser reports a mis-indented line at the start of the block
 // around it, which can be many lines up. misindented finds the line itself
