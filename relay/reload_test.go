@@ -37,9 +37,8 @@ routes:
   - name: all
     targets: [slow, kept]
 `, slow, kept), "")
-	var ids []string
 	for i := range 3 {
-		ids = append(ids, h.send(t, videoBody(time.Now().Format("150405.000")+string(rune('a'+i)))))
+		h.send(t, videoBody(time.Now().Format("150405.000")+string(rune('a'+i))))
 	}
 	slow.waitCount(t, 1, 5*time.Second) // one attempt in flight, two queued
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var _ relay.Store = (*Store)(nil)
@@ -157,7 +158,7 @@ func Open(path string, opts Options) (*Store, error) {
 		InitialMmapSize: 1 << 30, // growing the map blocks readers; start big
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open store %q: the file is locked by another process (is a relay already running on it?)", path)
 		}
 		return nil, fmt.Errorf("open store %q: %w", path, err)

@@ -250,7 +250,7 @@ func testRequeue(t *testing.T, h Harness) {
 	})
 	Eventually(t, 5*time.Second, func() error {
 		if n := backlog(t, s, "a"); n != 2 {
-			return fmt.Errorf("Backlog after requeueing a dead delivery = %d, want 2 (it and the held one)", n)
+			return fmt.Errorf("backlog after requeueing a dead delivery = %d, want 2 (it and the held one)", n)
 		}
 		return nil
 	})
