@@ -12,6 +12,76 @@ import (
 	"time"
 )
 
+// DeliveryError is why an attempt did not deliver. Target names the
+// target; Status is its answer, 0 when none came. Retryable errors (a
+// network error, a timeout, 408, 425, 429, 5xx) are the target failing:
+// they are retried and count against its breaker. Local errors are the
+// relay's own (it could not build the request): the target was not asked,
+// so the delivery goes dead at once, uncharged, and the breaker is not told.
+// Anything else (3xx, another 4xx) is the target saying no: dead.
+type DeliveryError struct {
+	Target    string
+	Status    int
+	Retryable bool
+	Local     bool
+	Err       error // the cause; nil when the answer's status says it all
+}
+
+func (e *DeliveryError) Error() string {
+	switch {
+	case e.Local:
+		return "request not sent: " + e.Err.Error()
+	case e.Err != nil:
+		return e.Err.Error()
+	}
+	return "HTTP " + strconv.Itoa(e.Status)
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// deliveryError is what an attempt's answer (status, or err when none
+// came) means; nil when it delivered.
+func (t *target) deliveryError(status int, err error) *DeliveryError {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return de
+	}
+	switch cl := classify(status, err); cl {
+	case delivered:
+		return nil
+	default:
+		return &DeliveryError{Target: t.cfg.Name, Status: status, Retryable: cl == retryable, Err: err}
+	}
+}
+
+// unbuildable reports why the relay cannot build the request for ev, as a
+// local *DeliveryError, or nil. It runs before the rate limiter and the
+// breaker are asked, so that a bad event costs the target nothing.
+func (t *target) unbuildable(ev *Event) *DeliveryError {
+	err := headerValueError("Hooxrelay-Task", ev.Task)
+	for name, v := range t.cfg.Headers {
+		if err != nil {
+			break
+		}
+		err = headerValueError(name, v)
+	}
+	if err != nil {
+		return &DeliveryError{Target: t.cfg.Name, Local: true, Err: err}
+	}
+	return nil
+}
+
+// headerValueError says why v is not a valid header value (RFC 9110: no
+// control characters other than tab), or returns nil.
+func headerValueError(name, v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Errorf("header %s: the value has control character %#02x at byte %d", name, c, i)
+		}
+	}
+	return nil
+}
+
 // attempt makes one delivery request and records its outcome.
 func (t *target) attempt(c Claim, done func(error)) {
 	d := c.Delivery
@@ -27,37 +97,57 @@ func (t *target) attempt(c Claim, done func(error)) {
 		}
 		return
 	}
-	elapsed := t.d.opts.Now().Sub(start)
-	t.d.metrics.DeliveryDuration.WithLabelValues(t.cfg.Name).Observe(elapsed.Seconds())
-	cl := classify(status, err)
-	if cl == retryable {
+	de := t.deliveryError(status, err)
+	switch {
+	case de == nil:
+		done(nil)
+	case de.Local:
+		done(errLocal)
+		t.kill(c, de)
+		return
+	case de.Retryable:
 		done(errTargetFailing)
-	} else {
+	default:
 		done(nil)
 	}
+	elapsed := t.d.opts.Now().Sub(start)
+	t.d.metrics.DeliveryDuration.WithLabelValues(t.cfg.Name).Observe(elapsed.Seconds())
 	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: status, Body: body}
 	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, status, "", t.d.opts.Now()
-	if err != nil {
-		a.Error, d.LastError = err.Error(), err.Error()
-	} else if cl != delivered {
-		d.LastError = "HTTP " + strconv.Itoa(status)
-	}
 	outcome := ""
-	switch cl {
-	case delivered:
+	switch {
+	case de == nil:
 		d.State, outcome = Delivered, "delivered"
-	case permanent:
-		d.State, outcome = Dead, "dead"
-	case retryable:
+	case de.Retryable:
+		d.LastError = de.Error()
 		d.State, outcome = t.schedule(&d, retryAfter)
+	default:
+		d.LastError = de.Error()
+		d.State, outcome = Dead, "dead"
+	}
+	if de != nil && de.Err != nil {
+		a.Error = de.Err.Error()
 	}
 	t.finish(Outcome{Delivery: d, Attempt: a}, outcome)
 	level := slog.LevelInfo
 	if outcome != "delivered" {
 		level = slog.LevelWarn
 	}
-	t.log.Log(t.d.ctx, level, "delivery attempt", "event_id", d.EventID, "attempt", n,
-		"status", status, "outcome", outcome, "duration", elapsed, "err", d.LastError)
+	attrs := []slog.Attr{slog.String("event_id", d.EventID), slog.Int("attempt", n),
+		slog.Int("status", status), slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
+	if d.LastError != "" {
+		attrs = append(attrs, slog.String("err", d.LastError))
+	}
+	t.log.LogAttrs(t.d.ctx, level, "delivery attempt", attrs...)
+}
+
+// kill completes a claim as dead without an attempt: the request was never
+// made, so nothing is charged to the target.
+func (t *target) kill(c Claim, why error) {
+	d := c.Delivery
+	d.State, d.LastError, d.UpdatedAt = Dead, why.Error(), t.d.opts.Now()
+	t.finish(Outcome{Delivery: d}, "dead")
+	t.log.Warn("delivery dead without an attempt", "event_id", d.EventID, "err", d.LastError)
 }
 
 // schedule decides a failed attempt's fate: another attempt within the
@@ -93,7 +183,7 @@ func (t *target) send(ev *Event, attempt int) (status int, body string, retryAft
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return 0, "", 0, err
+		return 0, "", 0, &DeliveryError{Target: t.cfg.Name, Local: true, Err: err}
 	}
 	h := req.Header
 	for k, v := range t.cfg.Headers {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -483,6 +484,11 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 		if t.expired(ctx, c) {
 			continue
 		}
+		if de := t.unbuildable(c.Event); de != nil {
+			t.kill(c, de)
+			t.returnSlots(1)
+			continue
+		}
 		if err := t.pace(ctx); err != nil {
 			t.release(claims[i:], t.d.opts.Now())
 			return false
@@ -562,9 +568,7 @@ func (t *target) expired(ctx context.Context, c Claim) bool {
 	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge.D() {
 		return false
 	}
-	d := c.Delivery
-	d.State, d.LastError, d.UpdatedAt = Dead, "max_age passed before the attempt could start", now
-	t.finish(Outcome{Delivery: d}, "dead")
+	t.kill(c, errors.New("max_age passed before the attempt could start"))
 	t.returnSlots(1)
 	return true
 }

@@ -190,3 +190,56 @@ func TestPauseMarksUnreadableAtStart(t *testing.T) {
 		t.Error("the target marked paused got a delivery once the marks were read")
 	}
 }
+
+// An event whose request the relay cannot build (a task with a line break
+// cannot go into Hooxrelay-Task) goes dead at once with the reason: the
+// target is never asked, no attempt is charged, the breaker is not told,
+// and the events after it are delivered. Such an event can no longer pass
+// the ingress; it stands for one stored before that check.
+func TestUnbuildableRequestGoesDeadUncharged(t *testing.T) {
+	s := newSink(t, "t", ok)
+	h := startRelay(t, render(baseServer+`
+targets:
+  - name: t
+    url: {{t}}
+    retry: {max_attempts: 5, initial_interval: 50ms, jitter: 0}
+    breaker: {min_requests: 2, failure_ratio: 0.5, open_timeout: 1m}
+routes:
+  - name: all
+    targets: [t]
+`, s), "")
+	const bad = 6 // enough to open the breaker three times over if charged
+	var badIDs []string
+	for i := range bad {
+		ev := storetest.Event(time.Now(), fmt.Sprintf("evil_%d", i), "t")
+		ev.Task = "evil\r\nX-Injected: 1"
+		if _, err := h.store.Ingest(t.Context(), ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		badIDs = append(badIDs, ev.ID)
+	}
+	h.srv.Dispatcher().Kick("t")
+	h.waitDeliveries(t, "t", "dead", bad, 5*time.Second)
+	good := h.send(t, videoBody("after_the_bad_ones"))
+	s.waitCount(t, 1, 5*time.Second)
+	if got := s.requests(); len(got) != 1 || got[0].id() != good {
+		t.Fatalf("target received %d requests, want only the good event's", len(got))
+	}
+	if st := h.srv.Dispatcher().BreakerState("t"); st != "closed" {
+		t.Errorf("breaker is %q after %d unbuildable requests, want closed: they are not the target's failures", st, bad)
+	}
+	if n := h.metric(t, "hooxrelay_deliveries_total", map[string]string{"target": "t", "outcome": "retry"}); n != 0 {
+		t.Errorf("hooxrelay_deliveries_total{outcome=retry} = %v, want 0: a local error is not retried", n)
+	}
+	for _, id := range badIDs {
+		ev, err := h.store.Event(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := ev.Deliveries[0]
+		if d.State != relay.Dead || d.Attempts != 0 || len(d.History) != 0 || !strings.Contains(d.LastError, "Hooxrelay-Task") {
+			t.Errorf("delivery of %s: state %s, %d attempts, %d recorded, last_error %q; want dead, 0 attempts, none recorded, an error naming Hooxrelay-Task",
+				id, d.State, d.Attempts, len(d.History), d.LastError)
+		}
+	}
+}

@@ -44,11 +44,12 @@ type target struct {
 	stopFeeding context.CancelFunc
 }
 
-// errTargetFailing and errShutdown are what the breaker is told: the first
-// counts as a failure, the second is not counted at all.
+// errTargetFailing, errShutdown and errLocal are what the breaker is told:
+// the first counts as a failure, the others are not counted at all.
 var (
 	errTargetFailing = errors.New("target failing")
 	errShutdown      = errors.New("shutdown")
+	errLocal         = errors.New("request not built")
 )
 
 func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
@@ -110,7 +111,7 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 			n := c.TotalSuccesses + c.TotalFailures
 			return n >= uint32(bc.MinRequests) && float64(c.TotalFailures) >= bc.FailureRatio*float64(n)
 		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) },
+		IsExcluded: func(err error) bool { return errors.Is(err, errShutdown) || errors.Is(err, errLocal) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			switch to {
 			case gobreaker.StateOpen:
