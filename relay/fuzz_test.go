@@ -1,12 +1,14 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParsePayload checks the parser's contract on any input: it never
@@ -30,6 +32,10 @@ func FuzzParsePayload(f *testing.F) {
 		`[]`, `null`, `""`, `{}`, `{`, ``, `   `, `{"task":"x","status":"y"}garbage`,
 		strings.Repeat(`[`, 20000),
 		`{"a":` + strings.Repeat(`{"a":`, 200) + `1` + strings.Repeat(`}`, 201),
+		`{"task":"video_generate","job_id":"\ud83c\udfac","status":"completed"}`,
+		`{"task":"video_generate","job_id":"j","\u0074ask":"x","status":"s"}`,
+		`{"task":"video_generate","job_id":"` + strings.Repeat("j", MaxFieldBytes+1) + `","status":"s"}`,
+		`{"task":"image_upscale","status":"s","x":{"task":"a","task":"b"},"y":["status","status"]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -57,6 +63,15 @@ func FuzzParsePayload(f *testing.F) {
 		}
 		if p.Task == "" || p.Status == "" {
 			t.Fatalf("ParsePayload(%q) accepted task %q status %q; both must be non-empty", body, p.Task, p.Status)
+		}
+		// What was read is sendable in a header and read alike by every
+		// decoder: one occurrence, UTF-8, no control characters, bounded.
+		counts := topLevelCounts(t, body)
+		for _, name := range []string{"task", "status"} {
+			v := p.Doc[name].(string)
+			if counts[name] != 1 || !utf8.ValidString(v) || len(v) > MaxFieldBytes || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("ParsePayload(%q) accepted %s %q (%d times in the object)", body, name, v, counts[name])
+			}
 		}
 		if p.Doc["task"] != p.Task || p.Doc["status"] != p.Status {
 			t.Fatalf("ParsePayload(%q): Doc task %v status %v differ from Task %q Status %q", body, p.Doc["task"], p.Doc["status"], p.Task, p.Status)
@@ -89,8 +104,35 @@ func FuzzParsePayload(f *testing.F) {
 		if p.DedupKey != want {
 			t.Fatalf("ParsePayload(%q) dedup key %q, want %q", body, p.DedupKey, want)
 		}
+		for _, f := range taskIDs[p.Task] {
+			if name := fieldNames[f]; counts[name] != 1 {
+				t.Fatalf("ParsePayload(%q) accepted %s written %d times", body, name, counts[name])
+			}
+		}
 		if again, err := ParsePayload(body); err != nil || again.DedupKey != p.DedupKey {
 			t.Fatalf("ParsePayload(%q) is not deterministic: %v %v", body, again, err)
 		}
 	})
+}
+
+// topLevelCounts counts the top-level keys of a JSON object with
+// encoding/json's tokenizer, as a reference for scanFields.
+func topLevelCounts(t *testing.T, body []byte) map[string]int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("accepted body %q does not start an object: %v %v", body, tok, err)
+	}
+	counts := map[string]int{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("reference tokenizer on %q: %v", body, err)
+		}
+		counts[tok.(string)]++
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("reference tokenizer on %q: %v", body, err)
+		}
+	}
+	return counts
 }

@@ -32,12 +32,17 @@ func (e *PayloadError) Error() string {
 
 // taskIDs are the id fields that make up the dedup key of each known task,
 // in key order (docs/http.md).
-var taskIDs = map[string][]string{
-	"video_generate": {"job_id"},
-	"video_export":   {"job_id"},
-	"avatar_create":  {"avatar_id", "look_id"},
-	"avatar_edit":    {"avatar_id", "look_id"},
+var taskIDs = map[string][]field{
+	"video_generate": {fieldJobID},
+	"video_export":   {fieldJobID},
+	"avatar_create":  {fieldAvatarID, fieldLookID},
+	"avatar_edit":    {fieldAvatarID, fieldLookID},
 }
+
+// MaxFieldBytes bounds task, status and the id fields. They go into the
+// dedup key, a header (task) and the store's indexes; Hoox's values are a
+// few dozen bytes, so a longer one is refused (400) rather than stored.
+const MaxFieldBytes = 1024
 
 // KnownTask reports whether task is one of the task types Hoox documents.
 func KnownTask(task string) bool { _, ok := taskIDs[task]; return ok }
@@ -45,6 +50,14 @@ func KnownTask(task string) bool { _, ok := taskIDs[task]; return ok }
 // ParsePayload validates body as docs/http.md describes and derives its dedup key.
 // Unknown tasks are valid as long as task and status are present: Hoox may
 // add task types, and refusing them would make Hoox discard them.
+//
+// The fields it reads (task, status and the task's ids) must also be
+// strings that every reader decodes alike, since the dedup key and routing
+// use them while targets get the raw body: valid UTF-8 without escaped lone
+// surrogates (a decoder replaces those with U+FFFD, so different ids would
+// share a key), present once (duplicate keys are read differently by
+// different parsers), free of control characters (task goes into a
+// header) and at most MaxFieldBytes long.
 func ParsePayload(body []byte) (*Payload, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -53,7 +66,8 @@ func ParsePayload(body []byte) (*Payload, error) {
 	if doc == nil {
 		return nil, &PayloadError{Message: "body must be a JSON object, got null"}
 	}
-	task, err := requiredString(doc, "task")
+	raw := scanFields(body)
+	task, err := readField(doc, &raw, fieldTask)
 	if err != nil {
 		return nil, err
 	}
@@ -62,14 +76,14 @@ func ParsePayload(body []byte) (*Payload, error) {
 	key := make([]byte, 0, 96)
 	key = append(key, task...)
 	for _, f := range ids {
-		v, err := requiredString(doc, f)
+		v, err := readField(doc, &raw, f)
 		if err != nil {
 			return nil, err
 		}
 		key = append(key, ':')
 		key = append(key, v...)
 	}
-	if p.Status, err = requiredString(doc, "status"); err != nil {
+	if p.Status, err = readField(doc, &raw, fieldStatus); err != nil {
 		return nil, err
 	}
 	if known {
@@ -82,6 +96,31 @@ func ParsePayload(body []byte) (*Payload, error) {
 	}
 	p.DedupKey = string(key)
 	return p, nil
+}
+
+// readField returns the field f of doc, a non-empty string that raw (how it
+// appears in the body) and its content allow.
+func readField(doc map[string]any, raw *rawFields, f field) (string, error) {
+	name := fieldNames[f]
+	s, err := requiredString(doc, name)
+	if err != nil {
+		return "", err
+	}
+	if n := raw[f].count; n > 1 {
+		return "", &PayloadError{Field: name, Message: fmt.Sprintf("appears %d times in the object; send it once", n)}
+	}
+	if why := raw[f].bad; why != "" {
+		return "", &PayloadError{Field: name, Message: why}
+	}
+	if len(s) > MaxFieldBytes {
+		return "", &PayloadError{Field: name, Message: fmt.Sprintf("is %d bytes long, over the limit of %d", len(s), MaxFieldBytes)}
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return "", &PayloadError{Field: name, Message: fmt.Sprintf("must not contain control characters, found %#02x at byte %d", c, i)}
+		}
+	}
+	return s, nil
 }
 
 func requiredString(doc map[string]any, field string) (string, error) {

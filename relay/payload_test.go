@@ -42,6 +42,16 @@ func TestParsePayloadValid(t *testing.T) {
 			"image_upscale", "done", "image_upscale:sha256:" + sha256Hex(`{"task":"image_upscale", "status":"done"} `)},
 		{"unknown task without ids", `{"task":"Video_Generate","status":"completed"}`,
 			"Video_Generate", "completed", "Video_Generate:sha256:" + sha256Hex(`{"task":"Video_Generate","status":"completed"}`)},
+		{"an escaped surrogate pair is one character", `{"task":"video_generate","job_id":"run_\ud83c\udfac","status":"completed"}`,
+			"video_generate", "completed", "video_generate:run_🎬:completed"},
+		{"U+FFFD itself is valid, written or escaped", `{"task":"video_generate","job_id":"�\ufffd","status":"completed"}`,
+			"video_generate", "completed", "video_generate:��:completed"},
+		{"duplicate keys of fields not read are left to the targets", `{"task":"video_generate","job_id":"j","status":"s","result":1,"result":2}`,
+			"video_generate", "s", "video_generate:j:s"},
+		{"strings elsewhere may hold anything", "{\"task\":\"video_generate\",\"job_id\":\"j\",\"status\":\"s\",\"error\":{\"message\":\"a\\r\\n\\ud800\xff\"}}",
+			"video_generate", "s", "video_generate:j:s"},
+		{"a value of MaxFieldBytes", `{"task":"video_generate","job_id":"` + strings.Repeat("j", MaxFieldBytes) + `","status":"s"}`,
+			"video_generate", "s", "video_generate:" + strings.Repeat("j", MaxFieldBytes) + ":s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +101,24 @@ func TestParsePayloadInvalid(t *testing.T) {
 		{"status empty", `{"task":"avatar_edit","avatar_id":"a","look_id":"l","status":""}`, "status", "empty"},
 		{"unknown task missing status", `{"task":"image_upscale"}`, "status", "required"},
 		{"unknown task status an object", `{"task":"image_upscale","status":{}}`, "status", "object"},
+		// What goes into a header, a key or an index must be read alike by
+		// every reader and be sendable.
+		{"line break in task", `{"task":"evil\r\nX-Injected: 1","status":"s"}`, "task", "control characters, found 0x0d"},
+		{"NUL in job_id", `{"task":"video_generate","job_id":"a\u0000b","status":"s"}`, "job_id", "control characters"},
+		{"tab in status", `{"task":"video_generate","job_id":"j","status":"a\tb"}`, "status", "control characters"},
+		{"DEL in look_id", "{\"task\":\"avatar_edit\",\"avatar_id\":\"a\",\"look_id\":\"l\x7f\",\"status\":\"s\"}", "look_id", "0x7f"},
+		{"job_id too long", `{"task":"video_generate","job_id":"` + strings.Repeat("j", MaxFieldBytes+1) + `","status":"s"}`, "job_id", "over the limit of 1024"},
+		{"task too long", `{"task":"` + strings.Repeat("t", MaxFieldBytes+1) + `","status":"s"}`, "task", "over the limit"},
+		{"job_id not UTF-8", "{\"task\":\"video_generate\",\"job_id\":\"z\xff\",\"status\":\"s\"}", "job_id", "UTF-8"},
+		{"status not UTF-8", "{\"task\":\"image_upscale\",\"status\":\"\xc3(\"}", "status", "UTF-8"},
+		{"lone high surrogate", `{"task":"video_generate","job_id":"\ud800","status":"s"}`, "job_id", "lone surrogate escape \\ud800"},
+		{"lone low surrogate", `{"task":"video_generate","job_id":"\udfff","status":"s"}`, "job_id", "lone surrogate escape \\udfff"},
+		{"high surrogate before a letter", `{"task":"avatar_create","avatar_id":"\uD800\u0041","look_id":"l","status":"s"}`, "avatar_id", "lone surrogate"},
+		{"high surrogate at the end", `{"task":"video_generate","job_id":"j","status":"ok\ud83c"}`, "status", "lone surrogate"},
+		{"task twice", `{"task":"x","task":"video_generate","job_id":"j","status":"s"}`, "task", "appears 2 times"},
+		{"task twice, once escaped", `{"task":"video_generate","job_id":"j","\u0074ask":"x","status":"s"}`, "task", "appears 2 times"},
+		{"job_id twice", `{"task":"video_generate","job_id":"a","status":"s","job_id":"b"}`, "job_id", "appears 2 times"},
+		{"status three times", `{"task":"image_upscale","status":"a","status":"b","status":{"c":1}}`, "status", "must be a string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +140,27 @@ func TestParsePayloadInvalid(t *testing.T) {
 				t.Errorf("error text %q, want \"invalid payload: [field: ]message\"", err.Error())
 			}
 		})
+	}
+}
+
+// Ids that a JSON decoder would turn into the same string are refused, so
+// two different webhooks never share a dedup key.
+func TestParsePayloadNoCollisions(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"z\xff", "z\xfe"},
+		{`\ud800`, `\udfff`},
+		{`\ud800`, "\xed\xa0\x80"}, // the surrogate's UTF-8-like bytes
+	} {
+		keys := map[string]bool{}
+		for _, id := range pair {
+			p, err := ParsePayload([]byte(`{"task":"video_generate","job_id":"` + id + `","status":"completed"}`))
+			if err == nil {
+				keys[p.DedupKey] = true
+			}
+		}
+		if len(keys) == 1 {
+			t.Errorf("job ids %q and %q both accepted with the same dedup key", pair[0], pair[1])
+		}
 	}
 }
 

@@ -828,6 +828,10 @@ routes:
 			{"status a number", `{"task":"video_generate","job_id":"j","status":200}`, "status"},
 			{"status empty", `{"task":"avatar_edit","avatar_id":"a","look_id":"l","status":""}`, "status"},
 			{"unknown task missing status", `{"task":"image_upscale"}`, "status"},
+			{"line break in task", `{"task":"evil\r\nX-Injected: 1","status":"s"}`, "task"},
+			{"job_id not UTF-8", "{\"task\":\"video_generate\",\"job_id\":\"z\xff\",\"status\":\"s\"}", "job_id"},
+			{"lone surrogate in status", `{"task":"video_generate","job_id":"j","status":"\ud800"}`, "status"},
+			{"task twice", `{"task":"image_upscale","task":"video_generate","job_id":"j","status":"s"}`, "task"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
