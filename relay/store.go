@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +81,21 @@ type Claim struct {
 type Outcome struct {
 	Delivery Delivery // the new state of the delivery
 	Attempt  *Attempt // nil when no request was made (max_age passed)
+}
+
+// maxMarkKey is the longest dedup key a store keeps as it is.
+const maxMarkKey = 512
+
+// MarkKey returns the form in which a store keeps the dedup key key: the
+// key itself when it is at most 512 bytes, else "sha256:" and the hex of its
+// digest. Stores then never refuse a key for its length (bbolt's limit is
+// 32 KiB), and keys that differ anywhere stay different.
+func MarkKey(key string) string {
+	if len(key) <= maxMarkKey {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // ErrClosed is returned by a Store used after Close.

@@ -374,9 +374,10 @@ func (s *Store) commit(batch []*write) {
 		}
 		return
 	}
-	if err == nil {
+	switch {
+	case err == nil:
 		s.commitErr.Store(nil)
-	} else {
+	case !ownFault(err):
 		s.commitErr.Store(&err)
 	}
 	if err == nil {
@@ -399,6 +400,14 @@ func (s *Store) commit(batch []*write) {
 	}
 }
 
+// ownFault reports whether a write failed for its own input (a key or
+// value bbolt refuses) rather than for the store: that fails its caller,
+// not the relay's readiness.
+func ownFault(err error) bool {
+	return errors.Is(err, berrors.ErrKeyTooLarge) || errors.Is(err, berrors.ErrKeyRequired) ||
+		errors.Is(err, berrors.ErrValueTooLarge) || errors.Is(err, berrors.ErrIncompatibleValue)
+}
+
 func attemptKey(deliveryID string, n int) []byte {
 	k := make([]byte, 0, len(deliveryID)+5)
 	k = append(k, deliveryID...)
@@ -407,6 +416,7 @@ func attemptKey(deliveryID string, n int) []byte {
 }
 
 func dedupKey(source, key string) []byte {
+	key = relay.MarkKey(key)
 	k := make([]byte, 0, len(source)+1+len(key))
 	k = append(k, source...)
 	k = append(k, 0)

@@ -112,7 +112,7 @@ func (s *Store) queueKey(target string) string { return s.pfx + "q:" + target }
 func (s *Store) heldKey(target string) string  { return s.pfx + "h:" + target }
 func (s *Store) ownerKey(target string) string { return s.pfx + "o:" + target }
 func (s *Store) markKey(source, key string) string {
-	return s.pfx + "m:" + source + "\x00" + key
+	return s.pfx + "m:" + source + "\x00" + relay.MarkKey(key)
 }
 
 // Index keys: sorted sets whose members all score 0, so that they sort by

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +117,28 @@ func testIngestConcurrentSameKey(t *testing.T, h Harness) {
 	}
 	if cs := claim(t, s, "a", time.Now().Add(time.Hour), n); len(cs) != 1 {
 		t.Errorf("%d deliveries stored for one key, want 1", len(cs))
+	}
+}
+
+// Dedup keys of any length are stored (bbolt refuses keys over 32 KiB, so a
+// store must not use a long key as it is), and two long keys that differ
+// only at their end are two keys.
+func testIngestLongKeys(t *testing.T, h Harness) {
+	s := open(t, h)
+	long := strings.Repeat("k", 40<<10)
+	first := Event(base, long+"1", "a")
+	if res := ingest(t, s, first, time.Hour); res.Duplicate {
+		t.Fatalf("first Ingest of a 40 KiB key = %+v, want new", res)
+	}
+	other := Event(base.Add(time.Second), long+"2", "a")
+	if res := ingest(t, s, other, time.Hour); res.Duplicate {
+		t.Fatalf("Ingest of another 40 KiB key with the same prefix = %+v, want new", res)
+	}
+	again := Event(base.Add(2*time.Second), long+"1", "a")
+	if res := ingest(t, s, again, time.Hour); !res.Duplicate || res.EventID != first.ID {
+		t.Fatalf("Ingest of the first 40 KiB key again = %+v, want a duplicate of %s", res, first.ID)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping after long keys = %v, want nil", err)
 	}
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"IngestDedup", testIngestDedup},
 		{"IngestConcurrentSameKey", testIngestConcurrentSameKey},
+		{"IngestLongKeys", testIngestLongKeys},
 		{"Claim", testClaim},
 		{"NextDue", testNextDue},
 		{"Backlog", testBacklog},
