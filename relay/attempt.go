@@ -170,7 +170,9 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 
 func (t *target) finish(o Outcome, outcome string) {
 	t.d.metrics.Deliveries.WithLabelValues(t.cfg.Name, outcome).Inc()
-	if err := t.d.store.Complete(context.WithoutCancel(t.d.ctx), o); err != nil {
+	// Not cancelled by the end of claiming, only by the shutdown timeout:
+	// a store that does not answer must not hold the shutdown past it.
+	if err := t.d.store.Complete(t.d.abortCtx, o); err != nil {
 		t.log.Error("record delivery outcome; the delivery will be attempted again",
 			"event_id", o.Delivery.EventID, "err", err)
 	}

@@ -284,9 +284,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	d.stop()
-	d.wg.Wait()
 	done := make(chan struct{})
 	go func() {
+		d.wg.Wait()
 		d.attempts.Wait()
 		close(done)
 	}()

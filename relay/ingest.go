@@ -36,11 +36,12 @@ type Ingress struct {
 	ttl      time.Duration
 	maxBody  int64
 	// writeWait bounds a request's wait for its durable write, counted
-	// from its start, so that a stuck disk answers 503 (and the sender
-	// retries) while the connection can still carry the answer.
-	writeWait time.Duration
-	proxies   []netip.Prefix // trusted proxies, whose X-Forwarded-For counts
-	opts      IngressOptions
+	// from the end of its body, so that a stuck disk answers 503 (and the
+	// sender retries); answerBy, counted from its start, keeps that answer
+	// within the server's write timeout, while the connection can carry it.
+	writeWait, answerBy time.Duration
+	proxies             []netip.Prefix // trusted proxies, whose X-Forwarded-For counts
+	opts                IngressOptions
 }
 
 // IngressOptions are the parts of an Ingress that are not in the config.
@@ -79,6 +80,7 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		ttl:       cfg.Dedup.TTL.D(),
 		maxBody:   cfg.Server.MaxBodyBytes,
 		writeWait: writeWait(cfg.Server.WriteTimeout.D()),
+		answerBy:  cfg.Server.WriteTimeout.D() * 3 / 4,
 		opts:      opts,
 	}
 	r := httprouter.New()
@@ -251,7 +253,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		writeRaw(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
 		return
 	}
-	body := buf.Bytes()
+	body, read := buf.Bytes(), in.opts.Now()
 	if in.opts.Logger.Enabled(r.Context(), slog.LevelDebug) {
 		// A copy: the buffer goes back to its pool before the line is written.
 		line.body, line.bodyBytes = bytes.Clone(body[:min(len(body), maxLoggedBody)]), len(body)
@@ -298,8 +300,15 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		}
 	}
 	// Not the request's context: a sender that hangs up must not cut a
-	// write that may already be shared with others in a commit.
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), start.Add(in.writeWait))
+	// write that may already be shared with others in a commit. Counted
+	// from the end of the body, so that a slow upload still gets its full
+	// wait; a store refuses a write at the deadline only if it has not
+	// started it, so a 503 always means "not stored".
+	deadline := read.Add(in.writeWait)
+	if last := start.Add(in.answerBy); last.Before(deadline) {
+		deadline = last
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 	res, err := in.store.Ingest(ctx, ev, in.ttl)
 	cancel()
 	if err != nil {

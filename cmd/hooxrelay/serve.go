@@ -12,7 +12,9 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -86,7 +88,15 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			store.Close()
+		}
+	}()
+	// The shutdown timeout counts from the signal, store included.
+	var stopAt atomic.Int64
+	defer context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })()
 	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: hash}
 	if rs, ok := store.(*redisstore.Store); ok {
 		opts.Limit = rs.Limit // rate limits hold across every relay on the Redis
@@ -126,9 +136,39 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 	if err := srv.Run(ctx, ln, adminLn); err != nil {
 		return err
 	}
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
+	deadline := time.Now().Add(cfg.Server.ShutdownTimeout.D())
+	if at := stopAt.Load(); at != 0 {
+		deadline = time.Unix(0, at).Add(cfg.Server.ShutdownTimeout.D())
 	}
+	storeClosed = true
+	return closeStore(store, deadline, log)
+}
+
+// closeStore closes store, waiting until deadline at most (and at least
+// 100ms, the time a healthy disk needs to take the last outcomes): a disk
+// that stopped answering must not keep the process past its shutdown
+// timeout. Nothing acked is lost by leaving: acked events are on disk
+// already, and deliveries whose outcome was not written go out again.
+func closeStore(store relay.Store, deadline time.Time, log *slog.Logger) error {
+	closed := make(chan error, 1)
+	go func() { closed <- store.Close() }()
+	timer := time.NewTimer(max(time.Until(deadline), 100*time.Millisecond))
+	defer timer.Stop()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("close store: %w", err)
+		}
+		return nil
+	case <-timer.C:
+	}
+	attrs := []any{}
+	if u, ok := store.(interface{ Unwritten() (writes, outcomes int) }); ok {
+		w, o := u.Unwritten()
+		attrs = append(attrs, "writes_not_committed", w, "outcomes_not_written", o)
+	}
+	log.Error("the store did not close within server.shutdown_timeout (is its disk answering?); exiting anyway: "+
+		"acked webhooks are on disk, unanswered ones were not acked, and deliveries whose outcome was not written go out again at the next start", attrs...)
 	return nil
 }
 
@@ -162,14 +202,22 @@ func addrString(l net.Listener) string {
 	return l.Addr().String()
 }
 
+// embeddedHook, set by tests only, adjusts the embedded store's options
+// (to make its disk hang).
+var embeddedHook func(*boltstore.Options)
+
 func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
-		return boltstore.Open(cfg.Store.Path, boltstore.Options{
+		opts := boltstore.Options{
 			Logger:    log,
 			Retention: cfg.Store.Retention.D(),
 			DedupTTL:  cfg.Dedup.TTL.D(),
-		})
+		}
+		if embeddedHook != nil {
+			embeddedHook(&opts)
+		}
+		return boltstore.Open(cfg.Store.Path, opts)
 	case "redis":
 		redisstore.SetLogger(log)
 		rdb, err := redisstore.NewClient(cfg.Store.Redis.URL)

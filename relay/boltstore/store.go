@@ -59,6 +59,10 @@ type Options struct {
 	MaxBatch int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// BeforeCommit, when set, runs in the committer before each
+	// transaction, its writes already taken. Tests use it to hold the
+	// disk still; nil in production.
+	BeforeCommit func()
 }
 
 // Store is the embedded store. It is safe for concurrent use.
@@ -79,6 +83,10 @@ type Store struct {
 	// commitErr is the error of the last commit, nil once one succeeds:
 	// Ping reports it, so that readiness follows a failing disk.
 	commitErr atomic.Pointer[error]
+	// busySince is when the transaction being committed started (unix
+	// nanoseconds), 0 between commits: a disk that stopped answering shows
+	// as a commit that does not end.
+	busySince atomic.Int64
 
 	// ctx ends when Close starts; background work watches it.
 	ctx    context.Context
@@ -128,7 +136,20 @@ type write struct {
 	// failed runs, without the store mutex, when a deferred write could
 	// not be committed.
 	failed func(error)
+	// state moves from queued to taken when the committer puts the write
+	// in a transaction, or to withdrawn when its caller gives up first:
+	// a withdrawn write is never applied, so its caller can say so.
+	state atomic.Int32
+	// abandonable writes (outcomes, probes) may be left by their caller
+	// even once taken: nobody is told they were not written.
+	abandonable bool
 }
+
+const (
+	queued int32 = iota
+	taken
+	withdrawn
+)
 
 // Open opens or creates the store file at path (and its directory) and
 // rebuilds the in-memory queue from it.
@@ -240,17 +261,47 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Ping reports whether the store is open.
+// stallAfter is how long a commit may run before Ping reports the store
+// stuck: an fsync takes milliseconds, and a webhook gets 503 after 5s.
+const stallAfter = 2 * time.Second
+
+// Ping reports whether the store takes writes: it is open, no commit has
+// been running for stallAfter, the last commit did not fail for the store's
+// sake, and an empty commit (one fdatasync, shared with any other write
+// waiting) completes before ctx ends.
 func (s *Store) Ping(ctx context.Context) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
+	if s.isClosed() {
 		return relay.ErrClosed
+	}
+	if since := s.busySince.Load(); since != 0 {
+		if d := time.Since(time.Unix(0, since)); d > stallAfter {
+			return fmt.Errorf("a write has been waiting on the disk for %s", d.Round(time.Second))
+		}
 	}
 	if err := s.commitErr.Load(); err != nil {
 		return fmt.Errorf("last write failed: %w", *err)
 	}
+	probe := &write{apply: func(*bolt.Tx) error { return nil }, abandonable: true}
+	if err := s.submit(ctx, probe); err != nil {
+		return fmt.Errorf("probe write: %w", err)
+	}
 	return nil
+}
+
+// Unwritten reports what the store holds that is not on disk yet: writes
+// queued or being committed (ingests, whose senders have no answer yet, and
+// operator actions) and outcomes deferred to a later commit (deliveries
+// attempted again if they are lost). A Close that the disk holds up is
+// reported with it.
+func (s *Store) Unwritten() (writes, outcomes int) {
+	s.mu.Lock()
+	outcomes = len(s.deferred)
+	s.mu.Unlock()
+	writes = len(s.writes)
+	if s.busySince.Load() != 0 {
+		writes++ // at least the batch in the commit
+	}
+	return writes, outcomes
 }
 
 func (s *Store) isClosed() bool {
@@ -260,8 +311,15 @@ func (s *Store) isClosed() bool {
 }
 
 // submit queues w for the next group commit and waits until it is durable.
+// When ctx ends first, a write the committer has not taken yet is withdrawn
+// and never applied, so the error that submit returns means "not written";
+// a write already taken is waited for, since it may commit, unless it is
+// abandonable.
 func (s *Store) submit(ctx context.Context, w *write) error {
 	w.done = make(chan error, 1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -278,10 +336,15 @@ func (s *Store) submit(ctx context.Context, w *write) error {
 	case err := <-w.done:
 		return err
 	case <-ctx.Done():
-		// The write may still commit; callers treat that as not known.
+	}
+	if w.state.CompareAndSwap(queued, withdrawn) || w.abandonable {
 		return ctx.Err()
 	}
+	return <-w.done
 }
+
+// take claims w for a transaction, unless its caller withdrew it.
+func take(w *write) bool { return w.state.CompareAndSwap(queued, taken) }
 
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
@@ -296,7 +359,9 @@ func (s *Store) commitLoop() {
 		}
 		select {
 		case w := <-s.writes:
-			batch = append(batch, w)
+			if take(w) {
+				batch = append(batch, w)
+			}
 		case <-s.deferKick:
 		case <-timer.C:
 		case <-s.stop:
@@ -304,7 +369,9 @@ func (s *Store) commitLoop() {
 			for {
 				select {
 				case w := <-s.writes:
-					s.commit([]*write{w})
+					if take(w) {
+						s.commit([]*write{w})
+					}
 				default:
 					s.commit(s.takeDeferred(true))
 					return
@@ -316,7 +383,9 @@ func (s *Store) commitLoop() {
 		for len(batch) < s.opts.MaxBatch {
 			select {
 			case w := <-s.writes:
-				batch = append(batch, w)
+				if take(w) {
+					batch = append(batch, w)
+				}
 			default:
 				break gather
 			}
@@ -360,6 +429,14 @@ func (s *Store) takeDeferred(force bool) []*write {
 // commit applies a batch in one transaction; when that fails it retries each
 // write alone, so that one bad write fails only its own caller.
 func (s *Store) commit(batch []*write) {
+	if len(batch) == 0 {
+		return
+	}
+	s.busySince.CompareAndSwap(0, time.Now().UnixNano())
+	defer s.busySince.Store(0)
+	if s.opts.BeforeCommit != nil {
+		s.opts.BeforeCommit()
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, w := range batch {
 			if err := w.apply(tx); err != nil {
@@ -691,6 +768,9 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	}
 	s.mu.Unlock()
 	s.closeMu.RUnlock()
+	// Nobody is answered with an outcome: the dispatcher may leave it at
+	// shutdown, and the delivery is attempted again if it is lost.
+	w.abandonable = true
 	if err := s.submit(ctx, w); err != nil {
 		retry(err)
 		return fmt.Errorf("complete deliveries: %w", err)
