@@ -65,13 +65,17 @@ type Server struct {
 	// believed: the client address is the last one in it that is not
 	// a trusted proxy. Empty (the default) ignores the header, since any
 	// client can send it.
-	TrustedProxies    []string `yaml:"trusted_proxies"`
-	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
-	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
-	ReadTimeout       Duration `yaml:"read_timeout"`
-	WriteTimeout      Duration `yaml:"write_timeout"`
-	IdleTimeout       Duration `yaml:"idle_timeout"`
-	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	// MaxBufferedBodyBytes bounds the bytes of request bodies being read
+	// (and held until answered) at once, across every source: past it a
+	// webhook gets 503 and Retry-After. A key of this implementation.
+	MaxBufferedBodyBytes int64    `yaml:"max_buffered_body_bytes"`
+	ReadHeaderTimeout    Duration `yaml:"read_header_timeout"`
+	ReadTimeout          Duration `yaml:"read_timeout"`
+	WriteTimeout         Duration `yaml:"write_timeout"`
+	IdleTimeout          Duration `yaml:"idle_timeout"`
+	ShutdownTimeout      Duration `yaml:"shutdown_timeout"`
 }
 
 // ServerTLS is the ingress certificate. Both fields empty (the zero value)
@@ -229,14 +233,15 @@ var ops = []string{"eq", "ne", "in", "exists", "gt", "gte", "lt", "lte", "prefix
 func Default() *Config {
 	return &Config{
 		Server: Server{
-			Listen:            ":8080",
-			AdminListen:       "127.0.0.1:9090",
-			MaxBodyBytes:      1 << 20,
-			ReadHeaderTimeout: Duration(5 * time.Second),
-			ReadTimeout:       Duration(15 * time.Second),
-			WriteTimeout:      Duration(15 * time.Second),
-			IdleTimeout:       Duration(60 * time.Second),
-			ShutdownTimeout:   Duration(30 * time.Second),
+			Listen:               ":8080",
+			AdminListen:          "127.0.0.1:9090",
+			MaxBodyBytes:         1 << 20,
+			MaxBufferedBodyBytes: 64 << 20,
+			ReadHeaderTimeout:    Duration(5 * time.Second),
+			ReadTimeout:          Duration(15 * time.Second),
+			WriteTimeout:         Duration(15 * time.Second),
+			IdleTimeout:          Duration(60 * time.Second),
+			ShutdownTimeout:      Duration(30 * time.Second),
 		},
 		Store: Store{
 			Kind: StoreEmbedded,

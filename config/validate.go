@@ -93,6 +93,9 @@ func (v *validator) server() {
 	if s.MaxBodyBytes <= 0 {
 		v.add("server.max_body_bytes", "must be a positive number of bytes such as 1048576, got %d", s.MaxBodyBytes)
 	}
+	if s.MaxBufferedBodyBytes < max(s.MaxBodyBytes, 1) {
+		v.add("server.max_buffered_body_bytes", "must be a number of bytes at least server.max_body_bytes (%d), such as 67108864, got %d", s.MaxBodyBytes, s.MaxBufferedBodyBytes)
+	}
 	v.positive("server.read_header_timeout", s.ReadHeaderTimeout)
 	v.positive("server.read_timeout", s.ReadTimeout)
 	v.positive("server.write_timeout", s.WriteTimeout)

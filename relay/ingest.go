@@ -42,6 +42,7 @@ type Ingress struct {
 	writeWait, answerBy time.Duration
 	proxies             []netip.Prefix // trusted proxies, whose X-Forwarded-For counts
 	opts                IngressOptions
+	bodyTooLarge        []byte // the 413 answer, which states the limit
 }
 
 // IngressOptions are the parts of an Ingress that are not in the config.
@@ -53,6 +54,9 @@ type IngressOptions struct {
 	Accepted func(ev *Event)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// budget is shared with the ingresses that reloads build; nil means
+	// one of this ingress's own.
+	budget *bodyBudget
 }
 
 // maxLimiters bounds the per-IP limiters of one source: a flood from many
@@ -73,6 +77,9 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.budget == nil {
+		opts.budget = newBodyBudget(cfg.Server.MaxBufferedBodyBytes)
 	}
 	in := &Ingress{
 		store:     store,
@@ -111,6 +118,9 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
 	in.proxies = proxies
+	in.bodyTooLarge, _ = json.Marshal(ErrorJSON{Error: "payload_too_large",
+		Message: fmt.Sprintf("the body is over the limit of %d bytes (server.max_body_bytes)", in.maxBody)})
+	in.bodyTooLarge = append(in.bodyTooLarge, '\n')
 	for i, sc := range cfg.Sources {
 		s := &source{name: sc.Name}
 		if s.verifier, err = verify.New(sc.Verify); err != nil {
@@ -182,7 +192,6 @@ type source struct {
 var (
 	bodyNotFound         = []byte(`{"error":"not_found"}` + "\n")
 	bodyMethodNotAllowed = []byte(`{"error":"method_not_allowed"}` + "\n")
-	bodyTooLarge         = []byte(`{"error":"payload_too_large"}` + "\n")
 	bodyRateLimited      = []byte(`{"error":"rate_limited"}` + "\n")
 	bodyInvalidSignature = []byte(`{"error":"invalid_signature"}` + "\n")
 	bodyForbidden        = []byte(`{"error":"forbidden"}` + "\n")
@@ -235,22 +244,54 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 			return
 		}
 	}
-	if r.ContentLength > in.maxBody {
-		outcome = "payload_too_large"
-		writeRaw(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+	if coding := contentCoding(r.Header); coding != "" {
+		outcome = "unsupported_encoding"
+		w.Header().Set("Accept-Encoding", "identity")
+		writeJSON(w, http.StatusUnsupportedMediaType, ErrorJSON{Error: "unsupported_encoding",
+			Message: fmt.Sprintf("Content-Encoding %q is not accepted: send the JSON body as it is, without Content-Encoding", coding)})
 		return
 	}
+	if r.ContentLength > in.maxBody {
+		outcome = "payload_too_large"
+		writeRaw(w, http.StatusRequestEntityTooLarge, in.bodyTooLarge)
+		return
+	}
+	// The budget is taken before a byte is read: by the declared length,
+	// or chunk by chunk for a body of unknown length.
+	budget := in.opts.budget
+	var from io.Reader
+	var reserved int64
+	if n := r.ContentLength; n >= 0 {
+		if !budget.reserve(n) {
+			in.overloaded(w, &outcome, &line)
+			return
+		}
+		reserved = n
+		from = r.Body
+	} else {
+		br := &budgetReader{r: r.Body, b: budget, limit: in.maxBody + 1}
+		defer func() { budget.release(br.reserved) }()
+		from = br
+	}
+	defer budget.release(reserved)
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, in.maxBody+1)); err != nil {
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead) // no doubling to find the end
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(from, in.maxBody+1)); err != nil {
+		if errors.Is(err, errOverBudget) {
+			in.overloaded(w, &outcome, &line)
+			return
+		}
 		outcome, line.err = "invalid_payload", err
 		writeJSON(w, http.StatusBadRequest, invalidAnswer{Error: "invalid_payload", Message: "the body could not be read"})
 		return
 	}
 	if int64(buf.Len()) > in.maxBody {
 		outcome = "payload_too_large"
-		writeRaw(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+		writeRaw(w, http.StatusRequestEntityTooLarge, in.bodyTooLarge)
 		return
 	}
 	body, read := buf.Bytes(), in.opts.Now()
@@ -335,6 +376,31 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		targets = []string{}
 	}
 	writeJSON(w, http.StatusOK, answer{Status: "accepted", EventID: ev.ID, Targets: &targets})
+}
+
+// overloaded answers a request that the body budget cannot take: 503, so
+// that the sender retries a moment later, on a connection closed after the
+// answer so that the unread body is not waited for.
+func (in *Ingress) overloaded(w http.ResponseWriter, outcome *string, line *outcomeLine) {
+	*outcome, line.err = "overloaded", errOverBudget
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Connection", "close")
+	writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
+}
+
+// contentCoding returns the request's content coding when it has one the
+// relay does not take (any but identity), quoted and cut short for the
+// answer; "" for a plain body. Hoox sends plain JSON, and a body that must
+// first be inflated is one more thing to bound.
+func contentCoding(h http.Header) string {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return c[:min(len(c), 40)]
+			}
+		}
+	}
+	return ""
 }
 
 // outcomeLine is the log line of one webhook request. Its keys are the

@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		IngressRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hooxrelay_ingress_requests_total",
-			Help: "Webhook requests received, by source, task and outcome (accepted, duplicate, invalid_payload, rate_limited, payload_too_large, invalid_signature, forbidden, unavailable, not_found, method_not_allowed); source and task are \"none\" when unknown.",
+			Help: "Webhook requests received, by source, task and outcome (accepted, duplicate, invalid_payload, rate_limited, payload_too_large, unsupported_encoding, invalid_signature, forbidden, overloaded, unavailable, not_found, method_not_allowed); source and task are \"none\" when unknown.",
 		}, []string{"source", "task", "outcome"}),
 		IngressDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hooxrelay_ingress_duration_seconds",

@@ -947,8 +947,27 @@ routes:
 					}
 					return
 				}
-				expectJSON(t, what, r, http.StatusRequestEntityTooLarge, `{"error":"payload_too_large"}`)
+				expectJSON(t, what, r, http.StatusRequestEntityTooLarge,
+					`{"error":"payload_too_large","message":"the body is over the limit of 1024 bytes (server.max_body_bytes)"}`)
 			})
+		}
+	})
+
+	t.Run("415 unsupported_encoding", func(t *testing.T) {
+		for _, coding := range []string{"gzip", "GZIP", "identity, br", "x-custom"} {
+			r := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader("\x1f\x8b\x08 not JSON"),
+				http.Header{"Content-Encoding": {coding}})
+			name := strings.TrimSpace(coding[strings.LastIndex(coding, ",")+1:])
+			expectJSON(t, "POST with Content-Encoding "+coding, r, http.StatusUnsupportedMediaType,
+				`{"error":"unsupported_encoding","message":"Content-Encoding \"`+name+`\" is not accepted: send the JSON body as it is, without Content-Encoding"}`)
+			if ae := r.header.Get("Accept-Encoding"); ae != "identity" {
+				t.Errorf("415 Accept-Encoding %q, want identity", ae)
+			}
+		}
+		// identity is no coding at all.
+		r := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(videoBody("identity")), http.Header{"Content-Encoding": {"identity"}})
+		if r.status != http.StatusOK {
+			t.Errorf("POST with Content-Encoding identity: %s, want 200", r)
 		}
 	})
 

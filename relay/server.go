@@ -36,6 +36,7 @@ type Server struct {
 	dispatcher *Dispatcher
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
+	budget     *bodyBudget // shared by every ingress a reload builds
 	version    string
 	started    time.Time
 
@@ -111,7 +112,12 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		version:  opts.Version,
 		started:  time.Now(),
 		hash:     opts.ConfigHash,
+		budget:   newBodyBudget(cfg.Server.MaxBufferedBodyBytes),
 	}
+	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hooxrelay_ingress_buffered_body_bytes",
+		Help: "Bytes of webhook bodies being read or held until answered, bounded by server.max_buffered_body_bytes (past it: 503, outcome overloaded).",
+	}, func() float64 { return float64(s.budget.used.Load()) }))
 	s.cfg.Store(cfg)
 	s.metrics.ConfigInfo.WithLabelValues(opts.ConfigHash).Set(1)
 	// Counters exist from the start, so that increase() sees the first one.
@@ -147,6 +153,7 @@ func (s *Server) newIngress(cfg *config.Config, table *rules.Table) (*Ingress, e
 	return NewIngress(cfg, table, s.store, IngressOptions{
 		Logger:  s.log,
 		Metrics: s.metrics,
+		budget:  s.budget,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
 				s.dispatcher.Kick(t)
@@ -202,6 +209,7 @@ func (s *Server) reload(cfg *config.Config, hash string) error {
 	}
 	old := s.cfg.Load()
 	s.cfg.Store(cfg)
+	s.budget.setMax(cfg.Server.MaxBufferedBodyBytes)
 	s.ingress.Store(in)
 	s.logRemovedTargets(old, cfg)
 	for _, key := range restartKeys(old, cfg) {
