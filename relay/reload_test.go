@@ -6,6 +6,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 )
 
 func mustConfig(t *testing.T, text string) *config.Config {
@@ -86,4 +87,31 @@ routes:
 	}
 	h.send(t, videoBody("after_bad_reload"))
 	added.waitCount(t, 2, 5*time.Second)
+}
+
+// A dedup.ttl raised by a reload reaches the embedded store's pruning of
+// marks: an event's duplicate sent after the old ttl, within the new one,
+// is still a duplicate once pruning has run.
+func TestReloadRaisesDedupTTLForPruning(t *testing.T) {
+	a := newSink(t, "a", ok)
+	cfgText := func(ttl string) string {
+		return render(baseServer+`
+dedup: {ttl: `+ttl+`}
+targets: [{name: a, url: "{{a}}"}]
+routes: [{name: all, targets: [a]}]
+`, a)
+	}
+	h := startRelay(t, cfgText("1s"), "")
+	first := h.send(t, videoBody("ttl_raised"))
+	if err := h.srv.Reload(mustConfig(t, cfgText("5m")), "raised"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the old ttl
+	if _, err := h.store.(*boltstore.Store).Prune(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := h.post(t, "/hooks/hoox", videoBody("ttl_raised"))
+	if ans := r.answer(t); r.status != 200 || ans.Status != "duplicate" || ans.EventID != first {
+		t.Errorf("duplicate 1.5s after the first, dedup.ttl reloaded from 1s to 5m, pruned: %s; want 200 duplicate of %s", r, first)
+	}
 }

@@ -210,6 +210,9 @@ func (s *Server) reload(cfg *config.Config, hash string) error {
 	old := s.cfg.Load()
 	s.cfg.Store(cfg)
 	s.budget.setMax(cfg.Server.MaxBufferedBodyBytes)
+	if st, ok := s.store.(interface{ SetDedupTTL(time.Duration) }); ok {
+		st.SetDedupTTL(cfg.Dedup.TTL.D()) // a store that prunes marks itself
+	}
 	s.ingress.Store(in)
 	s.logRemovedTargets(old, cfg)
 	for _, key := range restartKeys(old, cfg) {

@@ -34,6 +34,11 @@ func (s *Store) pruneLoop() {
 	}
 }
 
+// SetDedupTTL sets the ttl that pruning keeps dedup marks for, as a reload
+// of dedup.ttl does: a raised ttl keeps every mark not pruned yet for the
+// new ttl, a lowered one prunes more at the next run. 0 stops pruning marks.
+func (s *Store) SetDedupTTL(ttl time.Duration) { s.dedupTTL.Store(int64(ttl)) }
+
 // Prune deletes expired dedup marks, and events whose deliveries are all
 // delivered or dead once they are older than the retention, with their
 // deliveries, attempts and dedup mark. It returns how many events it deleted.
@@ -42,9 +47,9 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 		return 0, relay.ErrClosed
 	}
 	now := s.opts.Now()
-	if s.opts.DedupTTL > 0 {
+	if ttl := time.Duration(s.dedupTTL.Load()); ttl > 0 {
 		if err := s.pruneChunks(ctx, func(tx *bolt.Tx) (bool, error) {
-			return pruneMarks(tx, now.Add(-s.opts.DedupTTL))
+			return pruneMarks(tx, now.Add(-ttl))
 		}, nil); err != nil {
 			return 0, err
 		}

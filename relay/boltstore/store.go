@@ -50,7 +50,7 @@ type Options struct {
 	Retention time.Duration
 	// DedupTTL is how long dedup marks are kept once expired marks are
 	// pruned; marks older than the ttl given to Ingest are ignored anyway.
-	// 0 never prunes them.
+	// 0 never prunes them. SetDedupTTL changes it.
 	DedupTTL time.Duration
 	// PruneInterval is how often pruning runs; 0 means one minute.
 	PruneInterval time.Duration
@@ -82,6 +82,9 @@ type Store struct {
 	// commitErr is the error of the last commit, nil once one succeeds:
 	// Ping reports it, so that readiness follows a failing disk.
 	commitErr atomic.Pointer[error]
+	// dedupTTL is the ttl that pruning keeps marks for: Options.DedupTTL
+	// until SetDedupTTL.
+	dedupTTL atomic.Int64
 	// busySince is when the transaction being committed started (unix
 	// nanoseconds), 0 between commits: a disk that stopped answering shows
 	// as a commit that does not end.
@@ -167,6 +170,7 @@ func Open(path string, opts Options) (*Store, error) {
 		queues:    make(map[string]*queue),
 		finished:  make(map[string]*finished),
 	}
+	s.dedupTTL.Store(int64(opts.DedupTTL))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {
 		s.cancel()

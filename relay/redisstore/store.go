@@ -154,7 +154,10 @@ func (s *Store) isClosed() bool {
 }
 
 // ingestScript checks the dedup mark and writes the event, its deliveries,
-// their index entries and the mark, all or nothing.
+// their index entries and the mark, all or nothing. The mark is judged by
+// the ttl in force (ARGV[3]) but kept as long as the retention when that is
+// longer, so that a dedup.ttl raised by a reload covers the marks already
+// written.
 // KEYS: mark, event, the four event indexes, targets, indexes, then per
 // target its queue, its delivery record and its pending index.
 // ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
@@ -167,7 +170,7 @@ if mark then
     return {1, string.sub(mark, 1, sep - 1)}
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', math.max(tonumber(ARGV[3]), tonumber(ARGV[6])))
 local n = (#KEYS - 8) / 3
 redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5], 'open', n)
 if n == 0 and tonumber(ARGV[6]) > 0 then

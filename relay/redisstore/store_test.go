@@ -247,3 +247,24 @@ func TestSetLogger(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A mark outlives the ttl it was written with, up to the retention, so a
+// dedup.ttl raised by a reload covers the events received before it.
+func TestRaisedTTLCoversEarlierMarks(t *testing.T) {
+	addr := startRedis(t)
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "ttl", Retention: time.Minute})
+	defer s.Close()
+	first := storetest.Event(time.Now(), "raised", "a")
+	if _, err := s.Ingest(t.Context(), first, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // past the ttl the mark was written with
+	dup := storetest.Event(time.Now(), "raised", "a")
+	res, err := s.Ingest(t.Context(), dup, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate || res.EventID != first.ID {
+		t.Errorf("Ingest 500ms later with the ttl raised from 300ms to 5m = %+v, want a duplicate of %s", res, first.ID)
+	}
+}
