@@ -63,9 +63,12 @@ func (s *Store) renew() error {
 
 // pruneIndexScript walks an index from after a cursor up to a cutoff and
 // removes the members whose record key expired. It returns the last member
-// looked at ("" when the walk is done) and how many it removed.
-// KEYS: index. ARGV: cursor ("" for the start), cutoff, record key prefix,
-// max members to look at.
+// looked at ("" when the walk is done) and how many it removed. An index
+// left empty by the walk leaves the list of indexes too, in the same atomic
+// step, so that the list does not keep every status ever seen; an ingest
+// that adds to it again puts it back in its own atomic step.
+// KEYS: index, the list of indexes. ARGV: cursor ("" for the start),
+// cutoff, record key prefix, max members to look at.
 var pruneIndexScript = redis.NewScript(`
 local from = '-'
 if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
@@ -77,7 +80,12 @@ for _, id in ipairs(ids) do
     gone = gone + 1
   end
 end
-if #ids < tonumber(ARGV[4]) then return {'', gone} end
+if #ids < tonumber(ARGV[4]) then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('SREM', KEYS[2], KEYS[1])
+  end
+  return {'', gone}
+end
 return {ids[#ids], gone}
 `)
 
@@ -131,7 +139,7 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 				return total, nil
 			default:
 			}
-			res, err := pruneIndexScript.Run(ctx, s.rdb, []string{key}, cursor, cutoff, record, pruneChunk).Slice()
+			res, err := pruneIndexScript.Run(ctx, s.rdb, []string{key, s.indexesKey()}, cursor, cutoff, record, pruneChunk).Slice()
 			if err != nil {
 				return total, s.fail("prune index "+key, err)
 			}

@@ -162,3 +162,43 @@ func TestPruneIndexes(t *testing.T) {
 		}
 	}
 }
+
+// The list of indexes to prune does not grow with every status ever seen:
+// an index emptied by pruning leaves it, and comes back with its next event.
+func TestPruneForgetsEmptyIndexes(t *testing.T) {
+	addr := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	const retention = 300 * time.Millisecond
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "names", Retention: retention, PruneInterval: time.Hour, Renew: -1})
+	defer s.Close()
+	ctx := t.Context()
+	for i := range 50 {
+		ev := storetest.Event(time.Now(), fmt.Sprintf("k%d", i)) // unrouted: it expires after the retention
+		ev.Status = fmt.Sprintf("status_%d", i)
+		if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := rdb.SCard(ctx, "{names}:indexes").Result(); n != 2+2*50 {
+		t.Fatalf("SCARD indexes = %d after 50 statuses, want 102 (all, task, and per status two)", n)
+	}
+	time.Sleep(2 * retention)
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := rdb.SMembers(ctx, "{names}:indexes").Result(); len(names) != 0 {
+		t.Errorf("indexes listed after every event expired and Prune ran: %d, e.g. %q; want none", len(names), names[0])
+	}
+	ev := storetest.Event(time.Now(), "again")
+	ev.Status = "status_7"
+	if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := rdb.SIsMember(ctx, "{names}:indexes", "{names}:i:s:status_7").Result(); !ok {
+		t.Error("an index that comes back with a new event is not listed for pruning again")
+	}
+	if es, err := s.Events(ctx, relay.EventFilter{Status: "status_7"}); err != nil || len(es) != 1 {
+		t.Errorf("Events(status_7) after the index came back = %d, %v; want the new event", len(es), err)
+	}
+}
