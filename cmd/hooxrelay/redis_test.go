@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -299,5 +301,20 @@ func TestKilledRelaysClaimsTakenOver(t *testing.T) {
 		if n != 1 {
 			t.Errorf("event %s delivered %d times, want once", id, n)
 		}
+	}
+}
+
+// serve refuses a Redis whose eviction policy could drop queued webhooks,
+// naming the setting and the fix.
+func TestServeRefusesAnEvictingRedis(t *testing.T) {
+	r := redistest.Start(t, true, "--maxmemory-policy", "allkeys-lru")
+	cfg := redisConfig(t, "evicting", r.Addr, freeAddr(t), freeAddr(t), "http://127.0.0.1:1/hook", "")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a relay that started is stopped
+	defer cancel()
+	var out, errs bytes.Buffer
+	code := exitCode(run(ctx, []string{"serve", "--config", cfg}, strings.NewReader(""), &out, &errs), &errs)
+	stderr := errs.String()
+	if code != 1 || !strings.Contains(stderr, `maxmemory-policy is "allkeys-lru"`) || !strings.Contains(stderr, "noeviction") {
+		t.Errorf("serve on a Redis with maxmemory-policy allkeys-lru: exit %d, stderr:\n%s\nwant exit 1 naming maxmemory-policy and noeviction", code, stderr)
 	}
 }

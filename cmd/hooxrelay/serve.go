@@ -224,6 +224,16 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 		if err != nil {
 			return nil, usagef("store.redis.url: %v", err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		warnings, err := redisstore.Preflight(ctx, rdb, time.Now)
+		cancel()
+		if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+		for _, w := range warnings {
+			log.Warn("redis: " + w)
+		}
 		return redisstore.New(rdb, redisstore.Options{
 			Prefix:    cfg.Store.Redis.Prefix,
 			Lease:     cfg.Store.Redis.Lease.D(),

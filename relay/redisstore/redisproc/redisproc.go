@@ -58,6 +58,10 @@ func New(dir string, durable bool) (*Proc, error) {
 	return p, nil
 }
 
+// AddArgs adds settings for the next Start, such as "--maxmemory-policy",
+// "allkeys-lru".
+func (p *Proc) AddArgs(args ...string) { p.args = append(p.args, args...) }
+
 // Start runs the server and waits until it answers PING (at most 10 s).
 func (p *Proc) Start(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, p.bin, p.args...)

@@ -26,15 +26,17 @@ type Server struct {
 
 // Start runs a server until the test ends. With durable set it keeps an
 // append-only file fsync'd on every write, so that Stop and Restart lose
-// nothing. Without the binary the test fails in CI (CI=true) and is
-// skipped elsewhere, saying how to install it.
-func Start(t testing.TB, durable bool) *Server {
+// nothing; args are more redis-server settings. Without the binary the
+// test fails in CI (CI=true) and is skipped elsewhere, saying how to
+// install it.
+func Start(t testing.TB, durable bool, args ...string) *Server {
 	t.Helper()
 	binary(t)
 	p, err := redisproc.New(t.TempDir(), durable)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.AddArgs(args...)
 	s := &Server{Addr: p.Addr, t: t, proc: p}
 	s.Restart()
 	t.Cleanup(s.Stop)
