@@ -143,7 +143,7 @@ func (s *Server) apiHandler() http.Handler {
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if want := s.cfg.Load().Server.AdminToken; want != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := bearer(r.Header.Get("Authorization"))
 			a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 			if !ok || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="hooxrelay"`)
@@ -153,6 +153,17 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the token of an Authorization header of the Bearer scheme,
+// whose name is case-insensitive (RFC 9110 11.1).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }
 
 func apiError(w http.ResponseWriter, status int, code, msg string) {

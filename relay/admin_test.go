@@ -114,7 +114,7 @@ func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
 	h.waitDeliveries(t, "flaky", "dead", 3, 10*time.Second)
 
 	t.Run("token required", func(t *testing.T) {
-		for _, auth := range []string{"", "Bearer wrong", adminToken} {
+		for _, auth := range []string{"", "Bearer wrong", adminToken, "Basic " + adminToken, "Bearer", "Bearer" + adminToken} {
 			r := h.do(t, http.MethodGet, h.adminURL+"/api/v1/targets", nil, http.Header{"Authorization": {auth}})
 			if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), `"error":"unauthorized"`) || r.header.Get("WWW-Authenticate") == "" {
 				t.Errorf("Authorization %q: %s, want 401 unauthorized with WWW-Authenticate", auth, r)
@@ -122,6 +122,13 @@ func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
 		}
 		if r := h.admin(t, "/healthz"); r.status != http.StatusOK {
 			t.Errorf("/healthz needs no token: %s", r)
+		}
+		// RFC 9110: the scheme is case-insensitive; one or more spaces.
+		for _, auth := range []string{"bearer " + adminToken, "BEARER " + adminToken, "Bearer   " + adminToken} {
+			r := h.do(t, http.MethodGet, h.adminURL+"/api/v1/targets", nil, http.Header{"Authorization": {auth}})
+			if r.status != http.StatusOK {
+				t.Errorf("Authorization %q: %s, want 200", auth, r)
+			}
 		}
 	})
 
