@@ -63,6 +63,13 @@ type DeliveryJSON struct {
 	LastStatus    int       `json:"last_status"`
 	LastError     string    `json:"last_error"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Waiting says why a pending delivery is not attempted although it is
+	// due: paused, breaker_open, breaker_half_open or no_target (see
+	// Dispatcher.Waiting); left out when nothing holds it back.
+	// WaitingUntil is when the wait ends, when known (an open breaker's
+	// half-open probe).
+	Waiting      string     `json:"waiting,omitempty"`
+	WaitingUntil *time.Time `json:"waiting_until,omitempty"`
 }
 
 // DeliveryDetailJSON is a delivery of one event, with its attempts.
@@ -108,9 +115,17 @@ type ErrorJSON struct {
 	Message string `json:"message,omitempty"`
 }
 
-func deliveryJSON(d Delivery) DeliveryJSON {
-	return DeliveryJSON{DeliveryID: d.ID(), EventID: d.EventID, Target: d.Target, State: d.State, Attempts: d.Attempts,
+func (s *Server) deliveryJSON(d Delivery) DeliveryJSON {
+	dj := DeliveryJSON{DeliveryID: d.ID(), EventID: d.EventID, Target: d.Target, State: d.State, Attempts: d.Attempts,
 		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt}
+	if d.State == Pending {
+		why, until := s.dispatcher.Waiting(d.Target)
+		dj.Waiting = why
+		if !until.IsZero() {
+			dj.WaitingUntil = &until
+		}
+	}
+	return dj
 }
 
 // retryChunk is how many dead letters one store call requeues, so that a
@@ -251,7 +266,7 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.P
 		out.Payload, _ = json.Marshal(string(ev.Payload))
 	}
 	for i, dd := range d.Deliveries {
-		out.Deliveries[i] = DeliveryDetailJSON{DeliveryJSON: deliveryJSON(dd.Delivery), History: make([]AttemptJSON, len(dd.History))}
+		out.Deliveries[i] = DeliveryDetailJSON{DeliveryJSON: s.deliveryJSON(dd.Delivery), History: make([]AttemptJSON, len(dd.History))}
 		for j, a := range dd.History {
 			out.Deliveries[i].History[j] = AttemptJSON{Attempt: a.Number, StartedAt: a.StartedAt,
 				DurationMS: float64(a.Duration.Microseconds()) / 1000, Status: a.Status, Error: a.Error, Body: a.Body}
@@ -282,7 +297,7 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 	}
 	out := make([]DeliveryJSON, len(ds))
 	for i, d := range ds {
-		out[i] = deliveryJSON(d)
+		out[i] = s.deliveryJSON(d)
 	}
 	writeJSON(w, http.StatusOK, map[string][]DeliveryJSON{"deliveries": out})
 }
@@ -297,7 +312,7 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.P
 	}
 	s.dispatcher.Kick(d.Target)
 	s.log.Info("delivery requeued by an operator", "delivery_id", d.ID(), "attempts", d.Attempts)
-	writeJSON(w, http.StatusAccepted, deliveryJSON(d))
+	writeJSON(w, http.StatusAccepted, s.deliveryJSON(d))
 }
 
 // knownTarget answers 404 and reports false when name is not a target of

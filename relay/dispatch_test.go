@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -241,5 +242,53 @@ routes:
 			t.Errorf("delivery of %s: state %s, %d attempts, %d recorded, last_error %q; want dead, 0 attempts, none recorded, an error naming Hooxrelay-Task",
 				id, d.State, d.Attempts, len(d.History), d.LastError)
 		}
+	}
+}
+
+// A pending delivery that is due but held back says why in the admin API:
+// an open breaker (until its probe is due) or a pause.
+func TestDeliveriesSayWhyTheyWait(t *testing.T) {
+	down, held := newSink(t, "down", always(answer{status: http.StatusServiceUnavailable})), newSink(t, "held", ok)
+	h := startRelay(t, render(baseServer+`
+targets:
+  - name: down
+    url: {{down}}
+    retry: {max_attempts: 100, initial_interval: 10ms, max_interval: 10ms, jitter: 0}
+    breaker: {min_requests: 2, failure_ratio: 0.5, open_timeout: 1m}
+  - name: held
+    url: {{held}}
+routes:
+  - name: all
+    targets: [down, held]
+`, down, held), "")
+	if r := h.do(t, http.MethodPost, h.adminURL+"/api/v1/targets/held/pause", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("pause: %s", r)
+	}
+	h.send(t, videoBody("waits"))
+	storetest.Eventually(t, 5*time.Second, func() error {
+		if st := h.srv.Dispatcher().BreakerState("down"); st != "open" {
+			return fmt.Errorf("breaker of down is %q, waiting for open", st)
+		}
+		return nil
+	})
+	var got struct{ Deliveries []relay.DeliveryJSON }
+	r := h.admin(t, "/api/v1/deliveries?state=pending")
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Deliveries) != 2 {
+		t.Fatalf("GET /api/v1/deliveries?state=pending: %s (%v), want 2 deliveries", r, err)
+	}
+	for _, d := range got.Deliveries {
+		switch d.Target {
+		case "down":
+			if d.Waiting != relay.WaitingBreakerOpen || d.WaitingUntil == nil || !d.WaitingUntil.After(time.Now().Add(30*time.Second)) {
+				t.Errorf("delivery to down behind an open breaker (open_timeout 1m): waiting %q until %v, want breaker_open until about a minute from now", d.Waiting, d.WaitingUntil)
+			}
+		case "held":
+			if d.Waiting != relay.WaitingPaused || d.WaitingUntil != nil {
+				t.Errorf("delivery to a paused target: waiting %q until %v, want paused, no end", d.Waiting, d.WaitingUntil)
+			}
+		}
+	}
+	if !strings.Contains(string(r.body), `"waiting":"breaker_open","waiting_until":"`) {
+		t.Errorf("answer %s lacks the waiting and waiting_until fields", r)
 	}
 }

@@ -224,13 +224,19 @@ func listDeliveries(ctx context.Context, e *env, o *adminOpts, state, target str
 		return nil
 	}
 	tw := newTable(e.stdout)
-	fmt.Fprintln(tw, "DELIVERY_ID\tSTATE\tATTEMPTS\tLAST_STATUS\tNEXT_ATTEMPT\tLAST_ERROR")
+	fmt.Fprintln(tw, "DELIVERY_ID\tSTATE\tATTEMPTS\tLAST_STATUS\tNEXT_ATTEMPT\tWAITING\tLAST_ERROR")
 	for _, d := range ans.Deliveries {
-		next := "-"
+		next, waiting := "-", "-"
 		if d.State == relay.Pending {
 			next = timeString(d.NextAttemptAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", d.DeliveryID, d.State, d.Attempts, statusString(d.LastStatus), next, oneLine(d.LastError, 60))
+		if d.Waiting != "" {
+			waiting = d.Waiting
+		}
+		if d.WaitingUntil != nil {
+			waiting += " until " + timeString(*d.WaitingUntil)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.DeliveryID, d.State, d.Attempts, statusString(d.LastStatus), next, waiting, oneLine(d.LastError, 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

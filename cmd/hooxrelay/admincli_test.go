@@ -345,6 +345,14 @@ func TestAdminCommands(t *testing.T) {
 			if got := pausedColumn(out, "audit"); got != tc.column {
 				t.Errorf("after %s audit, targets printed PAUSED %q for audit, want %q:\n%s", tc.cmd, got, tc.column, out)
 			}
+			if tc.cmd == "pause" {
+				// What waits says why.
+				sendHoox(t, ingestURL, `{"task":"avatar_create","avatar_id":"avtr_p","look_id":"l","status":"completed"}`)
+				out, _ = cli(t, "deliveries", "--state", "pending", "--target", "audit")
+				if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[0], " WAITING ") || !strings.Contains(lines[1], " paused ") {
+					t.Errorf("deliveries --state pending of a paused target printed:\n%s\nwant one row whose WAITING is paused", out)
+				}
+			}
 		}
 	})
 
