@@ -122,7 +122,12 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 			case gobreaker.StateClosed:
 				gauge.Set(0)
 			}
-			t.log.Warn("breaker state changed", "from", from.String(), "to", to.String())
+			// Opening stops deliveries: an operator should see it.
+			if to == gobreaker.StateOpen {
+				t.log.Warn("breaker state changed", "from", from.String(), "to", to.String())
+			} else {
+				t.log.Info("breaker state changed", "from", from.String(), "to", to.String())
+			}
 			t.kick()
 		},
 	})

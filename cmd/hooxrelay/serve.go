@@ -261,7 +261,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationString}
 	switch strings.ToLower(format) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -274,6 +274,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: want json, text or auto", format)
+}
+
+// durationString writes durations as Go duration strings ("1.032ms", "30s")
+// to the microsecond: the JSON handler would write bare nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		d := a.Value.Duration()
+		if d >= time.Microsecond || d <= -time.Microsecond {
+			d = d.Round(time.Microsecond)
+		}
+		return slog.String(a.Key, d.String())
+	}
+	return a
 }
 
 // startLocal parses and validates a generated config and serves it in the
