@@ -323,38 +323,6 @@ func (d *Dispatcher) BreakerState(name string) string {
 	return t.breaker.State().String()
 }
 
-// Why a target's pending deliveries wait, in the admin API: paused by an
-// operator, the breaker open (until its half-open probe is due) or half
-// open (one probe out decides), or a target the config no longer has.
-const (
-	WaitingPaused         = "paused"
-	WaitingBreakerOpen    = "breaker_open"
-	WaitingBreakerProbing = "breaker_half_open"
-	WaitingNoTarget       = "no_target"
-)
-
-// Waiting says why target's pending deliveries are not attempted when they
-// fall due, and until when when that is known (an open breaker); "" when
-// nothing holds them back.
-func (d *Dispatcher) Waiting(target string) (why string, until time.Time) {
-	d.mu.Lock()
-	t, paused := d.targets[target], d.paused[target]
-	d.mu.Unlock()
-	switch {
-	case t == nil:
-		return WaitingNoTarget, time.Time{}
-	case paused:
-		return WaitingPaused, time.Time{}
-	}
-	switch t.breaker.State() {
-	case gobreaker.StateOpen:
-		return WaitingBreakerOpen, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout.D())
-	case gobreaker.StateHalfOpen:
-		return WaitingBreakerProbing, time.Time{}
-	}
-	return "", time.Time{}
-}
-
 // While ingress is busy, each target claims at most burstClaim deliveries
 // per burstPause (about 200 attempts per second), so deliveries go on during
 // a burst and catch up at full speed after it. Past burstBacklog pending

@@ -111,15 +111,25 @@ func TestLostLeaseKeepsNewHolder(t *testing.T) {
 	}
 }
 
+// retention is the retention of pruneStore's stores.
+const retention = 300 * time.Millisecond
+
+// pruneStore returns a store on a new Redis whose keys expire after
+// retention and whose pruning runs only when called, and a client of the
+// same Redis to look at its keys.
+func pruneStore(t *testing.T, prefix string) (*redisstore.Store, *redis.Client) {
+	addr := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: prefix, Retention: retention, PruneInterval: time.Hour, Renew: -1})
+	t.Cleanup(func() { s.Close() })
+	return s, rdb
+}
+
 // Index entries of expired keys are pruned, so that lists and counts
 // follow the retention.
 func TestPruneIndexes(t *testing.T) {
-	addr := startRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	const retention = 300 * time.Millisecond
-	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "prune", Retention: retention, PruneInterval: time.Hour, Renew: -1})
-	defer s.Close()
+	s, rdb := pruneStore(t, "prune")
 	ctx := t.Context()
 	now := time.Now()
 	done, pending, unrouted := storetest.Event(now, "done", "a"), storetest.Event(now, "pending", "a"), storetest.Event(now, "unrouted")
@@ -166,12 +176,7 @@ func TestPruneIndexes(t *testing.T) {
 // The list of indexes to prune does not grow with every status ever seen:
 // an index emptied by pruning leaves it, and comes back with its next event.
 func TestPruneForgetsEmptyIndexes(t *testing.T) {
-	addr := startRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	const retention = 300 * time.Millisecond
-	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "names", Retention: retention, PruneInterval: time.Hour, Renew: -1})
-	defer s.Close()
+	s, rdb := pruneStore(t, "names")
 	ctx := t.Context()
 	for i := range 50 {
 		ev := storetest.Event(time.Now(), fmt.Sprintf("k%d", i)) // unrouted: it expires after the retention
