@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
+	"github.com/hooxrelay/hooxrelay/internal/redisproc"
 	"github.com/spf13/cobra"
 )
 

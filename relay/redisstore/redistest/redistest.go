@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/redisproc"
 	"github.com/hooxrelay/hooxrelay/internal/testenv"
-	"github.com/hooxrelay/hooxrelay/relay/redisstore/redisproc"
 )
 
 // Server is a redis-server process owned by one test.
