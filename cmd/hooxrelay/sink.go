@@ -41,16 +41,9 @@ type sink struct {
 	// line says whether it holds.
 	verifier *verify.Verifier
 
-	// countIDs counts distinct Webhook-Ids in distinct and repeats in
-	// dups: the bench's check that nothing was lost or sent twice.
-	countIDs bool
-
 	n        atomic.Int64
 	mu       sync.Mutex
 	received []received
-	seen     map[string]struct{}
-	distinct atomic.Int64
-	dups     atomic.Int64
 }
 
 type received struct {
@@ -85,19 +78,6 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = fail
 	}
 	now := time.Now()
-	if s.countIDs && status == http.StatusOK {
-		s.mu.Lock()
-		if s.seen == nil {
-			s.seen = make(map[string]struct{})
-		}
-		if _, ok := s.seen[r.Header.Get("Webhook-Id")]; ok {
-			s.dups.Add(1)
-		} else {
-			s.seen[r.Header.Get("Webhook-Id")] = struct{}{}
-			s.distinct.Add(1)
-		}
-		s.mu.Unlock()
-	}
 	if s.record {
 		rec := received{at: now, status: status, header: r.Header.Clone(), attempt: r.Header.Get("Hooxrelay-Attempt")}
 		if s.keepBodies {

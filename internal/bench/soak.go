@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,66 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// soakSample is one reading of the relay process.
-type soakSample struct {
-	AtS        float64 `json:"at_s"` // since the load started; negative: before it
-	RSS        int64   `json:"rss_bytes"`
-	Anon       int64   `json:"rss_anon_bytes"`
-	Goroutines int64   `json:"goroutines"`
-	FDs        int     `json:"open_fds"` // files and sockets the process holds
-	Pending    int64   `json:"pending"`
-	StoreBytes int64   `json:"store_bytes"` // size of the store file
-	Acked      int64   `json:"acked"`
-}
-
-// soakTrend compares the last third of the samples taken under load with
-// the first third.
-type soakTrend struct {
-	First     float64 `json:"first"`
-	Last      float64 `json:"last"`
-	Max       float64 `json:"max"`
-	ChangePct float64 `json:"change_pct"` // last third's mean on the first third's
-	Verdict   string  `json:"verdict"`    // flat (within 10%), growing, shrinking or too few samples
-}
-
-// soakResult is the outcome of "bench soak".
-type soakResult struct {
-	Scenario   string       `json:"scenario"`
-	Binary     string       `json:"relay_binary"`
-	RatePerS   float64      `json:"rate_per_s"`
-	Seconds    float64      `json:"duration_s"`
-	EveryS     float64      `json:"every_s"`
-	Acks       ackStats     `json:"acks"`
-	Samples    []soakSample `json:"samples"`
-	RSS        soakTrend    `json:"rss"`
-	Anon       soakTrend    `json:"rss_anon"`
-	Goroutines soakTrend    `json:"goroutines"`
-	Delivery   drainResult  `json:"delivery"`
-}
-
-// soakFlags are the flags of "bench soak".
-type soakFlags struct {
-	rps      float64
-	duration time.Duration
-	interval time.Duration
-	relayBin string
-	wait     time.Duration
-	dirFlag  string
-	asJSON   bool
-}
-
-func newBenchSoakCmd(e *env) *cobra.Command {
-	var o soakFlags
-	cmd := &cobra.Command{
-		Use:   "soak",
-		Short: "a steady rate for a long time: the relay's RSS and goroutines, flat or growing",
-		Long: `Runs the relay as a child process ("hooxrelay serve", embedded store) fanning
+var soak = &Scenario{
+	Name:  "soak",
+	Short: "a steady rate for a long time: the relay's RSS and goroutines, flat or growing",
+	Long: `Runs the relay as a child process ("hooxrelay serve", embedded store) fanning
 out to two local targets, and sends it --rate webhooks per second for
 --duration (10 minutes by default: run it on demand, not in CI). Every
 --every it samples the relay's resident memory (VmRSS, and RssAnon, from
@@ -79,21 +28,68 @@ It prints the samples, the first, last and largest of each, and a verdict:
 "flat" when the mean of the last third of the samples is within 10% of the
 first third's, else "growing" (or "shrinking"); then how many acked events
 were lost (must be 0) or delivered twice.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchSoak(cmd.Context(), e, &o) },
-	}
-	f := cmd.Flags()
-	f.Float64Var(&o.rps, "rate", 200, "webhooks per second")
-	f.DurationVar(&o.duration, "duration", 10*time.Minute, "how long to send")
-	f.DurationVar(&o.interval, "every", 10*time.Second, "how often to sample the relay")
-	f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
-	f.DurationVar(&o.wait, "wait", 5*time.Minute, "longest wait for the deliveries after the load")
-	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store, config and logs (default: a temporary directory)")
-	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
-	return cmd
+	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
+		o := &soakFlags{}
+		f.Float64Var(&o.rps, "rate", 200, "webhooks per second")
+		f.DurationVar(&o.duration, "duration", 10*time.Minute, "how long to send")
+		f.DurationVar(&o.interval, "every", 10*time.Second, "how often to sample the relay")
+		f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run as the relay (default: this one)")
+		waitFlag(f, &o.wait, "the load")
+		dirFlag(f, &o.dir, "the relay's store, config and logs")
+		jsonFlag(f, &o.asJSON)
+		return o.run
+	},
 }
 
-func runBenchSoak(ctx context.Context, e *env, o *soakFlags) error {
+// SoakSample is one reading of the relay process.
+type SoakSample struct {
+	AtS        float64 `json:"at_s"` // since the load started; negative: before it
+	RSS        int64   `json:"rss_bytes"`
+	Anon       int64   `json:"rss_anon_bytes"`
+	Goroutines int64   `json:"goroutines"`
+	FDs        int     `json:"open_fds"` // files and sockets the process holds
+	Pending    int64   `json:"pending"`
+	StoreBytes int64   `json:"store_bytes"` // size of the store file
+	Acked      int64   `json:"acked"`
+}
+
+// SoakTrend compares the last third of the samples taken under load with
+// the first third.
+type SoakTrend struct {
+	First     float64 `json:"first"`
+	Last      float64 `json:"last"`
+	Max       float64 `json:"max"`
+	ChangePct float64 `json:"change_pct"` // last third's mean on the first third's
+	Verdict   string  `json:"verdict"`    // flat (within 10%), growing, shrinking or too few samples
+}
+
+// SoakResult is the outcome of "bench soak".
+type SoakResult struct {
+	Scenario   string       `json:"scenario"`
+	Binary     string       `json:"relay_binary"`
+	RatePerS   float64      `json:"rate_per_s"`
+	Seconds    float64      `json:"duration_s"`
+	EveryS     float64      `json:"every_s"`
+	Acks       AckStats     `json:"acks"`
+	Samples    []SoakSample `json:"samples"`
+	RSS        SoakTrend    `json:"rss"`
+	Anon       SoakTrend    `json:"rss_anon"`
+	Goroutines SoakTrend    `json:"goroutines"`
+	Delivery   Drain        `json:"delivery"`
+}
+
+// soakFlags are the flags of "bench soak".
+type soakFlags struct {
+	rps      float64
+	duration time.Duration
+	interval time.Duration
+	relayBin string
+	wait     time.Duration
+	dir      string
+	asJSON   bool
+}
+
+func (o *soakFlags) run(ctx context.Context, env *Env) error {
 	if o.rps <= 0 || o.duration <= 0 || o.interval <= 0 {
 		return usagef("--rate, --duration and --every must be positive")
 	}
@@ -101,44 +97,32 @@ func runBenchSoak(ctx context.Context, e *env, o *soakFlags) error {
 	if err != nil {
 		return err
 	}
-	dir, cleanup, err := benchDir(o.dirFlag)
+	r, err := newRun(ctx, env, "soak", o.dir)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	progress := e.stderr
-
-	targets := []*benchTarget{newBenchTarget("first"), newBenchTarget("second")}
-	for _, t := range targets {
-		if err := t.start(ctx, &wg); err != nil {
-			return err
-		}
+	defer r.close()
+	targets := []*target{{name: "first"}, {name: "second"}}
+	if err := r.start(targets...); err != nil {
+		return err
 	}
-	dbPath := filepath.Join(dir, "relay.db")
-	child, err := newChildRelay(bin, dir, fmt.Sprintf("{path: %q}", dbPath),
-		scenarioTarget{"first", targets[0].url(), ""}, scenarioTarget{"second", targets[1].url(), ""})
+	dbPath := filepath.Join(r.dir, "relay.db")
+	child, err := r.child(bin, fmt.Sprintf("{path: %q}", dbPath),
+		targetConfig{"first", targets[0].url(), ""}, targetConfig{"second", targets[1].url(), ""})
 	if err != nil {
 		return err
 	}
-	if err := child.start(ctx); err != nil {
-		return err
-	}
-	defer child.kill()
 	// A few connections, kept: the relay's goroutines then do not count
 	// how many the bench happened to open.
 	d, err := newPacedDriver(child.ingress, o.rps, 8)
 	if err != nil {
 		return err
 	}
-	res := soakResult{Scenario: "soak", Binary: bin, RatePerS: o.rps, Seconds: o.duration.Seconds(), EveryS: o.interval.Seconds()}
+	res := SoakResult{Scenario: "soak", Binary: bin, RatePerS: o.rps, Seconds: o.duration.Seconds(), EveryS: o.interval.Seconds()}
 
 	var start time.Time
-	sample := func() soakSample {
-		s := soakSample{Acked: d.acks.Load()}
+	sample := func() SoakSample {
+		s := SoakSample{Acked: d.acks.Load()}
 		if !start.IsZero() {
 			s.AtS = time.Since(start).Seconds()
 		}
@@ -153,49 +137,43 @@ func runBenchSoak(ctx context.Context, e *env, o *soakFlags) error {
 			s.Goroutines = int64(metricSum(m, "go_goroutines"))
 			s.Pending = int64(metricSum(m, "hooxrelay_queue_depth", "state", "pending"))
 		}
-		fmt.Fprintf(progress, "\rsoak: %s of %s, %d acked, RSS %.1f MiB, %d goroutines, %d pending   ",
+		fmt.Fprintf(env.Progress, "\rsoak: %s of %s, %d acked, RSS %.1f MiB, %d goroutines, %d pending   ",
 			time.Duration(s.AtS*float64(time.Second)).Round(time.Second), o.duration, s.Acked, mib(s.RSS), s.Goroutines, s.Pending)
 		return s
 	}
 	res.Samples = append(res.Samples, sample()) // idle, before the load
-	sendCtx, stopSending := context.WithTimeout(ctx, o.duration)
-	defer stopSending()
 	start = time.Now()
-	driven := make(chan struct{})
-	go func() {
-		defer close(driven)
-		d.run(ctx, sendCtx)
-	}()
+	sending, stop := r.drive(d, o.duration)
 	tick := time.NewTicker(o.interval)
 	for done := false; !done; {
 		select {
 		case <-tick.C:
 			res.Samples = append(res.Samples, sample())
-		case <-sendCtx.Done():
+		case <-sending.Done():
 			done = true
 		}
 	}
 	tick.Stop()
-	<-driven
+	stop()
 	res.Samples = append(res.Samples, sample()) // at the end of the load
-	fmt.Fprintln(progress)
+	fmt.Fprintln(env.Progress)
 	loadEnd := time.Now()
 	res.Acks = d.stats()
-	res.Delivery = waitDelivered(ctx, targets, d.ackedIDs(), loadEnd, o.wait, progress, "soak")
+	res.Delivery = r.drain(targets, d.ackedIDs(), loadEnd, o.wait)
 	if err := child.stop(); err != nil {
 		return err
 	}
 	load := res.Samples[1:]
-	res.RSS = trend(load, func(s soakSample) float64 { return float64(s.RSS) })
-	res.Anon = trend(load, func(s soakSample) float64 { return float64(s.Anon) })
-	res.Goroutines = trend(load, func(s soakSample) float64 { return float64(s.Goroutines) })
-	return report(e, o.asJSON, res, res.Delivery)
+	res.RSS = trend(load, func(s SoakSample) float64 { return float64(s.RSS) })
+	res.Anon = trend(load, func(s SoakSample) float64 { return float64(s.Anon) })
+	res.Goroutines = trend(load, func(s SoakSample) float64 { return float64(s.Goroutines) })
+	return r.report(o.asJSON, res, res.Delivery)
 }
 
 // trend compares the mean of the last third of the samples with the
 // first third's.
-func trend(samples []soakSample, v func(soakSample) float64) soakTrend {
-	var t soakTrend
+func trend(samples []SoakSample, v func(SoakSample) float64) SoakTrend {
+	var t SoakTrend
 	if len(samples) == 0 {
 		t.Verdict = "too few samples"
 		return t
@@ -209,7 +187,7 @@ func trend(samples []soakSample, v func(soakSample) float64) soakTrend {
 		t.Verdict = "too few samples"
 		return t
 	}
-	mean := func(ss []soakSample) float64 {
+	mean := func(ss []SoakSample) float64 {
 		var sum float64
 		for _, s := range ss {
 			sum += v(s)
@@ -231,9 +209,7 @@ func trend(samples []soakSample, v func(soakSample) float64) soakTrend {
 	return t
 }
 
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func (r soakResult) table(w io.Writer) {
+func (r SoakResult) table(w io.Writer) {
 	fmt.Fprintf(w, "soak: %g webhooks/s for %gs to a relay process (embedded store) fanning out to 2 targets; sampled every %gs\n\n", r.RatePerS, r.Seconds, r.EveryS)
 	fmt.Fprintf(w, "%8s %9s %9s %11s %5s %8s %8s %10s\n", "at", "RSS MiB", "anon MiB", "goroutines", "fds", "pending", "acked", "store MiB")
 	for i, s := range r.Samples {
@@ -246,7 +222,7 @@ func (r soakResult) table(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, t := range []struct {
 		name string
-		t    soakTrend
+		t    SoakTrend
 		f    func(float64) string
 	}{
 		{"RSS", r.RSS, func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }},

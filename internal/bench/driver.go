@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -41,7 +41,7 @@ type driver struct {
 	// 0 means 30s.
 	giveUp time.Duration
 	seq    *atomic.Int64 // numbers the webhooks, so that each is unique
-	series *series       // nil: no time series
+	series *timeline     // nil: no time series
 
 	next        atomic.Int64 // webhooks claimed by a sender
 	sent        atomic.Int64 // webhooks sent at least once
@@ -92,7 +92,7 @@ func newPacedDriver(ingress string, rps float64, conns int) (*driver, error) {
 }
 
 // maxOpen bounds the webhooks in progress of a paced driver; past it,
-// arrivals wait (ackStats.MaxOpen tells).
+// arrivals wait (AckStats.MaxOpen tells).
 const maxOpen = 20000
 
 // run sends until sendCtx ends (or events are sent), then waits for the
@@ -146,7 +146,7 @@ func (d *driver) run(ctx, sendCtx context.Context) {
 // body returns a webhook unlike every other, of one of the four tasks.
 func (d *driver) body() []byte {
 	i := d.seq.Add(1)
-	return fmt.Appendf(nil, benchTasks[i%int64(len(benchTasks))], i, i)
+	return fmt.Appendf(nil, tasks[i%int64(len(tasks))], i, i)
 }
 
 func (d *driver) send(ctx, sendCtx context.Context, body []byte) {
@@ -248,8 +248,8 @@ func (d *driver) ackedIDs() map[string]struct{} {
 	return m
 }
 
-// ackStats are the figures of the acks of a run.
-type ackStats struct {
+// AckStats are the figures of the acks of a run.
+type AckStats struct {
 	Sent        int64   `json:"sent"`
 	Requests    int64   `json:"requests"`
 	Acked       int64   `json:"acked"`
@@ -266,12 +266,12 @@ type ackStats struct {
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
-func (d *driver) stats() ackStats {
+func (d *driver) stats() AckStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	lats := slices.Clone(d.lats)
 	slices.Sort(lats)
-	s := ackStats{
+	s := AckStats{
 		Sent: d.sent.Load(), Requests: d.requests.Load(), Acked: d.acks.Load(), Unacked: d.unacked.Load(),
 		Unavailable: d.unavailable.Load(), OtherStatus: d.otherStatus.Load(), NoAnswer: d.transport.Load(), MaxOpen: d.maxOpen.Load(),
 		P50ms: ms(percentile(lats, .50)), P99ms: ms(percentile(lats, .99)), FirstError: d.firstErr,
@@ -294,33 +294,33 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
-// series is a time series in fixed buckets from start: acks, deliveries and
+// timeline is a time series in fixed buckets from start: acks, deliveries and
 // the ack latencies of each bucket. It is safe for concurrent use.
-type series struct {
+type timeline struct {
 	start time.Time
 	width time.Duration
 
 	mu      sync.Mutex
-	buckets []seriesBucket
+	buckets []timelineBucket
 }
 
-type seriesBucket struct {
+type timelineBucket struct {
 	acks, deliveries int
 	lats             []time.Duration
 }
 
-func newSeries(width time.Duration) *series { return &series{start: time.Now(), width: width} }
+func newTimeline(width time.Duration) *timeline { return &timeline{start: time.Now(), width: width} }
 
 // bucket returns the bucket of t; called with s.mu held.
-func (s *series) bucket(t time.Time) *seriesBucket {
+func (s *timeline) bucket(t time.Time) *timelineBucket {
 	i := max(0, int(t.Sub(s.start)/s.width))
 	for len(s.buckets) <= i {
-		s.buckets = append(s.buckets, seriesBucket{})
+		s.buckets = append(s.buckets, timelineBucket{})
 	}
 	return &s.buckets[i]
 }
 
-func (s *series) ack(t time.Time, lat time.Duration) {
+func (s *timeline) ack(t time.Time, lat time.Duration) {
 	s.mu.Lock()
 	b := s.bucket(t)
 	b.acks++
@@ -328,15 +328,15 @@ func (s *series) ack(t time.Time, lat time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *series) delivered(t time.Time) {
+func (s *timeline) delivered(t time.Time) {
 	s.mu.Lock()
 	s.bucket(t).deliveries++
 	s.mu.Unlock()
 }
 
-// seriesJSON is a series as rates per second and the p99 ack latency of
+// Series is a timeline as rates per second and the p99 ack latency of
 // each bucket (null where nothing was acked).
-type seriesJSON struct {
+type Series struct {
 	BucketMS      int64      `json:"bucket_ms"`
 	AcksPerS      []float64  `json:"acks_per_s"`
 	DeliveriesPS  []float64  `json:"deliveries_per_s"`
@@ -345,10 +345,10 @@ type seriesJSON struct {
 	lastAckBucket int
 }
 
-func (s *series) export() seriesJSON {
+func (s *timeline) export() Series {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := seriesJSON{BucketMS: s.width.Milliseconds(), lastAckBucket: -1}
+	out := Series{BucketMS: s.width.Milliseconds(), lastAckBucket: -1}
 	per := float64(time.Second) / float64(s.width)
 	for i, b := range s.buckets {
 		out.AcksPerS = append(out.AcksPerS, float64(b.acks)*per)
@@ -366,28 +366,4 @@ func (s *series) export() seriesJSON {
 		out.AckP50ms = append(out.AckP50ms, &p50)
 	}
 	return out
-}
-
-// every calls f every d until ctx ends or stop is called; stop returns
-// once f is no longer running, and may be called more than once.
-func every(ctx context.Context, d time.Duration, f func()) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				f()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hooxrelay/hooxrelay/internal/bench"
 	"github.com/hooxrelay/hooxrelay/internal/testenv"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 )
@@ -36,7 +37,7 @@ func benchJSON(t *testing.T, v any, args ...string) {
 
 func TestBenchBurst(t *testing.T) {
 	svg := filepath.Join(t.TempDir(), "burst.svg")
-	var r burstResult
+	var r bench.BurstResult
 	benchJSON(t, &r, "burst", "--events", "600", "--rate", "200", "--svg", svg, "--wait", "60s")
 	if r.Acks.Acked != 600 || r.Acks.Unacked != 0 {
 		t.Errorf("acked %d, not acked %d; want all 600 acked", r.Acks.Acked, r.Acks.Unacked)
@@ -99,7 +100,7 @@ func TestBenchBurst(t *testing.T) {
 func TestBenchDeadTarget(t *testing.T) {
 	for _, as := range []string{"503", "refused"} {
 		t.Run(as, func(t *testing.T) {
-			var r deadTargetResult
+			var r bench.DeadTargetResult
 			benchJSON(t, &r, "dead-target", "--down", "2s", "--as", as, "--open-timeout", "500ms", "--rate", "100", "--wait", "60s")
 			if r.Delivery.Lost != 0 || !r.Delivery.Drained {
 				t.Errorf("lost %d, drained %v; want 0 and true", r.Delivery.Lost, r.Delivery.Drained)
@@ -131,7 +132,7 @@ func TestBenchCrash(t *testing.T) {
 }
 
 func testBenchCrash(t *testing.T, extra ...string) {
-	var r crashResult
+	var r bench.CrashResult
 	benchJSON(t, &r, append([]string{"crash", "--relay-binary", binary, "--duration", "3s", "--rate", "200", "--wait", "60s"}, extra...)...)
 	if r.Acks.Acked < 100 || r.Acks.Unacked != 0 {
 		t.Errorf("acked %d, not acked %d; want a few hundred acked and none given up", r.Acks.Acked, r.Acks.Unacked)
@@ -146,7 +147,7 @@ func testBenchCrash(t *testing.T, extra ...string) {
 
 func TestBenchRedisOutage(t *testing.T) {
 	testenv.LookPath(t, "redis-server", testenv.InstallRedis)
-	var r redisOutageResult
+	var r bench.RedisOutageResult
 	benchJSON(t, &r, "redis-outage", "--down", "2s", "--before", "1s", "--after", "2s", "--lease", "2s", "--rate", "100", "--wait", "60s")
 	if r.Delivery.Lost != 0 || !r.Delivery.Drained {
 		t.Errorf("lost %d, drained %v; want 0 and true", r.Delivery.Lost, r.Delivery.Drained)
@@ -160,7 +161,7 @@ func TestBenchRedisOutage(t *testing.T) {
 }
 
 func TestBenchSoak(t *testing.T) {
-	var r soakResult
+	var r bench.SoakResult
 	benchJSON(t, &r, "soak", "--relay-binary", binary, "--duration", "3s", "--every", "1s", "--rate", "50", "--wait", "60s")
 	if len(r.Samples) < 4 {
 		t.Fatalf("%d samples; want the idle one, one a second and one at the end", len(r.Samples))
@@ -200,32 +201,5 @@ func TestBenchHelpAndUsage(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.msg) {
 			t.Errorf("hooxrelay %q: exit %d, stderr %q; want exit 2 and %q", tc.args, code, stderr, tc.msg)
 		}
-	}
-}
-
-func TestSoakTrend(t *testing.T) {
-	mk := func(vs ...float64) []soakSample {
-		var ss []soakSample
-		for _, v := range vs {
-			ss = append(ss, soakSample{RSS: int64(v)})
-		}
-		return ss
-	}
-	rss := func(s soakSample) float64 { return float64(s.RSS) }
-	for _, tc := range []struct {
-		name    string
-		samples []soakSample
-		want    string
-	}{
-		{"flat", mk(100, 104, 98, 101, 103, 99, 105, 102, 100), "flat"},
-		{"growing", mk(100, 100, 100, 110, 115, 120, 125, 130, 140), "growing"},
-		{"shrinking", mk(200, 200, 200, 150, 150, 150, 100, 100, 100), "shrinking"},
-		{"two samples", mk(100, 500), "too few samples"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := trend(tc.samples, rss); got.Verdict != tc.want {
-				t.Errorf("trend(%v) = %+v, want %q", tc.samples, got, tc.want)
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 )
 
@@ -52,6 +53,19 @@ func writeSVG(w io.Writer, title, note string, panels []plotPanel) error {
 	}
 	b.WriteString("</svg>\n")
 	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// writeSVGFile writes the panels to an SVG file at path (see writeSVG).
+func writeSVGFile(path, title, note string, panels []plotPanel) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = writeSVG(f, title, note, panels)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }
 

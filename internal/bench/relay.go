@@ -1,12 +1,9 @@
-package main
+package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,24 +11,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
-	"github.com/spf13/pflag"
 )
 
-// scenarioTarget is a target in a scenario's config: its name, URL and
+// targetConfig is a target in a scenario's config: its name, URL and
 // more settings as YAML flow-mapping entries, e.g. "rate_limit: {rps: 200}".
-type scenarioTarget struct{ name, url, extra string }
+type targetConfig struct{ name, url, extra string }
 
-// scenarioConfig is the config of a scenario's relay: one source, and one
+// relayConfig is the config of a scenario's relay: one source, and one
 // route sending every event to every target. store is a YAML flow mapping.
-func scenarioConfig(listen, admin, store string, targets ...scenarioTarget) []byte {
+func relayConfig(listen, admin, store string, targets ...targetConfig) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "server:\n  listen: %q\n  admin_listen: %q\n  shutdown_timeout: 10s\nstore: %s\n", listen, admin, store)
 	b.WriteString("sources:\n  - name: hoox\n    path: /hooks/hoox\ntargets:\n")
@@ -48,11 +41,11 @@ func scenarioConfig(listen, admin, store string, targets ...scenarioTarget) []by
 	return b.Bytes()
 }
 
-// scenarioStore returns the store of a scenario's relay, as a YAML flow
+// storeConfig returns the store of a scenario's relay, as a YAML flow
 // mapping, and its name for the report: an embedded file at dbPath, or with
 // redisURL, a loopback Redis under a prefix of its own (claims leased for
 // lease, so that a killed relay's claims come back within the run).
-func scenarioStore(redisURL, dbPath string, lease time.Duration) (yaml, name string, err error) {
+func storeConfig(redisURL, dbPath string, lease time.Duration) (yaml, name string, err error) {
 	if redisURL == "" {
 		return fmt.Sprintf("{path: %q}", dbPath), "embedded store, fsync before each ack", nil
 	}
@@ -64,43 +57,11 @@ func scenarioStore(redisURL, dbPath string, lease time.Duration) (yaml, name str
 		"Redis at " + u.Host, nil
 }
 
-// redisFlag is the --redis flag of the scenarios that can run on Redis.
-func redisFlag(f *pflag.FlagSet, p *string) {
-	f.StringVar(p, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; keys go under a prefix of their own")
-}
-
 // localRelay is a relay served in this process until its context ends.
 type localRelay struct {
 	ingress, admin string
 	served         <-chan error
 	watch          relayWatch
-}
-
-// startInProcess serves the config in the background, logging JSON to
-// logw; wg owns the goroutine.
-func startInProcess(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, logw io.Writer) (*localRelay, error) {
-	cfg, err := config.Check(yamlText, "bench.yaml")
-	if err != nil {
-		return nil, fmt.Errorf("bench.yaml: %w", err)
-	}
-	r := &localRelay{}
-	log := slog.New(&watchHandler{Handler: slog.NewJSONHandler(logw, nil), w: &r.watch})
-	type addrs struct{ in, admin string }
-	ready := make(chan addrs, 1)
-	served := make(chan error, 1)
-	r.served = served
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		served <- serve(ctx, cfg, "", log, func(in, admin string) { ready <- addrs{in, admin} }, nil)
-	}()
-	select {
-	case a := <-ready:
-		r.ingress, r.admin = a.in, a.admin
-		return r, nil
-	case err := <-served:
-		return nil, fmt.Errorf("start the relay: %w", err)
-	}
 }
 
 // relayWatch is what a relay's log tells: its delivery attempts and its
@@ -185,8 +146,8 @@ func relayBinary(flagValue string) (string, error) {
 }
 
 // newChildRelay writes a config for the child on two free loopback ports
-// in dir; store and targets are as for scenarioConfig.
-func newChildRelay(bin, dir, store string, targets ...scenarioTarget) (*childRelay, error) {
+// in dir; store and targets are as for relayConfig.
+func newChildRelay(bin, dir, store string, targets ...targetConfig) (*childRelay, error) {
 	c := &childRelay{bin: bin, dir: dir, cfgPath: filepath.Join(dir, "relay.yaml")}
 	for _, a := range []*string{&c.ingress, &c.admin} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -196,7 +157,7 @@ func newChildRelay(bin, dir, store string, targets ...scenarioTarget) (*childRel
 		*a = ln.Addr().String()
 		ln.Close()
 	}
-	return c, os.WriteFile(c.cfgPath, scenarioConfig(c.ingress, c.admin, store, targets...), 0o600)
+	return c, os.WriteFile(c.cfgPath, relayConfig(c.ingress, c.admin, store, targets...), 0o600)
 }
 
 // start runs the child and waits until it is ready; its log goes to
@@ -287,139 +248,4 @@ func ready(admin string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// metricSample is one line of a Prometheus text exposition.
-type metricSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// scrape reads the relay's /metrics.
-func scrape(admin string) ([]metricSample, error) {
-	resp, err := probeClient.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	var out []metricSample
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		var s metricSample
-		head, val, ok := cutLast(line, " ")
-		if !ok {
-			continue
-		}
-		if s.value, err = strconv.ParseFloat(val, 64); err != nil {
-			continue
-		}
-		name, labels, hasLabels := strings.Cut(head, "{")
-		s.name = name
-		if hasLabels {
-			s.labels = map[string]string{}
-			for _, kv := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				s.labels[k] = strings.Trim(v, `"`)
-			}
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func cutLast(s, sep string) (before, after string, ok bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
-}
-
-// metricSum adds the samples named name whose labels include want (in
-// pairs: key, value).
-func metricSum(ms []metricSample, name string, want ...string) float64 {
-	var sum float64
-next:
-	for _, m := range ms {
-		if m.name != name {
-			continue
-		}
-		for i := 0; i+1 < len(want); i += 2 {
-			if m.labels[want[i]] != want[i+1] {
-				continue next
-			}
-		}
-		sum += m.value
-	}
-	return sum
-}
-
-// peakRSS reads this process's resident high-water mark (VmHWM), in
-// bytes; 0 where /proc is missing.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) == 2 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
-	}
-	return 0
-}
-
-// procStatus reads VmRSS and RssAnon of a process, in bytes, from
-// /proc/PID/status (Linux only; 0 elsewhere).
-func procStatus(pid string) (rss, anon int64) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 2 || f[1] != "kB" {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n << 10
-		case "RssAnon":
-			anon = n << 10
-		}
-	}
-	return rss, anon
-}
-
-// report prints a scenario's result, as one indented JSON object when
-// asJSON and as its table otherwise, and fails when d lost an acked event.
-func report(e *env, asJSON bool, res interface{ table(io.Writer) }, d drainResult) error {
-	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return err
-		}
-	} else {
-		res.table(e.stdout)
-	}
-	return lostError(d)
 }

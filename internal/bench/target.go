@@ -1,8 +1,7 @@
-package main
+package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,40 +12,40 @@ import (
 	"time"
 )
 
-// benchTarget is a scenario's target: a sink that counts Webhook-Ids, which
-// can be taken down (answering 503, or refusing connections) and notes when
-// each delivery arrived. It is safe for concurrent use.
-type benchTarget struct {
-	sink      *sink
-	refuse    bool    // down means connection refused rather than 503
-	series    *series // nil: no time series
-	keepTimes bool    // keep the time of every delivery
+// target is a scenario's target: it counts the distinct Webhook-Ids it
+// answered 200 and the repeats, can be slow, can be taken down (answering
+// 503, or refusing connections) and can note when each delivery arrived.
+// Set its fields before start; it is safe for concurrent use after.
+type target struct {
+	name      string
+	delay     time.Duration // before answering
+	refuse    bool          // down means connection refused rather than 503
+	series    *timeline     // nil: no time series
+	keepTimes bool          // keep the time of every delivery
 
 	down     atomic.Bool
 	downHits atomic.Int64 // requests answered 503 while down
+	distinct atomic.Int64 // Webhook-Ids delivered
+	dups     atomic.Int64 // deliveries of a Webhook-Id delivered before
 
 	mu     sync.Mutex
+	seen   map[string]struct{}
+	times  []time.Time // of each 200, repeats included
 	addr   string
 	srv    *http.Server
 	closed bool
 	wg     *sync.WaitGroup
-	times  []time.Time // of each 2xx answer, repeats included
-}
-
-func newBenchTarget(name string) *benchTarget {
-	return &benchTarget{sink: &sink{name: name, countIDs: true}}
 }
 
 // start serves the target on a free loopback port until ctx ends; wg owns
 // its goroutines.
-func (t *benchTarget) start(ctx context.Context, wg *sync.WaitGroup) error {
+func (t *target) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	t.sink.started = time.Now()
 	t.mu.Lock()
-	t.addr, t.wg = ln.Addr().String(), wg
+	t.addr, t.wg, t.seen = ln.Addr().String(), wg, make(map[string]struct{})
 	t.serve(ln)
 	t.mu.Unlock()
 	wg.Add(1)
@@ -64,7 +63,7 @@ func (t *benchTarget) start(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // serve is called with t.mu held.
-func (t *benchTarget) serve(ln net.Listener) {
+func (t *target) serve(ln net.Listener) {
 	srv := &http.Server{Handler: t, ReadHeaderTimeout: 5 * time.Second}
 	t.srv = srv
 	t.wg.Add(1)
@@ -74,12 +73,12 @@ func (t *benchTarget) serve(ln net.Listener) {
 	}()
 }
 
-func (t *benchTarget) url() string { return "http://" + t.addr + "/hook" }
+func (t *target) url() string { return "http://" + t.addr + "/hook" }
 
 // setDown takes the target down or brings it back. With refuse, down
 // closes the listener and every connection, and up listens again on the
 // same port.
-func (t *benchTarget) setDown(down bool) error {
+func (t *target) setDown(down bool) error {
 	t.down.Store(down)
 	if !t.refuse {
 		return nil
@@ -108,45 +107,42 @@ func (t *benchTarget) setDown(down bool) error {
 	return fmt.Errorf("listen again on %s: %w", t.addr, err)
 }
 
-func (t *benchTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (t *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
 	if t.down.Load() {
-		io.Copy(io.Discard, r.Body)
 		t.downHits.Add(1)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w}
-	t.sink.ServeHTTP(sw, r)
-	if sw.status == 0 || sw.status >= 300 {
-		return
+	if t.delay > 0 {
+		select {
+		case <-time.After(t.delay):
+		case <-r.Context().Done():
+			return // the relay gave up: not a delivery
+		}
 	}
 	now := time.Now()
+	id := r.Header.Get("Webhook-Id")
+	t.mu.Lock()
+	if _, ok := t.seen[id]; ok {
+		t.dups.Add(1)
+	} else {
+		t.seen[id] = struct{}{}
+		t.distinct.Add(1)
+	}
+	if t.keepTimes {
+		t.times = append(t.times, now)
+	}
+	t.mu.Unlock()
 	if t.series != nil {
 		t.series.delivered(now)
 	}
-	if t.keepTimes {
-		t.mu.Lock()
-		t.times = append(t.times, now)
-		t.mu.Unlock()
-	}
-}
-
-// statusWriter notes the status a handler answered; 0 means none (the
-// sink gives up on a request whose sender went away).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
 }
 
 // deliveryTimes returns the times of the deliveries so far, sorted.
-func (t *benchTarget) deliveryTimes() []time.Time {
+func (t *target) deliveryTimes() []time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := slices.Clone(t.times)
@@ -157,15 +153,15 @@ func (t *benchTarget) deliveryTimes() []time.Time {
 // tally compares what the target received with the acked event ids:
 // missing were acked and never delivered (lost), extra were delivered but
 // never acked (stored before a crash cut the answer off, for instance).
-func (t *benchTarget) tally(acked map[string]struct{}) (missing, extra int) {
-	t.sink.mu.Lock()
-	defer t.sink.mu.Unlock()
+func (t *target) tally(acked map[string]struct{}) (missing, extra int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for id := range acked {
-		if _, ok := t.sink.seen[id]; !ok {
+		if _, ok := t.seen[id]; !ok {
 			missing++
 		}
 	}
-	for id := range t.sink.seen {
+	for id := range t.seen {
 		if _, ok := acked[id]; !ok {
 			extra++
 		}
@@ -173,8 +169,8 @@ func (t *benchTarget) tally(acked map[string]struct{}) (missing, extra int) {
 	return missing, extra
 }
 
-// targetTally is what one target received, against the acks.
-type targetTally struct {
+// TargetTally is what one target received, against the acks.
+type TargetTally struct {
 	Name       string `json:"name"`
 	Delivered  int64  `json:"delivered"` // distinct event ids
 	Lost       int    `json:"lost"`      // acked, never delivered
@@ -182,9 +178,9 @@ type targetTally struct {
 	NotAcked   int    `json:"delivered_not_acked"`
 }
 
-// drainResult says how the wait for deliveries ended.
-type drainResult struct {
-	Targets  []targetTally `json:"targets"`
+// Drain says how the wait for the deliveries of a scenario ended.
+type Drain struct {
+	Targets  []TargetTally `json:"targets"`
 	Lost     int           `json:"lost"`
 	Dups     int64         `json:"duplicated"`
 	Drained  bool          `json:"drained"`
@@ -194,16 +190,16 @@ type drainResult struct {
 // waitDelivered waits until every acked event reached every target, or
 // for timeout, printing progress; then it tallies. DrainSec counts from
 // since.
-func waitDelivered(ctx context.Context, targets []*benchTarget, acked map[string]struct{}, since time.Time, timeout time.Duration, progress io.Writer, label string) drainResult {
+func waitDelivered(ctx context.Context, targets []*target, acked map[string]struct{}, since time.Time, timeout time.Duration, progress io.Writer, label string) Drain {
 	start := time.Now()
 	want := int64(len(acked))
-	var res drainResult
+	var res Drain
 	lastPrint := time.Time{}
 	for {
 		done := true
 		var got int64
 		for _, t := range targets {
-			n := t.sink.distinct.Load()
+			n := t.distinct.Load()
 			got += min(n, want)
 			if n < want {
 				done = false
@@ -237,7 +233,7 @@ func waitDelivered(ctx context.Context, targets []*benchTarget, acked map[string
 	}
 	for _, t := range targets {
 		missing, extra := t.tally(acked)
-		tt := targetTally{Name: t.sink.name, Delivered: t.sink.distinct.Load(), Lost: missing, Duplicated: t.sink.dups.Load(), NotAcked: extra}
+		tt := TargetTally{Name: t.name, Delivered: t.distinct.Load(), Lost: missing, Duplicated: t.dups.Load(), NotAcked: extra}
 		res.Targets = append(res.Targets, tt)
 		res.Lost += missing
 		res.Dups += tt.Duplicated
@@ -245,15 +241,13 @@ func waitDelivered(ctx context.Context, targets []*benchTarget, acked map[string
 	return res
 }
 
-// errLost is returned by a scenario in which acked events were lost, after
-// its report: the relay broke its promise.
-var errLost = errors.New("acked events were lost")
-
-func lostError(r drainResult) error {
-	if r.Lost > 0 {
-		return fmt.Errorf("%w: %d acked deliveries never arrived", errLost, r.Lost)
+// err is the verdict of a drain: acked events lost, or deliveries still
+// missing when the wait ended.
+func (d Drain) err() error {
+	if d.Lost > 0 {
+		return fmt.Errorf("%w: %d acked deliveries never arrived", errLost, d.Lost)
 	}
-	if !r.Drained {
+	if !d.Drained {
 		return fmt.Errorf("deliveries did not drain within the wait (--wait)")
 	}
 	return nil

@@ -1,35 +1,61 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// burstResult is the outcome of "bench burst".
-type burstResult struct {
+var burst = &Scenario{
+	Name:  "burst",
+	Short: "20,000 webhooks at once to a target limited to 200/s: ack latency, delivery rate, a time series and its SVG plot",
+	Long: `Sends --events webhooks as fast as --senders senders can to a relay (embedded
+store, fsync'd before each ack) whose one target is limited to --rate
+deliveries per second. Every webhook must be acked fast, whatever the
+target's pace, and delivered at the limit afterwards.
+It prints the ack latency (p50, p99, max) and ack rate, the delivery rate
+over the steady part (from the 10th to the 90th percentile of delivery
+times; it should be within 5% of the limit), how many acked events were
+lost (must be 0) or delivered twice, and how long delivery went on after
+the last ack. It records acks/s, deliveries/s and the p99 ack latency per
+--bucket and, with --svg, plots them.`,
+	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
+		o := &burstFlags{}
+		f.Int64Var(&o.events, "events", 20000, "webhooks to send")
+		f.Float64Var(&o.rps, "rate", 200, "the target's rate limit, deliveries per second")
+		f.IntVar(&o.senders, "senders", 64, "concurrent senders")
+		f.StringVar(&o.svgPath, "svg", "", "write a plot of the time series to this SVG file")
+		f.DurationVar(&o.bucket, "bucket", 100*time.Millisecond, "width of a time-series bucket")
+		f.DurationVar(&o.wait, "wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
+		dirFlag(f, &o.dir, "the relay's store and log")
+		jsonFlag(f, &o.asJSON)
+		redisFlag(f, &o.redisURL)
+		return o.run
+	},
+}
+
+// BurstResult is the outcome of "bench burst".
+type BurstResult struct {
 	Scenario  string   `json:"scenario"`
 	Events    int64    `json:"events"`
 	Senders   int      `json:"senders"`
 	LimitPerS float64  `json:"limit_per_s"`
-	Acks      ackStats `json:"acks"`
+	Acks      AckStats `json:"acks"`
 	// DeliveryRate is measured between the 10th and the 90th percentile
 	// of the delivery times: the steady part, without the start and the
 	// tail.
-	DeliveryRate         float64     `json:"delivery_rate_per_s"`
-	DeliveryRateOff      float64     `json:"delivery_rate_off_pct"`
-	LastDeliveryS        float64     `json:"last_delivery_s"`
-	DrainAfterAcksS      float64     `json:"drain_after_last_ack_s"`
-	Delivery             drainResult `json:"delivery"`
-	Series               seriesJSON  `json:"series"`
-	SVG                  string      `json:"svg,omitempty"`
+	DeliveryRate         float64 `json:"delivery_rate_per_s"`
+	DeliveryRateOff      float64 `json:"delivery_rate_off_pct"`
+	LastDeliveryS        float64 `json:"last_delivery_s"`
+	DrainAfterAcksS      float64 `json:"drain_after_last_ack_s"`
+	Delivery             Drain   `json:"delivery"`
+	Series               Series  `json:"series"`
+	SVG                  string  `json:"svg,omitempty"`
 	firstDeliveryS       float64
 	steadyFrom, steadyTo float64
 }
@@ -42,72 +68,33 @@ type burstFlags struct {
 	svgPath  string
 	bucket   time.Duration
 	wait     time.Duration
-	dirFlag  string
+	dir      string
 	asJSON   bool
 	redisURL string
 }
 
-func newBenchBurstCmd(e *env) *cobra.Command {
-	var o burstFlags
-	cmd := &cobra.Command{
-		Use:   "burst",
-		Short: "20,000 webhooks at once to a target limited to 200/s: ack latency, delivery rate, a time series and its SVG plot",
-		Long: `Sends --events webhooks as fast as --senders senders can to a relay (embedded
-store, fsync'd before each ack) whose one target is limited to --rate
-deliveries per second. Every webhook must be acked fast, whatever the
-target's pace, and delivered at the limit afterwards.
-It prints the ack latency (p50, p99, max) and ack rate, the delivery rate
-over the steady part (from the 10th to the 90th percentile of delivery
-times; it should be within 5% of the limit), how many acked events were
-lost (must be 0) or delivered twice, and how long delivery went on after
-the last ack. It records acks/s, deliveries/s and the p99 ack latency per
---bucket and, with --svg, plots them.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchBurst(cmd.Context(), e, &o) },
-	}
-	f := cmd.Flags()
-	f.Int64Var(&o.events, "events", 20000, "webhooks to send")
-	f.Float64Var(&o.rps, "rate", 200, "the target's rate limit, deliveries per second")
-	f.IntVar(&o.senders, "senders", 64, "concurrent senders")
-	f.StringVar(&o.svgPath, "svg", "", "write a plot of the time series to this SVG file")
-	f.DurationVar(&o.bucket, "bucket", 100*time.Millisecond, "width of a time-series bucket")
-	f.DurationVar(&o.wait, "wait", 0, "longest wait for the deliveries after the last ack (default: twice events/rate, at least 1m)")
-	f.StringVar(&o.dirFlag, "dir", "", "directory for the relay's store and log (default: a temporary directory)")
-	f.BoolVar(&o.asJSON, "json", false, "print the result as one JSON object")
-	redisFlag(f, &o.redisURL)
-	return cmd
-}
-
-func runBenchBurst(ctx context.Context, e *env, o *burstFlags) error {
+func (o *burstFlags) run(ctx context.Context, env *Env) error {
 	if o.events < 1 || o.rps <= 0 || o.senders < 1 || o.bucket <= 0 {
 		return usagef("--events, --rate, --senders and --bucket must be positive")
 	}
 	if o.wait == 0 {
 		o.wait = max(time.Minute, time.Duration(2*float64(o.events)/o.rps*float64(time.Second)))
 	}
-	dir, logf, cleanup, err := scenarioDir(o.dirFlag)
+	r, err := newRun(ctx, env, "burst", o.dir)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	storeYAML, storeName, err := scenarioStore(o.redisURL, filepath.Join(dir, "bench.db"), 30*time.Second)
+	defer r.close()
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	progress := e.stderr
-	ser := newSeries(o.bucket)
-	tgt := newBenchTarget("limited")
-	tgt.series, tgt.keepTimes = ser, true
-	if err := tgt.start(ctx, &wg); err != nil {
+	ser := newTimeline(o.bucket)
+	tgt := &target{name: "limited", series: ser, keepTimes: true}
+	if err := r.start(tgt); err != nil {
 		return err
 	}
-	rel, err := startInProcess(ctx, &wg, scenarioConfig("127.0.0.1:0", "127.0.0.1:0",
-		storeYAML,
-		scenarioTarget{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", o.rps)}), logf)
+	rel, err := r.serve(storeYAML, targetConfig{"limited", tgt.url(), fmt.Sprintf("rate_limit: {rps: %g, burst: 1}, max_in_flight: 32", o.rps)})
 	if err != nil {
 		return err
 	}
@@ -117,25 +104,23 @@ func runBenchBurst(ctx context.Context, e *env, o *burstFlags) error {
 	}
 	d.events, d.series = o.events, ser
 
-	fmt.Fprintf(progress, "burst: %d webhooks from %d senders; the target takes %g/s\n", o.events, o.senders, o.rps)
+	fmt.Fprintf(env.Progress, "burst: %d webhooks from %d senders; the target takes %g/s\n", o.events, o.senders, o.rps)
 	ser.mu.Lock()
 	ser.start = time.Now()
 	ser.mu.Unlock()
-	stopProgress := every(ctx, time.Second, func() {
-		fmt.Fprintf(progress, "\rburst: %d acked, %d delivered (%s)   ", d.acks.Load(), tgt.sink.distinct.Load(), time.Since(ser.start).Round(time.Second))
+	stopProgress := r.progress(func() string {
+		return fmt.Sprintf("%d acked, %d delivered (%s)", d.acks.Load(), tgt.distinct.Load(), time.Since(ser.start).Round(time.Second))
 	})
 	defer stopProgress()
-	d.run(ctx, ctx)
+	d.run(r.ctx, r.ctx)
 	stopProgress()
-	fmt.Fprintln(progress)
 	acks := d.stats()
-	drain := waitDelivered(ctx, []*benchTarget{tgt}, d.ackedIDs(), time.Now(), o.wait, progress, "burst")
-	cancel()
-	if err := <-rel.served; err != nil {
-		return fmt.Errorf("relay: %w", err)
+	drain := r.drain([]*target{tgt}, d.ackedIDs(), time.Now(), o.wait)
+	if err := r.stop(rel); err != nil {
+		return err
 	}
 
-	res := burstResult{Scenario: "burst", Events: o.events, Senders: o.senders, LimitPerS: o.rps, Acks: acks, Delivery: drain, Series: ser.export()}
+	res := BurstResult{Scenario: "burst", Events: o.events, Senders: o.senders, LimitPerS: o.rps, Acks: acks, Delivery: drain, Series: ser.export()}
 	if ts := tgt.deliveryTimes(); len(ts) > 0 {
 		res.firstDeliveryS = ts[0].Sub(ser.start).Seconds()
 		res.LastDeliveryS = ts[len(ts)-1].Sub(ser.start).Seconds()
@@ -147,25 +132,17 @@ func runBenchBurst(ctx context.Context, e *env, o *burstFlags) error {
 		}
 	}
 	if o.svgPath != "" {
-		f, err := os.Create(o.svgPath)
-		if err != nil {
-			return err
-		}
-		err = writeSVG(f, "hooxrelay bench burst",
-			fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; %s; lost %d, duplicated %d",
-				o.events, o.senders, o.rps, storeName, drain.Lost, drain.Dups), burstPanels(res))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		note := fmt.Sprintf("%d webhooks from %d senders at once; one target limited to %g deliveries/s; %s; lost %d, duplicated %d",
+			o.events, o.senders, o.rps, storeName, drain.Lost, drain.Dups)
+		if err := writeSVGFile(o.svgPath, "hooxrelay bench burst", note, burstPanels(res)); err != nil {
 			return fmt.Errorf("--svg %q: %w", o.svgPath, err)
 		}
 		res.SVG = o.svgPath
 	}
-	return report(e, o.asJSON, res, drain)
+	return r.report(o.asJSON, res, drain)
 }
 
-func (r burstResult) table(w io.Writer) {
+func (r BurstResult) table(w io.Writer) {
 	a := r.Acks
 	fmt.Fprintf(w, "burst: %d webhooks from %d senders at once; the target is limited to %g/s\n\n", r.Events, r.Senders, r.LimitPerS)
 	fmt.Fprintf(w, "acked       %d of %d in %.1fs (%.0f/s); p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", a.Acked, r.Events, a.AckSeconds, a.AckRate, a.P50ms, a.P99ms, a.Maxms)
@@ -187,7 +164,7 @@ func (r burstResult) table(w io.Writer) {
 
 // burstPanels are the two charts of a burst: throughput over the whole
 // run, and the ack latency while acks came in.
-func burstPanels(r burstResult) []plotPanel {
+func burstPanels(r BurstResult) []plotPanel {
 	s := r.Series
 	width := float64(s.BucketMS) / 1000
 	n := len(s.AcksPerS)
@@ -231,30 +208,4 @@ func burstPanels(r burstResult) []plotPanel {
 			},
 		},
 	}
-}
-
-// benchDir returns dir, or a new temporary directory that cleanup removes.
-// scenarioDir is benchDir with the relay's log file open in it; cleanup
-// closes the log, then removes a temporary directory.
-func scenarioDir(dirFlag string) (dir string, logf *os.File, cleanup func(), err error) {
-	dir, rm, err := benchDir(dirFlag)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	if logf, err = os.Create(filepath.Join(dir, "relay.log")); err != nil {
-		rm()
-		return "", nil, nil, err
-	}
-	return dir, logf, func() { logf.Close(); rm() }, nil
-}
-
-func benchDir(dir string) (string, func(), error) {
-	if dir != "" {
-		return dir, func() {}, os.MkdirAll(dir, 0o755)
-	}
-	d, err := os.MkdirTemp("", "hooxrelay-bench-")
-	if err != nil {
-		return "", nil, err
-	}
-	return d, func() { os.RemoveAll(d) }, nil
 }

@@ -1,0 +1,265 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+var load = &Scenario{
+	Name:  "load",
+	Short: "the relay against a bare HTTP baseline: acked req/s, ack latency, drain time (the default)",
+	Long: `Measures the relay against a bare baseline in the same run. It starts a bare Go
+HTTP server that only reads and parses the body, and a relay on an embedded
+store in a temporary directory (durable: fsync'd before the ack; logging a
+JSON line per webhook and per attempt to a file there) fanning out to two
+local sinks. It drives each for --duration with --senders concurrent
+senders posting unique Hoox webhooks of every task type, then waits for the
+relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
+and errors for both, their ratio, and the drain time. Only loopback is used.`,
+	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
+		o := &loadFlags{}
+		f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to drive each server")
+		f.IntVar(&o.senders, "senders", 64, "concurrent senders")
+		f.BoolVar(&o.asJSON, "json", false, "print the results as JSON")
+		f.StringVar(&o.redisURL, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
+		f.StringVar(&o.dir, "dir", "", "keep the relay's store in `DIR` (default: a temporary directory; put it on the disk you want to measure)")
+		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the relay run to this `FILE`")
+		return o.run
+	},
+}
+
+// loadFlags are the flags of "bench" and "bench load".
+type loadFlags struct {
+	duration   time.Duration
+	senders    int
+	asJSON     bool
+	redisURL   string
+	dir        string
+	cpuProfile string
+}
+
+// LoadResult is one load run against one server.
+type LoadResult struct {
+	Name       string        `json:"name"`
+	Requests   int64         `json:"requests"`
+	Errors     int64         `json:"errors"`
+	Duration   time.Duration `json:"duration_ns"`
+	ReqPerSec  float64       `json:"req_per_sec"`
+	P50, P95   time.Duration `json:"-"`
+	P99        time.Duration `json:"-"`
+	P50ms      float64       `json:"p50_ms"`
+	P95ms      float64       `json:"p95_ms"`
+	P99ms      float64       `json:"p99_ms"`
+	firstError string
+}
+
+func (o *loadFlags) run(ctx context.Context, env *Env) error {
+	if o.senders < 1 || o.duration <= 0 {
+		return usagef("--senders must be ≥ 1 and --duration > 0")
+	}
+	r, err := newRun(ctx, env, "load", o.dir)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
+	if err != nil {
+		return err
+	}
+
+	// Baseline: read and parse the body, answer 200.
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc map[string]any
+		body, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(body, &doc) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); bsrv.Serve(bln) }()
+	defer bsrv.Close()
+
+	targets := []*target{{name: "first"}, {name: "second"}}
+	if err := r.start(targets...); err != nil {
+		return err
+	}
+	// The relay logs as serve does (a JSON line per webhook and per
+	// attempt), so that the figures include that cost.
+	rel, err := r.serve(storeYAML, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
+	if err != nil {
+		return err
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
+	var seq atomic.Int64
+	base := measure(r.ctx, client, "baseline", "http://"+bln.Addr().String()+"/", o.senders, o.duration, &seq, env.Progress)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	res := measure(r.ctx, client, "relay", "http://"+rel.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
+
+	pprof.StopCPUProfile()
+	want := 2 * (res.Requests - res.Errors)
+	drainStart := time.Now()
+	var got int64
+	for r.ctx.Err() == nil {
+		got = targets[0].distinct.Load() + targets[1].distinct.Load()
+		fmt.Fprintf(env.Progress, "\rdraining: %d of %d deliveries", got, want)
+		if got >= want || time.Since(drainStart) > 5*time.Minute {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintln(env.Progress)
+	drain := time.Since(drainStart)
+	dups := targets[0].dups.Load() + targets[1].dups.Load()
+	if err := r.stop(rel); err != nil {
+		return err
+	}
+
+	ratio := res.ReqPerSec / base.ReqPerSec
+	// Deliveries run during the relay's load and its drain.
+	perSec := float64(got) / (res.Duration + drain).Seconds()
+	// The relay shares this process with the targets and the load
+	// generator: its high-water mark bounds the relay's.
+	peak := peakRSS()
+	if o.asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": res,
+			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
+			"deliveries_per_sec": perSec, "peak_rss_bytes": peak,
+		})
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "%d senders, %s each, relay (%s), fan-out to 2 targets\n\n", o.senders, o.duration, storeName)
+	fmt.Fprintf(w, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
+	for _, x := range []LoadResult{base, res} {
+		fmt.Fprintf(w, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", x.Name, x.ReqPerSec, x.ReqPerSec/base.ReqPerSec,
+			x.P50.Round(10*time.Microsecond), x.P95.Round(10*time.Microsecond), x.P99.Round(10*time.Microsecond), x.Errors)
+	}
+	fmt.Fprintf(w, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended; %.0f deliveries/s\n", got, want, dups, drain.Round(time.Millisecond), perSec)
+	if peak > 0 {
+		fmt.Fprintf(w, "peak RSS: %.0f MiB (this process: relay, targets, baseline and load generator)\n", float64(peak)/(1<<20))
+	}
+	for _, x := range []LoadResult{base, res} {
+		if x.firstError != "" {
+			fmt.Fprintf(w, "first %s error: %s\n", x.Name, x.firstError)
+		}
+	}
+	return nil
+}
+
+// tasks are the bodies of the webhooks the bench sends, one of each task
+// type; each takes a number twice, which makes it unique.
+var tasks = []string{
+	`{"task":"video_generate","job_id":"run_%d","status":"completed","result":{"video_id":"video_%d","thumbnail_url":"https://cdn.example/t.jpg","cost":5,"created_at":"2024-01-15T10:30:00Z"}}`,
+	`{"task":"video_export","job_id":"run_%d","status":"completed","result":{"video_id":"video_%d","cost":2}}`,
+	`{"task":"avatar_create","avatar_id":"avtr_%d","look_id":"look_%d","status":"completed","result":{"preview_url":"https://cdn.example/a.jpg"}}`,
+	`{"task":"avatar_edit","avatar_id":"avtr_%d","look_id":"look_%d","status":"error","error":{"code":"GENERATION_FAILED","message":"no"}}`,
+}
+
+// measure sends to url from n senders for d as fast as they can and
+// measures each request.
+func measure(ctx context.Context, client *http.Client, name, url string, n int, d time.Duration, seq *atomic.Int64, progress io.Writer) LoadResult {
+	res := LoadResult{Name: name}
+	var mu sync.Mutex
+	var lats []time.Duration
+	var done atomic.Int64
+	// Requests in flight at the deadline finish and are counted: a relay
+	// that acked one owes its deliveries.
+	deadline := time.Now().Add(d)
+	timer, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := make([]time.Duration, 0, 4096)
+			var errs int64
+			var firstErr string
+			for timer.Err() == nil {
+				i := seq.Add(1)
+				body := fmt.Appendf(nil, tasks[i%int64(len(tasks))], i, i)
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errs++
+					firstErr = err.Error()
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				own = append(own, time.Since(t0))
+				done.Add(1)
+				if resp.StatusCode != http.StatusOK {
+					errs++
+					firstErr = resp.Status
+				}
+			}
+			mu.Lock()
+			lats = append(lats, own...)
+			res.Errors += errs
+			if firstErr != "" {
+				res.firstError = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-tick.C:
+				fmt.Fprintf(progress, "\r%s: %d requests, %.0f/s  ", name, done.Load(), float64(done.Load())/time.Since(start).Seconds())
+			case <-timer.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	tick.Stop()
+	fmt.Fprintln(progress)
+	res.Duration = time.Since(start)
+	res.Requests = int64(len(lats))
+	res.ReqPerSec = float64(res.Requests) / res.Duration.Seconds()
+	slices.Sort(lats)
+	res.P50, res.P95, res.P99 = percentile(lats, .50), percentile(lats, .95), percentile(lats, .99)
+	res.P50ms, res.P95ms, res.P99ms = ms(res.P50), ms(res.P95), ms(res.P99)
+	return res
+}
