@@ -111,7 +111,7 @@ func (o *deadTargetFlags) run(ctx context.Context, env *Env) error {
 	stopProgress := r.progress(func() string {
 		breaker := "?"
 		if m, err := scrape(rel.admin); err == nil {
-			breaker = [...]string{"closed", "half-open", "open"}[min(2, int(metricSum(m, "hooxrelay_breaker_state", "target", "flaky")))]
+			breaker = [...]string{"closed", "half-open", "open"}[min(2, int(m.sum("hooxrelay_breaker_state", "target", "flaky")))]
 		}
 		return fmt.Sprintf("%s, target %s, breaker %s, %d acked, %d attempts, %d delivered",
 			time.Since(start).Round(time.Second), phase.Load(), breaker, d.acks.Load(), rel.watch.attempts.Load(), tgt.distinct.Load())

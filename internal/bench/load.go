@@ -150,7 +150,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	perSec := float64(got) / (res.Duration + drain).Seconds()
 	// The relay shares this process with the targets and the load
 	// generator: its high-water mark bounds the relay's.
-	peak := peakRSS()
+	peak := procStatus("self")["VmHWM"]
 	if o.asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")

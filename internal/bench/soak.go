@@ -126,16 +126,15 @@ func (o *soakFlags) run(ctx context.Context, env *Env) error {
 		if !start.IsZero() {
 			s.AtS = time.Since(start).Seconds()
 		}
-		s.RSS, s.Anon = procStatus(strconv.Itoa(child.pid()))
-		if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", child.pid())); err == nil {
-			s.FDs = len(fds)
-		}
+		pid := strconv.Itoa(child.pid())
+		sizes := procStatus(pid)
+		s.RSS, s.Anon, s.FDs = sizes["VmRSS"], sizes["RssAnon"], openFiles(pid)
 		if fi, err := os.Stat(dbPath); err == nil {
 			s.StoreBytes = fi.Size()
 		}
 		if m, err := scrape(child.admin); err == nil {
-			s.Goroutines = int64(metricSum(m, "go_goroutines"))
-			s.Pending = int64(metricSum(m, "hooxrelay_queue_depth", "state", "pending"))
+			s.Goroutines = int64(m.sum("go_goroutines"))
+			s.Pending = int64(m.sum("hooxrelay_queue_depth", "state", "pending"))
 		}
 		fmt.Fprintf(env.Progress, "\rsoak: %s of %s, %d acked, RSS %.1f MiB, %d goroutines, %d pending   ",
 			time.Duration(s.AtS*float64(time.Second)).Round(time.Second), o.duration, s.Acked, mib(s.RSS), s.Goroutines, s.Pending)

@@ -1,0 +1,39 @@
+package bench
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// procStatus reads the sizes in /proc/PID/status ("self": this process),
+// in bytes by field, such as VmRSS, RssAnon and VmHWM (the resident
+// high-water mark). It is empty where /proc is missing (Linux only).
+func procStatus(pid string) map[string]int64 {
+	sizes := map[string]int64{}
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return sizes
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			sizes[k] = n << 10
+		}
+	}
+	return sizes
+}
+
+// openFiles counts the files and sockets a process holds; 0 where /proc
+// is missing.
+func openFiles(pid string) int {
+	fds, _ := os.ReadDir("/proc/" + pid + "/fd")
+	return len(fds)
+}
