@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/sink"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -107,15 +108,15 @@ func runDemo(ctx context.Context, e *env, keep bool) error {
 		}
 	}()
 
-	sinks := []*sink{
-		{name: "media", record: true, keepBodies: true},
-		{name: "avatars", record: true, keepBodies: true},
-		{name: "audit", record: true, keepBodies: true, failFirst: 3},
+	sinks := []*sink.Sink{
+		{Name: "media", Record: true, KeepBodies: true},
+		{Name: "avatars", Record: true, KeepBodies: true},
+		{Name: "audit", Record: true, KeepBodies: true, FailFirst: 3},
 	}
 	addrs := make([]string, len(sinks))
 	for i, s := range sinks {
-		if addrs[i], err = s.start(ctx, "127.0.0.1:0", &wg); err != nil {
-			return fmt.Errorf("start sink %s: %w", s.name, err)
+		if addrs[i], err = s.Start(ctx, "127.0.0.1:0", &wg); err != nil {
+			return fmt.Errorf("start sink %s: %w", s.Name, err)
 		}
 	}
 	logf, err = os.Create(filepath.Join(dir, "relay.log"))
@@ -166,7 +167,7 @@ func runDemo(ctx context.Context, e *env, keep bool) error {
 	for {
 		got := 0
 		for _, s := range sinks {
-			got += min(delivered(s), want[s.name])
+			got += min(delivered(s), want[s.Name])
 		}
 
 		if got != shown {
@@ -198,11 +199,11 @@ func runDemo(ctx context.Context, e *env, keep bool) error {
 	fmt.Fprintf(e.stdout, "\n3. What each target received\n")
 	tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TARGET\tTASK\tWEBHOOK-ID\tATTEMPT\tANSWER\tAT")
-	start := sinks[0].started
+	start := sinks[0].Started()
 	for _, s := range sinks {
-		for _, r := range s.snapshot() {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t+%s\n", s.name, r.header.Get("Hooxrelay-Task"),
-				r.header.Get("Webhook-Id"), r.attempt, r.status, r.at.Sub(start).Round(time.Millisecond))
+		for _, r := range s.Requests() {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t+%s\n", s.Name, r.Header.Get("Hooxrelay-Task"),
+				r.Header.Get("Webhook-Id"), r.Attempt, r.Status, r.At.Sub(start).Round(time.Millisecond))
 		}
 	}
 	tw.Flush()
@@ -216,11 +217,11 @@ func runDemo(ctx context.Context, e *env, keep bool) error {
 }
 
 // delivered counts the distinct events a sink answered with 2xx.
-func delivered(s *sink) int {
+func delivered(s *sink.Sink) int {
 	ids := map[string]bool{}
-	for _, r := range s.snapshot() {
-		if r.status < 300 {
-			ids[r.header.Get("Webhook-Id")] = true
+	for _, r := range s.Requests() {
+		if r.Status < 300 {
+			ids[r.Header.Get("Webhook-Id")] = true
 		}
 	}
 	return len(ids)
