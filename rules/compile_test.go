@@ -10,77 +10,56 @@ import (
 )
 
 func TestCompileErrors(t *testing.T) {
+	const ops = "eq ne in exists gt gte lt lte prefix"
 	tests := []struct {
-		name string
-		cond Cond
-		want string // the whole message of the single error
+		name  string
+		cond  Cond
+		field string // the key the single error names
+		msg   string // and its message
 	}{
-		{"unknown op", Cond{"result.cost", "gtx", 1},
-			`routes[0] ("r"): where[0]: op "gtx" is not one of eq ne in exists gt gte lt lte prefix`},
-		{"empty op", Cond{"result.cost", "", 1},
-			`routes[0] ("r"): where[0]: op "" is not one of eq ne in exists gt gte lt lte prefix`},
-		{"op case matters", Cond{"result.cost", "EQ", 1},
-			`routes[0] ("r"): where[0]: op "EQ" is not one of eq ne in exists gt gte lt lte prefix`},
-		{"empty path", Cond{"", "exists", nil},
-			`routes[0] ("r"): where[0]: path is empty`},
-		{"leading dot", Cond{".a", "exists", nil},
-			`routes[0] ("r"): where[0]: path ".a" has an empty segment`},
-		{"trailing dot", Cond{"a.", "exists", nil},
-			`routes[0] ("r"): where[0]: path "a." has an empty segment`},
-		{"double dot", Cond{"result..cost", "exists", nil},
-			`routes[0] ("r"): where[0]: path "result..cost" has an empty segment`},
-		{"in scalar", Cond{"a", "in", "x"},
-			`routes[0] ("r"): where[0]: op "in" needs a list value, got string "x"`},
-		{"in null", Cond{"a", "in", nil},
-			`routes[0] ("r"): where[0]: op "in" needs a list value, got null`},
-		{"in empty", Cond{"a", "in", []any{}},
-			`routes[0] ("r"): where[0]: op "in" needs a non-empty list: an empty one never matches`},
-		{"in nested list", Cond{"a", "in", []any{"x", []any{1}}},
-			`routes[0] ("r"): where[0]: op "in" value[1] needs a string, number, bool or null value, got a list [1]`},
-		{"in map element", Cond{"a", "in", []any{map[string]any{"k": 1}}},
-			`routes[0] ("r"): where[0]: op "in" value[0] needs a string, number, bool or null value, got a map`},
-		{"gt bool", Cond{"a", "gt", true},
-			`routes[0] ("r"): where[0]: op "gt" needs a number or string value, got bool true`},
-		{"gte null", Cond{"a", "gte", nil},
-			`routes[0] ("r"): where[0]: op "gte" needs a number or string value, got null`},
-		{"lt list", Cond{"a", "lt", []any{1}},
-			`routes[0] ("r"): where[0]: op "lt" needs a number or string value, got a list [1]`},
-		{"lte NaN", Cond{"a", "lte", math.NaN()},
-			`routes[0] ("r"): where[0]: op "lte" needs a number or string value, got number NaN`},
-		{"prefix number", Cond{"a", "prefix", 3},
-			`routes[0] ("r"): where[0]: op "prefix" needs a string value, got number 3`},
-		{"prefix null", Cond{"a", "prefix", nil},
-			`routes[0] ("r"): where[0]: op "prefix" needs a string value, got null`},
-		{"exists string", Cond{"a", "exists", "yes"},
-			`routes[0] ("r"): where[0]: op "exists" needs true or false (or no value, meaning true), got string "yes"`},
-		{"exists number", Cond{"a", "exists", 1},
-			`routes[0] ("r"): where[0]: op "exists" needs true or false (or no value, meaning true), got number 1`},
-		{"eq list", Cond{"a", "eq", []any{"x"}},
-			`routes[0] ("r"): where[0]: op "eq" needs a string, number, bool or null value, got a list ["x"]`},
-		{"ne map", Cond{"a", "ne", map[string]any{}},
-			`routes[0] ("r"): where[0]: op "ne" needs a string, number, bool or null value, got a map`},
-		{"eq NaN", Cond{"a", "eq", math.NaN()},
-			`routes[0] ("r"): where[0]: op "eq" needs a number other than NaN, which equals nothing`},
-		{"eq bad json.Number", Cond{"a", "eq", json.Number("x1")},
-			`routes[0] ("r"): where[0]: op "eq" needs a valid number, got "x1"`},
-		{"eq struct", Cond{"a", "eq", struct{}{}},
-			`routes[0] ("r"): where[0]: op "eq" needs a string, number, bool or null value, got struct {} {}`},
+		{"unknown op", Cond{"result.cost", "gtx", 1}, "op", `must be one of ` + ops + `, got "gtx"`},
+		{"empty op", Cond{"result.cost", "", 1}, "op", `is required: one of ` + ops},
+		{"op case matters", Cond{"result.cost", "EQ", 1}, "op", `must be one of ` + ops + `, got "EQ"`},
+		{"empty path", Cond{"", "exists", nil}, "path", `is required: a dot-separated path into the payload, such as result.cost`},
+		{"leading dot", Cond{".a", "exists", nil}, "path", `must be field names separated by single dots, such as result.cost, got ".a"`},
+		{"trailing dot", Cond{"a.", "exists", nil}, "path", `must be field names separated by single dots, such as result.cost, got "a."`},
+		{"double dot", Cond{"result..cost", "exists", nil}, "path", `must be field names separated by single dots, such as result.cost, got "result..cost"`},
+		{"in scalar", Cond{"a", "in", "x"}, "value", `must be a list such as [completed, error] for op "in", got string "x"`},
+		{"in null", Cond{"a", "in", nil}, "value", `must be a list such as [completed, error] for op "in", got null`},
+		{"in empty", Cond{"a", "in", []any{}}, "value", `must not be empty for op "in": an empty list never matches`},
+		{"in nested list", Cond{"a", "in", []any{"x", []any{1}}}, "value[1]", `must be a string, number, bool or null, got a list [1]`},
+		{"in map element", Cond{"a", "in", []any{map[string]any{"k": 1}}}, "value[0]", `must be a string, number, bool or null, got a map`},
+		{"in NaN element", Cond{"a", "in", []any{1, math.NaN()}}, "value[1]", `must be a number other than NaN (which equals nothing), got number NaN`},
+		{"gt bool", Cond{"a", "gt", true}, "value", `must be a number or a string for op "gt", got bool true`},
+		{"gte null", Cond{"a", "gte", nil}, "value", `must be a number or a string for op "gte", got null`},
+		{"lt list", Cond{"a", "lt", []any{1}}, "value", `must be a number or a string for op "lt", got a list [1]`},
+		{"lte NaN", Cond{"a", "lte", math.NaN()}, "value", `must be a number or a string for op "lte", got number NaN`},
+		{"prefix number", Cond{"a", "prefix", 3}, "value", `must be a string for op "prefix", got number 3`},
+		{"prefix null", Cond{"a", "prefix", nil}, "value", `must be a string for op "prefix", got null`},
+		{"exists string", Cond{"a", "exists", "yes"}, "value", `must be true, false or left out for op "exists", got string "yes"`},
+		{"exists number", Cond{"a", "exists", 1}, "value", `must be true, false or left out for op "exists", got number 1`},
+		{"eq list", Cond{"a", "eq", []any{"x"}}, "value", `must be a string, number, bool or null for op "eq", got a list ["x"]`},
+		{"ne map", Cond{"a", "ne", map[string]any{}}, "value", `must be a string, number, bool or null for op "ne", got a map`},
+		{"eq NaN", Cond{"a", "eq", math.NaN()}, "value", `must be a number other than NaN (which equals nothing) for op "eq", got number NaN`},
+		{"eq bad json.Number", Cond{"a", "eq", json.Number("x1")}, "value", `must be a valid number for op "eq", got json.Number "x1"`},
+		{"eq struct", Cond{"a", "eq", struct{}{}}, "value", `must be a string, number, bool or null for op "eq", got struct {} {}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			table, err := Compile([]Route{{Name: "r", Where: []Cond{tt.cond}}})
+			table, err := Compile([]Route{{Name: "r", Where: []Cond{{"ok", "exists", nil}, tt.cond}}})
 			if err == nil {
-				t.Fatalf("Compile(where %#v) = %v, nil; want error %q", tt.cond, table, tt.want)
+				t.Fatalf("Compile(where %#v) = %v, nil; want an error on %s: %s", tt.cond, table, tt.field, tt.msg)
 			}
 			if table != nil {
 				t.Errorf("Compile(where %#v) returned a table along with its error", tt.cond)
 			}
-			if err.Error() != tt.want {
-				t.Errorf("Compile(where %#v) error:\n got %s\nwant %s", tt.cond, err, tt.want)
+			want := `routes[0] ("r"): where[1].` + tt.field + ": " + tt.msg
+			if err.Error() != want {
+				t.Errorf("Compile(where %#v) error:\n got %s\nwant %s", tt.cond, err, want)
 			}
 			var ce *CompileError
-			if !errors.As(err, &ce) || ce.Route != 0 || ce.Name != "r" || ce.Where != 0 {
-				t.Errorf("Compile(where %#v) error %#v: want a *CompileError for routes[0] where[0]", tt.cond, err)
+			if !errors.As(err, &ce) || ce.Route != 0 || ce.Name != "r" || ce.Cond != 1 || ce.Field != tt.field || ce.Msg != tt.msg {
+				t.Errorf("Compile(where %#v) error %#v: want a *CompileError for routes[0] where[1], field %q", tt.cond, err, tt.field)
 			}
 		})
 	}
@@ -94,9 +73,9 @@ func TestCompileReportsEveryError(t *testing.T) {
 	}
 	_, err := Compile(routes)
 	want := []string{
-		`routes[1] ("two-bad"): where[1]: path is empty`,
-		`routes[1] ("two-bad"): where[1]: op "gtx" is not one of eq ne in exists gt gte lt lte prefix`,
-		`routes[2] ("finished-videos"): where[0]: op "gtx" is not one of eq ne in exists gt gte lt lte prefix`,
+		`routes[1] ("two-bad"): where[1].path: is required: a dot-separated path into the payload, such as result.cost`,
+		`routes[1] ("two-bad"): where[1].op: must be one of eq ne in exists gt gte lt lte prefix, got "gtx"`,
+		`routes[2] ("finished-videos"): where[0].op: must be one of eq ne in exists gt gte lt lte prefix, got "gtx"`,
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Fatalf("Compile error:\n got %v\nwant %s", err, strings.Join(want, "\n"))

@@ -95,31 +95,40 @@ type cond struct {
 	exists bool     // exists
 }
 
+// problem is one thing wrong with a condition: the key to fix, and a
+// message that reads after it.
+type problem struct{ field, msg string }
+
 // compileCond returns the compiled condition and every problem with it.
-func compileCond(c Cond) (cond, []string) {
-	var problems []string
+func compileCond(c Cond) (cond, []problem) {
+	var problems []problem
 	var cc cond
-	path, err := parsePath(c.Path)
-	if err != "" {
-		problems = append(problems, err)
+	path, msg := parsePath(c.Path)
+	if msg != "" {
+		problems = append(problems, problem{"path", msg})
 	}
 	cc.path = path
 
 	o, ok := parseOp(c.Op)
-	if !ok {
-		problems = append(problems, fmt.Sprintf("op %q is not one of %s", c.Op, strings.Join(opNames[:], " ")))
+	switch {
+	case c.Op == "":
+		problems = append(problems, problem{"op", "is required: one of " + strings.Join(opNames[:], " ")})
+		return cc, problems
+	case !ok:
+		problems = append(problems, problem{"op", fmt.Sprintf("must be one of %s, got %q", strings.Join(opNames[:], " "), c.Op)})
 		return cc, problems
 	}
 	cc.op = o
-	if msg := cc.setValue(c.Value); msg != "" {
-		problems = append(problems, fmt.Sprintf("op %q %s", c.Op, msg))
+	if p := cc.setValue(c.Op, c.Value); p.msg != "" {
+		problems = append(problems, p)
 	}
 	return cc, problems
 }
 
 // setValue checks v against what the operator needs and stores its
 // normalised form, so that Match never converts configured values again.
-func (cc *cond) setValue(v any) string {
+func (cc *cond) setValue(opName string, v any) problem {
+	wrong := func(what string) problem { return problem{"value", mustBe(what, opName, v)} }
 	switch cc.op {
 	case opExists:
 		switch v := v.(type) {
@@ -128,60 +137,67 @@ func (cc *cond) setValue(v any) string {
 		case bool:
 			cc.exists = v
 		default:
-			return "needs true or false (or no value, meaning true), got " + describe(v)
+			return wrong("true, false or left out")
 		}
 	case opIn:
-		if v == nil {
-			return "needs a list value, got null"
-		}
 		rv := reflect.ValueOf(v)
-		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
-			return "needs a list value, got " + describe(v)
+		if v == nil || rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			return wrong("a list such as [completed, error]")
 		}
 		if rv.Len() == 0 {
-			return "needs a non-empty list: an empty one never matches"
+			return problem{"value", `must not be empty for op "in": an empty list never matches`}
 		}
 		cc.list = make([]scalar, rv.Len())
 		for i := range rv.Len() {
 			e := rv.Index(i).Interface()
-			s, msg := configScalar(e)
-			if msg != "" {
-				return fmt.Sprintf("value[%d] %s", i, msg)
+			s, what := configScalar(e)
+			if what != "" {
+				return problem{fmt.Sprintf("value[%d]", i), mustBe(what, "", e)}
 			}
 			cc.list[i] = s
 		}
 	case opEq, opNe:
-		s, msg := configScalar(v)
-		if msg != "" {
-			return msg
+		s, what := configScalar(v)
+		if what != "" {
+			return wrong(what)
 		}
 		cc.val = s
 	case opGt, opGte, opLt, opLte:
-		s, msg := configScalar(v)
-		if msg != "" || (s.kind != kindNumber && s.kind != kindString) {
-			return "needs a number or string value, got " + describe(v)
+		s, what := configScalar(v)
+		if what != "" || (s.kind != kindNumber && s.kind != kindString) {
+			return wrong("a number or a string")
 		}
 		cc.val = s
 	case opPrefix:
-		s, msg := configScalar(v)
-		if msg != "" || s.kind != kindString {
-			return "needs a string value, got " + describe(v)
+		s, what := configScalar(v)
+		if what != "" || s.kind != kindString {
+			return wrong("a string")
 		}
 		cc.val = s
 	}
-	return ""
+	return problem{}
+}
+
+// mustBe says what a value must be for op ("" for an element of a list),
+// and what it is.
+func mustBe(what, op string, v any) string {
+	s := "must be " + what
+	if op != "" {
+		s += fmt.Sprintf(" for op %q", op)
+	}
+	return s + ", got " + describe(v)
 }
 
 // parsePath splits a dot-notation path once, at compile time.
 func parsePath(p string) ([]segment, string) {
 	if p == "" {
-		return nil, "path is empty"
+		return nil, "is required: a dot-separated path into the payload, such as result.cost"
 	}
 	keys := strings.Split(p, ".")
 	path := make([]segment, len(keys))
 	for i, k := range keys {
 		if k == "" {
-			return nil, fmt.Sprintf("path %q has an empty segment", p)
+			return nil, fmt.Sprintf("must be field names separated by single dots, such as result.cost, got %q", p)
 		}
 		path[i] = segment{key: k, index: arrayIndex(k)}
 	}
@@ -204,9 +220,9 @@ func arrayIndex(k string) int {
 	return n
 }
 
-// configScalar normalises a configured value. Its message is empty when v is
-// a comparable scalar.
-func configScalar(v any) (scalar, string) {
+// configScalar normalises a configured value. what is empty when v is a
+// comparable scalar, and otherwise what v must be instead.
+func configScalar(v any) (s scalar, what string) {
 	switch v := v.(type) {
 	case time.Time:
 		// The YAML decoder turns unquoted timestamps into time.Time; payloads
@@ -215,16 +231,16 @@ func configScalar(v any) (scalar, string) {
 	case json.Number:
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil || math.IsNaN(f) {
-			return scalar{}, fmt.Sprintf("needs a valid number, got %q", string(v))
+			return scalar{}, "a valid number"
 		}
 		return scalar{kind: kindNumber, num: f}, ""
 	}
-	s := payloadScalar(v)
+	s = payloadScalar(v)
 	switch {
 	case s.kind == kindNone:
-		return s, "needs a string, number, bool or null value, got " + describe(v)
+		return s, "a string, number, bool or null"
 	case s.kind == kindNumber && math.IsNaN(s.num):
-		return s, "needs a number other than NaN, which equals nothing"
+		return s, "a number other than NaN (which equals nothing)"
 	}
 	return s, ""
 }
@@ -375,6 +391,9 @@ func describe(v any) string {
 	}
 	if s := payloadScalar(v); s.kind == kindNumber {
 		return "number " + formatValue(v)
+	}
+	if n, ok := v.(json.Number); ok {
+		return fmt.Sprintf("json.Number %q", string(n))
 	}
 	return fmt.Sprintf("%T %v", v, v)
 }

@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/hooxrelay/hooxrelay/rules"
@@ -48,9 +49,15 @@ func ExampleCompile_errors() {
 		}},
 	})
 	fmt.Println(err)
+	// Each error says which route, condition and key it is about.
+	var ce *rules.CompileError
+	if errors.As(err, &ce) {
+		fmt.Printf("route %d, condition %d, key %s\n", ce.Route, ce.Cond, ce.Field)
+	}
 	// Output:
-	// routes[1] ("finished-videos"): where[0]: op "gtx" is not one of eq ne in exists gt gte lt lte prefix
-	// routes[1] ("finished-videos"): where[1]: path "result..id" has an empty segment
+	// routes[1] ("finished-videos"): where[0].op: must be one of eq ne in exists gt gte lt lte prefix, got "gtx"
+	// routes[1] ("finished-videos"): where[1].path: must be field names separated by single dots, such as result.cost, got "result..id"
+	// route 1, condition 0, key op
 }
 
 func ExampleRoute_Describe() {

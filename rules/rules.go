@@ -82,27 +82,30 @@ type Result struct {
 // CompileError is one problem Compile found in a route's condition. Compile
 // returns every one it finds, joined with errors.Join; use errors.As (or the
 // Unwrap() []error method of the joined error) to map them back to
-// configuration lines.
+// configuration lines: Route, Cond and Field locate the key to fix.
 type CompileError struct {
 	Route int    // index of the route in the slice given to Compile
 	Name  string // the route's name
-	Where int    // index of the condition in the route's Where
+	Cond  int    // index of the condition in the route's Where
+	// Field is the key of the condition that is wrong: "path", "op",
+	// "value", or "value[i]" for the element i of an in list.
+	Field string
 	Msg   string // what is wrong, and what is expected instead
 }
 
 // Error names the route by index and name, as an operator finds it in the
-// config file, e.g. `routes[2] ("finished-videos"): where[0]: op "gtx" is not one of …`.
+// config file, e.g. `routes[2] ("finished-videos"): where[0].op: must be one of …`.
 func (e *CompileError) Error() string {
-	return fmt.Sprintf("routes[%d] (%q): where[%d]: %s", e.Route, e.Name, e.Where, e.Msg)
+	return fmt.Sprintf("routes[%d] (%q): where[%d].%s: %s", e.Route, e.Name, e.Cond, e.Field, e.Msg)
 }
 
 // Compile checks routes and compiles them into a Table. It reports every
 // problem at once, each as a *CompileError. The routes are copied: changing
 // them afterwards does not change the Table.
 //
-// Compile checks conditions even though the config package validates them
-// too, because a Table built from an unchecked condition would silently never
-// match, and routes may come from elsewhere than a config file.
+// Compile is the one judge of conditions: the config package decodes them
+// without checking their meaning, and "hooxrelay check" reports what
+// Compile finds at the lines of the file.
 func Compile(routes []Route) (*Table, error) {
 	var errs []error
 	compiled := make([]route, len(routes))
@@ -110,8 +113,8 @@ func Compile(routes []Route) (*Table, error) {
 		cr := route{name: r.Name, where: make([]cond, 0, len(r.Where))}
 		for j, c := range r.Where {
 			cc, problems := compileCond(c)
-			for _, msg := range problems {
-				errs = append(errs, &CompileError{Route: i, Name: r.Name, Where: j, Msg: msg})
+			for _, p := range problems {
+				errs = append(errs, &CompileError{Route: i, Name: r.Name, Cond: j, Field: p.field, Msg: p.msg})
 			}
 			cr.where = append(cr.where, cc)
 		}
