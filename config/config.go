@@ -12,11 +12,14 @@
 //     mistake an operator only finds during an incident.
 //  3. Validate checks the meaning of the values and reports every problem at
 //     once, so that fixing a file takes one round trip, not one per mistake.
+//     Route conditions are the exception: their meaning is the rules
+//     package's to judge, and Validate only decodes them.
 //
 // Load and Check do all three, and report the problems of steps 2 and 3 in
-// one go. Every error the package returns for a problem in the
-// file is a *FieldError, possibly several joined with errors.Join; FieldErrors
-// takes them apart again.
+// one go, with those of the checks they are given (such as compiling the
+// routes), each at the line of its key. Every error the package returns for
+// a problem in the file is a *FieldError, possibly several joined with
+// errors.Join; FieldErrors takes them apart again.
 //
 // The package imports nothing else of hooxrelay: the rest of the program is
 // coded against these types, never the other way round.
@@ -217,15 +220,13 @@ type Match struct {
 
 // Cond is one condition on the payload. Value keeps the type YAML gave it
 // (string, int, float64, bool, []any or nil) because "eq 1" and "eq '1'"
-// are different tests.
+// are different tests. Validate checks none of the three: what a
+// condition means is the rules package's to judge (see Check's more).
 type Cond struct {
 	Path  string `yaml:"path"`
 	Op    string `yaml:"op"`
 	Value any    `yaml:"value"`
 }
-
-// ops are the condition operators, in the order the docs list them.
-var ops = []string{"eq", "ne", "in", "exists", "gt", "gte", "lt", "lte", "prefix"}
 
 // Default returns a config with every documented default set and no
 // sources, targets or routes: those have no sensible default, and a relay
@@ -289,15 +290,15 @@ func DefaultTarget() Target {
 	}
 }
 
-// Load reads the file at path and checks it (see Check), reporting every
-// problem at once. On any error it returns a nil Config, so that a failed
-// reload can never half-apply.
-func Load(path string) (*Config, error) {
+// Load reads the file at path and checks it (see Check, which runs more
+// too), reporting every problem at once. On any error it returns a nil
+// Config, so that a failed reload can never half-apply.
+func Load(path string, more ...func(*Config) error) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Check(data, path)
+	return Check(data, path, more...)
 }
 
 // Line returns the line on which the key path (such as "targets[2].url",

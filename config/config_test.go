@@ -755,3 +755,56 @@ routes:
 		t.Errorf("Check of a valid config = %v, %v", c, err)
 	}
 }
+
+// Check runs the checks of other packages on the decoded config, even
+// when it has problems of its own, places what they find at the line of
+// its key (or of the nearest key written), and reports it with the rest.
+func TestCheckRunsMore(t *testing.T) {
+	in := `sources: [{name: hoox, path: /hooks/hoox}]
+targets:
+  - name: media
+    url: http://example.com/hook
+routes:
+  - name: r
+    targets: [media]
+    match:
+      where:
+        - {path: a, op: in, value: []}
+        - path: b
+          op: exists
+          value: [1, {x: 2}]
+        - {path: c, value: "${HOOXTEST_UNSET_VALUE}"}
+`
+	var seen *Config
+	more := func(c *Config) error {
+		seen = c
+		return errors.Join(
+			&FieldError{Path: "routes[0].match.where[0].value", Msg: "must not be empty"},
+			errors.Join(&FieldError{Path: "routes[0].match.where[1].value[1]", Msg: "must be a string"}),
+			&FieldError{Path: "routes[0].match.where[1].op", Msg: "is odd"},
+			&FieldError{Path: "routes[0].match.where[2].op", Msg: "is required"},
+			&FieldError{Path: "routes[0].match.where[2].value", Msg: "repeats the decoding error"},
+			errors.New("not about a key"),
+		)
+	}
+	_, err := Check([]byte(in), "m.yaml", more)
+	want := []string{
+		`not about a key`,
+		`m.yaml:4: targets[0].url: must be https, got "http://example.com/hook": plain http is only allowed to localhost, 127.0.0.0/8 and ::1`,
+		`m.yaml:10: routes[0].match.where[0].value: must not be empty`,
+		`m.yaml:12: routes[0].match.where[1].op: is odd`,
+		`m.yaml:13: routes[0].match.where[1].value[1]: must be a string`,
+		`m.yaml:14: routes[0].match.where[2].value: environment variable "HOOXTEST_UNSET_VALUE" is not set; export it or give a default with ${HOOXTEST_UNSET_VALUE:-value}`,
+		`m.yaml:14: routes[0].match.where[2].op: is required`, // left out: the line of where[2]
+		// and nothing about where[2].value: it repeats the decoding error
+	}
+	if got := fmt.Sprint(err); got != strings.Join(want, "\n") {
+		t.Errorf("Check error =\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+	if seen == nil || len(seen.Routes) != 1 || len(seen.Routes[0].Match.Where) != 3 {
+		t.Errorf("the check saw %+v, want the decoded config with its 3 conditions", seen)
+	}
+	if c, err := Check([]byte(okAll), "ok.yaml", func(*Config) error { return nil }); err != nil || c == nil {
+		t.Errorf("Check of a valid config with a check that finds nothing = %v, %v", c, err)
+	}
+}

@@ -18,7 +18,8 @@ import (
 // Validate checks the meaning of every value and reports every problem at
 // once, joined with errors.Join, each a *FieldError located at the line of
 // the key (or of the nearest enclosing key when the key was left out). It
-// returns nil for a config that the relay can run.
+// returns nil for a config that the relay can run, once its routes compile:
+// route conditions are left to the rules package (see Check).
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.server()
@@ -493,9 +494,6 @@ func (v *validator) routes() {
 		}
 		v.nonEmpty(p+".match.task", r.Match.Task)
 		v.nonEmpty(p+".match.status", r.Match.Status)
-		for j, c := range r.Match.Where {
-			v.cond(fmt.Sprintf("%s.match.where[%d]", p, j), c)
-		}
 		if len(r.Targets) == 0 {
 			v.add(p+".targets", "at least one target is required, such as targets: [%s]", v.someTarget())
 		}
@@ -533,91 +531,4 @@ func (v *validator) someTarget() string {
 		return v.c.Targets[0].Name
 	}
 	return "media"
-}
-
-func (v *validator) cond(path string, c Cond) {
-	if c.Path == "" {
-		v.add(path+".path", "is required: a dot-separated path into the payload, such as result.cost")
-	} else if strings.HasPrefix(c.Path, ".") || strings.HasSuffix(c.Path, ".") || strings.Contains(c.Path, "..") {
-		v.add(path+".path", "must be dot-separated field names such as result.cost, got %q", c.Path)
-	}
-	vp := path + ".value"
-	switch c.Op {
-	case "eq", "ne":
-		switch {
-		case c.Value == nil:
-			v.add(vp, "is required for op %q; to test whether a field is there, use op: exists", c.Op)
-		case !isScalar(c.Value):
-			v.add(vp, "must be a string, number or bool for op %q, got %s", c.Op, kindOf(c.Value))
-		}
-	case "in":
-		list, ok := c.Value.([]any)
-		if !ok {
-			v.add(vp, "must be a list for op \"in\", such as [completed, error], got %s", kindOf(c.Value))
-			break
-		}
-		for k, x := range list {
-			if !isScalar(x) {
-				v.add(fmt.Sprintf("%s[%d]", vp, k), "must be a string, number or bool, got %s", kindOf(x))
-			}
-		}
-	case "exists":
-		if _, ok := c.Value.(bool); !ok && c.Value != nil {
-			v.add(vp, "must be true, false or left out for op \"exists\", got %s", kindOf(c.Value))
-		}
-	case "gt", "gte", "lt", "lte":
-		if _, isStr := c.Value.(string); !isStr && !isNumber(c.Value) {
-			v.add(vp, "must be a number or a string for op %q, got %s", c.Op, kindOf(c.Value))
-		}
-	case "prefix":
-		if _, ok := c.Value.(string); !ok {
-			v.add(vp, "must be a string for op \"prefix\", got %s", kindOf(c.Value))
-		}
-	case "":
-		v.add(path+".op", "is required: one of %s", strings.Join(ops, " "))
-	default:
-		v.add(path+".op", "must be one of %s, got %q", strings.Join(ops, " "), c.Op)
-	}
-}
-
-func isNumber(x any) bool {
-	switch f := x.(type) {
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return true
-	case float32:
-		return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
-	case float64:
-		return !math.IsNaN(f) && !math.IsInf(f, 0)
-	}
-	return false
-}
-
-func isScalar(x any) bool {
-	switch x.(type) {
-	case string, bool:
-		return true
-	}
-	return isNumber(x)
-}
-
-// kindOf names a decoded YAML value's type in the file's terms.
-func kindOf(x any) string {
-	switch x := x.(type) {
-	case nil:
-		return "nothing"
-	case string:
-		return fmt.Sprintf("the string %q", x)
-	case bool:
-		return fmt.Sprintf("the bool %v", x)
-	case []any:
-		return "a list"
-	case map[string]any, map[any]any:
-		return "a mapping"
-	case time.Time:
-		return "a timestamp (quote it to compare as a string)"
-	}
-	if isNumber(x) {
-		return fmt.Sprintf("the number %v", x)
-	}
-	return fmt.Sprintf("a %T", x)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/internal/bench"
 	"github.com/spf13/cobra"
 )
@@ -56,7 +55,7 @@ func benchRun(cmd *cobra.Command, e *env, s *bench.Scenario) {
 
 // benchServe is bench.Env.Serve: serve, for a config the bench wrote.
 func benchServe(ctx context.Context, yaml []byte, log *slog.Logger, ready func(ingress, admin string)) error {
-	cfg, err := config.Check(yaml, "bench.yaml")
+	cfg, err := checkConfig(yaml, "bench.yaml")
 	if err != nil {
 		return fmt.Errorf("bench.yaml: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +28,7 @@ FILE:LINE: KEY: PROBLEM, and the exit status is then 2.`,
 	cmd.MarkFlagFilename("config", "yaml", "yml")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		path := cfgPath()
-		cfg, err := config.Load(path)
+		cfg, err := config.Load(path, routeProblems)
 		if err != nil {
 			if errors.Is(err, iofs.ErrNotExist) {
 				return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
@@ -39,14 +40,36 @@ FILE:LINE: KEY: PROBLEM, and the exit status is then 2.`,
 			fmt.Fprintf(e.stderr, "%s: %s; fix the file and run hooxrelay check again\n", path, plural(len(errs), "problem", "problems"))
 			return errSilent{2}
 		}
-		if _, err := relay.CompileRoutes(cfg); err != nil {
-			return usageError{err}
-		}
 		fmt.Fprintf(e.stdout, "%s: valid\n\n", path)
 		describe(e.stdout, cfg)
 		return nil
 	}
 	return cmd
+}
+
+// checkConfig is config.Check with the routes compiled: what a route
+// condition means is for the rules package alone to judge, and its
+// problems are reported with all the others, at the lines of their keys.
+func checkConfig(data []byte, name string) (*config.Config, error) {
+	return config.Check(data, name, routeProblems)
+}
+
+// routeProblems compiles the routes of cfg and names each problem by its
+// key, routes[i].match.where[j].KEY, for config.Check to place.
+func routeProblems(cfg *config.Config) error {
+	_, err := relay.CompileRoutes(cfg)
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range splitJoined(err) {
+		var ce *rules.CompileError
+		if errors.As(e, &ce) {
+			e = &config.FieldError{Path: fmt.Sprintf("routes[%d].match.where[%d].%s", ce.Route, ce.Cond, ce.Field), Msg: ce.Msg}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
 }
 
 // splitJoined undoes errors.Join, one level.

@@ -72,7 +72,7 @@ func loadConfigHash(path string) (*config.Config, string, error) {
 		}
 		return nil, "", usagef("read config: %v", err)
 	}
-	cfg, err := config.Check(data, path)
+	cfg, err := checkConfig(data, path)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
@@ -246,7 +246,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 
 // loadConfig loads and validates a config; its problems are usage errors.
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, routeProblems)
 	if err != nil {
 		if errors.Is(err, iofs.ErrNotExist) {
 			return nil, usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
@@ -293,7 +293,7 @@ func durationString(_ []string, a slog.Attr) slog.Attr {
 // background until ctx ends; wg owns the goroutine. It returns the ingress
 // address and a channel that receives serve's result.
 func startLocal(ctx context.Context, wg *sync.WaitGroup, yamlText []byte, name string, log *slog.Logger) (string, <-chan error, error) {
-	cfg, err := config.Check(yamlText, name)
+	cfg, err := checkConfig(yamlText, name)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", name, err)
 	}
