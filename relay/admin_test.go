@@ -16,8 +16,6 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 const adminToken = "adm-7e6d5c"
@@ -364,83 +362,5 @@ func TestPauseOutlastsRestart(t *testing.T) {
 	flaky.waitCount(t, 1, 10*time.Second)
 	if got := flaky.requests()[0].id(); got != id {
 		t.Errorf("flaky got %s, want %s", got, id)
-	}
-}
-
-// A scripted run, then /metrics parsed with the Prometheus text parser:
-// the counters and gauges say what happened.
-func TestMetricsAfterScriptedRun(t *testing.T) {
-	good := newSink(t, "good", ok)
-	flaky := newSink(t, "flaky", failFirst(1, http.StatusServiceUnavailable))
-	cfg := adminConfig(good, flaky)
-	h := startRelayOn(t, cfg, func() relay.Store {
-		s, err := boltstore.Open(filepath.Join(t.TempDir(), "m.db"), boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}())
-	h.send(t, videoBody("m1"))
-	h.send(t, videoBody("m2"))
-	h.post(t, "/hooks/hoox", videoBody("m1"))    // duplicate
-	h.post(t, "/hooks/hoox", `{"task":"video_"`) // invalid
-	h.post(t, "/hooks/nowhere", videoBody("m3"))
-	good.waitCount(t, 2, 10*time.Second)
-	flaky.waitCount(t, 3, 10*time.Second) // one 503, then both delivered
-	h.waitDeliveries(t, "flaky", "delivered", 2, 10*time.Second)
-
-	r := h.admin(t, "/metrics")
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(string(r.body)))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	value := func(name string, labels map[string]string) float64 {
-		t.Helper()
-		fam, ok := fams[name]
-		if !ok {
-			t.Fatalf("metric %s not exported", name)
-		}
-	next:
-		for _, m := range fam.Metric {
-			for _, lp := range m.Label {
-				if want, ok := labels[lp.GetName()]; ok && want != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-		return 0
-	}
-	for _, tc := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
-		{"hooxrelay_ingress_requests_total", map[string]string{"source": "hoox", "task": "video_generate", "outcome": "accepted"}, 2},
-		{"hooxrelay_ingress_requests_total", map[string]string{"source": "hoox", "task": "video_generate", "outcome": "duplicate"}, 1},
-		{"hooxrelay_ingress_requests_total", map[string]string{"source": "hoox", "task": "none", "outcome": "invalid_payload"}, 1},
-		{"hooxrelay_ingress_requests_total", map[string]string{"outcome": "not_found"}, 1},
-		{"hooxrelay_ingress_duration_seconds", nil, 4},
-		{"hooxrelay_deliveries_total", map[string]string{"target": "good", "outcome": "delivered"}, 2},
-		{"hooxrelay_deliveries_total", map[string]string{"target": "flaky", "outcome": "retry"}, 1},
-		{"hooxrelay_deliveries_total", map[string]string{"target": "flaky", "outcome": "delivered"}, 2},
-		{"hooxrelay_delivery_duration_seconds", map[string]string{"target": "flaky"}, 3},
-		{"hooxrelay_breaker_state", map[string]string{"target": "flaky"}, 0},
-		{"hooxrelay_targets_paused", map[string]string{"target": "good"}, 0},
-		{"go_goroutines", nil, -1},
-		{"process_resident_memory_bytes", nil, -1},
-	} {
-		got := value(tc.name, tc.labels)
-		if tc.want >= 0 && got != tc.want {
-			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
-		}
 	}
 }

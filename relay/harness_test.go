@@ -1,0 +1,495 @@
+package relay_test
+
+// The harness of the end-to-end tests: a real relay (embedded store on a
+// temp file, relay.Server on loopback listeners) between a real HTTP client
+// and real httptest targets. Nothing is mocked; time is real, so every wait
+// polls with a deadline instead of sleeping.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
+)
+
+// ---------------------------------------------------------------------------
+// Targets
+
+// answer is how a sink answers one request.
+type answer struct {
+	status     int           // 0 means 200
+	retryAfter string        // Retry-After header, when not ""
+	location   string        // Location header, when not ""
+	delay      time.Duration // answer after this long (sooner if the request is cancelled)
+	hang       bool          // answer only when the request is cancelled or the test ends
+}
+
+// recorded is one request a sink received.
+type recorded struct {
+	at     time.Time
+	header http.Header
+	body   []byte
+	status int // what the sink answered (or will answer, while it hangs)
+}
+
+func (r recorded) id() string      { return r.header.Get("Webhook-Id") }
+func (r recorded) attempt() string { return r.header.Get("Hooxrelay-Attempt") }
+
+// sink is a delivery target that records every request and answers as its
+// respond function says.
+type sink struct {
+	name    string
+	url     string
+	mu      sync.Mutex
+	reqs    []recorded
+	respond func(n int) answer // n is the 1-based number of the request
+}
+
+func ok(int) answer { return answer{} }
+
+// failFirst fails the first n requests with status, then answers 200.
+func failFirst(n, status int) func(int) answer {
+	return func(i int) answer {
+		if i <= n {
+			return answer{status: status}
+		}
+		return answer{}
+	}
+}
+
+func always(a answer) func(int) answer { return func(int) answer { return a } }
+
+// newSink starts a target. Hanging requests are let go when the test ends,
+// so that neither the relay nor the server waits on them at cleanup.
+func newSink(t *testing.T, name string, respond func(int) answer) *sink {
+	t.Helper()
+	s := &sink{name: name, respond: respond}
+	testDone := t.Context().Done()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, recorded{at: at, header: r.Header.Clone(), body: body})
+		n := len(s.reqs)
+		respond := s.respond
+		s.mu.Unlock()
+		a := respond(n)
+		status := a.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.mu.Lock()
+		s.reqs[n-1].status = status
+		s.mu.Unlock()
+		switch {
+		case a.hang:
+			select {
+			case <-r.Context().Done():
+			case <-testDone:
+			}
+		case a.delay > 0:
+			select {
+			case <-time.After(a.delay):
+			case <-r.Context().Done():
+			case <-testDone:
+			}
+		}
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
+		if a.location != "" {
+			w.Header().Set("Location", a.location)
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "sink %s answered %d to request %d", name, status, n)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL + "/hook/" + name
+	return s
+}
+
+// refusedURL returns a loopback URL on which nothing listens.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/hook"
+}
+
+func (s *sink) setRespond(f func(int) answer) {
+	s.mu.Lock()
+	s.respond = f
+	s.mu.Unlock()
+}
+
+func (s *sink) requests() []recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqs)
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+// ids returns how many requests the sink received for each Webhook-Id.
+func (s *sink) ids() map[string]int {
+	m := map[string]int{}
+	for _, r := range s.requests() {
+		m[r.id()]++
+	}
+	return m
+}
+
+func (s *sink) waitCount(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	storetest.Eventually(t, timeout, func() error {
+		if got := s.count(); got < n {
+			return fmt.Errorf("target %q received %d requests, waiting for %d", s.name, got, n)
+		}
+		return nil
+	})
+}
+
+// ---------------------------------------------------------------------------
+// The relay
+
+// relayHarness is one relay running over real listeners and a real store.
+type relayHarness struct {
+	cfg      *config.Config
+	store    relay.Store
+	srv      *relay.Server
+	dbPath   string
+	url      string // ingress base URL
+	adminURL string
+	client   *http.Client
+
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// render replaces {{name}} in a config template with the URL of that sink.
+func render(tmpl string, sinks ...*sink) string {
+	for _, s := range sinks {
+		tmpl = strings.ReplaceAll(tmpl, "{{"+s.name+"}}", s.url)
+	}
+	return tmpl
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("HOOXRELAY_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// startRelay runs a relay for the YAML config text over the store file at
+// dbPath ("" for a new one in a temp dir) until the test ends; cleanup
+// stops it, checks that Run returned nil, and closes the store. The store
+// is opened as `hooxrelay serve` opens it; storeOpts may change that.
+func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltstore.Options)) *relayHarness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yamlText), "test.yaml")
+	if err != nil {
+		t.Fatalf("parse test config: %v\n%s", err, yamlText)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("validate test config: %v\n%s", err, yamlText)
+	}
+	if dbPath == "" {
+		dbPath = filepath.Join(t.TempDir(), "relay.db")
+	}
+	cfg.Store.Path = dbPath
+	so := boltstore.Options{
+		Logger:    testLogger(t),
+		Retention: cfg.Store.Retention.D(),
+		DedupTTL:  cfg.Dedup.TTL.D(),
+	}
+	for _, f := range storeOpts {
+		f(&so)
+	}
+	store, err := boltstore.Open(dbPath, so)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	h := startRelayOn(t, cfg, store)
+	h.dbPath = dbPath
+	return h
+}
+
+// startRelayOn runs a relay for a validated cfg over store, as startRelay
+// does; cleanup closes the store.
+func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHarness {
+	t.Helper()
+	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{
+		Logger:  testLogger(t),
+		Version: "test",
+	})
+	if err != nil {
+		store.Close()
+		t.Fatalf("NewServer: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	h := &relayHarness{
+		cfg:      cfg,
+		store:    store,
+		srv:      srv,
+		url:      scheme(cfg) + ln.Addr().String(),
+		adminURL: "http://" + adminLn.Addr().String(),
+		client:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		cancel:   cancel,
+		done:     make(chan error, 1),
+	}
+	go func() { h.done <- srv.Run(ctx, ln, adminLn) }()
+	t.Cleanup(func() {
+		if err := h.stop(); err != nil {
+			t.Errorf("relay Run returned %v at cleanup, want nil", err)
+		}
+		if err := store.Close(); err != nil {
+			t.Errorf("close store at cleanup: %v", err)
+		}
+		h.client.CloseIdleConnections()
+	})
+	return h
+}
+
+func scheme(cfg *config.Config) string {
+	if cfg.Server.TLS.Set() {
+		return "https://"
+	}
+	return "http://"
+}
+
+// stop cancels Run's context and returns what Run returned.
+func (h *relayHarness) stop() error {
+	h.stopOnce.Do(func() {
+		// Connections the client dialed but never used are "new" to the
+		// server, and http.Server.Shutdown waits for those until
+		// shutdown_timeout: close them first so tests end fast.
+		h.client.CloseIdleConnections()
+		h.cancel()
+		select {
+		case h.stopErr = <-h.done:
+		case <-time.After(h.cfg.Server.ShutdownTimeout.D() + 10*time.Second):
+			h.stopErr = errors.New("Run did not return within shutdown_timeout + 10s")
+		}
+	})
+	return h.stopErr
+}
+
+// reply is an HTTP answer, read whole.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) String() string {
+	return fmt.Sprintf("%d %s (Content-Type %q)", r.status, bytes.TrimSpace(r.body), r.header.Get("Content-Type"))
+}
+
+// ingestAnswer is any ingress answer body; pointers tell absent from empty.
+type ingestAnswer struct {
+	Status  string    `json:"status"`
+	EventID string    `json:"event_id"`
+	Targets *[]string `json:"targets"`
+	Error   string    `json:"error"`
+	Message string    `json:"message"`
+	Field   *string   `json:"field"`
+}
+
+func (r reply) answer(t testing.TB) ingestAnswer {
+	t.Helper()
+	var a ingestAnswer
+	if err := json.Unmarshal(r.body, &a); err != nil {
+		t.Fatalf("ingress answer %s is not JSON: %v", r, err)
+	}
+	return a
+}
+
+func (h *relayHarness) do(t testing.TB, method, url string, body io.Reader, header http.Header) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Content-Type") == "" && body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read answer: %v", method, url, err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// post sends body to a path of the ingress.
+func (h *relayHarness) post(t testing.TB, path, body string) reply {
+	t.Helper()
+	return h.do(t, http.MethodPost, h.url+path, strings.NewReader(body), nil)
+}
+
+// send posts a webhook that must be accepted and returns its event id.
+func (h *relayHarness) send(t testing.TB, body string) string {
+	t.Helper()
+	r := h.post(t, "/hooks/hoox", body)
+	a := r.answer(t)
+	if r.status != http.StatusOK || a.Status != "accepted" || a.EventID == "" {
+		t.Fatalf("POST /hooks/hoox %s\n got %s\nwant 200 {\"status\":\"accepted\",...}", body, r)
+	}
+	return a.EventID
+}
+
+func (h *relayHarness) admin(t testing.TB, path string) reply {
+	t.Helper()
+	return h.do(t, http.MethodGet, h.adminURL+path, nil, nil)
+}
+
+// sample is one line of the Prometheus text format.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// metrics scrapes the admin /metrics endpoint.
+func (h *relayHarness) metrics(t testing.TB) []sample {
+	t.Helper()
+	r := h.admin(t, "/metrics")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", r)
+	}
+	var out []sample
+	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		s := sample{name: line[:sp], labels: map[string]string{}, value: v}
+		if i := strings.IndexByte(s.name, '{'); i >= 0 {
+			ls := strings.TrimSuffix(s.name[i+1:], "}")
+			s.name = s.name[:i]
+			for ls != "" {
+				k, rest, _ := strings.Cut(ls, `="`)
+				val, rest, _ := strings.Cut(rest, `"`)
+				s.labels[k] = val
+				ls = strings.TrimPrefix(rest, ",")
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// metricValue returns the value of the sample called name whose labels
+// include labels.
+func metricValue(samples []sample, name string, labels map[string]string) (float64, bool) {
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		match := true
+		for k, v := range labels {
+			if s.labels[k] != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
+
+func (h *relayHarness) metric(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := metricValue(h.metrics(t), name, labels)
+	return v
+}
+
+// waitDeliveries waits until hooxrelay_deliveries_total{target,outcome}
+// reaches n.
+func (h *relayHarness) waitDeliveries(t *testing.T, target, outcome string, n int, timeout time.Duration) {
+	t.Helper()
+	storetest.Eventually(t, timeout, func() error {
+		got := h.metric(t, "hooxrelay_deliveries_total", map[string]string{"target": target, "outcome": outcome})
+		if got < float64(n) {
+			return fmt.Errorf("hooxrelay_deliveries_total{target=%q,outcome=%q} is %v, waiting for %d", target, outcome, got, n)
+		}
+		return nil
+	})
+}
+
+// videoBody returns a distinct valid video_generate webhook.
+func videoBody(job string) string {
+	return `{"task":"video_generate","job_id":"` + job + `","status":"completed","result":{"video_id":"v_` + job + `","cost":5}}`
+}
+
+// baseServer starts a config: loopback listeners, a 1 KiB body limit, a
+// short shutdown and one source; tests append targets and routes (and
+// sometimes more sources).
+const baseServer = `
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  max_body_bytes: 1024
+  shutdown_timeout: 2s
+sources:
+  - name: hoox
+    path: /hooks/hoox
+`
