@@ -86,7 +86,7 @@ routes:
 	}
 	m := h.metrics(t)
 	for outcome, want := range map[string]float64{"retry": 4, "delivered": 1, "dead": 0} {
-		if v, _ := metricValue(m, "hooxrelay_deliveries_total", map[string]string{"target": "flaky", "outcome": outcome}); v != want {
+		if v, _ := m.value("hooxrelay_deliveries_total", map[string]string{"target": "flaky", "outcome": outcome}); v != want {
 			t.Errorf("hooxrelay_deliveries_total{outcome=%q} = %v, want %v", outcome, v, want)
 		}
 	}
@@ -183,7 +183,7 @@ routes:
 				}
 			}
 			m := h.metrics(t)
-			if v, _ := metricValue(m, "hooxrelay_deliveries_total", map[string]string{"target": "t", "outcome": "retry"}); v != float64(tc.wantAttempts-1) {
+			if v, _ := m.value("hooxrelay_deliveries_total", map[string]string{"target": "t", "outcome": "retry"}); v != float64(tc.wantAttempts-1) {
 				t.Errorf("hooxrelay_deliveries_total{outcome=retry} = %v, want %d", v, tc.wantAttempts-1)
 			}
 		})
@@ -232,7 +232,7 @@ routes:
 	if limit := int(window/(500*time.Millisecond)) + 2; during > limit {
 		t.Errorf("target down, breaker open (open_timeout 500ms): %d attempts in %v, want at most %d (one probe per open_timeout)", during, window, limit)
 	}
-	if v, _ := metricValue(h.metrics(t), "hooxrelay_deliveries_total", map[string]string{"target": "down", "outcome": "dead"}); v != 0 {
+	if v, _ := h.metrics(t).value("hooxrelay_deliveries_total", map[string]string{"target": "down", "outcome": "dead"}); v != 0 {
 		t.Errorf("%v deliveries went dead while the breaker was open; waiting deliveries must not be charged", v)
 	}
 
@@ -261,7 +261,7 @@ routes:
 		}
 	}
 	h.waitDeliveries(t, "down", "delivered", events, 2*time.Second)
-	if v, _ := metricValue(h.metrics(t), "hooxrelay_deliveries_total", map[string]string{"target": "down", "outcome": "dead"}); v != 0 {
+	if v, _ := h.metrics(t).value("hooxrelay_deliveries_total", map[string]string{"target": "down", "outcome": "dead"}); v != 0 {
 		t.Errorf("hooxrelay_deliveries_total{target=down,outcome=dead} = %v, want 0", v)
 	}
 	storetest.Eventually(t, 2*time.Second, func() error {

@@ -6,7 +6,6 @@ package relay_test
 // polls with a deadline instead of sleeping.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +28,9 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // ---------------------------------------------------------------------------
@@ -185,6 +186,7 @@ type relayHarness struct {
 	cfg      *config.Config
 	store    relay.Store
 	srv      *relay.Server
+	registry *prometheus.Registry
 	dbPath   string
 	url      string // ingress base URL
 	adminURL string
@@ -249,9 +251,13 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 // does; cleanup closes the store.
 func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHarness {
 	t.Helper()
+	// The registry a relay builds by default, kept to read the metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{
-		Logger:  testLogger(t),
-		Version: "test",
+		Logger:   testLogger(t),
+		Version:  "test",
+		Registry: reg,
 	})
 	if err != nil {
 		store.Close()
@@ -270,6 +276,7 @@ func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHar
 		cfg:      cfg,
 		store:    store,
 		srv:      srv,
+		registry: reg,
 		url:      scheme(cfg) + ln.Addr().String(),
 		adminURL: "http://" + adminLn.Addr().String(),
 		client:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
@@ -389,76 +396,60 @@ func (h *relayHarness) admin(t testing.TB, path string) reply {
 	return h.do(t, http.MethodGet, h.adminURL+path, nil, nil)
 }
 
-// sample is one line of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
+// metrics are the relay's metric families at one moment, by name, as its
+// registry gathers them (or as expfmt parses an exposition).
+type metrics map[string]*dto.MetricFamily
 
-// metrics scrapes the admin /metrics endpoint.
-func (h *relayHarness) metrics(t testing.TB) []sample {
+// metrics gathers the relay's registry, the one /metrics serves.
+func (h *relayHarness) metrics(t testing.TB) metrics {
 	t.Helper()
-	r := h.admin(t, "/metrics")
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", r)
+	fams, err := h.registry.Gather()
+	if err != nil {
+		t.Fatalf("gather the relay's metrics: %v", err)
 	}
-	var out []sample
-	sc := bufio.NewScanner(bytes.NewReader(r.body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		s := sample{name: line[:sp], labels: map[string]string{}, value: v}
-		if i := strings.IndexByte(s.name, '{'); i >= 0 {
-			ls := strings.TrimSuffix(s.name[i+1:], "}")
-			s.name = s.name[:i]
-			for ls != "" {
-				k, rest, _ := strings.Cut(ls, `="`)
-				val, rest, _ := strings.Cut(rest, `"`)
-				s.labels[k] = val
-				ls = strings.TrimPrefix(rest, ",")
-			}
-		}
-		out = append(out, s)
+	m := make(metrics, len(fams))
+	for _, f := range fams {
+		m[f.GetName()] = f
 	}
-	return out
+	return m
 }
 
-// metricValue returns the value of the sample called name whose labels
-// include labels.
-func metricValue(samples []sample, name string, labels map[string]string) (float64, bool) {
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range labels {
-			if s.labels[k] != v {
-				match = false
-				break
+// value sums the series of the family name whose labels include labels: a
+// counter's or gauge's value, a histogram's count of observations. found
+// is false when no series matches.
+func (m metrics) value(name string, labels map[string]string) (v float64, found bool) {
+next:
+	for _, s := range m[name].GetMetric() {
+		for k, want := range labels {
+			if labelValue(s, k) != want {
+				continue next
 			}
 		}
-		if match {
-			return s.value, true
+		found = true
+		switch {
+		case s.Counter != nil:
+			v += s.Counter.GetValue()
+		case s.Gauge != nil:
+			v += s.Gauge.GetValue()
+		case s.Histogram != nil:
+			v += float64(s.Histogram.GetSampleCount())
 		}
 	}
-	return 0, false
+	return v, found
+}
+
+func labelValue(s *dto.Metric, name string) string {
+	for _, lp := range s.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
 }
 
 func (h *relayHarness) metric(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
-	v, _ := metricValue(h.metrics(t), name, labels)
+	v, _ := h.metrics(t).value(name, labels)
 	return v
 }
 

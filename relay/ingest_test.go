@@ -274,7 +274,7 @@ routes:
 			}
 		}
 		m := h.metrics(t)
-		if v, _ := metricValue(m, "hooxrelay_ingress_requests_total", map[string]string{"outcome": "duplicate", "task": "video_generate"}); v < n-1 {
+		if v, _ := m.value("hooxrelay_ingress_requests_total", map[string]string{"outcome": "duplicate", "task": "video_generate"}); v < n-1 {
 			t.Errorf("hooxrelay_ingress_requests_total{outcome=duplicate} = %v, want at least %d", v, n-1)
 		}
 	})
