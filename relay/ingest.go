@@ -123,7 +123,8 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	in.bodyTooLarge = append(in.bodyTooLarge, '\n')
 	for i, sc := range cfg.Sources {
 		s := &source{name: sc.Name}
-		if s.verifier, err = verify.New(sc.Verify); err != nil {
+		v := sc.Verify
+		if s.verifier, err = verify.New(verify.Settings{Kind: v.Kind, Header: v.Header, Secrets: v.Secrets, Tolerance: v.Tolerance.D()}); err != nil {
 			return nil, fmt.Errorf("sources[%d].verify: %w", i, err)
 		}
 		if s.allow, err = prefixes(sc.AllowCIDRs); err != nil {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/internal/sink"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/spf13/cobra"
@@ -55,7 +54,7 @@ signature=valid or signature=invalid (with the reason) to the line.`,
 			*secrets = []string{os.Getenv("HOOXRELAY_SINK_SECRET")}
 		}
 		if len(*secrets) > 0 {
-			v, err := verify.New(config.Verify{Kind: config.VerifyStandardWebhooks, Secrets: *secrets})
+			v, err := verify.New(verify.Settings{Kind: verify.KindStandardWebhooks, Secrets: *secrets})
 			if err != nil {
 				// err names verify.secrets[i]; here it is the i-th --verify-secret.
 				_, msg, _ := strings.Cut(err.Error(), ": ")

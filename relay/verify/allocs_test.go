@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // TestVerifyNoAllocs pins the claim that checking a request allocates
@@ -21,15 +19,15 @@ func TestVerifyNoAllocs(t *testing.T) {
 	ts := unix(now)
 	for _, tc := range []struct {
 		name string
-		cfg  config.Verify
+		cfg  Settings
 		h    http.Header
 	}{
-		{"token", config.Verify{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, hdr("Authorization", "Bearer "+tokNew)},
-		{"token mismatch", config.Verify{Kind: "token", Header: "X-T", Secrets: []string{tokOld}}, hdr("X-T", strings.Repeat("x", 100))},
-		{"hmac", config.Verify{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld, hmacNew}}, hdr("X-Sig", "sha256="+hmacHex(hmacNew, string(body)))},
-		{"hmac base64 mismatch", config.Verify{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld}}, hdr("X-Sig", hmacB64(base64.StdEncoding, hmacNew, string(body)))},
-		{"standard-webhooks", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_1", ts, "v1,AAAA "+swSig(swKeyNew, "msg_1", ts, string(body)))},
-		{"standard-webhooks stale", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld}}, swHeaders("msg_1", "1", "v1,AAAA")},
+		{"token", Settings{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, hdr("Authorization", "Bearer "+tokNew)},
+		{"token mismatch", Settings{Kind: "token", Header: "X-T", Secrets: []string{tokOld}}, hdr("X-T", strings.Repeat("x", 100))},
+		{"hmac", Settings{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld, hmacNew}}, hdr("X-Sig", "sha256="+hmacHex(hmacNew, string(body)))},
+		{"hmac base64 mismatch", Settings{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld}}, hdr("X-Sig", hmacB64(base64.StdEncoding, hmacNew, string(body)))},
+		{"standard-webhooks", Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_1", ts, "v1,AAAA "+swSig(swKeyNew, "msg_1", ts, string(body)))},
+		{"standard-webhooks stale", Settings{Kind: "standard-webhooks", Secrets: []string{swOld}}, swHeaders("msg_1", "1", "v1,AAAA")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := mustNew(t, tc.cfg)

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // BenchmarkVerify shows what a signature check adds to an ingress request:
@@ -16,14 +14,14 @@ func BenchmarkVerify(b *testing.B) {
 	ts := unix(now)
 	for _, bc := range []struct {
 		name string
-		cfg  config.Verify
+		cfg  Settings
 		h    http.Header
 	}{
-		{"none", config.Verify{Kind: "none"}, http.Header{}},
-		{"token", config.Verify{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, hdr("Authorization", "Bearer "+tokNew)},
-		{"hmac-sha256", config.Verify{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld, hmacNew}}, hdr("X-Sig", "sha256="+hmacHex(hmacNew, string(body)))},
-		{"standard-webhooks", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_2bWk9rQd1YtEvZ3x", ts, swSig(swKeyNew, "msg_2bWk9rQd1YtEvZ3x", ts, string(body)))},
-		{"standard-webhooks-stale", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_1", "1", "v1,AAAA")},
+		{"none", Settings{Kind: "none"}, http.Header{}},
+		{"token", Settings{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, hdr("Authorization", "Bearer "+tokNew)},
+		{"hmac-sha256", Settings{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{hmacOld, hmacNew}}, hdr("X-Sig", "sha256="+hmacHex(hmacNew, string(body)))},
+		{"standard-webhooks", Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_2bWk9rQd1YtEvZ3x", ts, swSig(swKeyNew, "msg_2bWk9rQd1YtEvZ3x", ts, string(body)))},
+		{"standard-webhooks-stale", Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swHeaders("msg_1", "1", "v1,AAAA")},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			v := mustNew(b, bc.cfg)

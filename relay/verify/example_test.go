@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 )
 
@@ -19,8 +18,8 @@ func ExampleSigner_Sign() {
 }
 
 func ExampleVerifier_Verify() {
-	v, err := verify.New(config.Verify{
-		Kind:    config.VerifyToken,
+	v, err := verify.New(verify.Settings{
+		Kind:    verify.KindToken,
 		Header:  "Authorization",
 		Secrets: []string{"old-token-2024", "new-token-2025"}, // mid-rotation
 	})

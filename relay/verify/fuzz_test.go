@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // The fuzz targets feed arbitrary header values and bodies to a Verifier
@@ -53,7 +51,7 @@ func FuzzVerifyHMAC(f *testing.F) {
 		if secret == "" {
 			secret = "k"
 		}
-		v := mustNew(t, config.Verify{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{"other-secret", secret}})
+		v := mustNew(t, Settings{Kind: "hmac-sha256", Header: "X-Sig", Secrets: []string{"other-secret", secret}})
 		checkFailure(t, v, v.Verify(http.Header{"X-Sig": {presented}}, nil, body, now))
 
 		sig := mac([]byte(secret), body)
@@ -94,7 +92,7 @@ func FuzzVerifyStandardWebhooks(f *testing.F) {
 	f.Add("msg.with.dots", int64(17), []byte("{}"), "-9223372036854775808", "v1a,xyz v2,abc garbage v1,!!!!")
 	f.Add("m", int64(-1<<62), []byte("\x00"), "99999999999999999999", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 	f.Fuzz(func(t *testing.T, id string, offset int64, body []byte, tsHeader, presented string) {
-		v := mustNew(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}})
+		v := mustNew(t, Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}})
 		h := http.Header{"Webhook-Id": {id}, "Webhook-Timestamp": {tsHeader}, "Webhook-Signature": {presented}}
 		checkFailure(t, v, v.Verify(h, nil, body, now))
 		if id == "" {
@@ -133,9 +131,9 @@ func FuzzVerifyToken(f *testing.F) {
 		if secret == "" {
 			return // New refuses an empty secret
 		}
-		hv := mustNew(t, config.Verify{Kind: "token", Header: "X-Token", Secrets: []string{"unrelated-secret", secret}})
-		qv := mustNew(t, config.Verify{Kind: "token", Secrets: []string{secret}})
-		av := mustNew(t, config.Verify{Kind: "token", Header: "Authorization", Secrets: []string{secret}})
+		hv := mustNew(t, Settings{Kind: "token", Header: "X-Token", Secrets: []string{"unrelated-secret", secret}})
+		qv := mustNew(t, Settings{Kind: "token", Secrets: []string{secret}})
+		av := mustNew(t, Settings{Kind: "token", Header: "Authorization", Secrets: []string{secret}})
 
 		// A header or parameter passes exactly when it equals a secret.
 		herr := hv.Verify(http.Header{"X-Token": {presented}}, nil, nil, now)

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // Signer computes the Webhook-Signature header of outbound deliveries, one
@@ -92,14 +90,14 @@ func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 //     random "msg_" id), webhook-timestamp and webhook-signature;
 //   - none: nothing.
 func SignRequest(kind, header, secret string, req *http.Request, body []byte, now time.Time) error {
-	if kind == config.VerifyNone {
+	if kind == KindNone {
 		return nil
 	}
 	if secret == "" {
 		return fmt.Errorf("sign request: kind %q needs a secret", kind)
 	}
 	switch kind {
-	case config.VerifyToken:
+	case KindToken:
 		if header == "" {
 			q := req.URL.Query()
 			q.Set("token", secret)
@@ -112,7 +110,7 @@ func SignRequest(kind, header, secret string, req *http.Request, body []byte, no
 			req.Header.Set(header, secret)
 		}
 		return nil
-	case config.VerifyHMACSHA256:
+	case KindHMACSHA256:
 		if header == "" {
 			return errors.New("sign request: kind hmac-sha256 needs the header name")
 		}
@@ -120,7 +118,7 @@ func SignRequest(kind, header, secret string, req *http.Request, body []byte, no
 		m.Write(body)
 		req.Header.Set(header, "sha256="+hex.EncodeToString(m.Sum(nil)))
 		return nil
-	case config.VerifyStandardWebhooks:
+	case KindStandardWebhooks:
 		key, err := parseKey(secret)
 		if err != nil {
 			return fmt.Errorf("sign request: secret %w", err)

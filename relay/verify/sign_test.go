@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // checkSpecSignature verifies a Webhook-Signature value the way docs/http.md
@@ -140,17 +138,17 @@ func TestSignRequestRoundTrip(t *testing.T) {
 	body := []byte(`{"task":"video_generate","job_id":"run_1","status":"completed"}`)
 	for _, tc := range []struct {
 		name   string
-		cfg    config.Verify
+		cfg    Settings
 		secret string // the one the sender signs with
 	}{
-		{"none", config.Verify{Kind: "none"}, "ignored"},
-		{"token header", config.Verify{Kind: "token", Header: "X-Hoox-Token", Secrets: []string{tokOld}}, tokOld},
-		{"token authorization", config.Verify{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, tokNew},
-		{"token query", config.Verify{Kind: "token", Secrets: []string{tokOld}}, tokOld},
-		{"token query with odd characters", config.Verify{Kind: "token", Secrets: []string{"a&b=c d+e/f?"}}, "a&b=c d+e/f?"},
-		{"hmac-sha256", config.Verify{Kind: "hmac-sha256", Header: "X-Hub-Signature-256", Secrets: []string{hmacOld, hmacNew}}, hmacOld},
-		{"standard-webhooks", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swNew},
-		{"standard-webhooks bare secret", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld}}, strings.TrimPrefix(swOld, "whsec_")},
+		{"none", Settings{Kind: "none"}, "ignored"},
+		{"token header", Settings{Kind: "token", Header: "X-Hoox-Token", Secrets: []string{tokOld}}, tokOld},
+		{"token authorization", Settings{Kind: "token", Header: "Authorization", Secrets: []string{tokOld, tokNew}}, tokNew},
+		{"token query", Settings{Kind: "token", Secrets: []string{tokOld}}, tokOld},
+		{"token query with odd characters", Settings{Kind: "token", Secrets: []string{"a&b=c d+e/f?"}}, "a&b=c d+e/f?"},
+		{"hmac-sha256", Settings{Kind: "hmac-sha256", Header: "X-Hub-Signature-256", Secrets: []string{hmacOld, hmacNew}}, hmacOld},
+		{"standard-webhooks", Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, swNew},
+		{"standard-webhooks bare secret", Settings{Kind: "standard-webhooks", Secrets: []string{swOld}}, strings.TrimPrefix(swOld, "whsec_")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := mustNew(t, tc.cfg)

@@ -1,8 +1,8 @@
 // Package verify proves that an inbound webhook comes from its sender, and
 // signs outbound deliveries the way Standard Webhooks receivers expect.
 //
-// Inbound, New builds one Verifier per source from its config.Verify. The
-// kinds are:
+// Inbound, New builds one Verifier per source from its Settings. The kinds
+// are:
 //
 //   - "none": every request passes.
 //   - "token": a shared token in the configured header ("Bearer " is
@@ -44,13 +44,32 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // DefaultTolerance is the standard-webhooks clock skew allowed when the
-// config leaves it at 0; it is the Standard Webhooks recommendation.
+// settings leave it at 0; it is the Standard Webhooks recommendation.
 const DefaultTolerance = 5 * time.Minute
+
+// The kinds of verification, as a source's verify.kind names them.
+const (
+	KindNone             = "none"
+	KindToken            = "token"
+	KindHMACSHA256       = "hmac-sha256"
+	KindStandardWebhooks = "standard-webhooks"
+)
+
+// Settings say how a source proves that a request comes from its sender:
+// Kind is one of the Kind constants; Header is where the token or
+// signature is (see the package comment); any one of Secrets passes, so
+// that a secret can be rotated without downtime; Tolerance bounds the
+// standard-webhooks clock skew, 0 meaning DefaultTolerance. The zero value
+// has no kind, and New refuses it.
+type Settings struct {
+	Kind      string
+	Header    string
+	Secrets   []string
+	Tolerance time.Duration
+}
 
 // Standard Webhooks header names, in canonical form so that lookups need no
 // canonicalising.
@@ -95,8 +114,8 @@ type Verifier struct {
 // without secrets, an empty secret, hmac-sha256 without a header, a
 // standard-webhooks secret that is not base64 after an optional "whsec_",
 // a negative tolerance. Header is ignored for standard-webhooks.
-func New(v config.Verify) (*Verifier, error) {
-	tol := v.Tolerance.D()
+func New(v Settings) (*Verifier, error) {
+	tol := v.Tolerance
 	switch {
 	case tol < 0:
 		return nil, fmt.Errorf("verify.tolerance: must not be negative, got %v", tol)
@@ -105,21 +124,21 @@ func New(v config.Verify) (*Verifier, error) {
 	}
 	ver := &Verifier{tolerance: tol}
 	switch v.Kind {
-	case config.VerifyNone:
+	case KindNone:
 		ver.kind = kindNone
 		return ver, nil
-	case config.VerifyToken:
+	case KindToken:
 		ver.kind = kindToken
-	case config.VerifyHMACSHA256:
+	case KindHMACSHA256:
 		ver.kind = kindHMAC
 		if v.Header == "" {
 			return nil, fmt.Errorf("verify.header: is required for kind %q", v.Kind)
 		}
-	case config.VerifyStandardWebhooks:
+	case KindStandardWebhooks:
 		ver.kind = kindStandard
 	default:
 		return nil, fmt.Errorf("verify.kind: must be one of %q, %q, %q or %q, got %q",
-			config.VerifyNone, config.VerifyToken, config.VerifyHMACSHA256, config.VerifyStandardWebhooks, v.Kind)
+			KindNone, KindToken, KindHMACSHA256, KindStandardWebhooks, v.Kind)
 	}
 	if len(v.Secrets) == 0 {
 		return nil, fmt.Errorf("verify.secrets: at least one secret is required for kind %q", v.Kind)

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // The helpers below compute signatures from the scheme descriptions with
@@ -73,7 +71,7 @@ func swHeaders(id, ts, sig string) http.Header {
 	return hdr("webhook-id", id, "webhook-timestamp", ts, "webhook-signature", sig)
 }
 
-func mustNew(t testing.TB, v config.Verify) *Verifier {
+func mustNew(t testing.TB, v Settings) *Verifier {
 	t.Helper()
 	ver, err := New(v)
 	if err != nil {
@@ -93,7 +91,7 @@ type verifyCase struct {
 
 // runCases verifies each case and checks its reason, and that a failure's
 // message quotes neither a secret nor anything the request presented.
-func runCases(t *testing.T, cfg config.Verify, cases []verifyCase) {
+func runCases(t *testing.T, cfg Settings, cases []verifyCase) {
 	t.Helper()
 	v := mustNew(t, cfg)
 	for _, tc := range cases {
@@ -144,7 +142,7 @@ func assertNoLeak(t *testing.T, err error, secrets []string, h http.Header, q ur
 }
 
 func TestVerifyNone(t *testing.T) {
-	runCases(t, config.Verify{Kind: "none"}, []verifyCase{
+	runCases(t, Settings{Kind: "none"}, []verifyCase{
 		{name: "no headers", h: http.Header{}},
 		{name: "nil everything", h: nil},
 		{name: "garbage signature", h: hdr("X-Signature", "garbage")},
@@ -152,7 +150,7 @@ func TestVerifyNone(t *testing.T) {
 }
 
 func TestVerifyTokenHeader(t *testing.T) {
-	runCases(t, config.Verify{Kind: "token", Header: "X-Hoox-Token", Secrets: []string{tokOld, tokNew}}, []verifyCase{
+	runCases(t, Settings{Kind: "token", Header: "X-Hoox-Token", Secrets: []string{tokOld, tokNew}}, []verifyCase{
 		{name: "old secret", h: hdr("X-Hoox-Token", tokOld)},
 		{name: "new secret", h: hdr("X-Hoox-Token", tokNew)},
 		{name: "header name case-insensitive", h: hdr("x-hoox-token", tokNew)},
@@ -171,7 +169,7 @@ func TestVerifyTokenHeader(t *testing.T) {
 }
 
 func TestVerifyTokenAuthorization(t *testing.T) {
-	runCases(t, config.Verify{Kind: "token", Header: "authorization", Secrets: []string{tokOld, tokNew}}, []verifyCase{
+	runCases(t, Settings{Kind: "token", Header: "authorization", Secrets: []string{tokOld, tokNew}}, []verifyCase{
 		{name: "bearer old", h: hdr("Authorization", "Bearer "+tokOld)},
 		{name: "bearer new", h: hdr("Authorization", "Bearer "+tokNew)},
 		{name: "scheme case-insensitive", h: hdr("Authorization", "bEARER "+tokNew)},
@@ -186,7 +184,7 @@ func TestVerifyTokenAuthorization(t *testing.T) {
 }
 
 func TestVerifyTokenQuery(t *testing.T) {
-	runCases(t, config.Verify{Kind: "token", Secrets: []string{tokOld, tokNew}}, []verifyCase{
+	runCases(t, Settings{Kind: "token", Secrets: []string{tokOld, tokNew}}, []verifyCase{
 		{name: "old secret", query: url.Values{"token": {tokOld}}},
 		{name: "new secret", query: url.Values{"token": {tokNew}}},
 		{name: "wrong secret", query: url.Values{"token": {"tok-wrong-00000000000000"}}, reason: ReasonMismatch},
@@ -199,7 +197,7 @@ func TestVerifyTokenQuery(t *testing.T) {
 }
 
 func TestVerifyTokenRequest(t *testing.T) {
-	v := mustNew(t, config.Verify{Kind: "token", Secrets: []string{tokOld}})
+	v := mustNew(t, Settings{Kind: "token", Secrets: []string{tokOld}})
 	r, _ := http.NewRequest(http.MethodPost, "http://relay.test/hooks/a?x=1&token="+url.QueryEscape(tokOld), nil)
 	if err := v.VerifyRequest(r, nil, now); err != nil {
 		t.Fatalf("VerifyRequest with ?token= = %v, want nil", err)
@@ -235,7 +233,7 @@ func TestVerifyHMAC(t *testing.T) {
 	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", rawStd[42])
 	nonCanonical := rawStd[:42] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[last^1])
 
-	runCases(t, config.Verify{Kind: "hmac-sha256", Header: name, Secrets: []string{hmacOld, hmacNew}}, []verifyCase{
+	runCases(t, Settings{Kind: "hmac-sha256", Header: name, Secrets: []string{hmacOld, hmacNew}}, []verifyCase{
 		{name: "hex old secret", h: hdr(name, hmacHex(hmacOld, body)), body: body},
 		{name: "hex new secret", h: hdr(name, good), body: body},
 		{name: "hex upper case", h: hdr(name, strings.ToUpper(good)), body: body},
@@ -287,7 +285,7 @@ func TestVerifyStandardWebhooks(t *testing.T) {
 		return swHeaders(id, unix(at), swSig(swKeyOld, id, unix(at), body))
 	}
 
-	runCases(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, []verifyCase{
+	runCases(t, Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}}, []verifyCase{
 		{name: "old secret", h: swHeaders(id, ts, swSig(swKeyOld, id, ts, body)), body: body},
 		{name: "new secret", h: swHeaders(id, ts, good), body: body},
 		{name: "header names in any case", h: hdr("WEBHOOK-ID", id, "Webhook-Timestamp", ts, "webhook-SIGNATURE", good), body: body},
@@ -347,14 +345,14 @@ func TestVerifyStandardWebhooksTolerance(t *testing.T) {
 		return swHeaders(id, ts, swSig(swKeyOld, id, ts, body))
 	}
 	t.Run("zero means five minutes", func(t *testing.T) {
-		runCases(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld}}, []verifyCase{
+		runCases(t, Settings{Kind: "standard-webhooks", Secrets: []string{swOld}}, []verifyCase{
 			{name: "4m old", h: at(-4 * time.Minute), body: body},
 			{name: "6m old", h: at(-6 * time.Minute), body: body, reason: ReasonStale},
 			{name: "6m ahead", h: at(6 * time.Minute), body: body, reason: ReasonFuture},
 		})
 	})
 	t.Run("thirty seconds", func(t *testing.T) {
-		runCases(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld}, Tolerance: config.Duration(30 * time.Second)}, []verifyCase{
+		runCases(t, Settings{Kind: "standard-webhooks", Secrets: []string{swOld}, Tolerance: 30 * time.Second}, []verifyCase{
 			{name: "29s old", h: at(-29 * time.Second), body: body},
 			{name: "31s old", h: at(-31 * time.Second), body: body, reason: ReasonStale},
 			{name: "31s ahead", h: at(31 * time.Second), body: body, reason: ReasonFuture},
@@ -369,7 +367,7 @@ func TestVerifyStandardWebhooksVector(t *testing.T) {
 	body := []byte(`{"test": 2432232314}`)
 	at := time.Unix(1614265330, 0)
 	for _, secret := range []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
-		v := mustNew(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{secret}})
+		v := mustNew(t, Settings{Kind: "standard-webhooks", Secrets: []string{secret}})
 		if err := v.Verify(h, nil, body, at); err != nil {
 			t.Errorf("Verify(test vector) with secret %.10s… = %v, want nil", secret, err)
 		}
@@ -380,18 +378,18 @@ func TestNewErrors(t *testing.T) {
 	const secret = "sekrit-value-that-must-not-leak"
 	for _, tc := range []struct {
 		name string
-		cfg  config.Verify
+		cfg  Settings
 		want string
 	}{
-		{"unknown kind", config.Verify{Kind: "hmac-sha1", Secrets: []string{secret}}, "verify.kind"},
-		{"empty kind", config.Verify{}, "verify.kind"},
-		{"token without secrets", config.Verify{Kind: "token"}, "verify.secrets"},
-		{"hmac without secrets", config.Verify{Kind: "hmac-sha256", Header: "X-Sig"}, "verify.secrets"},
-		{"empty secret", config.Verify{Kind: "token", Secrets: []string{secret, ""}}, "verify.secrets[1]"},
-		{"hmac without header", config.Verify{Kind: "hmac-sha256", Secrets: []string{secret}}, "verify.header"},
-		{"standard-webhooks secret not base64", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, "whsec_" + secret}}, "verify.secrets[1]"},
-		{"standard-webhooks secret empty after prefix", config.Verify{Kind: "standard-webhooks", Secrets: []string{"whsec_"}}, "verify.secrets[0]"},
-		{"negative tolerance", config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld}, Tolerance: config.Duration(-time.Second)}, "verify.tolerance"},
+		{"unknown kind", Settings{Kind: "hmac-sha1", Secrets: []string{secret}}, "verify.kind"},
+		{"empty kind", Settings{}, "verify.kind"},
+		{"token without secrets", Settings{Kind: "token"}, "verify.secrets"},
+		{"hmac without secrets", Settings{Kind: "hmac-sha256", Header: "X-Sig"}, "verify.secrets"},
+		{"empty secret", Settings{Kind: "token", Secrets: []string{secret, ""}}, "verify.secrets[1]"},
+		{"hmac without header", Settings{Kind: "hmac-sha256", Secrets: []string{secret}}, "verify.header"},
+		{"standard-webhooks secret not base64", Settings{Kind: "standard-webhooks", Secrets: []string{swOld, "whsec_" + secret}}, "verify.secrets[1]"},
+		{"standard-webhooks secret empty after prefix", Settings{Kind: "standard-webhooks", Secrets: []string{"whsec_"}}, "verify.secrets[0]"},
+		{"negative tolerance", Settings{Kind: "standard-webhooks", Secrets: []string{swOld}, Tolerance: -time.Second}, "verify.tolerance"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := New(tc.cfg)
@@ -422,7 +420,7 @@ func TestUnconfigured(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
-	v := mustNew(t, config.Verify{Kind: "token", Header: "X-T", Secrets: []string{tokOld}})
+	v := mustNew(t, Settings{Kind: "token", Header: "X-T", Secrets: []string{tokOld}})
 	fail := v.Verify(hdr("X-T", "wrong"), nil, nil, now)
 	for _, tc := range []struct {
 		err  error
@@ -443,7 +441,7 @@ func TestReason(t *testing.T) {
 // TestVerifyConcurrent shares one Verifier between goroutines, as the
 // ingress does, so that -race sees the pooled HMAC state.
 func TestVerifyConcurrent(t *testing.T) {
-	v := mustNew(t, config.Verify{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}})
+	v := mustNew(t, Settings{Kind: "standard-webhooks", Secrets: []string{swOld, swNew}})
 	errs := make(chan error, 8)
 	for g := range 8 {
 		go func() {
