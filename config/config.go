@@ -21,8 +21,9 @@
 // a problem in the file is a *FieldError, possibly several joined with
 // errors.Join; FieldErrors takes them apart again.
 //
-// The package imports nothing else of hooxrelay: the rest of the program is
-// coded against these types, never the other way round.
+// The package imports nothing else of hooxrelay, and only the command reads
+// its types: the relay declares the settings it needs, and
+// cmd/hooxrelay/wire.go maps a Config onto them.
 package config
 
 import (

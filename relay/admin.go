@@ -157,7 +157,7 @@ func (s *Server) apiHandler() http.Handler {
 // in constant time; the token is read at each request, so a reload applies.
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if want := s.cfg.Load().Server.AdminToken; want != "" {
+		if want := s.settings.Load().Server.AdminToken; want != "" {
 			got, ok := bearer(r.Header.Get("Authorization"))
 			a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
 			if !ok || subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
@@ -220,7 +220,7 @@ func queryCtx(r *http.Request) (context.Context, context.CancelFunc) {
 func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	s.reloadMu.Lock()
 	st := StatusJSON{Version: s.version, StartedAt: s.started, ConfigHash: s.hash, Reloads: s.reloads, LastReload: s.lastReload,
-		Store: s.cfg.Load().Store.Kind}
+		Store: s.settings.Load().StoreKind}
 	s.reloadMu.Unlock()
 	writeJSON(w, http.StatusOK, st)
 }
@@ -318,7 +318,7 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.P
 // knownTarget answers 404 and reports false when name is not a target of
 // the config in use.
 func (s *Server) knownTarget(w http.ResponseWriter, name string) bool {
-	for _, t := range s.cfg.Load().Targets {
+	for _, t := range s.settings.Load().Targets {
 		if t.Name == name {
 			return true
 		}
@@ -386,7 +386,7 @@ func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request, _ httprouter
 		storeError(w, err)
 		return
 	}
-	targets := s.cfg.Load().Targets
+	targets := s.settings.Load().Targets
 	out := make([]TargetJSON, len(targets))
 	for i, t := range targets {
 		c := counts[t.Name]

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
@@ -20,36 +19,16 @@ import (
 
 const adminToken = "adm-7e6d5c"
 
-// adminConfig has a target that delivers (good) and one that refuses for
-// good (410) until the test says otherwise (flaky).
-func adminConfig(good, flaky *sink) *config.Config {
-	text := render(`
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  admin_token: `+adminToken+`
-  shutdown_timeout: 2s
-sources:
-  - name: hoox
-    path: /hooks/hoox
-targets:
-  - name: good
-    url: {{good}}
-  - name: flaky
-    url: {{flaky}}
-    retry: {max_attempts: 3, initial_interval: 50ms}
-routes:
-  - name: all
-    targets: [good, flaky]
-`, good, flaky)
-	cfg, err := config.Parse([]byte(text), "admin.yaml")
-	if err != nil {
-		panic(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		panic(err)
-	}
-	return cfg
+// adminSettings have a target that delivers (good) and one that refuses
+// for good (410) until the test says otherwise (flaky), behind an admin
+// token.
+func adminSettings(t testing.TB, good, flaky *sink) relay.Settings {
+	tf := target(flaky)
+	tf.Retry.MaxAttempts, tf.Retry.InitialInterval = 3, 50*time.Millisecond
+	set := settingsFor(t, target(good), tf)
+	set.Server.AdminToken = adminToken
+	set.Server.MaxBodyBytes = 1 << 20
+	return set
 }
 
 // api calls the admin API with the token and decodes the answer into out
@@ -72,7 +51,7 @@ func (h *relayHarness) api(t testing.TB, method, path string, out any) int {
 // each store.
 func TestAdminAPI(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
-		testAdminAPI(t, func(cfg *config.Config) relay.Store {
+		testAdminAPI(t, func() relay.Store {
 			s, err := boltstore.Open(filepath.Join(t.TempDir(), "admin.db"), boltstore.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -82,7 +61,7 @@ func TestAdminAPI(t *testing.T) {
 	})
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t, false)
-		testAdminAPI(t, func(cfg *config.Config) relay.Store {
+		testAdminAPI(t, func() relay.Store {
 			rdb, err := redisstore.NewClient("redis://" + srv.Addr + "/0")
 			if err != nil {
 				t.Fatal(err)
@@ -92,11 +71,10 @@ func TestAdminAPI(t *testing.T) {
 	})
 }
 
-func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
+func testAdminAPI(t *testing.T, open func() relay.Store) {
 	good := newSink(t, "good", ok)
 	flaky := newSink(t, "flaky", always(answer{status: http.StatusGone}))
-	cfg := adminConfig(good, flaky)
-	h := startRelayOn(t, cfg, open(cfg))
+	h := startRelayOn(t, adminSettings(t, good, flaky), open())
 
 	bodies := []string{
 		videoBody("api_1"),
@@ -328,7 +306,7 @@ func testAdminAPI(t *testing.T, open func(*config.Config) relay.Store) {
 // and its deliveries wait until it is resumed.
 func TestPauseOutlastsRestart(t *testing.T) {
 	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", ok)
-	cfg := adminConfig(good, flaky)
+	set := adminSettings(t, good, flaky)
 	path := filepath.Join(t.TempDir(), "pause.db")
 	open := func() relay.Store {
 		s, err := boltstore.Open(path, boltstore.Options{})
@@ -337,7 +315,7 @@ func TestPauseOutlastsRestart(t *testing.T) {
 		}
 		return s
 	}
-	h := startRelayOn(t, cfg, open())
+	h := startRelayOn(t, set, open())
 	if st := h.api(t, "POST", "/api/v1/targets/flaky/pause", nil); st != 200 {
 		t.Fatalf("pause: %d", st)
 	}
@@ -346,7 +324,7 @@ func TestPauseOutlastsRestart(t *testing.T) {
 	}
 	h.store.Close()
 
-	h = startRelayOn(t, cfg, open())
+	h = startRelayOn(t, set, open())
 	id := h.send(t, videoBody("after_restart"))
 	good.waitCount(t, 1, 10*time.Second)
 	time.Sleep(300 * time.Millisecond)

@@ -160,8 +160,8 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 		return Dead, "dead"
 	}
 	next := d.UpdatedAt.Add(backoff(p, used, retryAfter, t.d.opts.Rand))
-	if next.Sub(d.BudgetSince) > p.MaxAge.D() {
-		d.LastError += fmt.Sprintf(" (max_age %s would pass before the next attempt)", p.MaxAge.D())
+	if next.Sub(d.BudgetSince) > p.MaxAge {
+		d.LastError += fmt.Sprintf(" (max_age %s would pass before the next attempt)", p.MaxAge)
 		return Dead, "dead"
 	}
 	d.NextAttemptAt = next
@@ -181,7 +181,7 @@ func (t *target) finish(o Outcome, outcome string) {
 // send posts the event to the target and returns the answer's status, up to
 // MaxAttemptBody bytes of its body, and the Retry-After it asked for.
 func (t *target) send(ev *Event, attempt int) (status int, body string, retryAfter time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(t.d.abortCtx, t.cfg.Timeout.D())
+	ctx, cancel := context.WithTimeout(t.d.abortCtx, t.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
@@ -204,7 +204,7 @@ func (t *target) send(ev *Event, attempt int) (status int, body string, retryAft
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded && t.d.abortCtx.Err() == nil {
-			return 0, "", 0, fmt.Errorf("timeout after %s", t.cfg.Timeout.D())
+			return 0, "", 0, fmt.Errorf("timeout after %s", t.cfg.Timeout)
 		}
 		return 0, "", 0, trimURLError(err)
 	}

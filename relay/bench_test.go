@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 )
@@ -39,26 +38,14 @@ func BenchmarkIngest(b *testing.B) {
 			io.Copy(io.Discard, r.Body)
 		}))
 		defer target.Close()
-		cfg, err := config.Parse([]byte(fmt.Sprintf(`
-server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
-sources: [{name: hoox, path: /hooks/hoox}]
-targets:
-  - {name: a, url: %q}
-  - {name: b, url: %q}
-routes: [{name: all, targets: [a, b]}]
-`, target.URL+"/a", target.URL+"/b")), "bench.yaml")
-		if err == nil {
-			err = cfg.Validate()
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
+		set := settingsFor(b, benchTarget("a", target.URL+"/a"), benchTarget("b", target.URL+"/b"))
+		set.Server.MaxBodyBytes = 1 << 20
 		store, err := boltstore.Open(filepath.Join(b.TempDir(), "bench.db"), boltstore.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer store.Close()
-		srv, err := relay.NewServer(cfg, store, relay.ServerOptions{})
+		srv, err := relay.NewServer(set, store, relay.ServerOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -75,6 +62,11 @@ routes: [{name: all, targets: [a, b]}]
 			b.Fatal(err)
 		}
 	})
+}
+
+// benchTarget is a target with the config file's defaults.
+func benchTarget(name, url string) relay.TargetSettings {
+	return target(&sink{name: name, url: url})
 }
 
 var benchSeq atomic.Int64

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 )
 
@@ -20,15 +21,9 @@ import (
 // Complete returns.
 func TestRetryGoesOutWhenDueNotAtNextPoll(t *testing.T) {
 	s := newSink(t, "t", failFirst(1, http.StatusServiceUnavailable))
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    retry: {initial_interval: 100ms, max_interval: 1s, multiplier: 2, jitter: 0}
-routes:
-  - name: all
-    targets: [t]
-`, s), "")
+	tg := target(s)
+	tg.Retry.InitialInterval, tg.Retry.MaxInterval, tg.Retry.Multiplier, tg.Retry.Jitter = 100*time.Millisecond, time.Second, 2, 0
+	h := startRelay(t, settingsFor(t, tg), "")
 	h.send(t, videoBody("wake"))
 	s.waitCount(t, 1, 2*time.Second)
 	storetest.Eventually(t, 2*time.Second, func() error {
@@ -45,15 +40,9 @@ routes:
 
 func TestRetryBackoffGrowsByMultiplier(t *testing.T) {
 	s := newSink(t, "flaky", failFirst(4, http.StatusServiceUnavailable))
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: flaky
-    url: {{flaky}}
-    retry: {max_attempts: 10, initial_interval: 100ms, max_interval: 10s, multiplier: 2, jitter: 0}
-routes:
-  - name: all
-    targets: [flaky]
-`, s), "")
+	tg := target(s)
+	tg.Retry = relay.RetryPolicy{MaxAttempts: 10, InitialInterval: 100 * time.Millisecond, MaxInterval: 10 * time.Second, Multiplier: 2, MaxAge: 24 * time.Hour}
+	h := startRelay(t, settingsFor(t, tg), "")
 	id := h.send(t, videoBody("backoff"))
 	s.waitCount(t, 5, 5*time.Second)
 	h.waitDeliveries(t, "flaky", "delivered", 1, 2*time.Second)
@@ -97,14 +86,14 @@ func TestRetryAfterLengthensDelay(t *testing.T) {
 		name       string
 		status     int
 		retryAfter string
-		maxInt     string
+		maxInt     time.Duration
 		wantMin    time.Duration
 		wantMax    time.Duration
 	}{
-		{"429 Retry-After 1 over a 50ms backoff", http.StatusTooManyRequests, "1", "10s", time.Second, 2 * time.Second},
-		{"503 Retry-After 1 over a 50ms backoff", http.StatusServiceUnavailable, "1", "10s", time.Second, 2 * time.Second},
-		{"429 Retry-After capped at max_interval", http.StatusTooManyRequests, "30", "300ms", 300 * time.Millisecond, 1200 * time.Millisecond},
-		{"500 Retry-After ignored", http.StatusInternalServerError, "30", "10s", 50 * time.Millisecond, 900 * time.Millisecond},
+		{"429 Retry-After 1 over a 50ms backoff", http.StatusTooManyRequests, "1", 10 * time.Second, time.Second, 2 * time.Second},
+		{"503 Retry-After 1 over a 50ms backoff", http.StatusServiceUnavailable, "1", 10 * time.Second, time.Second, 2 * time.Second},
+		{"429 Retry-After capped at max_interval", http.StatusTooManyRequests, "30", 300 * time.Millisecond, 300 * time.Millisecond, 1200 * time.Millisecond},
+		{"500 Retry-After ignored", http.StatusInternalServerError, "30", 10 * time.Second, 50 * time.Millisecond, 900 * time.Millisecond},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,15 +103,9 @@ func TestRetryAfterLengthensDelay(t *testing.T) {
 				}
 				return answer{}
 			})
-			h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    retry: {max_attempts: 5, initial_interval: 50ms, max_interval: `+tc.maxInt+`, multiplier: 2, jitter: 0}
-routes:
-  - name: all
-    targets: [t]
-`, s), "")
+			tg := target(s)
+			tg.Retry = relay.RetryPolicy{MaxAttempts: 5, InitialInterval: 50 * time.Millisecond, MaxInterval: tc.maxInt, Multiplier: 2, MaxAge: 24 * time.Hour}
+			h := startRelay(t, settingsFor(t, tg), "")
 			h.send(t, videoBody("retry_after"))
 			s.waitCount(t, 2, tc.wantMax+3*time.Second)
 			reqs := s.requests()
@@ -157,15 +140,9 @@ func TestDeadDeliveries(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSink(t, "t", always(tc.answer))
-			h := startRelay(t, render(baseServer+fmt.Sprintf(`
-targets:
-  - name: t
-    url: {{t}}
-    retry: {max_attempts: %d, initial_interval: 50ms, max_interval: 1s, multiplier: 2, jitter: 0}
-routes:
-  - name: all
-    targets: [t]
-`, tc.maxAttempts), s), "")
+			tg := target(s)
+			tg.Retry = relay.RetryPolicy{MaxAttempts: tc.maxAttempts, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, MaxAge: 24 * time.Hour}
+			h := startRelay(t, settingsFor(t, tg), "")
 			id := h.send(t, videoBody("dead"))
 			h.waitDeliveries(t, "t", "dead", 1, 5*time.Second)
 			// Dead is final: no attempt can follow once it is recorded.
@@ -194,16 +171,10 @@ routes:
 
 func TestBreakerStopsAttemptsWhileOpen(t *testing.T) {
 	s := newSink(t, "down", always(answer{status: http.StatusServiceUnavailable}))
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: down
-    url: {{down}}
-    retry: {max_attempts: 4, initial_interval: 50ms, max_interval: 1s, multiplier: 2, jitter: 0}
-    breaker: {min_requests: 3, failure_ratio: 0.5, interval: 60s, open_timeout: 500ms}
-routes:
-  - name: all
-    targets: [down]
-`, s), "")
+	tg := target(s)
+	tg.Retry = relay.RetryPolicy{MaxAttempts: 4, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, MaxAge: 24 * time.Hour}
+	tg.Breaker = relay.BreakerSettings{MinRequests: 3, FailureRatio: 0.5, Interval: 60 * time.Second, OpenTimeout: 500 * time.Millisecond}
+	h := startRelay(t, settingsFor(t, tg), "")
 	const events = 10
 	var ids []string
 	for i := range events {
@@ -289,17 +260,9 @@ func okIDs(s *sink) map[string]bool {
 
 func TestTargetRateLimit(t *testing.T) {
 	slow, fast := newSink(t, "paced", ok), newSink(t, "fast", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: paced
-    url: {{paced}}
-    rate_limit: {rps: 20, burst: 1}
-  - name: fast
-    url: {{fast}}
-routes:
-  - name: all
-    targets: [paced, fast]
-`, slow, fast), "")
+	paced := target(slow)
+	paced.RateLimit = relay.RateLimit{RPS: 20, Burst: 1}
+	h := startRelay(t, settingsFor(t, paced, target(fast)), "")
 	const n = 40
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -373,20 +336,11 @@ func TestSlowTargetNeverDelaysAnother(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bad, good := tc.bad(t), newSink(t, "good", ok)
-			h := startRelay(t, render(baseServer+`
-targets:
-  - name: bad
-    url: {{bad}}
-    timeout: 3s
-    max_in_flight: 2
-    retry: {initial_interval: 50ms, max_interval: 1s, jitter: 0}
-  - name: good
-    url: {{good}}
-    max_in_flight: 2
-routes:
-  - name: all
-    targets: [bad, good]
-`, bad, good), "")
+			tb, tg := target(bad), target(good)
+			tb.Timeout, tb.MaxInFlight = 3*time.Second, 2
+			tb.Retry.InitialInterval, tb.Retry.MaxInterval, tb.Retry.Jitter = 50*time.Millisecond, time.Second, 0
+			tg.MaxInFlight = 2
+			h := startRelay(t, settingsFor(t, tb, tg), "")
 			start := time.Now()
 			const n = 8
 			for i := range n {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -61,7 +60,7 @@ type DispatcherOptions struct {
 
 // NewDispatcher returns a dispatcher for targets over store. It fails when
 // a target's TLS files cannot be loaded.
-func NewDispatcher(store Store, targets []config.Target, opts DispatcherOptions) (*Dispatcher, error) {
+func NewDispatcher(store Store, targets []TargetSettings, opts DispatcherOptions) (*Dispatcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -201,7 +200,7 @@ func (d *Dispatcher) Paused(target string) bool {
 // deliveries stay stored), changed ones are replaced by a fresh target with
 // the new settings, unchanged ones go on untouched. Nothing changes when a
 // new target cannot be built.
-func (d *Dispatcher) Reconfigure(targets []config.Target) error {
+func (d *Dispatcher) Reconfigure(targets []TargetSettings) error {
 	d.mu.Lock()
 	old := d.targets
 	d.mu.Unlock()
@@ -373,7 +372,7 @@ func (t *target) feed(ctx context.Context) {
 		switch t.breaker.State() {
 		case gobreaker.StateOpen:
 			t.returnSlots(n)
-			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout.D()))
+			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout))
 			continue
 		case gobreaker.StateHalfOpen:
 			if c := t.breaker.Counts(); c.Requests > c.TotalSuccesses+c.TotalFailures+c.TotalExclusions {
@@ -565,7 +564,7 @@ func (t *target) release(claims []Claim, at time.Time) {
 // expired completes a claim that passed max_age as dead, without an attempt.
 func (t *target) expired(ctx context.Context, c Claim) bool {
 	now := t.d.opts.Now()
-	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge.D() {
+	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge {
 		return false
 	}
 	t.kill(c, errors.New("max_age passed before the attempt could start"))

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
@@ -30,17 +29,11 @@ func TestHalfOpenSendsOneProbe(t *testing.T) {
 		}
 		return answer{}
 	})
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    max_in_flight: 1
-    retry: {max_attempts: 10, initial_interval: 50ms, jitter: 0}
-    breaker: {min_requests: 3, failure_ratio: 1, open_timeout: 300ms}
-routes:
-  - name: all
-    targets: [t]
-`, s), "")
+	tg := target(s)
+	tg.MaxInFlight = 1
+	tg.Retry.MaxAttempts, tg.Retry.InitialInterval, tg.Retry.Jitter = 10, 50*time.Millisecond, 0
+	tg.Breaker.MinRequests, tg.Breaker.FailureRatio, tg.Breaker.OpenTimeout = 3, 1, 300*time.Millisecond
+	h := startRelay(t, settingsFor(t, tg), "")
 	const events = 5
 	for i := range events {
 		h.send(t, videoBody(fmt.Sprintf("probe_%d", i)))
@@ -65,15 +58,9 @@ routes:
 // A delivery whose next attempt would start past max_age goes dead at once.
 func TestMaxAgeMakesDead(t *testing.T) {
 	s := newSink(t, "t", always(answer{status: http.StatusServiceUnavailable}))
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    retry: {max_attempts: 10, initial_interval: 200ms, multiplier: 2, jitter: 0, max_age: 500ms}
-routes:
-  - name: all
-    targets: [t]
-`, s), "")
+	tg := target(s)
+	tg.Retry.MaxAttempts, tg.Retry.InitialInterval, tg.Retry.Multiplier, tg.Retry.Jitter, tg.Retry.MaxAge = 10, 200*time.Millisecond, 2, 0, 500*time.Millisecond
+	h := startRelay(t, settingsFor(t, tg), "")
 	h.send(t, videoBody("max_age"))
 	h.waitDeliveries(t, "t", "dead", 1, 5*time.Second)
 	// Attempts at about 0ms and 200ms; the next would be at 600ms > 500ms.
@@ -95,28 +82,14 @@ func (s stalledStore) Ingest(ctx context.Context, ev *relay.Event, ttl time.Dura
 // while the connection can still carry the answer, so that the sender
 // retries instead of timing out.
 func TestIngressAnswers503WhenTheWriteStalls(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  write_timeout: 1s
-  shutdown_timeout: 2s
-sources: [{name: hoox, path: /hooks/hoox}]
-targets: [{name: t, url: "http://127.0.0.1:1/hook"}]
-routes: [{name: all, targets: [t]}]
-`), "stall.yaml")
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := settingsFor(t, target(&sink{name: "t", url: "http://127.0.0.1:1/hook"}))
+	set.Server.MaxBodyBytes, set.Server.WriteTimeout = 1<<20, time.Second
 	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "stall.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bs.Close()
-	srv, err := relay.NewServer(cfg, stalledStore{bs}, relay.ServerOptions{})
+	srv, err := relay.NewServer(set, stalledStore{bs}, relay.ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +142,7 @@ func (s pauseMarksLate) Paused(ctx context.Context) (map[string]bool, error) {
 // answers, the targets that are not marked go, and a marked one stays held.
 func TestPauseMarksUnreadableAtStart(t *testing.T) {
 	good, held := newSink(t, "good", ok), newSink(t, "flaky", ok)
-	cfg := adminConfig(good, held)
+	set := adminSettings(t, good, held)
 	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "late.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +151,7 @@ func TestPauseMarksUnreadableAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := pauseMarksLate{Store: bs, ready: make(chan struct{})}
-	h := startRelayOn(t, cfg, store)
+	h := startRelayOn(t, set, store)
 	h.send(t, videoBody("late_marks"))
 	time.Sleep(1500 * time.Millisecond) // past a retry of the marks
 	if good.count() != 0 || held.count() != 0 {
@@ -199,16 +172,10 @@ func TestPauseMarksUnreadableAtStart(t *testing.T) {
 // the ingress; it stands for one stored before that check.
 func TestUnbuildableRequestGoesDeadUncharged(t *testing.T) {
 	s := newSink(t, "t", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    retry: {max_attempts: 5, initial_interval: 50ms, jitter: 0}
-    breaker: {min_requests: 2, failure_ratio: 0.5, open_timeout: 1m}
-routes:
-  - name: all
-    targets: [t]
-`, s), "")
+	tg := target(s)
+	tg.Retry.MaxAttempts, tg.Retry.InitialInterval, tg.Retry.Jitter = 5, 50*time.Millisecond, 0
+	tg.Breaker.MinRequests, tg.Breaker.FailureRatio, tg.Breaker.OpenTimeout = 2, 0.5, time.Minute
+	h := startRelay(t, settingsFor(t, tg), "")
 	const bad = 6 // enough to open the breaker three times over if charged
 	var badIDs []string
 	for i := range bad {
@@ -249,18 +216,10 @@ routes:
 // an open breaker (until its probe is due) or a pause.
 func TestDeliveriesSayWhyTheyWait(t *testing.T) {
 	down, held := newSink(t, "down", always(answer{status: http.StatusServiceUnavailable})), newSink(t, "held", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: down
-    url: {{down}}
-    retry: {max_attempts: 100, initial_interval: 10ms, max_interval: 10ms, jitter: 0}
-    breaker: {min_requests: 2, failure_ratio: 0.5, open_timeout: 1m}
-  - name: held
-    url: {{held}}
-routes:
-  - name: all
-    targets: [down, held]
-`, down, held), "")
+	td := target(down)
+	td.Retry.MaxAttempts, td.Retry.InitialInterval, td.Retry.MaxInterval, td.Retry.Jitter = 100, 10*time.Millisecond, 10*time.Millisecond, 0
+	td.Breaker.MinRequests, td.Breaker.FailureRatio, td.Breaker.OpenTimeout = 2, 0.5, time.Minute
+	h := startRelay(t, settingsFor(t, td, target(held)), "")
 	if r := h.do(t, http.MethodPost, h.adminURL+"/api/v1/targets/held/pause", nil, nil); r.status != http.StatusOK {
 		t.Fatalf("pause: %s", r)
 	}

@@ -24,10 +24,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/hooxrelay/hooxrelay/relay/verify"
+	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -183,7 +184,7 @@ func (s *sink) waitCount(t *testing.T, n int, timeout time.Duration) {
 
 // relayHarness is one relay running over real listeners and a real store.
 type relayHarness struct {
-	cfg      *config.Config
+	settings relay.Settings
 	store    relay.Store
 	srv      *relay.Server
 	registry *prometheus.Registry
@@ -198,14 +199,6 @@ type relayHarness struct {
 	stopErr  error
 }
 
-// render replaces {{name}} in a config template with the URL of that sink.
-func render(tmpl string, sinks ...*sink) string {
-	for _, s := range sinks {
-		tmpl = strings.ReplaceAll(tmpl, "{{"+s.name+"}}", s.url)
-	}
-	return tmpl
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("HOOXRELAY_TEST_LOG") == "" {
 		return slog.New(slog.DiscardHandler)
@@ -213,27 +206,19 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// startRelay runs a relay for the YAML config text over the store file at
-// dbPath ("" for a new one in a temp dir) until the test ends; cleanup
-// stops it, checks that Run returned nil, and closes the store. The store
-// is opened as `hooxrelay serve` opens it; storeOpts may change that.
-func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltstore.Options)) *relayHarness {
+// startRelay runs a relay with set over the store file at dbPath ("" for
+// a new one in a temp dir) until the test ends; cleanup stops it, checks
+// that Run returned nil, and closes the store. The store is opened as
+// `hooxrelay serve` opens it; storeOpts may change that.
+func startRelay(t *testing.T, set relay.Settings, dbPath string, storeOpts ...func(*boltstore.Options)) *relayHarness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yamlText), "test.yaml")
-	if err != nil {
-		t.Fatalf("parse test config: %v\n%s", err, yamlText)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("validate test config: %v\n%s", err, yamlText)
-	}
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "relay.db")
 	}
-	cfg.Store.Path = dbPath
 	so := boltstore.Options{
 		Logger:    testLogger(t),
-		Retention: cfg.Store.Retention.D(),
-		DedupTTL:  cfg.Dedup.TTL.D(),
+		Retention: retention,
+		DedupTTL:  set.DedupTTL,
 	}
 	for _, f := range storeOpts {
 		f(&so)
@@ -242,19 +227,19 @@ func startRelay(t *testing.T, yamlText, dbPath string, storeOpts ...func(*boltst
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	h := startRelayOn(t, cfg, store)
+	h := startRelayOn(t, set, store)
 	h.dbPath = dbPath
 	return h
 }
 
-// startRelayOn runs a relay for a validated cfg over store, as startRelay
-// does; cleanup closes the store.
-func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHarness {
+// startRelayOn runs a relay with set over store, as startRelay does;
+// cleanup closes the store.
+func startRelayOn(t *testing.T, set relay.Settings, store relay.Store) *relayHarness {
 	t.Helper()
 	// The registry a relay builds by default, kept to read the metrics.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := relay.NewServer(cfg, store, relay.ServerOptions{
+	srv, err := relay.NewServer(set, store, relay.ServerOptions{
 		Logger:   testLogger(t),
 		Version:  "test",
 		Registry: reg,
@@ -273,11 +258,11 @@ func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHar
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	h := &relayHarness{
-		cfg:      cfg,
+		settings: set,
 		store:    store,
 		srv:      srv,
 		registry: reg,
-		url:      scheme(cfg) + ln.Addr().String(),
+		url:      scheme(set) + ln.Addr().String(),
 		adminURL: "http://" + adminLn.Addr().String(),
 		client:   &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		cancel:   cancel,
@@ -296,8 +281,8 @@ func startRelayOn(t *testing.T, cfg *config.Config, store relay.Store) *relayHar
 	return h
 }
 
-func scheme(cfg *config.Config) string {
-	if cfg.Server.TLS.Set() {
+func scheme(set relay.Settings) string {
+	if set.Server.CertFile != "" {
 		return "https://"
 	}
 	return "http://"
@@ -313,7 +298,7 @@ func (h *relayHarness) stop() error {
 		h.cancel()
 		select {
 		case h.stopErr = <-h.done:
-		case <-time.After(h.cfg.Server.ShutdownTimeout.D() + 10*time.Second):
+		case <-time.After(h.settings.Server.ShutdownTimeout + 10*time.Second):
 			h.stopErr = errors.New("Run did not return within shutdown_timeout + 10s")
 		}
 	})
@@ -471,16 +456,81 @@ func videoBody(job string) string {
 	return `{"task":"video_generate","job_id":"` + job + `","status":"completed","result":{"video_id":"v_` + job + `","cost":5}}`
 }
 
-// baseServer starts a config: loopback listeners, a 1 KiB body limit, a
-// short shutdown and one source; tests append targets and routes (and
-// sometimes more sources).
-const baseServer = `
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  max_body_bytes: 1024
-  shutdown_timeout: 2s
-sources:
-  - name: hoox
-    path: /hooks/hoox
-`
+// retention is the store's, as the config file's default has it.
+const retention = 168 * time.Hour
+
+// baseSettings are a test relay's: a 1 KiB body limit, a 2s shutdown and
+// one source, hoox at /hooks/hoox, with the config file's defaults
+// elsewhere. Tests add targets and routes (see settingsFor), and sometimes
+// sources.
+func baseSettings() relay.Settings {
+	return relay.Settings{
+		Server: relay.ServerSettings{
+			MaxBodyBytes:         1024,
+			MaxBufferedBodyBytes: 64 << 20,
+			ReadHeaderTimeout:    5 * time.Second,
+			ReadTimeout:          15 * time.Second,
+			WriteTimeout:         15 * time.Second,
+			IdleTimeout:          60 * time.Second,
+			ShutdownTimeout:      2 * time.Second,
+		},
+		DedupTTL:  24 * time.Hour,
+		StoreKind: "embedded",
+		Sources:   []relay.SourceSettings{source("hoox")},
+	}
+}
+
+// source is a source called name at /hooks/name, unverified and unlimited.
+func source(name string) relay.SourceSettings {
+	return relay.SourceSettings{Name: name, Path: "/hooks/" + name, Verify: verify.Settings{Kind: verify.KindNone}}
+}
+
+// target is a target called after s that delivers to it, with the config
+// file's defaults; tests change what they need.
+func target(s *sink) relay.TargetSettings {
+	return relay.TargetSettings{
+		Name:        s.name,
+		URL:         s.url,
+		Timeout:     10 * time.Second,
+		MaxInFlight: 16,
+		RateLimit:   relay.RateLimit{Burst: 1},
+		Retry: relay.RetryPolicy{
+			MaxAttempts:     12,
+			InitialInterval: time.Second,
+			MaxInterval:     10 * time.Minute,
+			Multiplier:      2,
+			Jitter:          0.2,
+			MaxAge:          24 * time.Hour,
+		},
+		Breaker: relay.BreakerSettings{
+			FailureRatio: 0.5,
+			MinRequests:  10,
+			Interval:     60 * time.Second,
+			OpenTimeout:  30 * time.Second,
+		},
+	}
+}
+
+// settingsFor is baseSettings with targets and one route, "all", of every
+// event to each of them.
+func settingsFor(t testing.TB, targets ...relay.TargetSettings) relay.Settings {
+	t.Helper()
+	set := baseSettings()
+	set.Targets = targets
+	all := rules.Route{Name: "all"}
+	for _, tg := range targets {
+		all.Targets = append(all.Targets, tg.Name)
+	}
+	set.Routes = routes(t, all)
+	return set
+}
+
+// routes compiles a routing table.
+func routes(t testing.TB, rs ...rules.Route) *rules.Table {
+	t.Helper()
+	table, err := rules.Compile(rs)
+	if err != nil {
+		t.Fatalf("compile test routes: %v", err)
+	}
+	return table
+}

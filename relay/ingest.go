@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/julienschmidt/httprouter"
@@ -45,7 +44,7 @@ type Ingress struct {
 	bodyTooLarge        []byte // the 413 answer, which states the limit
 }
 
-// IngressOptions are the parts of an Ingress that are not in the config.
+// IngressOptions are the parts of an Ingress that are not in its Settings.
 type IngressOptions struct {
 	Logger  *slog.Logger // nil discards
 	Metrics *Metrics     // nil keeps unexported metrics
@@ -67,8 +66,9 @@ const maxLimiters = 10000
 // may carry a secret (Authorization, signatures, tokens) is left out.
 var keptHeaders = []string{"Content-Type", "User-Agent", "X-Request-Id", "X-Forwarded-For"}
 
-// NewIngress builds the ingress handler for cfg's sources and routes over store.
-func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts IngressOptions) (*Ingress, error) {
+// NewIngress builds the ingress handler for the sources and routes of set
+// over store.
+func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,15 +79,16 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		opts.Now = time.Now
 	}
 	if opts.budget == nil {
-		opts.budget = newBodyBudget(cfg.Server.MaxBufferedBodyBytes)
+		opts.budget = newBodyBudget(set.Server.MaxBufferedBodyBytes)
 	}
 	in := &Ingress{
 		store:     store,
-		table:     table,
-		ttl:       cfg.Dedup.TTL.D(),
-		maxBody:   cfg.Server.MaxBodyBytes,
-		writeWait: writeWait(cfg.Server.WriteTimeout.D()),
-		answerBy:  cfg.Server.WriteTimeout.D() * 3 / 4,
+		table:     set.Routes,
+		ttl:       set.DedupTTL,
+		maxBody:   set.Server.MaxBodyBytes,
+		writeWait: writeWait(set.Server.WriteTimeout),
+		answerBy:  set.Server.WriteTimeout * 3 / 4,
+		proxies:   set.Server.TrustedProxies,
 		opts:      opts,
 	}
 	r := httprouter.New()
@@ -95,8 +96,8 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
 	r.HandleMethodNotAllowed = true
-	sourceOf := make(map[string]string, len(cfg.Sources))
-	for _, sc := range cfg.Sources {
+	sourceOf := make(map[string]string, len(set.Sources))
+	for _, sc := range set.Sources {
 		sourceOf[sc.Path] = sc.Name
 	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -113,22 +114,14 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 		w.Header().Set("Retry-After", "1")
 		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
 	}
-	proxies, err := prefixes(cfg.Server.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
-	}
-	in.proxies = proxies
 	in.bodyTooLarge, _ = json.Marshal(ErrorJSON{Error: "payload_too_large",
 		Message: fmt.Sprintf("the body is over the limit of %d bytes (server.max_body_bytes)", in.maxBody)})
 	in.bodyTooLarge = append(in.bodyTooLarge, '\n')
-	for i, sc := range cfg.Sources {
-		s := &source{name: sc.Name}
-		v := sc.Verify
-		if s.verifier, err = verify.New(verify.Settings{Kind: v.Kind, Header: v.Header, Secrets: v.Secrets, Tolerance: v.Tolerance.D()}); err != nil {
+	for i, sc := range set.Sources {
+		s := &source{name: sc.Name, allow: sc.Allow}
+		var err error
+		if s.verifier, err = verify.New(sc.Verify); err != nil {
 			return nil, fmt.Errorf("sources[%d].verify: %w", i, err)
-		}
-		if s.allow, err = prefixes(sc.AllowCIDRs); err != nil {
-			return nil, fmt.Errorf("sources[%d].allow_cidrs: %w", i, err)
 		}
 		if sc.RateLimit.RPS > 0 {
 			s.limiters = &ipLimiters{rps: rate.Limit(sc.RateLimit.RPS), burst: sc.RateLimit.Burst, m: make(map[netip.Prefix]*rate.Limiter)}
@@ -139,18 +132,6 @@ func NewIngress(cfg *config.Config, table *rules.Table, store Store, opts Ingres
 	}
 	in.router = r
 	return in, nil
-}
-
-func prefixes(cidrs []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(cidrs))
-	for _, c := range cidrs {
-		p, err := config.ParseCIDR(c)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 func contains(ps []netip.Prefix, a netip.Addr) bool {

@@ -19,30 +19,22 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/hooxrelay/hooxrelay/rules"
 )
 
 // Fan-out
 
 func TestFanOutByTask(t *testing.T) {
 	a, b, c := newSink(t, "a", ok), newSink(t, "b", ok), newSink(t, "c", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: a
-    url: {{a}}
-    headers: {X-Team: videos, Authorization: "Bearer token-a"}
-  - name: b
-    url: {{b}}
-  - name: c
-    url: {{c}}
-    headers: {X-Team: avatars}
-routes:
-  - name: videos
-    match: {task: [video_generate, video_export]}
-    targets: [a, b]
-  - name: avatars
-    match: {task: [avatar_create, avatar_edit]}
-    targets: [b, c]
-`, a, b, c), "")
+	ta, tc := target(a), target(c)
+	ta.Headers = map[string]string{"X-Team": "videos", "Authorization": "Bearer token-a"}
+	tc.Headers = map[string]string{"X-Team": "avatars"}
+	set := baseSettings()
+	set.Targets = []relay.TargetSettings{ta, target(b), tc}
+	set.Routes = routes(t,
+		rules.Route{Name: "videos", Tasks: []string{"video_generate", "video_export"}, Targets: []string{"a", "b"}},
+		rules.Route{Name: "avatars", Tasks: []string{"avatar_create", "avatar_edit"}, Targets: []string{"b", "c"}})
+	h := startRelay(t, set, "")
 
 	// Odd whitespace, key order, escapes and non-ASCII: the targets must
 	// get these bytes, not a re-encoding.
@@ -159,18 +151,9 @@ func sameSet(a, b []string) bool {
 
 func TestDuplicates(t *testing.T) {
 	a, b := newSink(t, "a", ok), newSink(t, "b", ok)
-	h := startRelay(t, render(baseServer+`
-  - name: other
-    path: /hooks/other
-targets:
-  - name: a
-    url: {{a}}
-  - name: b
-    url: {{b}}
-routes:
-  - name: all
-    targets: [a, b]
-`, a, b), "")
+	set := settingsFor(t, target(a), target(b))
+	set.Sources = append(set.Sources, source("other"))
+	h := startRelay(t, set, "")
 
 	t.Run("serial", func(t *testing.T) {
 		cases := []struct {
@@ -284,17 +267,11 @@ routes:
 
 func TestIngressAnswers(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(baseServer+`
-  - name: limited
-    path: /hooks/limited
-    rate_limit: {rps: 1, burst: 2}
-targets:
-  - name: a
-    url: {{a}}
-routes:
-  - name: all
-    targets: [a]
-`, a), "")
+	set := settingsFor(t, target(a))
+	limited := source("limited")
+	limited.RateLimit = relay.RateLimit{RPS: 1, Burst: 2}
+	set.Sources = append(set.Sources, limited)
+	h := startRelay(t, set, "")
 
 	expectJSON := func(t *testing.T, what string, r reply, status int, body string) {
 		t.Helper()
@@ -419,7 +396,7 @@ routes:
 	})
 
 	t.Run("413 payload_too_large", func(t *testing.T) {
-		max := int(h.cfg.Server.MaxBodyBytes) // 1024
+		max := int(h.settings.Server.MaxBodyBytes) // 1024
 		cases := []struct {
 			name    string
 			size    int
@@ -511,14 +488,7 @@ routes:
 
 func TestIngressStoreFailure(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: a
-    url: {{a}}
-routes:
-  - name: all
-    targets: [a]
-`, a), "", func(o *boltstore.Options) {
+	h := startRelay(t, settingsFor(t, target(a)), "", func(o *boltstore.Options) {
 		// No background pruning: closing the store right after opening it
 		// races with the pruner (boltstore TestCloseWhilePruningIsRaceFree).
 		o.Retention, o.DedupTTL = 0, 0

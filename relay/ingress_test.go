@@ -44,15 +44,9 @@ func (h *relayHarness) slowPost(t *testing.T, body string, pause time.Duration) 
 // happened: 200 and stored.
 func TestSlowUploadIsStoredAndAnswered200(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(`
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  shutdown_timeout: 2s
-sources: [{name: hoox, path: /hooks/hoox}]
-targets: [{name: a, url: "{{a}}"}]
-routes: [{name: all, targets: [a]}]
-`, a), "")
+	set := settingsFor(t, target(a))
+	set.Server.MaxBodyBytes = 1 << 20
+	h := startRelay(t, set, "")
 	const senders = 3
 	var wg sync.WaitGroup
 	replies := make([]reply, senders)
@@ -83,17 +77,9 @@ routes: [{name: all, targets: [a]}]
 // length and a chunked body are bounded.
 func TestBodyBudgetBoundsSlowUploads(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(`
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  max_body_bytes: 1000
-  max_buffered_body_bytes: 4096
-  shutdown_timeout: 2s
-sources: [{name: hoox, path: /hooks/hoox}]
-targets: [{name: a, url: "{{a}}"}]
-routes: [{name: all, targets: [a]}]
-`, a), "")
+	set := settingsFor(t, target(a))
+	set.Server.MaxBodyBytes, set.Server.MaxBufferedBodyBytes = 1000, 4096
+	h := startRelay(t, set, "")
 	for _, chunked := range []bool{false, true} {
 		t.Run(map[bool]string{false: "content-length", true: "chunked"}[chunked], func(t *testing.T) {
 			const uploads = 10

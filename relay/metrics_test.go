@@ -12,21 +12,17 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
 func TestAdminEndpoints(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: a
-    url: {{a}}
-routes:
-  - name: videos
-    match: {task: [video_generate]}
-    targets: [a]
-`, a), "")
+	set := baseSettings()
+	set.Targets = []relay.TargetSettings{target(a)}
+	set.Routes = routes(t, rules.Route{Name: "videos", Tasks: []string{"video_generate"}, Targets: []string{"a"}})
+	h := startRelay(t, set, "")
 
 	if r := h.admin(t, "/healthz"); r.status != http.StatusOK || string(bytes.TrimSpace(r.body)) != `{"status":"ok"}` ||
 		r.header.Get("Content-Type") != "application/json" {
@@ -81,15 +77,9 @@ routes:
 
 func TestMetricsQueueDepth(t *testing.T) {
 	stuck := newSink(t, "t", always(answer{hang: true}))
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: t
-    url: {{t}}
-    max_in_flight: 1
-routes:
-  - name: all
-    targets: [t]
-`, stuck), "")
+	tg := target(stuck)
+	tg.MaxInFlight = 1
+	h := startRelay(t, settingsFor(t, tg), "")
 	for i := range 3 {
 		h.send(t, videoBody(fmt.Sprintf("depth_%d", i)))
 	}
@@ -109,8 +99,7 @@ routes:
 func TestMetricsAfterScriptedRun(t *testing.T) {
 	good := newSink(t, "good", ok)
 	flaky := newSink(t, "flaky", failFirst(1, http.StatusServiceUnavailable))
-	cfg := adminConfig(good, flaky)
-	h := startRelayOn(t, cfg, func() relay.Store {
+	h := startRelayOn(t, adminSettings(t, good, flaky), func() relay.Store {
 		s, err := boltstore.Open(filepath.Join(t.TempDir(), "m.db"), boltstore.Options{})
 		if err != nil {
 			t.Fatal(err)

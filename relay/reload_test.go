@@ -4,22 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 )
-
-func mustConfig(t *testing.T, text string) *config.Config {
-	t.Helper()
-	cfg, err := config.Parse([]byte(text), "reload.yaml")
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	return cfg
-}
 
 // A reload that removes a target lets its attempt in flight finish and be
 // recorded, stops new attempts, and keeps its queued deliveries stored; one
@@ -27,33 +14,15 @@ func mustConfig(t *testing.T, text string) *config.Config {
 func TestReloadRemovesAndAddsTargets(t *testing.T) {
 	slow := newSink(t, "slow", always(answer{delay: 400 * time.Millisecond}))
 	kept, added := newSink(t, "kept", ok), newSink(t, "added", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: slow
-    url: {{slow}}
-    max_in_flight: 1
-  - name: kept
-    url: {{kept}}
-routes:
-  - name: all
-    targets: [slow, kept]
-`, slow, kept), "")
+	ts := target(slow)
+	ts.MaxInFlight = 1
+	h := startRelay(t, settingsFor(t, ts, target(kept)), "")
 	for i := range 3 {
 		h.send(t, videoBody(time.Now().Format("150405.000")+string(rune('a'+i))))
 	}
 	slow.waitCount(t, 1, 5*time.Second) // one attempt in flight, two queued
 
-	next := mustConfig(t, render(baseServer+`
-targets:
-  - name: kept
-    url: {{kept}}
-  - name: added
-    url: {{added}}
-routes:
-  - name: all
-    targets: [kept, added]
-`, kept, added))
-	if err := h.srv.Reload(next, "new"); err != nil {
+	if err := h.srv.Reload(settingsFor(t, target(kept), target(added)), "new"); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	id := h.send(t, videoBody("after_reload"))
@@ -73,16 +42,9 @@ routes:
 	}
 
 	// A config whose target cannot be built changes nothing.
-	bad := mustConfig(t, render(baseServer+`
-targets:
-  - name: kept
-    url: {{kept}}
-    tls: {ca_file: /nonexistent/ca.pem}
-routes:
-  - name: all
-    targets: [kept]
-`, kept))
-	if err := h.srv.Reload(bad, "bad"); err == nil {
+	unbuildable := target(kept)
+	unbuildable.TLS.CAFile = "/nonexistent/ca.pem"
+	if err := h.srv.Reload(settingsFor(t, unbuildable), "bad"); err == nil {
 		t.Fatal("Reload with an unreadable CA file succeeded")
 	}
 	h.send(t, videoBody("after_bad_reload"))
@@ -94,16 +56,14 @@ routes:
 // is still a duplicate once pruning has run.
 func TestReloadRaisesDedupTTLForPruning(t *testing.T) {
 	a := newSink(t, "a", ok)
-	cfgText := func(ttl string) string {
-		return render(baseServer+`
-dedup: {ttl: `+ttl+`}
-targets: [{name: a, url: "{{a}}"}]
-routes: [{name: all, targets: [a]}]
-`, a)
+	withTTL := func(ttl time.Duration) relay.Settings {
+		set := settingsFor(t, target(a))
+		set.DedupTTL = ttl
+		return set
 	}
-	h := startRelay(t, cfgText("1s"), "")
+	h := startRelay(t, withTTL(time.Second), "")
 	first := h.send(t, videoBody("ttl_raised"))
-	if err := h.srv.Reload(mustConfig(t, cfgText("5m")), "raised"); err != nil {
+	if err := h.srv.Reload(withTTL(5*time.Minute), "raised"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // past the old ttl

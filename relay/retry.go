@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 // class is what an attempt's answer means for the delivery and the breaker
@@ -39,9 +37,9 @@ func classify(status int, err error) class {
 // scaled by a random factor in [1-jitter, 1+jitter]. retryAfter, when
 // positive, is what a 429 or 503 asked for; the delay is then at least
 // min(retryAfter, max_interval).
-func backoff(p config.Retry, n int, retryAfter time.Duration, rnd func() float64) time.Duration {
-	d := float64(p.InitialInterval.D()) * math.Pow(p.Multiplier, float64(n-1))
-	if max := float64(p.MaxInterval.D()); d > max || math.IsInf(d, 0) || math.IsNaN(d) {
+func backoff(p RetryPolicy, n int, retryAfter time.Duration, rnd func() float64) time.Duration {
+	d := float64(p.InitialInterval) * math.Pow(p.Multiplier, float64(n-1))
+	if max := float64(p.MaxInterval); d > max || math.IsInf(d, 0) || math.IsNaN(d) {
 		d = max
 	}
 	if p.Jitter > 0 {
@@ -49,7 +47,7 @@ func backoff(p config.Retry, n int, retryAfter time.Duration, rnd func() float64
 	}
 	delay := time.Duration(d)
 	if retryAfter > 0 {
-		delay = max(delay, min(retryAfter, p.MaxInterval.D()))
+		delay = max(delay, min(retryAfter, p.MaxInterval))
 	}
 	return delay
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/hooxrelay/hooxrelay/config"
 )
 
 func TestClassify(t *testing.T) {
@@ -57,14 +55,14 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func retryPolicy(initial, maxInterval time.Duration, multiplier, jitter float64) config.Retry {
-	return config.Retry{
+func retryPolicy(initial, maxInterval time.Duration, multiplier, jitter float64) RetryPolicy {
+	return RetryPolicy{
 		MaxAttempts:     12,
-		InitialInterval: config.Duration(initial),
-		MaxInterval:     config.Duration(maxInterval),
+		InitialInterval: initial,
+		MaxInterval:     maxInterval,
 		Multiplier:      multiplier,
 		Jitter:          jitter,
-		MaxAge:          config.Duration(24 * time.Hour),
+		MaxAge:          24 * time.Hour,
 	}
 }
 
@@ -74,7 +72,7 @@ func TestBackoff(t *testing.T) {
 	exact := retryPolicy(time.Second, 10*time.Minute, 2, 0)
 	cases := []struct {
 		name       string
-		p          config.Retry
+		p          RetryPolicy
 		n          int
 		retryAfter time.Duration
 		rnd        float64

@@ -12,13 +12,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/tlsconf/tlstest"
+	"github.com/hooxrelay/hooxrelay/relay/verify"
 )
 
 const (
@@ -31,19 +34,12 @@ const (
 // whatever was wrong, and is counted by reason.
 func TestIngressVerification(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(withSink(``, `  - name: header-token
-    path: /hooks/header-token
-    verify: {kind: token, header: X-Hoox-Token, secrets: [old-token, new-token]}
-  - name: query-token
-    path: /hooks/query-token
-    verify: {kind: token, secrets: [url-token]}
-  - name: hmac
-    path: /hooks/hmac
-    verify: {kind: hmac-sha256, header: X-Hoox-Signature, secrets: [hmac-key]}
-  - name: std
-    path: /hooks/std
-    verify: {kind: standard-webhooks, secrets: [`+whsecA+`], tolerance: 1m}
-`), a), "")
+	set := withSink(t, a,
+		verified("header-token", verify.Settings{Kind: verify.KindToken, Header: "X-Hoox-Token", Secrets: []string{"old-token", "new-token"}}),
+		verified("query-token", verify.Settings{Kind: verify.KindToken, Secrets: []string{"url-token"}}),
+		verified("hmac", verify.Settings{Kind: verify.KindHMACSHA256, Header: "X-Hoox-Signature", Secrets: []string{"hmac-key"}}),
+		verified("std", verify.Settings{Kind: verify.KindStandardWebhooks, Secrets: []string{whsecA}, Tolerance: time.Minute}))
+	h := startRelay(t, set, "")
 
 	hmacHex := func(key, body string) string {
 		m := hmac.New(sha256.New, []byte(key))
@@ -117,15 +113,13 @@ func TestIngressVerification(t *testing.T) {
 // its last address that is not a proxy is the client.
 func TestAllowCIDRsAndTrustedProxies(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(withSink(`  trusted_proxies: [127.0.0.1]
-`, `  - name: local
-    path: /hooks/local
-    allow_cidrs: [127.0.0.1/32, "::1"]
-  - name: partner
-    path: /hooks/partner
-    allow_cidrs: [203.0.113.0/24, "2001:db8::/32"]
-    verify: {kind: token, header: X-Token, secrets: [s3cret]}
-`), a), "")
+	local := source("local")
+	local.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	partner := verified("partner", verify.Settings{Kind: verify.KindToken, Header: "X-Token", Secrets: []string{"s3cret"}})
+	partner.Allow = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}
+	set := withSink(t, a, local, partner)
+	set.Server.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	h := startRelay(t, set, "")
 	for i, tc := range []struct {
 		name, path, xff string
 		token           string
@@ -168,18 +162,10 @@ func TestAllowCIDRsAndTrustedProxies(t *testing.T) {
 // secret, which a receiver checks with nothing but the secret.
 func TestOutboundSignature(t *testing.T) {
 	one, two := newSink(t, "one", ok), newSink(t, "two", ok)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: one
-    url: {{one}}
-    signing_secret: `+whsecA+`
-  - name: two
-    url: {{two}}
-    signing_secret: [`+whsecA+`, `+whsecB+`]
-routes:
-  - name: all
-    targets: [one, two]
-`, one, two), "")
+	t1, t2 := target(one), target(two)
+	t1.SigningSecrets = []string{whsecA}
+	t2.SigningSecrets = []string{whsecA, whsecB}
+	h := startRelay(t, settingsFor(t, t1, t2), "")
 	body := videoBody("signed")
 	id := h.send(t, body)
 	one.waitCount(t, 1, 10*time.Second)
@@ -256,22 +242,12 @@ func TestTargetTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir)
 	clientCert, clientKey := ca.Client(t, dir)
 	private, mtls, nocert := tlsSink(t, "private", ca, false), tlsSink(t, "mtls", ca, true), tlsSink(t, "nocert", ca, true)
-	h := startRelay(t, render(baseServer+`
-targets:
-  - name: private
-    url: {{private}}
-    tls: {ca_file: `+caFile+`}
-  - name: mtls
-    url: {{mtls}}
-    tls: {ca_file: `+caFile+`, cert_file: `+clientCert+`, key_file: `+clientKey+`}
-  - name: nocert
-    url: {{nocert}}
-    tls: {ca_file: `+caFile+`}
-    retry: {max_attempts: 1}
-routes:
-  - name: all
-    targets: [private, mtls, nocert]
-`, private, mtls, nocert), "")
+	tp, tm, tn := target(private), target(mtls), target(nocert)
+	tp.TLS = relay.TLSFiles{CAFile: caFile}
+	tm.TLS = relay.TLSFiles{CAFile: caFile, CertFile: clientCert, KeyFile: clientKey}
+	tn.TLS = relay.TLSFiles{CAFile: caFile}
+	tn.Retry.MaxAttempts = 1
+	h := startRelay(t, settingsFor(t, tp, tm, tn), "")
 	id := h.send(t, videoBody("tls"))
 	private.waitCount(t, 1, 10*time.Second)
 	mtls.waitCount(t, 1, 10*time.Second)
@@ -300,10 +276,9 @@ func TestIngressTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := ca.Server(t, dir)
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(withSink(`  tls: {cert_file: `+certFile+`, key_file: `+keyFile+`}
-`, `  - name: hoox
-    path: /hooks/hoox
-`), a), "")
+	set := withSink(t, a, source("hoox"))
+	set.Server.CertFile, set.Server.KeyFile = certFile, keyFile
+	h := startRelay(t, set, "")
 	if !strings.HasPrefix(h.url, "https://") {
 		t.Fatalf("ingress URL %s, want https", h.url)
 	}
@@ -366,11 +341,9 @@ func copyFile(t *testing.T, from, to string) {
 // and one that trickles its body at read_timeout.
 func TestSlowClientsCutOff(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, render(withSink(`  read_header_timeout: 300ms
-  read_timeout: 600ms
-`, `  - name: hoox
-    path: /hooks/hoox
-`), a), "")
+	set := withSink(t, a, source("hoox"))
+	set.Server.ReadHeaderTimeout, set.Server.ReadTimeout = 300*time.Millisecond, 600*time.Millisecond
+	h := startRelay(t, set, "")
 	addr := strings.TrimPrefix(h.url, "http://")
 	trickle := func(t *testing.T, head string, drip string) time.Duration {
 		conn, err := net.Dial("tcp", addr)
@@ -413,20 +386,18 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// withSink is a config with the server settings and sources given and one
-// target, a, that every event goes to.
-func withSink(server, sources string) string {
-	return `
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  shutdown_timeout: 2s
-` + server + `sources:
-` + sources + `targets:
-  - name: a
-    url: {{a}}
-routes:
-  - name: all
-    targets: [a]
-`
+// withSink are settings with the sources given, the config file's body
+// limit, and one target, a, that every event goes to.
+func withSink(t *testing.T, a *sink, sources ...relay.SourceSettings) relay.Settings {
+	set := settingsFor(t, target(a))
+	set.Server.MaxBodyBytes = 1 << 20
+	set.Sources = sources
+	return set
+}
+
+// verified is a source called name whose requests are verified as v says.
+func verified(name string, v verify.Settings) relay.SourceSettings {
+	s := source(name)
+	s.Verify = v
+	return s
 }

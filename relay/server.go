@@ -9,14 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
-	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,9 +22,9 @@ import (
 // Server is a whole relay: the ingress, the dispatcher and the admin
 // endpoints over one store. Build it with NewServer and run it once with Run.
 type Server struct {
-	// cfg and ingress are swapped whole by Reload; the listeners, the
-	// store and the certificate files are those of the first config.
-	cfg        atomic.Pointer[config.Config]
+	// settings and ingress are swapped whole by Reload; the listeners,
+	// the store and the certificate files are those of the first settings.
+	settings   atomic.Pointer[Settings]
 	ingress    atomic.Pointer[Ingress]
 	store      Store
 	log        *slog.Logger
@@ -53,7 +50,7 @@ type ReloadJSON struct {
 	Error string    `json:"error,omitempty"`
 }
 
-// ServerOptions are the parts of a Server that are not in the config.
+// ServerOptions are the parts of a Server that are not in its Settings.
 type ServerOptions struct {
 	Logger *slog.Logger // nil discards
 	// Registry receives the metrics; nil means a new one, with the Go
@@ -75,24 +72,8 @@ func ConfigHash(data []byte) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// CompileRoutes compiles the routing table of cfg.
-func CompileRoutes(cfg *config.Config) (*rules.Table, error) {
-	rs := make([]rules.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		rs[i] = rules.Route{Name: r.Name, Tasks: r.Match.Task, Statuses: r.Match.Status, Targets: r.Targets}
-		for _, c := range r.Match.Where {
-			rs[i].Where = append(rs[i].Where, rules.Cond{Path: c.Path, Op: c.Op, Value: c.Value})
-		}
-	}
-	return rules.Compile(rs)
-}
-
-// NewServer builds a relay for a validated cfg over store.
-func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, error) {
-	table, err := CompileRoutes(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("compile routes: %w", err)
-	}
+// NewServer builds a relay with set over store.
+func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,23 +93,24 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 		version:  opts.Version,
 		started:  time.Now(),
 		hash:     opts.ConfigHash,
-		budget:   newBodyBudget(cfg.Server.MaxBufferedBodyBytes),
+		budget:   newBodyBudget(set.Server.MaxBufferedBodyBytes),
 	}
 	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hooxrelay_ingress_buffered_body_bytes",
 		Help: "Bytes of webhook bodies being read or held until answered, bounded by server.max_buffered_body_bytes (past it: 503, outcome overloaded).",
 	}, func() float64 { return float64(s.budget.used.Load()) }))
-	s.cfg.Store(cfg)
+	s.settings.Store(&set)
 	s.metrics.ConfigInfo.WithLabelValues(opts.ConfigHash).Set(1)
 	// Counters exist from the start, so that increase() sees the first one.
 	s.metrics.ConfigReloads.WithLabelValues("success")
 	s.metrics.ConfigReloads.WithLabelValues("failure")
-	if cfg.Server.TLS.Set() {
-		if s.cert, err = tlsconf.NewServerCert(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile); err != nil {
+	var err error
+	if set.Server.CertFile != "" || set.Server.KeyFile != "" {
+		if s.cert, err = tlsconf.NewServerCert(set.Server.CertFile, set.Server.KeyFile); err != nil {
 			return nil, fmt.Errorf("server.tls: %w", err)
 		}
 	}
-	s.dispatcher, err = NewDispatcher(store, cfg.Targets, DispatcherOptions{
+	s.dispatcher, err = NewDispatcher(store, set.Targets, DispatcherOptions{
 		Logger:    opts.Logger,
 		Metrics:   s.metrics,
 		UserAgent: ua,
@@ -141,7 +123,7 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.newIngress(cfg, table)
+	in, err := s.newIngress(&set)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +131,8 @@ func NewServer(cfg *config.Config, store Store, opts ServerOptions) (*Server, er
 	return s, nil
 }
 
-func (s *Server) newIngress(cfg *config.Config, table *rules.Table) (*Ingress, error) {
-	return NewIngress(cfg, table, s.store, IngressOptions{
+func (s *Server) newIngress(set *Settings) (*Ingress, error) {
+	return NewIngress(set, s.store, IngressOptions{
 		Logger:  s.log,
 		Metrics: s.metrics,
 		budget:  s.budget,
@@ -162,27 +144,26 @@ func (s *Server) newIngress(cfg *config.Config, table *rules.Table) (*Ingress, e
 	})
 }
 
-// Reload replaces the sources, routes and targets with those of cfg, a
-// validated config whose file has the given hash. Everything is built
+// Reload replaces the sources, routes and targets with those of set, the
+// settings of the config file with the given hash. Everything is built
 // before anything is swapped, so a config that cannot be applied leaves the
 // running one untouched and returns why. Accepted events and attempts in
 // flight are not disturbed: requests in progress finish on the ingress they
 // started on, and a removed target's attempts finish and are recorded.
-// Settings read only at start (listen addresses, server timeouts and TLS
-// files, the store) keep their old values until a restart; a warning names
-// each one that changed.
-func (s *Server) Reload(cfg *config.Config, hash string) error {
-	return s.ReloadFrom(func() (*config.Config, string, error) { return cfg, hash, nil })
+// Server settings read only at start (the timeouts and the certificate
+// files) keep their old values until a restart.
+func (s *Server) Reload(set Settings, hash string) error {
+	return s.ReloadFrom(func() (Settings, string, error) { return set, hash, nil })
 }
 
-// ReloadFrom is Reload of the config that load returns; an error from load
-// (an unreadable or invalid file) counts as a failed reload.
-func (s *Server) ReloadFrom(load func() (*config.Config, string, error)) error {
+// ReloadFrom is Reload of the settings that load returns; an error from
+// load (an unreadable or invalid file) counts as a failed reload.
+func (s *Server) ReloadFrom(load func() (Settings, string, error)) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	cfg, hash, err := load()
+	set, hash, err := load()
 	if err == nil {
-		err = s.reload(cfg, hash)
+		err = s.reload(&set, hash)
 	}
 	s.reloads++
 	s.lastReload = &ReloadJSON{At: time.Now(), OK: err == nil}
@@ -195,42 +176,35 @@ func (s *Server) ReloadFrom(load func() (*config.Config, string, error)) error {
 	return nil
 }
 
-func (s *Server) reload(cfg *config.Config, hash string) error {
-	table, err := CompileRoutes(cfg)
-	if err != nil {
-		return fmt.Errorf("compile routes: %w", err)
-	}
-	in, err := s.newIngress(cfg, table)
+func (s *Server) reload(set *Settings, hash string) error {
+	in, err := s.newIngress(set)
 	if err != nil {
 		return err
 	}
-	if err := s.dispatcher.Reconfigure(cfg.Targets); err != nil {
+	if err := s.dispatcher.Reconfigure(set.Targets); err != nil {
 		return err
 	}
-	old := s.cfg.Load()
-	s.cfg.Store(cfg)
-	s.budget.setMax(cfg.Server.MaxBufferedBodyBytes)
+	old := s.settings.Load()
+	s.settings.Store(set)
+	s.budget.setMax(set.Server.MaxBufferedBodyBytes)
 	if st, ok := s.store.(interface{ SetDedupTTL(time.Duration) }); ok {
-		st.SetDedupTTL(cfg.Dedup.TTL.D()) // a store that prunes marks itself
+		st.SetDedupTTL(set.DedupTTL) // a store that prunes marks itself
 	}
 	s.ingress.Store(in)
-	s.logRemovedTargets(old, cfg)
-	for _, key := range restartKeys(old, cfg) {
-		s.log.Warn("config reloaded, but this setting takes effect at the next restart", "key", key)
-	}
+	s.logRemovedTargets(old, set)
 	s.metrics.ConfigInfo.DeleteLabelValues(s.hash)
 	s.metrics.ConfigInfo.WithLabelValues(hash).Set(1)
 	s.hash = hash
-	s.log.Info("config reloaded", "hash", hash, "sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes))
+	s.log.Info("config reloaded", "hash", hash, "sources", len(set.Sources), "targets", len(set.Targets), "routes", len(set.Routes.Routes()))
 	return nil
 }
 
 // logRemovedTargets says what becomes of the deliveries of targets that a
 // reload removed: they stay stored, pending, until the target comes back or
 // an operator looks at them.
-func (s *Server) logRemovedTargets(old, cfg *config.Config) {
-	kept := make(map[string]bool, len(cfg.Targets))
-	for _, t := range cfg.Targets {
+func (s *Server) logRemovedTargets(old, set *Settings) {
+	kept := make(map[string]bool, len(set.Targets))
+	for _, t := range set.Targets {
 		kept[t.Name] = true
 	}
 	var counts map[string]StateCounts
@@ -252,31 +226,6 @@ func (s *Server) configHash() string {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	return s.hash
-}
-
-// restartKeys names the settings that differ between a and b and that only
-// a restart applies.
-func restartKeys(a, b *config.Config) []string {
-	var keys []string
-	for _, c := range []struct {
-		key  string
-		same bool
-	}{
-		{"server.listen", a.Server.Listen == b.Server.Listen},
-		{"server.admin_listen", a.Server.AdminListen == b.Server.AdminListen},
-		{"server.tls", a.Server.TLS == b.Server.TLS},
-		{"server.read_header_timeout", a.Server.ReadHeaderTimeout == b.Server.ReadHeaderTimeout},
-		{"server.read_timeout", a.Server.ReadTimeout == b.Server.ReadTimeout},
-		{"server.write_timeout", a.Server.WriteTimeout == b.Server.WriteTimeout},
-		{"server.idle_timeout", a.Server.IdleTimeout == b.Server.IdleTimeout},
-		{"server.shutdown_timeout", a.Server.ShutdownTimeout == b.Server.ShutdownTimeout},
-		{"store", reflect.DeepEqual(a.Store, b.Store)},
-	} {
-		if !c.same {
-			keys = append(keys, c.key)
-		}
-	}
-	return keys
 }
 
 // ReloadTLS reads the ingress certificate files again, for a renewed
@@ -332,14 +281,14 @@ func (s *Server) AdminHandler() http.Handler {
 // to the queue, all within server.shutdown_timeout. It returns nil after a
 // clean shutdown; the caller closes the store.
 func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
-	cfg := s.cfg.Load()
-	sc := cfg.Server
+	set := s.settings.Load()
+	sc := set.Server
 	ingress := &http.Server{
 		Handler:           s.Ingress(),
-		ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
-		ReadTimeout:       sc.ReadTimeout.D(),
-		WriteTimeout:      sc.WriteTimeout.D(),
-		IdleTimeout:       sc.IdleTimeout.D(),
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		ReadTimeout:       sc.ReadTimeout,
+		WriteTimeout:      sc.WriteTimeout,
+		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -348,7 +297,7 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       sc.IdleTimeout.D(),
+		IdleTimeout:       sc.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.dispatcher.Start(ctx)
@@ -377,7 +326,7 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.ready.Store(true)
 	s.log.Info("relay started", "listen", ln.Addr().String(), "tls", s.cert != nil, "admin", addrOf(adminLn),
-		"sources", len(cfg.Sources), "targets", len(cfg.Targets), "routes", len(cfg.Routes), "config_hash", s.configHash())
+		"sources", len(set.Sources), "targets", len(set.Targets), "routes", len(set.Routes.Routes()), "config_hash", s.configHash())
 
 	var runErr error
 	select {
@@ -386,10 +335,10 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 		running--
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down", "timeout", sc.ShutdownTimeout.D())
+	s.log.Info("shutting down", "timeout", sc.ShutdownTimeout)
 	// A fresh context: ctx is already done, and Shutdown would then wait
 	// for nothing.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout.D())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout)
 	defer cancel()
 	if err := ingress.Shutdown(sctx); err != nil {
 		s.log.Warn("ingress requests cut off by the shutdown timeout", "err", err)

@@ -7,29 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 )
 
 func TestShutdown(t *testing.T) {
 	t.Run("delivery in flight returns to pending", func(t *testing.T) {
 		stuck := newSink(t, "t", always(answer{hang: true}))
-		const tmpl = `
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  shutdown_timeout: 500ms
-sources:
-  - name: hoox
-    path: /hooks/hoox
-targets:
-  - name: t
-    url: {{t}}
-    timeout: 30s
-routes:
-  - name: all
-    targets: [t]
-`
-		h := startRelay(t, render(tmpl, stuck), "")
+		settings := func(s *sink) relay.Settings {
+			tg := target(s)
+			tg.Timeout = 30 * time.Second
+			set := settingsFor(t, tg)
+			set.Server.ShutdownTimeout = 500 * time.Millisecond
+			return set
+		}
+		h := startRelay(t, settings(stuck), "")
 		body := videoBody("in_flight")
 		id := h.send(t, body)
 		stuck.waitCount(t, 1, 3*time.Second)
@@ -72,7 +64,7 @@ routes:
 		}
 
 		healthy := newSink(t, "t", ok)
-		h2 := startRelay(t, render(tmpl, healthy), h.dbPath)
+		h2 := startRelay(t, settings(healthy), h.dbPath)
 		healthy.waitCount(t, 1, 3*time.Second)
 		r := healthy.requests()[0]
 		if r.id() != id || string(r.body) != body {
@@ -86,23 +78,14 @@ routes:
 
 	t.Run("delivery in flight finishes", func(t *testing.T) {
 		slowSink := newSink(t, "t", always(answer{delay: 300 * time.Millisecond}))
-		const tmpl = `
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  shutdown_timeout: 3s
-sources:
-  - name: hoox
-    path: /hooks/hoox
-targets:
-  - name: t
-    url: {{t}}
-    max_in_flight: 1
-routes:
-  - name: all
-    targets: [t]
-`
-		h := startRelay(t, render(tmpl, slowSink), "")
+		settings := func(s *sink) relay.Settings {
+			tg := target(s)
+			tg.MaxInFlight = 1
+			set := settingsFor(t, tg)
+			set.Server.ShutdownTimeout = 3 * time.Second
+			return set
+		}
+		h := startRelay(t, settings(slowSink), "")
 		id := h.send(t, videoBody("finishes"))
 		slowSink.waitCount(t, 1, 3*time.Second)
 		if err := h.stop(); err != nil {
@@ -116,7 +99,7 @@ routes:
 		}
 
 		after := newSink(t, "t", ok)
-		h2 := startRelay(t, render(tmpl, after), h.dbPath)
+		h2 := startRelay(t, settings(after), h.dbPath)
 		marker := h2.send(t, videoBody("marker"))
 		storetest.Eventually(t, 3*time.Second, func() error {
 			if after.ids()[marker] == 0 {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +21,7 @@ import (
 // target is the delivery machinery of one target.
 type target struct {
 	d       *Dispatcher
-	cfg     config.Target
+	cfg     TargetSettings
 	client  *http.Client
 	signer  *verify.Signer // nil: requests are not signed
 	limiter *rate.Limiter  // nil: unlimited
@@ -52,7 +51,7 @@ var (
 	errLocal         = errors.New("request not built")
 )
 
-func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
+func (d *Dispatcher) newTarget(tc TargetSettings) (*target, error) {
 	t := &target{
 		d:     d,
 		cfg:   tc,
@@ -71,7 +70,7 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 	if tc.RateLimit.RPS > 0 && d.opts.Limit == nil {
 		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
 	}
-	signer, err := verify.NewSigner(tc.SigningSecret)
+	signer, err := verify.NewSigner(tc.SigningSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("signing_secret: %w", err)
 	}
@@ -104,8 +103,8 @@ func (d *Dispatcher) newTarget(tc config.Target) (*target, error) {
 	t.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        tc.Name,
 		MaxRequests: 1, // one half-open probe decides
-		Interval:    bc.Interval.D(),
-		Timeout:     bc.OpenTimeout.D(),
+		Interval:    bc.Interval,
+		Timeout:     bc.OpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			// Finished attempts only: Requests also counts those in flight.
 			n := c.TotalSuccesses + c.TotalFailures
@@ -166,7 +165,7 @@ func (d *Dispatcher) Waiting(target string) (why string, until time.Time) {
 	}
 	switch t.breaker.State() {
 	case gobreaker.StateOpen:
-		return WaitingBreakerOpen, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout.D())
+		return WaitingBreakerOpen, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout)
 	case gobreaker.StateHalfOpen:
 		return WaitingBreakerProbing, time.Time{}
 	}

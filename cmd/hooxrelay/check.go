@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/hooxrelay/hooxrelay/config"
-	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/spf13/cobra"
 )
@@ -57,7 +56,7 @@ func checkConfig(data []byte, name string) (*config.Config, error) {
 // routeProblems compiles the routes of cfg and names each problem by its
 // key, routes[i].match.where[j].KEY, for config.Check to place.
 func routeProblems(cfg *config.Config) error {
-	_, err := relay.CompileRoutes(cfg)
+	_, err := compileRoutes(cfg)
 	if err == nil {
 		return nil
 	}

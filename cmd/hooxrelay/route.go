@@ -29,7 +29,7 @@ Exit status 1 when the payload would be refused (400).`,
 		if err != nil {
 			return err
 		}
-		table, err := relay.CompileRoutes(cfg)
+		table, err := compileRoutes(cfg)
 		if err != nil {
 			return usageError{err}
 		}

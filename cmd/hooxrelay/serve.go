@@ -84,6 +84,10 @@ func loadConfigHash(path string) (*config.Config, string, error) {
 // signal on hup (nil: none) reloads the config file and the ingress
 // certificate.
 func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logger, ready func(ingress, admin string), hup <-chan os.Signal) error {
+	set, err := relaySettings(cfg)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
@@ -101,7 +105,7 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 	if rs, ok := store.(*redisstore.Store); ok {
 		opts.Limit = rs.Limit // rate limits hold across every relay on the Redis
 	}
-	srv, err := relay.NewServer(cfg, store, opts)
+	srv, err := relay.NewServer(set, store, opts)
 	if err != nil {
 		return err
 	}
@@ -109,10 +113,11 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 		hupCtx, stopHup := context.WithCancel(ctx)
 		defer stopHup()
 		go func() {
+			current := cfg
 			for {
 				select {
 				case <-hup:
-					reload(srv, cfg.File, log)
+					current = reload(srv, current, log)
 				case <-hupCtx.Done():
 					return
 				}
@@ -172,27 +177,36 @@ func closeStore(store relay.Store, deadline time.Time, log *slog.Logger) error {
 	return nil
 }
 
-// reload applies SIGHUP: the config file again, then the certificate. An
-// invalid file is logged with every problem, and the running config stays.
-func reload(srv *relay.Server, path string, log *slog.Logger) {
-	log.Info("SIGHUP: reloading the config", "file", path)
-	err := srv.ReloadFrom(func() (*config.Config, string, error) {
-		cfg, hash, err := loadConfigHash(path)
+// reload applies SIGHUP to a relay running cfg: the config file again,
+// then the certificate. An invalid file is logged with every problem, and
+// the running config stays. It returns the config now in use.
+func reload(srv *relay.Server, cfg *config.Config, log *slog.Logger) *config.Config {
+	log.Info("SIGHUP: reloading the config", "file", cfg.File)
+	var next *config.Config
+	err := srv.ReloadFrom(func() (relay.Settings, string, error) {
+		c, hash, err := loadConfigHash(cfg.File)
 		if err != nil {
-			if fes := config.FieldErrors(err); len(fes) > 0 {
-				for _, fe := range fes {
-					log.Error("config reload refused", "problem", fe.Error())
-				}
+			for _, fe := range config.FieldErrors(err) {
+				log.Error("config reload refused", "problem", fe.Error())
 			}
+			return relay.Settings{}, "", err
 		}
-		return cfg, hash, err
+		set, err := relaySettings(c)
+		next = c
+		return set, hash, err
 	})
 	if err != nil {
 		log.Error("config reload failed; the previous config stays in use", "err", err)
+	} else {
+		for _, key := range restartKeys(cfg, next) {
+			log.Warn("config reloaded, but this setting takes effect at the next restart", "key", key)
+		}
+		cfg = next
 	}
 	if err := srv.ReloadTLS(); err != nil {
 		log.Error("reloading the TLS certificate failed; the previous one stays in use", "err", err)
 	}
+	return cfg
 }
 
 func addrString(l net.Listener) string {
