@@ -26,7 +26,7 @@ type target struct {
 	signer  *verify.Signer // nil: requests are not signed
 	limiter *rate.Limiter  // nil: unlimited
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
-	slots   chan struct{} // one token per attempt that may be in flight
+	slots   slots
 	wake    chan struct{}
 	// openedAt is when the breaker last opened (unix nanoseconds), so
 	// that the feeder sleeps until the half-open probe is due.
@@ -55,12 +55,9 @@ func (d *Dispatcher) newTarget(tc TargetSettings) (*target, error) {
 	t := &target{
 		d:     d,
 		cfg:   tc,
-		slots: make(chan struct{}, tc.MaxInFlight),
+		slots: newSlots(tc.MaxInFlight),
 		wake:  make(chan struct{}, 1),
 		log:   d.log.With("target", tc.Name),
-	}
-	for range tc.MaxInFlight {
-		t.slots <- struct{}{}
 	}
 	for _, outcome := range []string{"delivered", "retry", "dead"} {
 		d.metrics.Deliveries.WithLabelValues(tc.Name, outcome) // from 0, for increase()

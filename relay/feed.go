@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// While ingress is busy, each target claims at most burstClaim deliveries
+// per burstPause (about 200 attempts per second), so deliveries go on during
+// a burst and catch up at full speed after it. Past burstBacklog pending
+// deliveries a target stops yielding: a sustained overload must not grow
+// the queue without end.
+const (
+	burstClaim   = 2
+	burstPause   = 10 * time.Millisecond
+	burstBacklog = 100000
+)
+
+// sleep waits for a kick, for until (when not zero) or for ctx.
+func (t *target) sleep(ctx context.Context, until time.Time) {
+	wait := t.d.opts.PollInterval
+	if !until.IsZero() {
+		wait = min(wait, until.Sub(t.d.opts.Now()))
+	}
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-t.wake:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// feed claims due deliveries while slots are free, paces them through the
+// rate limiter and the breaker, and starts an attempt for each.
+func (t *target) feed(ctx context.Context) {
+	defer t.d.wg.Done()
+	storeFailing := false
+	for ctx.Err() == nil {
+		if t.paused.Load() {
+			t.sleep(ctx, time.Time{}) // Pause(false) kicks
+			continue
+		}
+		free := t.slots.take(ctx)
+		if free == 0 {
+			return
+		}
+		probe := false
+		switch t.breaker.State() {
+		case gobreaker.StateOpen:
+			t.slots.give(free)
+			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout))
+			continue
+		case gobreaker.StateHalfOpen:
+			if c := t.breaker.Counts(); c.Requests > c.TotalSuccesses+c.TotalFailures+c.TotalExclusions {
+				// The probe is out; its result kicks us.
+				t.slots.give(free)
+				t.sleep(ctx, time.Time{})
+				continue
+			}
+			probe = true
+		}
+		yield := t.d.opts.Busy != nil && t.d.opts.Busy() && t.backlog(ctx) < burstBacklog
+		lim := claimLimits{free: free, probe: probe, yield: yield}
+		if t.limiter != nil {
+			lim.limited, lim.tokens = true, int(t.limiter.Tokens())
+		} else if t.sharedLimit() {
+			lim.shared = max(t.cfg.RateLimit.Burst, 1)
+		}
+		n := claimSize(lim)
+		t.slots.give(free - n)
+		now := t.d.opts.Now()
+		claims, err := t.d.store.Claim(ctx, t.cfg.Name, now, n)
+		if err != nil {
+			t.slots.give(n)
+			if ctx.Err() != nil {
+				return
+			}
+			if !storeFailing {
+				t.log.Error("claim deliveries failed; retrying every second", "err", err)
+				storeFailing = true
+			}
+			t.sleep(ctx, now.Add(time.Second))
+			continue
+		}
+		storeFailing = false
+		t.slots.give(n - len(claims))
+		if len(claims) == 0 {
+			t.backlog(ctx) // idle: the gauge shows what is left, e.g. retries
+			due, ok, err := t.d.store.NextDue(ctx, t.cfg.Name)
+			if err != nil || !ok {
+				due = time.Time{}
+			}
+			t.sleep(ctx, due)
+			continue
+		}
+		if blocked := t.dispatch(ctx, claims); blocked {
+			t.sleep(ctx, time.Time{})
+		} else if yield {
+			// Paced per delivery claimed, so that a target whose limit
+			// lets one out at a time still gets burstClaim per pause.
+			t.pause(ctx, burstPause*time.Duration(len(claims))/burstClaim)
+		}
+	}
+}
+
+// claimLimits are what bounds one claim of a feeder.
+type claimLimits struct {
+	free    int  // slots taken, at least 1
+	probe   bool // the breaker is half-open and its probe not out: one decides
+	yield   bool // ingress is taking in a burst: leave it the CPU
+	limited bool // the target has a rate limiter of its own, ...
+	tokens  int  // ... with these tokens now (negative when in debt)
+	shared  int  // the burst of a rate limit shared by every relay; 0 without one
+}
+
+// claimSize returns how many deliveries to claim, at least 1 and at most
+// l.free: one for a half-open breaker's probe; at most burstClaim while
+// yielding; no more than the own limiter lets go now (the rest would wait,
+// held); no more than a shared limit's burst (the rest would wait, held,
+// while other relays could have sent them).
+func claimSize(l claimLimits) int {
+	n := l.free
+	if l.probe {
+		n = 1
+	}
+	if l.yield {
+		n = min(n, burstClaim)
+	}
+	switch {
+	case l.limited:
+		n = min(n, max(l.tokens, 1))
+	case l.shared > 0:
+		n = min(n, l.shared)
+	}
+	return n
+}
+
+// backlog returns the target's pending deliveries and exports the count.
+func (t *target) backlog(ctx context.Context) int {
+	n, err := t.d.store.Backlog(ctx, t.cfg.Name)
+	if err != nil {
+		return 0
+	}
+	t.pending.Set(float64(max(0, n-int(t.attemptsOut.Load()))))
+	return n
+}
+
+// pause waits for d or ctx, ignoring kicks.
+func (t *target) pause(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// dispatch starts an attempt for each claim, one slot each, as the rate
+// limiter and the breaker let them go. Those that may not go now are
+// released uncharged, and dispatch reports that the breaker blocked them.
+func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
+	for i, c := range claims {
+		if t.expired(ctx, c) {
+			continue
+		}
+		if de := t.unbuildable(c.Event); de != nil {
+			t.kill(c, de)
+			t.slots.give(1)
+			continue
+		}
+		if err := t.pace(ctx); err != nil {
+			t.release(claims[i:], t.d.opts.Now())
+			return false
+		}
+		done, err := t.breaker.Allow()
+		if err != nil {
+			// Opened (or a probe is out) since the claim: not attempted,
+			// not charged.
+			t.release(claims[i:], t.d.opts.Now())
+			return true
+		}
+		t.d.attempts.Add(1)
+		t.inFlight.Inc()
+		t.attemptsOut.Add(1)
+		go func() {
+			defer t.d.attempts.Done()
+			t.attempt(c, done)
+			t.attemptsOut.Add(-1)
+			t.inFlight.Dec()
+			t.slots.give(1)
+			t.kick()
+		}()
+	}
+	return false
+}
+
+func (t *target) sharedLimit() bool {
+	return t.d.opts.Limit != nil && t.cfg.RateLimit.RPS > 0
+}
+
+// pace waits for the target's rate limit to let one attempt go: its own
+// limiter, or the one shared by every relay. It fails only with ctx.
+func (t *target) pace(ctx context.Context) error {
+	if t.limiter != nil {
+		return t.limiter.Wait(ctx)
+	}
+	if !t.sharedLimit() {
+		return nil
+	}
+	for {
+		wait, err := t.d.opts.Limit(ctx, t.cfg.Name, t.cfg.RateLimit.RPS, t.cfg.RateLimit.Burst)
+		if err == nil && wait <= 0 {
+			return nil
+		}
+		if err != nil {
+			// The limit's store is down: wait a little rather than
+			// send unpaced; the claim itself will fail soon if it stays down.
+			wait = time.Second
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+		if err == nil {
+			return nil // the token was reserved for now
+		}
+	}
+}
+
+func (t *target) release(claims []Claim, at time.Time) {
+	ds := make([]Delivery, len(claims))
+	for i, c := range claims {
+		ds[i] = c.Delivery
+	}
+	if err := t.d.store.Release(context.WithoutCancel(t.d.ctx), at, ds...); err != nil {
+		t.log.Error("release deliveries", "err", err)
+	}
+	t.slots.give(len(claims))
+}
+
+// expired completes a claim that passed max_age as dead, without an attempt.
+func (t *target) expired(ctx context.Context, c Claim) bool {
+	now := t.d.opts.Now()
+	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge {
+		return false
+	}
+	t.kill(c, errors.New("max_age passed before the attempt could start"))
+	t.slots.give(1)
+	return true
+}
