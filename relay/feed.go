@@ -55,10 +55,10 @@ func (t *target) feed(ctx context.Context) {
 		switch t.breaker.State() {
 		case gobreaker.StateOpen:
 			t.slots.give(free)
-			t.sleep(ctx, time.Unix(0, t.openedAt.Load()).Add(t.cfg.Breaker.OpenTimeout))
+			t.sleep(ctx, t.breaker.probeDue())
 			continue
 		case gobreaker.StateHalfOpen:
-			if c := t.breaker.Counts(); c.Requests > c.TotalSuccesses+c.TotalFailures+c.TotalExclusions {
+			if t.breaker.probeOut() {
 				// The probe is out; its result kicks us.
 				t.slots.give(free)
 				t.sleep(ctx, time.Time{})
