@@ -86,7 +86,7 @@ func testAdminAPI(t *testing.T, open func() relay.Store) {
 		ids = append(ids, h.send(t, b))
 		time.Sleep(2 * time.Millisecond) // distinct receive milliseconds: a stable order
 	}
-	good.waitCount(t, 3, 10*time.Second)
+	h.waitDeliveries(t, "good", "delivered", 3, 10*time.Second)
 	h.waitDeliveries(t, "flaky", "dead", 3, 10*time.Second)
 
 	t.Run("token required", func(t *testing.T) {

@@ -439,13 +439,25 @@ func (h *relayHarness) metric(t testing.TB, name string, labels map[string]strin
 }
 
 // waitDeliveries waits until hooxrelay_deliveries_total{target,outcome}
-// reaches n.
+// reaches n and, for the outcomes a delivery ends with (delivered, dead),
+// until the store has recorded n of them too: the counter moves when an
+// outcome is handed to the store, which may write it a moment later.
 func (h *relayHarness) waitDeliveries(t *testing.T, target, outcome string, n int, timeout time.Duration) {
 	t.Helper()
 	storetest.Eventually(t, timeout, func() error {
 		got := h.metric(t, "hooxrelay_deliveries_total", map[string]string{"target": target, "outcome": outcome})
 		if got < float64(n) {
 			return fmt.Errorf("hooxrelay_deliveries_total{target=%q,outcome=%q} is %v, waiting for %d", target, outcome, got, n)
+		}
+		if outcome != "delivered" && outcome != "dead" {
+			return nil
+		}
+		counts, err := h.store.Counts(t.Context())
+		if err != nil {
+			return fmt.Errorf("store counts: %v", err)
+		}
+		if c := counts[target]; (outcome == "delivered" && c.Delivered < n) || (outcome == "dead" && c.Dead < n) {
+			return fmt.Errorf("the store has recorded %+v for target %q, waiting for %d %s", c, target, n, outcome)
 		}
 		return nil
 	})
