@@ -50,7 +50,7 @@ func (t *target) deliveryError(status int, err error) *DeliveryError {
 	case delivered:
 		return nil
 	default:
-		return &DeliveryError{Target: t.cfg.Name, Status: status, Retryable: cl == retryable, Err: err}
+		return &DeliveryError{Target: t.set.Name, Status: status, Retryable: cl == retryable, Err: err}
 	}
 }
 
@@ -59,14 +59,14 @@ func (t *target) deliveryError(status int, err error) *DeliveryError {
 // breaker are asked, so that a bad event costs the target nothing.
 func (t *target) unbuildable(ev *Event) *DeliveryError {
 	err := headerValueError("Hooxrelay-Task", ev.Task)
-	for name, v := range t.cfg.Headers {
+	for name, v := range t.set.Headers {
 		if err != nil {
 			break
 		}
 		err = headerValueError(name, v)
 	}
 	if err != nil {
-		return &DeliveryError{Target: t.cfg.Name, Local: true, Err: err}
+		return &DeliveryError{Target: t.set.Name, Local: true, Err: err}
 	}
 	return nil
 }
@@ -82,17 +82,18 @@ func headerValueError(name, v string) error {
 	return nil
 }
 
-// attempt makes one delivery request and records its outcome.
-func (t *target) attempt(c Claim, done func(error)) {
+// attempt makes one delivery request and records its outcome, under actx,
+// which ends only when a shutdown cuts attempts off.
+func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
 	d := c.Delivery
 	n := d.Attempts + 1
-	start := t.d.opts.Now()
-	status, body, retryAfter, err := t.send(c.Event, n)
-	if t.d.abortCtx.Err() != nil && err != nil {
+	start := t.opts.Now()
+	status, body, retryAfter, err := t.send(actx, c.Event, n)
+	if actx.Err() != nil && err != nil {
 		// Cut off by shutdown: the target may or may not have it, so it
 		// goes again later, uncharged (at least once).
 		done(errShutdown)
-		if rerr := t.d.store.Release(context.WithoutCancel(t.d.ctx), start, d); rerr != nil {
+		if rerr := t.store.Release(context.WithoutCancel(actx), start, d); rerr != nil {
 			t.log.Error("release delivery", "event_id", d.EventID, "err", rerr)
 		}
 		return
@@ -103,17 +104,17 @@ func (t *target) attempt(c Claim, done func(error)) {
 		done(nil)
 	case de.Local:
 		done(errLocal)
-		t.kill(c, de)
+		t.kill(actx, c, de)
 		return
 	case de.Retryable:
 		done(errTargetFailing)
 	default:
 		done(nil)
 	}
-	elapsed := t.d.opts.Now().Sub(start)
-	t.d.metrics.DeliveryDuration.WithLabelValues(t.cfg.Name).Observe(elapsed.Seconds())
+	elapsed := t.opts.Now().Sub(start)
+	t.metrics.DeliveryDuration.WithLabelValues(t.set.Name).Observe(elapsed.Seconds())
 	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: status, Body: body}
-	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, status, "", t.d.opts.Now()
+	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, status, "", t.opts.Now()
 	outcome := ""
 	switch {
 	case de == nil:
@@ -128,7 +129,7 @@ func (t *target) attempt(c Claim, done func(error)) {
 	if de != nil && de.Err != nil {
 		a.Error = de.Err.Error()
 	}
-	t.finish(Outcome{Delivery: d, Attempt: a}, outcome)
+	t.finish(actx, Outcome{Delivery: d, Attempt: a}, outcome)
 	level := slog.LevelInfo
 	if outcome != "delivered" {
 		level = slog.LevelWarn
@@ -138,28 +139,28 @@ func (t *target) attempt(c Claim, done func(error)) {
 	if d.LastError != "" {
 		attrs = append(attrs, slog.String("err", d.LastError))
 	}
-	t.log.LogAttrs(t.d.ctx, level, "delivery attempt", attrs...)
+	t.log.LogAttrs(actx, level, "delivery attempt", attrs...)
 }
 
 // kill completes a claim as dead without an attempt: the request was never
 // made, so nothing is charged to the target.
-func (t *target) kill(c Claim, why error) {
+func (t *target) kill(actx context.Context, c Claim, why error) {
 	d := c.Delivery
-	d.State, d.LastError, d.UpdatedAt = Dead, why.Error(), t.d.opts.Now()
-	t.finish(Outcome{Delivery: d}, "dead")
+	d.State, d.LastError, d.UpdatedAt = Dead, why.Error(), t.opts.Now()
+	t.finish(actx, Outcome{Delivery: d}, "dead")
 	t.log.Warn("delivery dead without an attempt", "event_id", d.EventID, "err", d.LastError)
 }
 
 // schedule decides a failed attempt's fate: another attempt within the
 // budget, or dead.
 func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string) {
-	p := t.cfg.Retry
+	p := t.set.Retry
 	used := d.Attempts - d.BudgetAttempts
 	if used >= p.MaxAttempts {
 		d.LastError += fmt.Sprintf(" (max_attempts %d reached)", p.MaxAttempts)
 		return Dead, "dead"
 	}
-	next := d.UpdatedAt.Add(backoff(p, used, retryAfter, t.d.opts.Rand))
+	next := d.UpdatedAt.Add(backoff(p, used, retryAfter, t.opts.Rand))
 	if next.Sub(d.BudgetSince) > p.MaxAge {
 		d.LastError += fmt.Sprintf(" (max_age %s would pass before the next attempt)", p.MaxAge)
 		return Dead, "dead"
@@ -168,11 +169,11 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 	return Pending, "retry"
 }
 
-func (t *target) finish(o Outcome, outcome string) {
-	t.d.metrics.Deliveries.WithLabelValues(t.cfg.Name, outcome).Inc()
+func (t *target) finish(actx context.Context, o Outcome, outcome string) {
+	t.metrics.Deliveries.WithLabelValues(t.set.Name, outcome).Inc()
 	// Not cancelled by the end of claiming, only by the shutdown timeout:
 	// a store that does not answer must not hold the shutdown past it.
-	if err := t.d.store.Complete(t.d.abortCtx, o); err != nil {
+	if err := t.store.Complete(actx, o); err != nil {
 		t.log.Error("record delivery outcome; the delivery will be attempted again",
 			"event_id", o.Delivery.EventID, "err", err)
 	}
@@ -180,20 +181,20 @@ func (t *target) finish(o Outcome, outcome string) {
 
 // send posts the event to the target and returns the answer's status, up to
 // MaxAttemptBody bytes of its body, and the Retry-After it asked for.
-func (t *target) send(ev *Event, attempt int) (status int, body string, retryAfter time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(t.d.abortCtx, t.cfg.Timeout)
+func (t *target) send(actx context.Context, ev *Event, attempt int) (status int, body string, retryAfter time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(actx, t.set.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(ev.Payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.set.URL, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return 0, "", 0, &DeliveryError{Target: t.cfg.Name, Local: true, Err: err}
+		return 0, "", 0, &DeliveryError{Target: t.set.Name, Local: true, Err: err}
 	}
 	h := req.Header
-	for k, v := range t.cfg.Headers {
+	for k, v := range t.set.Headers {
 		h.Set(k, v)
 	}
 	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{t.d.opts.UserAgent}
-	now := t.d.opts.Now()
+	h["User-Agent"] = []string{t.opts.UserAgent}
+	now := t.opts.Now()
 	h["Webhook-Id"] = []string{ev.ID}
 	h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
 	if t.signer != nil {
@@ -203,8 +204,8 @@ func (t *target) send(ev *Event, attempt int) (status int, body string, retryAft
 	h["Hooxrelay-Attempt"] = []string{strconv.Itoa(attempt)}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded && t.d.abortCtx.Err() == nil {
-			return 0, "", 0, fmt.Errorf("timeout after %s", t.cfg.Timeout)
+		if ctx.Err() == context.DeadlineExceeded && actx.Err() == nil {
+			return 0, "", 0, fmt.Errorf("timeout after %s", t.set.Timeout)
 		}
 		return 0, "", 0, trimURLError(err)
 	}
@@ -213,7 +214,7 @@ func (t *target) send(ev *Event, attempt int) (status int, body string, retryAft
 	// Drain a little more so the connection can be reused.
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.d.opts.Now())
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.opts.Now())
 	}
 	return resp.StatusCode, string(buf), retryAfter, nil
 }

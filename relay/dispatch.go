@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -13,7 +14,8 @@ import (
 // own feeder goroutine, concurrency cap, rate limiter and circuit breaker, so
 // that one slow or failing target never delays another.
 //
-// Start it once; Shutdown stops it. It is safe for concurrent use.
+// Run it once; it owns every goroutine it starts. It is safe for concurrent
+// use.
 type Dispatcher struct {
 	store   Store
 	log     *slog.Logger
@@ -23,13 +25,10 @@ type Dispatcher struct {
 	mu      sync.Mutex
 	targets map[string]*target
 	paused  map[string]bool // by operators; kept across reloads
-
-	ctx      context.Context    // stops claiming
-	stop     context.CancelFunc //
-	abort    context.CancelFunc // cancels attempts in flight
-	abortCtx context.Context
-	wg       sync.WaitGroup // feeders
-	attempts sync.WaitGroup // attempts in flight
+	// launch starts a target's feeder under Run's contexts; it is set
+	// while Run claims deliveries, nil before and after.
+	launch  func(*target)
+	stopped bool // Run stopped claiming: nothing starts again
 }
 
 // DispatcherOptions tune a Dispatcher. The zero value is usable.
@@ -85,7 +84,7 @@ func NewDispatcher(store Store, targets []TargetSettings, opts DispatcherOptions
 		paused:  make(map[string]bool),
 	}
 	for i, tc := range targets {
-		t, err := d.newTarget(tc)
+		t, err := newTarget(tc, d.store, d.opts)
 		if err != nil {
 			return nil, fmt.Errorf("targets[%d] (%s): %w", i, tc.Name, err)
 		}
@@ -94,43 +93,82 @@ func NewDispatcher(store Store, targets []TargetSettings, opts DispatcherOptions
 	return d, nil
 }
 
-// Start launches a feeder per target, with the pauses the store kept. ctx
-// carries values only; stop the dispatcher with Shutdown.
-func (d *Dispatcher) Start(ctx context.Context) {
-	d.ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
-	d.abortCtx, d.abort = context.WithCancel(context.WithoutCancel(ctx))
+// errStopped refuses a reconfiguration once the dispatcher has stopped:
+// it would start feeders that nothing waits for.
+var errStopped = errors.New("the dispatcher has stopped (shutting down)")
+
+// Run starts a feeder per target, with the pauses the store kept, and
+// delivers until ctx ends. Then it stops claiming and waits for the
+// attempts in flight until drain ends; those still running then are
+// cancelled and their deliveries returned to the queue without being
+// charged an attempt, and Run says so. It returns once every goroutine it
+// started has ended. ctx's values (not its end) reach the attempts.
+func (d *Dispatcher) Run(ctx, drain context.Context) error {
+	// Attempts outlive ctx: they end on their own, or when drain does.
+	actx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	var feeders, attempts sync.WaitGroup
 	paused, err := d.store.Paused(ctx)
 	if err != nil {
 		// Starting unpaused would send what an operator held back.
 		d.log.Error("read paused targets; every target starts paused until the store answers", "err", err)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	if d.launch != nil || d.stopped {
+		d.mu.Unlock()
+		return errors.New("dispatcher: Run called twice")
+	}
+	d.launch = func(t *target) {
+		name := t.set.Name
+		t.paused.Store(d.paused[name])
+		d.metrics.TargetsPaused.WithLabelValues(name).Set(b2f(d.paused[name]))
+		// A context of its own, so that a reload can stop it alone.
+		fctx, stop := context.WithCancel(ctx)
+		t.stopFeeding = stop
+		feeders.Go(func() { t.feed(fctx, actx, &attempts) })
+	}
 	for _, t := range d.targets {
-		if err != nil || paused[t.cfg.Name] {
-			d.paused[t.cfg.Name] = true
+		if err != nil || paused[t.set.Name] {
+			d.paused[t.set.Name] = true
 		}
-		d.startFeeder(t)
+		d.launch(t)
 	}
+	d.mu.Unlock()
 	if err != nil {
-		d.wg.Add(1)
-		go d.loadPaused()
+		feeders.Go(func() { d.loadPaused(ctx) })
 	}
-	d.wg.Add(1)
-	go d.gauges(d.ctx)
+	feeders.Go(func() { d.gauges(ctx) })
+
+	<-ctx.Done()
+	d.mu.Lock()
+	d.launch, d.stopped = nil, true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		feeders.Wait()
+		attempts.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-drain.Done():
+		abort()
+		<-done
+		return fmt.Errorf("dispatcher shutdown: %w; attempts in flight were returned to the queue", drain.Err())
+	}
 }
 
 // loadPaused reads the pause marks until the store answers, then lifts the
-// pauses that Start imposed for want of them.
-func (d *Dispatcher) loadPaused() {
-	defer d.wg.Done()
+// pauses that Run imposed for want of them.
+func (d *Dispatcher) loadPaused(ctx context.Context) {
 	for {
 		select {
 		case <-time.After(time.Second):
-		case <-d.ctx.Done():
+		case <-ctx.Done():
 			return
 		}
-		paused, err := d.store.Paused(d.ctx)
+		paused, err := d.store.Paused(ctx)
 		if err != nil {
 			continue
 		}
@@ -143,17 +181,6 @@ func (d *Dispatcher) loadPaused() {
 		d.mu.Unlock()
 		return
 	}
-}
-
-// startFeeder starts t's feeder under a context of its own, so that a
-// reload can stop it alone. Called with d.mu held.
-func (d *Dispatcher) startFeeder(t *target) {
-	t.paused.Store(d.paused[t.cfg.Name])
-	d.metrics.TargetsPaused.WithLabelValues(t.cfg.Name).Set(b2f(d.paused[t.cfg.Name]))
-	var ctx context.Context
-	ctx, t.stopFeeding = context.WithCancel(d.ctx)
-	d.wg.Add(1)
-	go t.feed(ctx)
 }
 
 func b2f(b bool) float64 {
@@ -179,9 +206,9 @@ func (d *Dispatcher) Pause(target string, paused bool) bool {
 
 // setPaused is Pause with d.mu held.
 func (d *Dispatcher) setPaused(t *target, paused bool) {
-	d.paused[t.cfg.Name] = paused
+	d.paused[t.set.Name] = paused
 	t.paused.Store(paused)
-	d.metrics.TargetsPaused.WithLabelValues(t.cfg.Name).Set(b2f(paused))
+	d.metrics.TargetsPaused.WithLabelValues(t.set.Name).Set(b2f(paused))
 	t.kick()
 }
 
@@ -196,19 +223,22 @@ func (d *Dispatcher) Paused(target string) bool {
 // claiming (their attempts in flight finish and are recorded; their queued
 // deliveries stay stored), changed ones are replaced by a fresh target with
 // the new settings, unchanged ones go on untouched. Nothing changes when a
-// new target cannot be built.
+// new target cannot be built, nor once Run has stopped claiming.
 func (d *Dispatcher) Reconfigure(targets []TargetSettings) error {
 	d.mu.Lock()
-	old := d.targets
+	old, stopped := d.targets, d.stopped
 	d.mu.Unlock()
+	if stopped {
+		return errStopped
+	}
 	next := make(map[string]*target, len(targets))
 	var fresh []*target
 	for i, tc := range targets {
-		if t, ok := old[tc.Name]; ok && reflect.DeepEqual(t.cfg, tc) {
+		if t, ok := old[tc.Name]; ok && reflect.DeepEqual(t.set, tc) {
 			next[tc.Name] = t
 			continue
 		}
-		t, err := d.newTarget(tc)
+		t, err := newTarget(tc, d.store, d.opts)
 		if err != nil {
 			return fmt.Errorf("targets[%d] (%s): %w", i, tc.Name, err)
 		}
@@ -216,10 +246,14 @@ func (d *Dispatcher) Reconfigure(targets []TargetSettings) error {
 		fresh = append(fresh, t)
 	}
 	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return errStopped
+	}
 	d.targets = next
-	if d.ctx != nil {
+	if d.launch != nil {
 		for _, t := range fresh {
-			d.startFeeder(t)
+			d.launch(t)
 		}
 	}
 	d.mu.Unlock()
@@ -246,7 +280,6 @@ func (d *Dispatcher) Reconfigure(targets []TargetSettings) error {
 const gaugeInterval = time.Second
 
 func (d *Dispatcher) gauges(ctx context.Context) {
-	defer d.wg.Done()
 	t := time.NewTicker(gaugeInterval)
 	defer t.Stop()
 	for {
@@ -261,7 +294,7 @@ func (d *Dispatcher) gauges(ctx context.Context) {
 		}
 		if counts, err := d.store.Counts(ctx); err == nil {
 			for _, tg := range ts {
-				d.metrics.QueueDepth.WithLabelValues(tg.cfg.Name, "dead").Set(float64(counts[tg.cfg.Name].Dead))
+				d.metrics.QueueDepth.WithLabelValues(tg.set.Name, "dead").Set(float64(counts[tg.set.Name].Dead))
 			}
 		}
 		select {
@@ -269,31 +302,6 @@ func (d *Dispatcher) gauges(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-	}
-}
-
-// Shutdown stops claiming deliveries and waits for the attempts in flight.
-// When ctx ends first, those attempts are cancelled and their deliveries
-// returned to the queue without being charged an attempt.
-func (d *Dispatcher) Shutdown(ctx context.Context) error {
-	if d.stop == nil {
-		return nil
-	}
-	d.stop()
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		d.attempts.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		d.abort()
-		return nil
-	case <-ctx.Done():
-		d.abort()
-		<-done
-		return fmt.Errorf("dispatcher shutdown: %w; attempts in flight were returned to the queue", ctx.Err())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -249,5 +250,64 @@ func TestDeliveriesSayWhyTheyWait(t *testing.T) {
 	}
 	if !strings.Contains(string(r.body), `"waiting":"breaker_open","waiting_until":"`) {
 		t.Errorf("answer %s lacks the waiting and waiting_until fields", r)
+	}
+}
+
+// runDispatcher runs a dispatcher of targets over a new embedded store
+// until the test ends or stop is called; stop returns what Run returned.
+func runDispatcher(t *testing.T, opts relay.DispatcherOptions, targets ...relay.TargetSettings) (d *relay.Dispatcher, store relay.Store, stop func() error) {
+	t.Helper()
+	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "dispatch.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	d, err = relay.NewDispatcher(bs, targets, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx, t.Context()) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-ran
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return d, bs, stop
+}
+
+// Once Run has stopped claiming, a reconfiguration is refused: a reload
+// racing a shutdown must not start a feeder that nothing waits for. Run
+// runs once.
+func TestReconfigureAfterRunIsRefused(t *testing.T) {
+	a, b := newSink(t, "a", ok), newSink(t, "b", ok)
+	d, store, stop := runDispatcher(t, relay.DispatcherOptions{}, target(a))
+	if _, err := store.Ingest(t.Context(), storetest.Event(time.Now(), "before", "a"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	d.Kick("a")
+	a.waitCount(t, 1, 5*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("Run after its context ended: %v, want nil", err)
+	}
+	if err := d.Reconfigure([]relay.TargetSettings{target(a), target(b)}); err == nil {
+		t.Fatal("Reconfigure after Run returned succeeded, want it refused")
+	}
+	if _, err := store.Ingest(t.Context(), storetest.Event(time.Now(), "after", "b"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	d.Kick("b")
+	time.Sleep(300 * time.Millisecond) // counting what happens during a window
+	if n := b.count(); n != 0 {
+		t.Errorf("a target added after Run returned received %d requests, want none", n)
+	}
+	if err := d.Run(t.Context(), t.Context()); err == nil {
+		t.Error("a second Run succeeded, want it refused")
 	}
 }

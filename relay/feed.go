@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -21,9 +22,9 @@ const (
 
 // sleep waits for a kick, for until (when not zero) or for ctx.
 func (t *target) sleep(ctx context.Context, until time.Time) {
-	wait := t.d.opts.PollInterval
+	wait := t.opts.PollInterval
 	if !until.IsZero() {
-		wait = min(wait, until.Sub(t.d.opts.Now()))
+		wait = min(wait, until.Sub(t.opts.Now()))
 	}
 	if wait <= 0 {
 		return
@@ -38,9 +39,10 @@ func (t *target) sleep(ctx context.Context, until time.Time) {
 }
 
 // feed claims due deliveries while slots are free, paces them through the
-// rate limiter and the breaker, and starts an attempt for each.
-func (t *target) feed(ctx context.Context) {
-	defer t.d.wg.Done()
+// rate limiter and the breaker, and starts an attempt for each, until ctx
+// ends. The attempts run under actx, which ends only when a shutdown cuts
+// them off, and attempts waits for them.
+func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 	storeFailing := false
 	for ctx.Err() == nil {
 		if t.paused.Load() {
@@ -66,17 +68,17 @@ func (t *target) feed(ctx context.Context) {
 			}
 			probe = true
 		}
-		yield := t.d.opts.Busy != nil && t.d.opts.Busy() && t.backlog(ctx) < burstBacklog
+		yield := t.opts.Busy != nil && t.opts.Busy() && t.backlog(ctx) < burstBacklog
 		lim := claimLimits{free: free, probe: probe, yield: yield}
 		if t.limiter != nil {
 			lim.limited, lim.tokens = true, int(t.limiter.Tokens())
 		} else if t.sharedLimit() {
-			lim.shared = max(t.cfg.RateLimit.Burst, 1)
+			lim.shared = max(t.set.RateLimit.Burst, 1)
 		}
 		n := claimSize(lim)
 		t.slots.give(free - n)
-		now := t.d.opts.Now()
-		claims, err := t.d.store.Claim(ctx, t.cfg.Name, now, n)
+		now := t.opts.Now()
+		claims, err := t.store.Claim(ctx, t.set.Name, now, n)
 		if err != nil {
 			t.slots.give(n)
 			if ctx.Err() != nil {
@@ -93,14 +95,14 @@ func (t *target) feed(ctx context.Context) {
 		t.slots.give(n - len(claims))
 		if len(claims) == 0 {
 			t.backlog(ctx) // idle: the gauge shows what is left, e.g. retries
-			due, ok, err := t.d.store.NextDue(ctx, t.cfg.Name)
+			due, ok, err := t.store.NextDue(ctx, t.set.Name)
 			if err != nil || !ok {
 				due = time.Time{}
 			}
 			t.sleep(ctx, due)
 			continue
 		}
-		if blocked := t.dispatch(ctx, claims); blocked {
+		if blocked := t.dispatch(ctx, actx, attempts, claims); blocked {
 			t.sleep(ctx, time.Time{})
 		} else if yield {
 			// Paced per delivery claimed, so that a target whose limit
@@ -144,7 +146,7 @@ func claimSize(l claimLimits) int {
 
 // backlog returns the target's pending deliveries and exports the count.
 func (t *target) backlog(ctx context.Context) int {
-	n, err := t.d.store.Backlog(ctx, t.cfg.Name)
+	n, err := t.store.Backlog(ctx, t.set.Name)
 	if err != nil {
 		return 0
 	}
@@ -165,33 +167,33 @@ func (t *target) pause(ctx context.Context, d time.Duration) {
 // dispatch starts an attempt for each claim, one slot each, as the rate
 // limiter and the breaker let them go. Those that may not go now are
 // released uncharged, and dispatch reports that the breaker blocked them.
-func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
+func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, claims []Claim) (blocked bool) {
 	for i, c := range claims {
-		if t.expired(ctx, c) {
+		if t.expired(actx, c) {
 			continue
 		}
 		if de := t.unbuildable(c.Event); de != nil {
-			t.kill(c, de)
+			t.kill(actx, c, de)
 			t.slots.give(1)
 			continue
 		}
 		if err := t.pace(ctx); err != nil {
-			t.release(claims[i:], t.d.opts.Now())
+			t.release(actx, claims[i:], t.opts.Now())
 			return false
 		}
 		done, err := t.breaker.Allow()
 		if err != nil {
 			// Opened (or a probe is out) since the claim: not attempted,
 			// not charged.
-			t.release(claims[i:], t.d.opts.Now())
+			t.release(actx, claims[i:], t.opts.Now())
 			return true
 		}
-		t.d.attempts.Add(1)
+		attempts.Add(1)
 		t.inFlight.Inc()
 		t.attemptsOut.Add(1)
 		go func() {
-			defer t.d.attempts.Done()
-			t.attempt(c, done)
+			defer attempts.Done()
+			t.attempt(actx, c, done)
 			t.attemptsOut.Add(-1)
 			t.inFlight.Dec()
 			t.slots.give(1)
@@ -202,7 +204,7 @@ func (t *target) dispatch(ctx context.Context, claims []Claim) (blocked bool) {
 }
 
 func (t *target) sharedLimit() bool {
-	return t.d.opts.Limit != nil && t.cfg.RateLimit.RPS > 0
+	return t.opts.Limit != nil && t.set.RateLimit.RPS > 0
 }
 
 // pace waits for the target's rate limit to let one attempt go: its own
@@ -215,7 +217,7 @@ func (t *target) pace(ctx context.Context) error {
 		return nil
 	}
 	for {
-		wait, err := t.d.opts.Limit(ctx, t.cfg.Name, t.cfg.RateLimit.RPS, t.cfg.RateLimit.Burst)
+		wait, err := t.opts.Limit(ctx, t.set.Name, t.set.RateLimit.RPS, t.set.RateLimit.Burst)
 		if err == nil && wait <= 0 {
 			return nil
 		}
@@ -237,24 +239,26 @@ func (t *target) pace(ctx context.Context) error {
 	}
 }
 
-func (t *target) release(claims []Claim, at time.Time) {
+// release ends the hold on claims, uncharged; not even a shutdown's
+// timeout cuts the write, which gives them back to other relays.
+func (t *target) release(ctx context.Context, claims []Claim, at time.Time) {
 	ds := make([]Delivery, len(claims))
 	for i, c := range claims {
 		ds[i] = c.Delivery
 	}
-	if err := t.d.store.Release(context.WithoutCancel(t.d.ctx), at, ds...); err != nil {
+	if err := t.store.Release(context.WithoutCancel(ctx), at, ds...); err != nil {
 		t.log.Error("release deliveries", "err", err)
 	}
 	t.slots.give(len(claims))
 }
 
 // expired completes a claim that passed max_age as dead, without an attempt.
-func (t *target) expired(ctx context.Context, c Claim) bool {
-	now := t.d.opts.Now()
-	if now.Sub(c.Delivery.BudgetSince) <= t.cfg.Retry.MaxAge {
+func (t *target) expired(actx context.Context, c Claim) bool {
+	now := t.opts.Now()
+	if now.Sub(c.Delivery.BudgetSince) <= t.set.Retry.MaxAge {
 		return false
 	}
-	t.kill(c, errors.New("max_age passed before the attempt could start"))
+	t.kill(actx, c, errors.New("max_age passed before the attempt could start"))
 	t.slots.give(1)
 	return true
 }

@@ -300,7 +300,13 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 		IdleTimeout:       sc.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.dispatcher.Start(ctx)
+	// Claims stop once the ingress has finished its requests, not with ctx.
+	claiming, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopClaiming()
+	drain, endDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer endDrain()
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- s.dispatcher.Run(claiming, drain) }()
 	errc := make(chan error, 2)
 	if s.cert != nil {
 		ingress.TLSConfig = s.cert.TLSConfig()
@@ -344,7 +350,9 @@ func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
 		s.log.Warn("ingress requests cut off by the shutdown timeout", "err", err)
 		ingress.Close()
 	}
-	if err := s.dispatcher.Shutdown(sctx); err != nil {
+	defer context.AfterFunc(sctx, endDrain)()
+	stopClaiming()
+	if err := <-dispatched; err != nil {
 		s.log.Warn("deliveries in flight returned to the queue", "err", err)
 	}
 	if adminLn != nil {

@@ -14,17 +14,21 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// target is the delivery machinery of one target.
+// target is the delivery machinery of one target. Everything it depends
+// on is its own or given to newTarget: the store, the options (clock,
+// jitter, hooks), the metrics and the log.
 type target struct {
-	d            *Dispatcher
-	cfg          TargetSettings
+	set          TargetSettings
+	store        Store
+	opts         DispatcherOptions
+	metrics      *Metrics
+	log          *slog.Logger
 	client       *http.Client
 	signer       *verify.Signer // nil: requests are not signed
-	limiter      *rate.Limiter  // nil: unlimited
+	limiter      *rate.Limiter  // nil: unlimited, or limited by opts.Limit
 	breaker      *breaker
 	slots        slots
 	wake         chan struct{}
-	log          *slog.Logger
 	pending      prometheus.Gauge
 	inFlight     prometheus.Gauge
 	breakerGauge prometheus.Gauge
@@ -37,33 +41,37 @@ type target struct {
 	stopFeeding context.CancelFunc
 }
 
-func (d *Dispatcher) newTarget(tc TargetSettings) (*target, error) {
+// newTarget builds the machinery of ts over store, with opts as
+// NewDispatcher completed them. It fails when ts's signing secrets or TLS
+// files are unusable.
+func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target, error) {
 	t := &target{
-		d:     d,
-		cfg:   tc,
-		slots: newSlots(tc.MaxInFlight),
-		wake:  make(chan struct{}, 1),
-		log:   d.log.With("target", tc.Name),
+		set:     ts,
+		store:   store,
+		opts:    opts,
+		metrics: opts.Metrics,
+		log:     opts.Logger.With("target", ts.Name),
+		slots:   newSlots(ts.MaxInFlight),
+		wake:    make(chan struct{}, 1),
 	}
 	for _, outcome := range []string{"delivered", "retry", "dead"} {
-		d.metrics.Deliveries.WithLabelValues(tc.Name, outcome) // from 0, for increase()
+		t.metrics.Deliveries.WithLabelValues(ts.Name, outcome) // from 0, for increase()
 	}
-	t.pending = d.metrics.QueueDepth.WithLabelValues(tc.Name, "pending")
-	t.inFlight = d.metrics.QueueDepth.WithLabelValues(tc.Name, "in_flight")
-	if tc.RateLimit.RPS > 0 && d.opts.Limit == nil {
-		t.limiter = rate.NewLimiter(rate.Limit(tc.RateLimit.RPS), max(tc.RateLimit.Burst, 1))
+	t.pending = t.metrics.QueueDepth.WithLabelValues(ts.Name, "pending")
+	t.inFlight = t.metrics.QueueDepth.WithLabelValues(ts.Name, "in_flight")
+	if ts.RateLimit.RPS > 0 && opts.Limit == nil {
+		t.limiter = rate.NewLimiter(rate.Limit(ts.RateLimit.RPS), max(ts.RateLimit.Burst, 1))
 	}
-	signer, err := verify.NewSigner(tc.SigningSecrets)
-	if err != nil {
+	var err error
+	if t.signer, err = verify.NewSigner(ts.SigningSecrets); err != nil {
 		return nil, fmt.Errorf("signing_secret: %w", err)
 	}
-	t.signer = signer
-	if t.client, err = newClient(tc); err != nil {
+	if t.client, err = newClient(ts); err != nil {
 		return nil, err
 	}
-	t.breakerGauge = d.metrics.BreakerState.WithLabelValues(tc.Name)
+	t.breakerGauge = t.metrics.BreakerState.WithLabelValues(ts.Name)
 	t.breakerGauge.Set(0)
-	t.breaker = newBreaker(tc.Name, tc.Breaker, d.opts.Now, t.breakerChanged)
+	t.breaker = newBreaker(ts.Name, ts.Breaker, opts.Now, t.breakerChanged)
 	return t, nil
 }
 
