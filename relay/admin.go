@@ -404,13 +404,10 @@ func (s *Server) apiPause(paused bool) httprouter.Handle {
 		}
 		ctx, cancel := queryCtx(r)
 		defer cancel()
-		// The mark is stored first: a pause that is not kept would be
-		// lifted by a restart without anyone asking.
-		if err := s.store.SetPaused(ctx, name, paused); err != nil {
+		if err := s.dispatcher.Pause(ctx, name, paused); err != nil {
 			storeError(w, err)
 			return
 		}
-		s.dispatcher.Pause(name, paused)
 		s.log.Info("target paused by an operator", "target", name, "paused", paused)
 		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused})
 	}

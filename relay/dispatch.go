@@ -190,18 +190,22 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// Pause stops (or with false, restarts) claiming deliveries of target: its
-// queue stays, attempts in flight finish. It reports false for a target
-// that is not configured. The caller keeps the mark in the store.
-func (d *Dispatcher) Pause(target string, paused bool) bool {
+// Pause stops (or with false, restarts) claiming deliveries of target:
+// its queue stays, attempts in flight finish. The mark is kept in the
+// store first, so that a restart keeps it too (a pause that is not kept
+// would be lifted by a restart without anyone asking); when the store
+// fails, nothing changes and Pause returns its error. A target that is not
+// configured keeps only the mark, which applies if it comes back.
+func (d *Dispatcher) Pause(ctx context.Context, target string, paused bool) error {
+	if err := d.store.SetPaused(ctx, target, paused); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	t, ok := d.targets[target]
-	if !ok {
-		return false
+	if t, ok := d.targets[target]; ok {
+		d.setPaused(t, paused)
 	}
-	d.setPaused(t, paused)
-	return true
+	return nil
 }
 
 // setPaused is Pause with d.mu held.

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -309,5 +310,55 @@ func TestReconfigureAfterRunIsRefused(t *testing.T) {
 	}
 	if err := d.Run(t.Context(), t.Context()); err == nil {
 		t.Error("a second Run succeeded, want it refused")
+	}
+}
+
+// refusingMarks is the embedded store with pause marks that cannot be
+// written, like a store that is down.
+type refusingMarks struct{ *boltstore.Store }
+
+func (refusingMarks) SetPaused(context.Context, string, bool) error {
+	return errors.New("store down")
+}
+
+// Pause keeps the mark in the store and applies it, in one call; when the
+// mark cannot be kept, nothing is paused.
+func TestPauseKeepsTheMarkAndApplies(t *testing.T) {
+	a := newSink(t, "a", ok)
+	d, store, _ := runDispatcher(t, relay.DispatcherOptions{}, target(a))
+	if err := d.Pause(t.Context(), "a", true); err != nil {
+		t.Fatalf("Pause(a, true): %v", err)
+	}
+	if marks, err := store.Paused(t.Context()); err != nil || !marks["a"] || !d.Paused("a") {
+		t.Fatalf("after Pause(a, true): store marks %v (%v), Paused(a) %v; want a marked and paused", marks, err, d.Paused("a"))
+	}
+	ev := storetest.Event(time.Now(), "held", "a")
+	if _, err := store.Ingest(t.Context(), ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	d.Kick("a")
+	time.Sleep(300 * time.Millisecond) // counting what happens during a window
+	if n := a.count(); n != 0 {
+		t.Fatalf("a paused target received %d requests", n)
+	}
+	if err := d.Pause(t.Context(), "a", false); err != nil {
+		t.Fatalf("Pause(a, false): %v", err)
+	}
+	a.waitCount(t, 1, 5*time.Second)
+	if marks, _ := store.Paused(t.Context()); marks["a"] || d.Paused("a") {
+		t.Errorf("after Pause(a, false): store marks %v, Paused(a) %v; want neither", marks, d.Paused("a"))
+	}
+
+	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "refusing.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	d2, err := relay.NewDispatcher(refusingMarks{bs}, []relay.TargetSettings{target(a)}, relay.DispatcherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Pause(t.Context(), "a", true); err == nil || d2.Paused("a") {
+		t.Errorf("Pause with a store that cannot keep the mark: %v, Paused %v; want the store's error and not paused", err, d2.Paused("a"))
 	}
 }
