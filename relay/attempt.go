@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,66 +38,42 @@ func (e *DeliveryError) Error() string {
 
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
-// deliveryError is what an attempt's answer (status, or err when none
-// came) means; nil when it delivered.
-func (t *target) deliveryError(status int, err error) *DeliveryError {
-	var de *DeliveryError
-	if errors.As(err, &de) {
-		return de
-	}
-	switch cl := classify(status, err); cl {
+// reply is what a target answered an attempt: its status, up to
+// MaxAttemptBody bytes of its body, and the delay a 429 or 503 asked for.
+type reply struct {
+	status     int
+	body       string
+	retryAfter time.Duration
+}
+
+// statusError is what a target's answer with status means: nil when it
+// delivered.
+func (t *target) statusError(status int) *DeliveryError {
+	switch cl := classify(status, nil); cl {
 	case delivered:
 		return nil
 	default:
-		return &DeliveryError{Target: t.set.Name, Status: status, Retryable: cl == retryable, Err: err}
+		return &DeliveryError{Target: t.set.Name, Status: status, Retryable: cl == retryable}
 	}
 }
 
-// unbuildable reports why the relay cannot build the request for ev, as a
-// local *DeliveryError, or nil. It runs before the rate limiter and the
-// breaker are asked, so that a bad event costs the target nothing.
-func (t *target) unbuildable(ev *Event) *DeliveryError {
-	err := headerValueError("Hooxrelay-Task", ev.Task)
-	for name, v := range t.set.Headers {
-		if err != nil {
-			break
-		}
-		err = headerValueError(name, v)
-	}
-	if err != nil {
-		return &DeliveryError{Target: t.set.Name, Local: true, Err: err}
-	}
-	return nil
-}
-
-// headerValueError says why v is not a valid header value (RFC 9110: no
-// control characters other than tab), or returns nil.
-func headerValueError(name, v string) error {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return fmt.Errorf("header %s: the value has control character %#02x at byte %d", name, c, i)
-		}
-	}
-	return nil
-}
-
-// attempt makes one delivery request and records its outcome, under actx,
-// which ends only when a shutdown cuts attempts off.
+// attempt makes attempt n of a claim and records its outcome, under actx,
+// which ends only when a shutdown cuts attempts off; done tells the
+// breaker.
 func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
 	d := c.Delivery
 	n := d.Attempts + 1
 	start := t.opts.Now()
-	status, body, retryAfter, err := t.send(actx, c.Event, n)
-	if actx.Err() != nil && err != nil {
+	r, de := t.send(actx, c.Event, n)
+	if de != nil && r.status == 0 && actx.Err() != nil {
 		// Cut off by shutdown: the target may or may not have it, so it
 		// goes again later, uncharged (at least once).
 		done(errShutdown)
-		if rerr := t.store.Release(context.WithoutCancel(actx), start, d); rerr != nil {
-			t.log.Error("release delivery", "event_id", d.EventID, "err", rerr)
+		if err := t.store.Release(context.WithoutCancel(actx), start, d); err != nil {
+			t.log.Error("release delivery", "event_id", d.EventID, "err", err)
 		}
 		return
 	}
-	de := t.deliveryError(status, err)
 	switch {
 	case de == nil:
 		done(nil)
@@ -113,15 +88,15 @@ func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
 	}
 	elapsed := t.opts.Now().Sub(start)
 	t.metrics.DeliveryDuration.WithLabelValues(t.set.Name).Observe(elapsed.Seconds())
-	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: status, Body: body}
-	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, status, "", t.opts.Now()
+	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body}
+	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, r.status, "", t.opts.Now()
 	outcome := ""
 	switch {
 	case de == nil:
 		d.State, outcome = Delivered, "delivered"
 	case de.Retryable:
 		d.LastError = de.Error()
-		d.State, outcome = t.schedule(&d, retryAfter)
+		d.State, outcome = t.schedule(&d, r.retryAfter)
 	default:
 		d.LastError = de.Error()
 		d.State, outcome = Dead, "dead"
@@ -135,11 +110,40 @@ func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{slog.String("event_id", d.EventID), slog.Int("attempt", n),
-		slog.Int("status", status), slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
+		slog.Int("status", r.status), slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
 	if d.LastError != "" {
 		attrs = append(attrs, slog.String("err", d.LastError))
 	}
 	t.log.LogAttrs(actx, level, "delivery attempt", attrs...)
+}
+
+// send makes attempt n of ev: it builds the request, posts it, and says
+// what came back and why it did not deliver (nil when it did).
+func (t *target) send(actx context.Context, ev *Event, n int) (reply, *DeliveryError) {
+	ctx, cancel := context.WithTimeout(actx, t.set.Timeout)
+	defer cancel()
+	req, err := t.request(ctx, ev, n)
+	if err != nil {
+		return reply{}, &DeliveryError{Target: t.set.Name, Local: true, Err: err}
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded && actx.Err() == nil {
+			err = fmt.Errorf("timeout after %s", t.set.Timeout)
+		} else {
+			err = trimURLError(err)
+		}
+		return reply{}, &DeliveryError{Target: t.set.Name, Retryable: true, Err: err}
+	}
+	defer resp.Body.Close()
+	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxAttemptBody))
+	// Drain a little more so the connection can be reused.
+	io.CopyN(io.Discard, resp.Body, 64<<10)
+	r := reply{status: resp.StatusCode, body: string(buf)}
+	if r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable {
+		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.opts.Now())
+	}
+	return r, t.statusError(r.status)
 }
 
 // kill completes a claim as dead without an attempt: the request was never
@@ -169,6 +173,8 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 	return Pending, "retry"
 }
 
+// finish hands an outcome to the store, counts it, and tells OnDead of a
+// delivery that went dead.
 func (t *target) finish(actx context.Context, o Outcome, outcome string) {
 	t.metrics.Deliveries.WithLabelValues(t.set.Name, outcome).Inc()
 	// Not cancelled by the end of claiming, only by the shutdown timeout:
@@ -176,47 +182,11 @@ func (t *target) finish(actx context.Context, o Outcome, outcome string) {
 	if err := t.store.Complete(actx, o); err != nil {
 		t.log.Error("record delivery outcome; the delivery will be attempted again",
 			"event_id", o.Delivery.EventID, "err", err)
+		return
 	}
-}
-
-// send posts the event to the target and returns the answer's status, up to
-// MaxAttemptBody bytes of its body, and the Retry-After it asked for.
-func (t *target) send(actx context.Context, ev *Event, attempt int) (status int, body string, retryAfter time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(actx, t.set.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.set.URL, bytes.NewReader(ev.Payload))
-	if err != nil {
-		return 0, "", 0, &DeliveryError{Target: t.set.Name, Local: true, Err: err}
+	if o.Delivery.State == Dead && t.opts.OnDead != nil {
+		t.opts.OnDead(o.Delivery)
 	}
-	h := req.Header
-	for k, v := range t.set.Headers {
-		h.Set(k, v)
-	}
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{t.opts.UserAgent}
-	now := t.opts.Now()
-	h["Webhook-Id"] = []string{ev.ID}
-	h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
-	if t.signer != nil {
-		h["Webhook-Signature"] = []string{t.signer.Sign(ev.ID, now, ev.Payload)}
-	}
-	h["Hooxrelay-Task"] = []string{ev.Task}
-	h["Hooxrelay-Attempt"] = []string{strconv.Itoa(attempt)}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded && actx.Err() == nil {
-			return 0, "", 0, fmt.Errorf("timeout after %s", t.set.Timeout)
-		}
-		return 0, "", 0, trimURLError(err)
-	}
-	defer resp.Body.Close()
-	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxAttemptBody))
-	// Drain a little more so the connection can be reused.
-	io.CopyN(io.Discard, resp.Body, 64<<10)
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.opts.Now())
-	}
-	return resp.StatusCode, string(buf), retryAfter, nil
 }
 
 // trimURLError drops the "Post <url>:" prefix, which repeats the target's

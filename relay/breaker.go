@@ -77,5 +77,8 @@ func (t *target) breakerChanged(from, to gobreaker.State) {
 		t.breakerGauge.Set(0)
 		t.log.Info("breaker state changed", "from", from.String(), "to", to.String())
 	}
+	if t.opts.OnBreakerChange != nil {
+		t.opts.OnBreakerChange(t.set.Name, from.String(), to.String())
+	}
 	t.kick()
 }

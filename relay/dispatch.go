@@ -49,6 +49,13 @@ type DispatcherOptions struct {
 	// shared by every relay (a Redis store's): it reserves a token of
 	// target's limit and says how long to wait before using it.
 	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
+	// OnBreakerChange, when set, is told of every change of a target's
+	// breaker ("closed", "half-open", "open"), after it is logged and
+	// exported. OnDead, when set, is told of every delivery that goes dead,
+	// once its outcome is handed to the store. Both are called from the
+	// dispatcher's goroutines and must not block.
+	OnBreakerChange func(target, from, to string)
+	OnDead          func(Delivery)
 	// Now and Rand are the clock and the jitter source; nil means the real ones.
 	Now  func() time.Time
 	Rand func() float64

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -361,4 +362,59 @@ func TestPauseKeepsTheMarkAndApplies(t *testing.T) {
 	if err := d2.Pause(t.Context(), "a", true); err == nil || d2.Paused("a") {
 		t.Errorf("Pause with a store that cannot keep the mark: %v, Paused %v; want the store's error and not paused", err, d2.Paused("a"))
 	}
+}
+
+// OnBreakerChange hears of a breaker opening, and OnDead of each delivery
+// that went dead, after its outcome was handed to the store.
+func TestDispatcherHooks(t *testing.T) {
+	down := newSink(t, "down", always(answer{status: http.StatusServiceUnavailable}))
+	var mu sync.Mutex
+	var changes []string
+	dead := make(chan relay.Delivery, 10)
+	opts := relay.DispatcherOptions{
+		OnBreakerChange: func(target, from, to string) {
+			mu.Lock()
+			changes = append(changes, target+": "+from+" -> "+to)
+			mu.Unlock()
+		},
+		OnDead: func(d relay.Delivery) { dead <- d },
+	}
+	tg := target(down)
+	tg.Retry.MaxAttempts = 1
+	tg.Breaker.MinRequests, tg.Breaker.FailureRatio, tg.Breaker.OpenTimeout = 2, 0.5, time.Minute
+	d, store, _ := runDispatcher(t, opts, tg)
+	var ids []string
+	for i := range 2 {
+		ev := storetest.Event(time.Now(), fmt.Sprintf("hook_%d", i), "down")
+		if _, err := store.Ingest(t.Context(), ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	d.Kick("down")
+	got := map[string]bool{}
+	for range ids {
+		select {
+		case dd := <-dead:
+			if dd.State != relay.Dead || dd.Target != "down" || dd.LastStatus != http.StatusServiceUnavailable {
+				t.Errorf("OnDead got %+v, want a dead delivery to down after a 503", dd)
+			}
+			got[dd.EventID] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnDead heard of %d of %d dead deliveries within 5s", len(got), len(ids))
+		}
+	}
+	for _, id := range ids {
+		if !got[id] {
+			t.Errorf("OnDead never heard of the delivery of %s", id)
+		}
+	}
+	storetest.Eventually(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Contains(changes, "down: closed -> open") {
+			return fmt.Errorf("OnBreakerChange heard %q, waiting for down: closed -> open", changes)
+		}
+		return nil
+	})
 }
