@@ -45,10 +45,10 @@ type DispatcherOptions struct {
 	// that acking webhooks (which Hoox gives up on) comes before delivering
 	// them (which the queue keeps). nil never yields.
 	Busy func() bool
-	// Limit, when set, replaces each target's own rate limiter with one
+	// Reserve, when set, replaces each target's own rate limiter with one
 	// shared by every relay (a Redis store's): it reserves a token of
-	// target's limit and says how long to wait before using it.
-	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
+	// target's rate limit and says how long to wait before using it.
+	Reserve func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 	// OnBreakerChange, when set, is told of every change of a target's
 	// breaker ("closed", "half-open", "open"), after it is logged and
 	// exported. OnDead, when set, is told of every delivery that goes dead,

@@ -72,7 +72,7 @@ func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 		lim := claimLimits{free: free, probe: probe, yield: yield}
 		if t.limiter != nil {
 			lim.limited, lim.tokens = true, int(t.limiter.Tokens())
-		} else if t.sharedLimit() {
+		} else if t.sharedRate() {
 			lim.shared = max(t.set.RateLimit.Burst, 1)
 		}
 		n := claimSize(lim)
@@ -203,8 +203,10 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 	return false
 }
 
-func (t *target) sharedLimit() bool {
-	return t.opts.Limit != nil && t.set.RateLimit.RPS > 0
+// sharedRate reports whether t's rate limit is the one shared by every
+// relay.
+func (t *target) sharedRate() bool {
+	return t.opts.Reserve != nil && t.set.RateLimit.RPS > 0
 }
 
 // pace waits for the target's rate limit to let one attempt go: its own
@@ -213,16 +215,16 @@ func (t *target) pace(ctx context.Context) error {
 	if t.limiter != nil {
 		return t.limiter.Wait(ctx)
 	}
-	if !t.sharedLimit() {
+	if !t.sharedRate() {
 		return nil
 	}
 	for {
-		wait, err := t.opts.Limit(ctx, t.set.Name, t.set.RateLimit.RPS, t.set.RateLimit.Burst)
+		wait, err := t.opts.Reserve(ctx, t.set.Name, t.set.RateLimit.RPS, t.set.RateLimit.Burst)
 		if err == nil && wait <= 0 {
 			return nil
 		}
 		if err != nil {
-			// The limit's store is down: wait a little rather than
+			// The shared limit's store is down: wait a little rather than
 			// send unpaced; the claim itself will fail soon if it stays down.
 			wait = time.Second
 		}

@@ -58,8 +58,9 @@ type ServerOptions struct {
 	Registry *prometheus.Registry
 	// Version goes into the User-Agent of deliveries.
 	Version string
-	// Limit is the shared rate-limit hook; see DispatcherOptions.
-	Limit func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
+	// Reserve is the rate limit shared by every relay; see
+	// DispatcherOptions.
+	Reserve func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
 	// ConfigHash names the config in use on /api/v1/status and in
 	// hooxrelay_config_info; see ConfigHash.
 	ConfigHash string
@@ -118,7 +119,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 			in := s.ingress.Load()
 			return in != nil && in.Busy()
 		},
-		Limit: opts.Limit,
+		Reserve: opts.Reserve,
 	})
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ type target struct {
 	log          *slog.Logger
 	client       *http.Client
 	signer       *verify.Signer // nil: requests are not signed
-	limiter      *rate.Limiter  // nil: unlimited, or limited by opts.Limit
+	limiter      *rate.Limiter  // nil: unlimited, or limited by opts.Reserve
 	breaker      *breaker
 	slots        slots
 	wake         chan struct{}
@@ -59,7 +59,7 @@ func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target,
 	}
 	t.pending = t.metrics.QueueDepth.WithLabelValues(ts.Name, "pending")
 	t.inFlight = t.metrics.QueueDepth.WithLabelValues(ts.Name, "in_flight")
-	if ts.RateLimit.RPS > 0 && opts.Limit == nil {
+	if ts.RateLimit.RPS > 0 && opts.Reserve == nil {
 		t.limiter = rate.NewLimiter(rate.Limit(ts.RateLimit.RPS), max(ts.RateLimit.Burst, 1))
 	}
 	var err error

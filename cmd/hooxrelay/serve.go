@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 	defer context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })()
 	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: hash}
 	if rs, ok := store.(*redisstore.Store); ok {
-		opts.Limit = rs.Limit // rate limits hold across every relay on the Redis
+		opts.Reserve = rs.Limit // rate limits hold across every relay on the Redis
 	}
 	srv, err := relay.NewServer(set, store, opts)
 	if err != nil {
