@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/julienschmidt/httprouter v1.3.0
+	github.com/oklog/run v1.2.0
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

@@ -22,7 +22,7 @@ func TestReloadRemovesAndAddsTargets(t *testing.T) {
 	}
 	slow.waitCount(t, 1, 5*time.Second) // one attempt in flight, two queued
 
-	if err := h.srv.Reload(settingsFor(t, target(kept), target(added)), "new"); err != nil {
+	if err := h.srv.Reload(t.Context(), settingsFor(t, target(kept), target(added)), "new"); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	id := h.send(t, videoBody("after_reload"))
@@ -44,7 +44,7 @@ func TestReloadRemovesAndAddsTargets(t *testing.T) {
 	// A config whose target cannot be built changes nothing.
 	unbuildable := target(kept)
 	unbuildable.TLS.CAFile = "/nonexistent/ca.pem"
-	if err := h.srv.Reload(settingsFor(t, unbuildable), "bad"); err == nil {
+	if err := h.srv.Reload(t.Context(), settingsFor(t, unbuildable), "bad"); err == nil {
 		t.Fatal("Reload with an unreadable CA file succeeded")
 	}
 	h.send(t, videoBody("after_bad_reload"))
@@ -63,7 +63,7 @@ func TestReloadRaisesDedupTTLForPruning(t *testing.T) {
 	}
 	h := startRelay(t, withTTL(time.Second), "")
 	first := h.send(t, videoBody("ttl_raised"))
-	if err := h.srv.Reload(withTTL(5*time.Minute), "raised"); err != nil {
+	if err := h.srv.Reload(t.Context(), withTTL(5*time.Minute), "raised"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // past the old ttl

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -153,18 +151,19 @@ func (s *Server) newIngress(set *Settings) (*Ingress, error) {
 // started on, and a removed target's attempts finish and are recorded.
 // Server settings read only at start (the timeouts and the certificate
 // files) keep their old values until a restart.
-func (s *Server) Reload(set Settings, hash string) error {
-	return s.ReloadFrom(func() (Settings, string, error) { return set, hash, nil })
+// ctx bounds what a reload asks of the store.
+func (s *Server) Reload(ctx context.Context, set Settings, hash string) error {
+	return s.ReloadFrom(ctx, func() (Settings, string, error) { return set, hash, nil })
 }
 
 // ReloadFrom is Reload of the settings that load returns; an error from
 // load (an unreadable or invalid file) counts as a failed reload.
-func (s *Server) ReloadFrom(load func() (Settings, string, error)) error {
+func (s *Server) ReloadFrom(ctx context.Context, load func() (Settings, string, error)) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	set, hash, err := load()
 	if err == nil {
-		err = s.reload(&set, hash)
+		err = s.reload(ctx, &set, hash)
 	}
 	s.reloads++
 	s.lastReload = &ReloadJSON{At: time.Now(), OK: err == nil}
@@ -177,7 +176,7 @@ func (s *Server) ReloadFrom(load func() (Settings, string, error)) error {
 	return nil
 }
 
-func (s *Server) reload(set *Settings, hash string) error {
+func (s *Server) reload(ctx context.Context, set *Settings, hash string) error {
 	in, err := s.newIngress(set)
 	if err != nil {
 		return err
@@ -192,7 +191,7 @@ func (s *Server) reload(set *Settings, hash string) error {
 		st.SetDedupTTL(set.DedupTTL) // a store that prunes marks itself
 	}
 	s.ingress.Store(in)
-	s.logRemovedTargets(old, set)
+	s.logRemovedTargets(ctx, old, set)
 	s.metrics.ConfigInfo.DeleteLabelValues(s.hash)
 	s.metrics.ConfigInfo.WithLabelValues(hash).Set(1)
 	s.hash = hash
@@ -203,7 +202,7 @@ func (s *Server) reload(set *Settings, hash string) error {
 // logRemovedTargets says what becomes of the deliveries of targets that a
 // reload removed: they stay stored, pending, until the target comes back or
 // an operator looks at them.
-func (s *Server) logRemovedTargets(old, set *Settings) {
+func (s *Server) logRemovedTargets(ctx context.Context, old, set *Settings) {
 	kept := make(map[string]bool, len(set.Targets))
 	for _, t := range set.Targets {
 		kept[t.Name] = true
@@ -214,7 +213,7 @@ func (s *Server) logRemovedTargets(old, set *Settings) {
 			continue
 		}
 		if counts == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			counts, _ = s.store.Counts(ctx)
 			cancel()
 		}
@@ -274,106 +273,4 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	mux.Handle("/api/v1/", s.apiHandler())
 	return mux
-}
-
-// Run serves webhooks on ln and the admin endpoints on adminLn (nil: none)
-// until ctx ends, then shuts down in order: not ready, listeners closed,
-// requests in progress finished, deliveries in flight finished or returned
-// to the queue, all within server.shutdown_timeout. It returns nil after a
-// clean shutdown; the caller closes the store.
-func (s *Server) Run(ctx context.Context, ln, adminLn net.Listener) error {
-	set := s.settings.Load()
-	sc := set.Server
-	ingress := &http.Server{
-		Handler:           s.Ingress(),
-		ReadHeaderTimeout: sc.ReadHeaderTimeout,
-		ReadTimeout:       sc.ReadTimeout,
-		WriteTimeout:      sc.WriteTimeout,
-		IdleTimeout:       sc.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	admin := &http.Server{
-		Handler:           s.AdminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       sc.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	// Claims stop once the ingress has finished its requests, not with ctx.
-	claiming, stopClaiming := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopClaiming()
-	drain, endDrain := context.WithCancel(context.WithoutCancel(ctx))
-	defer endDrain()
-	dispatched := make(chan error, 1)
-	go func() { dispatched <- s.dispatcher.Run(claiming, drain) }()
-	errc := make(chan error, 2)
-	if s.cert != nil {
-		ingress.TLSConfig = s.cert.TLSConfig()
-	}
-	serve := func(srv *http.Server, l net.Listener, name string) {
-		var err error
-		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig
-		} else {
-			err = srv.Serve(l)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("%s listener: %w", name, err)
-			return
-		}
-		errc <- nil
-	}
-	go serve(ingress, ln, "ingress")
-	running := 1
-	if adminLn != nil {
-		go serve(admin, adminLn, "admin")
-		running++
-	}
-	s.ready.Store(true)
-	s.log.Info("relay started", "listen", ln.Addr().String(), "tls", s.cert != nil, "admin", addrOf(adminLn),
-		"sources", len(set.Sources), "targets", len(set.Targets), "routes", len(set.Routes.Routes()), "config_hash", s.configHash())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		running--
-	}
-	s.ready.Store(false)
-	s.log.Info("shutting down", "timeout", sc.ShutdownTimeout)
-	// A fresh context: ctx is already done, and Shutdown would then wait
-	// for nothing.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.ShutdownTimeout)
-	defer cancel()
-	if err := ingress.Shutdown(sctx); err != nil {
-		s.log.Warn("ingress requests cut off by the shutdown timeout", "err", err)
-		ingress.Close()
-	}
-	defer context.AfterFunc(sctx, endDrain)()
-	stopClaiming()
-	if err := <-dispatched; err != nil {
-		s.log.Warn("deliveries in flight returned to the queue", "err", err)
-	}
-	if adminLn != nil {
-		admin.Close()
-	}
-	for ; running > 0; running-- {
-		if err := <-errc; err != nil && runErr == nil {
-			runErr = err
-		}
-	}
-	if runErr != nil {
-		return runErr
-	}
-	s.log.Info("shutdown complete")
-	return nil
-}
-
-func addrOf(l net.Listener) string {
-	if l == nil {
-		return ""
-	}
-	return l.Addr().String()
 }

@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 			for {
 				select {
 				case <-hup:
-					current = reload(srv, current, log)
+					current = reload(hupCtx, srv, current, log)
 				case <-hupCtx.Done():
 					return
 				}
@@ -180,10 +180,10 @@ func closeStore(store relay.Store, deadline time.Time, log *slog.Logger) error {
 // reload applies SIGHUP to a relay running cfg: the config file again,
 // then the certificate. An invalid file is logged with every problem, and
 // the running config stays. It returns the config now in use.
-func reload(srv *relay.Server, cfg *config.Config, log *slog.Logger) *config.Config {
+func reload(ctx context.Context, srv *relay.Server, cfg *config.Config, log *slog.Logger) *config.Config {
 	log.Info("SIGHUP: reloading the config", "file", cfg.File)
 	var next *config.Config
-	err := srv.ReloadFrom(func() (relay.Settings, string, error) {
+	err := srv.ReloadFrom(ctx, func() (relay.Settings, string, error) {
 		c, hash, err := loadConfigHash(cfg.File)
 		if err != nil {
 			for _, fe := range config.FieldErrors(err) {
