@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/boltstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	rungroup "github.com/oklog/run"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -84,11 +84,36 @@ func loadConfigHash(path string) (*config.Config, string, error) {
 // signal on hup (nil: none) reloads the config file and the ingress
 // certificate.
 func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logger, ready func(ingress, admin string), hup <-chan os.Signal) error {
+	d := &daemon{cfg: cfg, hash: hash, log: log, ready: ready, hup: hup}
+	return d.run(ctx)
+}
+
+// daemon is one `hooxrelay serve`: a relay over the store its config
+// names, run as one group of goroutines. Tests set its fields.
+type daemon struct {
+	cfg   *config.Config
+	hash  string // of the config file
+	log   *slog.Logger
+	ready func(ingress, admin string) // nil: not told
+	hup   <-chan os.Signal            // nil: no reloads
+	// embedded, when set, adjusts the embedded store's options (tests
+	// make its disk hang).
+	embedded func(*boltstore.Options)
+}
+
+// run serves until ctx ends. The signal, the SIGHUP loop, the ingress, the
+// dispatcher and the admin endpoints are one oklog/run group: when one
+// ends, all are interrupted in that order, and run returns once every one
+// has. A reload under way finishes before the relay shuts down, and none
+// starts after. Then the store is closed, within the shutdown timeout
+// counted from the signal.
+func (d *daemon) run(ctx context.Context) error {
+	cfg, log := d.cfg, d.log
 	set, err := relaySettings(cfg)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg, log)
+	store, err := d.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -98,31 +123,13 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 			store.Close()
 		}
 	}()
-	// The shutdown timeout counts from the signal, store included.
-	var stopAt atomic.Int64
-	defer context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })()
-	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: hash}
+	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: d.hash}
 	if rs, ok := store.(*redisstore.Store); ok {
 		opts.Reserve = rs.Limit // rate limits hold across every relay on the Redis
 	}
 	srv, err := relay.NewServer(set, store, opts)
 	if err != nil {
 		return err
-	}
-	if hup != nil {
-		hupCtx, stopHup := context.WithCancel(ctx)
-		defer stopHup()
-		go func() {
-			current := cfg
-			for {
-				select {
-				case <-hup:
-					current = reload(hupCtx, srv, current, log)
-				case <-hupCtx.Done():
-					return
-				}
-			}
-		}()
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -135,18 +142,46 @@ func serve(ctx context.Context, cfg *config.Config, hash string, log *slog.Logge
 			return fmt.Errorf("server.admin_listen %q: %w (is another process using the port?)", cfg.Server.AdminListen, err)
 		}
 	}
-	if ready != nil {
-		ready(ln.Addr().String(), addrString(adminLn))
+
+	var g rungroup.Group
+	// The shutdown timeout counts from the signal, store included.
+	var stopAt time.Time
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error {
+		<-ctx.Done()
+		return nil
+	}, func(error) {
+		stopAt = time.Now()
+		cancel()
+	})
+	if d.hup != nil {
+		looped := make(chan struct{})
+		g.Add(func() error {
+			defer close(looped)
+			current := cfg
+			for {
+				select {
+				case <-d.hup:
+					current = reload(ctx, srv, current, log)
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}, func(error) {
+			cancel()
+			<-looped // a reload under way ends before the relay shuts down
+		})
 	}
-	if err := srv.Run(ctx, ln, adminLn); err != nil {
+	srv.Add(ctx, &g, ln, adminLn)
+	if d.ready != nil {
+		d.ready(ln.Addr().String(), addrString(adminLn))
+	}
+	if err := g.Run(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(cfg.Server.ShutdownTimeout.D())
-	if at := stopAt.Load(); at != 0 {
-		deadline = time.Unix(0, at).Add(cfg.Server.ShutdownTimeout.D())
-	}
+	log.Info("shutdown complete")
 	storeClosed = true
-	return closeStore(store, deadline, log)
+	return closeStore(store, stopAt.Add(cfg.Server.ShutdownTimeout.D()), log)
 }
 
 // closeStore closes store, waiting until deadline at most (and at least
@@ -216,11 +251,8 @@ func addrString(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// embeddedHook, set by tests only, adjusts the embedded store's options
-// (to make its disk hang).
-var embeddedHook func(*boltstore.Options)
-
-func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
+func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
+	cfg, log := d.cfg, d.log
 	switch cfg.Store.Kind {
 	case "embedded":
 		opts := boltstore.Options{
@@ -228,8 +260,8 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 			Retention: cfg.Store.Retention.D(),
 			DedupTTL:  cfg.Dedup.TTL.D(),
 		}
-		if embeddedHook != nil {
-			embeddedHook(&opts)
+		if d.embedded != nil {
+			d.embedded(&opts)
 		}
 		return boltstore.Open(cfg.Store.Path, opts)
 	case "redis":
@@ -238,7 +270,7 @@ func openStore(cfg *config.Config, log *slog.Logger) (relay.Store, error) {
 		if err != nil {
 			return nil, usagef("store.redis.url: %v", err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		warnings, err := redisstore.Preflight(ctx, rdb, time.Now)
 		cancel()
 		if err != nil {

@@ -24,7 +24,7 @@ import (
 func TestShutdownWithAHungDisk(t *testing.T) {
 	var frozen atomic.Bool
 	held, release := make(chan struct{}, 100), make(chan struct{})
-	embeddedHook = func(o *boltstore.Options) {
+	hang := func(o *boltstore.Options) {
 		o.BeforeCommit = func() {
 			if frozen.Load() {
 				select {
@@ -35,7 +35,6 @@ func TestShutdownWithAHungDisk(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(func() { embeddedHook = nil })
 	defer close(release) // lets the stuck commit end once the test is over
 
 	// The target holds the first attempt until the disk hangs, then fails
@@ -70,7 +69,8 @@ routes: [{name: all, targets: [a]}]
 	addrs := make(chan [2]string, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(ctx, cfg, "", log, func(in, admin string) { addrs <- [2]string{in, admin} }, nil)
+		d := &daemon{cfg: cfg, log: log, embedded: hang, ready: func(in, admin string) { addrs <- [2]string{in, admin} }}
+		served <- d.run(ctx)
 	}()
 	a := <-addrs
 	ingest, admin := "http://"+a[0]+"/hooks/hoox", "http://"+a[1]+"/readyz"
