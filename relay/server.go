@@ -18,7 +18,8 @@ import (
 )
 
 // Server is a whole relay: the ingress, the dispatcher and the admin
-// endpoints over one store. Build it with NewServer and run it once with Run.
+// endpoints over one store. Build it with NewServer, then run it once:
+// with Run, or as part of a larger group with Add.
 type Server struct {
 	// settings and ingress are swapped whole by Reload; the listeners,
 	// the store and the certificate files are those of the first settings.
