@@ -161,8 +161,9 @@ const (
 	MaxLimit     = 1000
 )
 
-// Limit returns the number of rows a query with limit n returns.
-func Limit(n int) int {
+// PageSize returns the number of rows a query with limit n returns at
+// most: DefaultLimit for 0 or less, MaxLimit past it.
+func PageSize(n int) int {
 	switch {
 	case n <= 0:
 		return DefaultLimit

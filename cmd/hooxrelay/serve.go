@@ -125,7 +125,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}()
 	opts := relay.ServerOptions{Logger: log, Version: versionString(), ConfigHash: d.hash}
 	if rs, ok := store.(*redisstore.Store); ok {
-		opts.Reserve = rs.Limit // rate limits hold across every relay on the Redis
+		opts.Reserve = rs.Reserve // rate limits hold across every relay on the Redis
 	}
 	srv, err := relay.NewServer(set, store, opts)
 	if err != nil {

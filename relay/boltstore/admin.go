@@ -60,7 +60,7 @@ func (s *Store) readTx(fn func(tx *bolt.Tx) error) error {
 // is decoded. A filter matching few events walks far; the embedded store
 // keeps no secondary index, so that ingest writes stay one record per event.
 func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
-	limit := relay.Limit(f.Limit)
+	limit := relay.PageSize(f.Limit)
 	var out []relay.EventSummary
 	err := s.readTx(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktEvents).Cursor()
@@ -160,7 +160,7 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 // in the in-memory indexes; delivered ones by walking the records newest
 // first, reading only their heads until one matches.
 func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay.Delivery, error) {
-	limit := relay.Limit(f.Limit)
+	limit := relay.PageSize(f.Limit)
 	if f.State == relay.Pending || f.State == relay.Dead {
 		ids := s.indexed(f, limit)
 		var out []relay.Delivery

@@ -29,7 +29,7 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 	if s.isClosed() {
 		return nil, relay.ErrClosed
 	}
-	limit := relay.Limit(f.Limit)
+	limit := relay.PageSize(f.Limit)
 	index := s.eventIndexKey(f.Task, f.Status)
 	var out []relay.EventSummary
 	for before := f.Before; len(out) < limit; {
@@ -201,7 +201,7 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 	if s.isClosed() {
 		return nil, relay.ErrClosed
 	}
-	limit := relay.Limit(f.Limit)
+	limit := relay.PageSize(f.Limit)
 	targets := []string{f.Target}
 	if f.Target == "" {
 		var err error

@@ -116,18 +116,18 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 
 // The shared limit lets a burst through, then reserves one token per
 // interval: each call's wait is one interval later than the last.
-func TestLimit(t *testing.T) {
+func TestReserve(t *testing.T) {
 	addr := startRedis(t)
 	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "limit"})
 	defer s.Close()
 	for i := range 3 {
-		if wait, err := s.Limit(t.Context(), "a", 10, 3); err != nil || wait != 0 {
+		if wait, err := s.Reserve(t.Context(), "a", 10, 3); err != nil || wait != 0 {
 			t.Fatalf("token %d of a burst of 3: wait %v, %v; want 0", i+1, wait, err)
 		}
 	}
 	var waits []time.Duration
 	for range 3 {
-		wait, err := s.Limit(t.Context(), "a", 10, 3)
+		wait, err := s.Reserve(t.Context(), "a", 10, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,10 +137,10 @@ func TestLimit(t *testing.T) {
 	if waits[0] <= 0 || waits[0] > 100*time.Millisecond || waits[1]-waits[0] < 90*time.Millisecond || waits[2]-waits[1] < 90*time.Millisecond {
 		t.Fatalf("waits past the burst at 10/s: %v; want (0,100ms], then 100ms more each", waits)
 	}
-	if wait, _ := s.Limit(t.Context(), "b", 10, 3); wait != 0 {
+	if wait, _ := s.Reserve(t.Context(), "b", 10, 3); wait != 0 {
 		t.Errorf("another target's bucket is not shared: wait %v, want 0", wait)
 	}
-	if wait, _ := s.Limit(t.Context(), "c", 0, 1); wait != 0 {
+	if wait, _ := s.Reserve(t.Context(), "c", 0, 1); wait != 0 {
 		t.Errorf("rps 0 (unlimited): wait %v, want 0", wait)
 	}
 }
