@@ -342,9 +342,7 @@ func (s *Store) requeueDeliveries(ctx context.Context, ids []string, now time.Ti
 				case relay.Dead:
 					c.wasDead = true
 				}
-				c.d.State = relay.Pending
-				c.d.NextAttemptAt, c.d.BudgetSince, c.d.UpdatedAt = now, now, now
-				c.d.BudgetAttempts = c.d.Attempts
+				c.d, _ = relay.Requeued(c.d, now) // not delivered: see above
 				rec, err := encodeDelivery(&c.d)
 				if err != nil {
 					return err

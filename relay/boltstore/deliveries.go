@@ -25,10 +25,7 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 			// Never attempted since ingest: the record on disk is
 			// the one Ingest wrote.
 			it.fresh = nil
-			claims = append(claims, relay.Claim{Event: ev, Delivery: relay.Delivery{
-				EventID: ev.ID, Target: target, State: relay.Pending,
-				NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt,
-			}})
+			claims = append(claims, relay.Claim{Event: ev, Delivery: relay.NewDelivery(ev, target)})
 			s.releaseFresh(ev)
 			continue
 		}

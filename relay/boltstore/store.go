@@ -310,8 +310,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	}
 	dels := make([][]byte, len(ev.Targets))
 	for i, t := range ev.Targets {
-		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
-			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
+		d := relay.NewDelivery(ev, t)
 		if dels[i], err = encodeDelivery(&d); err != nil {
 			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
 		}

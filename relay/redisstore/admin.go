@@ -301,16 +301,13 @@ func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.
 	if err := json.Unmarshal([]byte(old), &d); err != nil {
 		return d, true, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
-	if d.State == relay.Delivered {
-		return d, true, relay.DeliveredConflict(id)
-	}
 	wasDead := "0"
 	if d.State == relay.Dead {
 		wasDead = "1"
 	}
-	d.State = relay.Pending
-	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = now, now, now
-	d.BudgetAttempts = d.Attempts
+	if d, err = relay.Requeued(d, now); err != nil {
+		return d, true, err
+	}
 	rec, err := json.Marshal(&d)
 	if err != nil {
 		return d, true, fmt.Errorf("encode delivery: %w", err)

@@ -204,8 +204,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		s.targetsKey(), s.indexesKey()}
 	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds()}
 	for _, t := range ev.Targets {
-		d := relay.Delivery{EventID: ev.ID, Target: t, State: relay.Pending,
-			NextAttemptAt: ev.ReceivedAt, BudgetSince: ev.ReceivedAt, UpdatedAt: ev.ReceivedAt}
+		d := relay.NewDelivery(ev, t)
 		rec, err := json.Marshal(&d)
 		if err != nil {
 			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
