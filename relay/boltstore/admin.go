@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -143,8 +142,8 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 			dd := relay.DeliveryDetail{Delivery: d}
 			prefix := append([]byte(d.ID()), 0)
 			for k, v := atts.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = atts.Next() {
-				var a relay.Attempt
-				if err := json.Unmarshal(v, &a); err != nil {
+				a, err := decodeAttempt(v)
+				if err != nil {
 					return fmt.Errorf("attempt %q: %w", k, err)
 				}
 				dd.History = append(dd.History, a)

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -131,8 +130,8 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 			return fmt.Errorf("encode delivery: %w", err)
 		}
 		if o.Attempt != nil {
-			if e.attempt, err = json.Marshal(o.Attempt); err != nil {
-				return fmt.Errorf("encode attempt: %w", err)
+			if e.attempt, err = encodeAttempt(o.Attempt); err != nil {
+				return err
 			}
 			e.attemptNo = o.Attempt.Number
 		}

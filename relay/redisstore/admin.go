@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -77,8 +76,8 @@ func (s *Store) events(ctx context.Context, ids []string, withPayload bool) ([]*
 		if !ok {
 			continue
 		}
-		ev := new(relay.Event)
-		if err := json.Unmarshal([]byte(meta), ev); err != nil {
+		ev, err := decodeEventMeta([]byte(meta))
+		if err != nil {
 			return nil, fmt.Errorf("decode event %s: %w", ids[i], err)
 		}
 		if withPayload {
@@ -145,8 +144,8 @@ func (s *Store) deliveries(ctx context.Context, ids []string) ([]relay.Delivery,
 		if err != nil {
 			continue
 		}
-		var d relay.Delivery
-		if err := json.Unmarshal(rec, &d); err != nil {
+		d, err := decodeDelivery(rec)
+		if err != nil {
 			return nil, fmt.Errorf("decode delivery %s: %w", ids[i], err)
 		}
 		out = append(out, d)
@@ -182,8 +181,8 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 	for i, d := range ds[0] {
 		dd := relay.DeliveryDetail{Delivery: d}
 		for _, raw := range hist[i].Val() {
-			var a relay.Attempt
-			if err := json.Unmarshal([]byte(raw), &a); err != nil {
+			a, err := decodeAttempt([]byte(raw))
+			if err != nil {
 				return nil, fmt.Errorf("decode attempt of %s: %w", d.ID(), err)
 			}
 			dd.History = append(dd.History, a)
@@ -298,7 +297,7 @@ func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.
 	if err != nil {
 		return d, true, s.fail("read delivery "+id, err)
 	}
-	if err := json.Unmarshal([]byte(old), &d); err != nil {
+	if d, err = decodeDelivery([]byte(old)); err != nil {
 		return d, true, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
 	wasDead := "0"
@@ -308,9 +307,9 @@ func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.
 	if d, err = relay.Requeued(d, now); err != nil {
 		return d, true, err
 	}
-	rec, err := json.Marshal(&d)
+	rec, err := encodeDelivery(&d)
 	if err != nil {
-		return d, true, fmt.Errorf("encode delivery: %w", err)
+		return d, true, err
 	}
 	res, err := requeueScript.Run(ctx, s.rdb, []string{s.deliveryKey(id), s.queueKey(target), s.heldKey(target), s.attemptsKey(id),
 		s.eventKey(d.EventID), s.stateIndexKey(relay.Pending, target), s.stateIndexKey(relay.Dead, target)},

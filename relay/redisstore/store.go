@@ -11,7 +11,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,9 +194,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if s.isClosed() {
 		return relay.IngestResult{}, relay.ErrClosed
 	}
-	meta, err := json.Marshal(ev)
+	meta, err := encodeEventMeta(ev)
 	if err != nil {
-		return relay.IngestResult{}, fmt.Errorf("encode event: %w", err)
+		return relay.IngestResult{}, err
 	}
 	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID),
 		s.eventIndexKey("", ""), s.eventIndexKey(ev.Task, ""), s.eventIndexKey("", ev.Status), s.eventIndexKey(ev.Task, ev.Status),
@@ -205,9 +204,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds()}
 	for _, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
-		rec, err := json.Marshal(&d)
+		rec, err := encodeDelivery(&d)
 		if err != nil {
-			return relay.IngestResult{}, fmt.Errorf("encode delivery: %w", err)
+			return relay.IngestResult{}, err
 		}
 		keys = append(keys, s.queueKey(t), s.deliveryKey(d.ID()), s.stateIndexKey(relay.Pending, t))
 		args = append(args, d.ID(), rec, ms(ev.ReceivedAt), t)
@@ -292,11 +291,10 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 			continue
 		}
 		var c relay.Claim
-		if err := json.Unmarshal(rec, &c.Delivery); err != nil {
+		if c.Delivery, err = decodeDelivery(rec); err != nil {
 			return nil, fmt.Errorf("decode delivery %s: %w", id, err)
 		}
-		c.Event = new(relay.Event)
-		if err := json.Unmarshal([]byte(vals[0].(string)), c.Event); err != nil {
+		if c.Event, err = decodeEventMeta([]byte(vals[0].(string))); err != nil {
 			return nil, fmt.Errorf("decode event of %s: %w", id, err)
 		}
 		if p, ok := vals[1].(string); ok {
@@ -375,7 +373,7 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 // final state's index, indexes.
 // ARGV: record, state, due ms, delivery id, attempt ("" for none),
 // retention ms (0: none), owner.
-var completeScript = redis.NewScript(`
+var completeScript = redis.NewScript(luaStateAt + `
 local owner = redis.call('HGET', KEYS[6], ARGV[4])
 if owner and owner ~= ARGV[7] then
   return 0
@@ -406,7 +404,7 @@ if keep > 0 then
   redis.call('PEXPIRE', KEYS[4], keep)
 end
 -- The first final outcome of this delivery closes it on its event.
-if string.find(was, '"state":"pending"', 1, true) then
+if stateAt(was) == 'p' then
   local open = redis.call('HINCRBY', KEYS[5], 'open', -1)
   if open <= 0 and keep > 0 then
     redis.call('PEXPIRE', KEYS[5], keep)
@@ -423,14 +421,14 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	pipe := s.rdb.Pipeline()
 	for _, o := range outcomes {
 		d := o.Delivery
-		rec, err := json.Marshal(&d)
+		rec, err := encodeDelivery(&d)
 		if err != nil {
-			return fmt.Errorf("encode delivery: %w", err)
+			return err
 		}
 		var att []byte
 		if o.Attempt != nil {
-			if att, err = json.Marshal(o.Attempt); err != nil {
-				return fmt.Errorf("encode attempt: %w", err)
+			if att, err = encodeAttempt(o.Attempt); err != nil {
+				return err
 			}
 		}
 		id := d.ID()
