@@ -113,7 +113,7 @@ type Admin interface {
 	// attempts, or ErrNotFound.
 	Event(ctx context.Context, id string) (*EventDetail, error)
 
-	// Deliveries returns up to f.Limit deliveries, newest event first.
+	// Deliveries returns up to f.Limit deliveries in the order f asks for.
 	Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
 
 	// Requeue puts a dead or pending delivery back in line, due at now,
@@ -147,12 +147,14 @@ type EventFilter struct {
 	Limit  int    // at most this many; 0 means DefaultLimit
 }
 
-// DeliveryFilter selects deliveries. Zero fields select everything.
+// DeliveryFilter selects deliveries, listed newest event first, or oldest
+// first with Oldest. Zero fields select everything.
 type DeliveryFilter struct {
 	State  State
 	Target string
 	Before string // a delivery id: only deliveries after it in the order
 	Limit  int    // at most this many; 0 means DefaultLimit
+	Oldest bool   // list the oldest event first
 }
 
 // Query limits.

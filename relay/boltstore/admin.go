@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -86,6 +85,19 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 	return out, err
 }
 
+// firstAfter moves c to the first key after after, or to the first key
+// when after is "".
+func firstAfter(c *bolt.Cursor, after string) (k, v []byte) {
+	if after == "" {
+		return c.First()
+	}
+	k, v = c.Seek([]byte(after))
+	if bytes.Equal(k, []byte(after)) {
+		k, v = c.Next()
+	}
+	return k, v
+}
+
 // lastBefore moves c to the last key before before, or to the last key
 // when before is "".
 func lastBefore(c *bolt.Cursor, before string) (k, v []byte) {
@@ -156,8 +168,8 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 }
 
 // Deliveries implements relay.Admin. Pending and dead deliveries are found
-// in the in-memory indexes; delivered ones by walking the records newest
-// first, reading only their heads until one matches.
+// in the in-memory indexes; delivered ones by walking the records in the
+// order asked for, reading only their heads until one matches.
 func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay.Delivery, error) {
 	limit := relay.PageSize(f.Limit)
 	if f.State == relay.Pending || f.State == relay.Dead {
@@ -183,8 +195,13 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 	var out []relay.Delivery
 	err := s.readTx(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktDeliveries).Cursor()
+		next := c.Prev
 		k, v := lastBefore(c, f.Before)
-		for n := 0; k != nil && len(out) < limit; k, v = c.Prev() {
+		if f.Oldest {
+			next = c.Next
+			k, v = firstAfter(c, f.Before)
+		}
+		for n := 0; k != nil && len(out) < limit; k, v = next() {
 			if n++; n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -212,11 +229,11 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 }
 
 // indexed returns the ids of up to limit pending or dead deliveries that f
-// selects, newest first, from the in-memory indexes.
+// selects, in its order, from the in-memory indexes.
 func (s *Store) indexed(f relay.DeliveryFilter, limit int) []string {
 	var ids []string
 	keep := func(id string) {
-		if f.Before == "" || id < f.Before {
+		if f.Before == "" || (!f.Oldest && id < f.Before) || (f.Oldest && id > f.Before) {
 			ids = append(ids, id)
 		}
 	}
@@ -238,7 +255,10 @@ func (s *Store) indexed(f relay.DeliveryFilter, limit int) []string {
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+	slices.Sort(ids)
+	if !f.Oldest {
+		slices.Reverse(ids)
+	}
 	return ids[:min(len(ids), limit)]
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -19,6 +18,15 @@ func lexBefore(before string) string {
 		return "+"
 	}
 	return "(" + before
+}
+
+// lexAfter is the exclusive lower bound of a walk of an index from after
+// ("" for the oldest).
+func lexAfter(after string) string {
+	if after == "" {
+		return "-"
+	}
+	return "(" + after
 }
 
 // Events implements relay.Admin from the index of the filter: no key is
@@ -219,7 +227,12 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 		var cmds []*redis.StringSliceCmd
 		for _, t := range targets {
 			for _, st := range states {
-				cmds = append(cmds, pipe.ZRevRangeByLex(ctx, s.stateIndexKey(st, t), &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want}))
+				key := s.stateIndexKey(st, t)
+				if f.Oldest {
+					cmds = append(cmds, pipe.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lexAfter(before), Max: "+", Count: want}))
+				} else {
+					cmds = append(cmds, pipe.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want}))
+				}
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -232,7 +245,10 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 		if len(ids) == 0 {
 			break
 		}
-		slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+		slices.Sort(ids)
+		if !f.Oldest {
+			slices.Reverse(ids)
+		}
 		ids = slices.Compact(ids)
 		ids = ids[:min(len(ids), int(want))]
 		before = ids[len(ids)-1]

@@ -182,8 +182,8 @@ func testEventDetail(t *testing.T, h Harness) {
 	}
 }
 
-// Deliveries filters by state and target, newest event first, and pages
-// with Before.
+// Deliveries filters by state and target, newest event first or oldest
+// first, and pages with Before.
 func testDeliveries(t *testing.T, h Harness) {
 	s := open(t, h)
 	var evs []*relay.Event
@@ -215,6 +215,13 @@ func testDeliveries(t *testing.T, h Harness) {
 			{relay.DeliveryFilter{Target: "b", Before: id(2, "b")}, []string{id(1, "b"), id(0, "b")}},
 			{relay.DeliveryFilter{Target: "nobody"}, nil},
 			{relay.DeliveryFilter{State: relay.Dead, Target: "b"}, nil},
+			{relay.DeliveryFilter{Target: "a", Oldest: true}, []string{id(0, "a"), id(1, "a"), id(2, "a"), id(3, "a")}},
+			{relay.DeliveryFilter{State: relay.Pending, Oldest: true}, []string{id(0, "b"), id(1, "b"), id(2, "a"), id(2, "b"), id(3, "a"), id(3, "b")}},
+			{relay.DeliveryFilter{State: relay.Dead, Oldest: true}, []string{id(1, "a")}},
+			{relay.DeliveryFilter{State: relay.Delivered, Oldest: true}, []string{id(0, "a")}},
+			{relay.DeliveryFilter{Oldest: true, Limit: 3}, []string{id(0, "a"), id(0, "b"), id(1, "a")}},
+			{relay.DeliveryFilter{Oldest: true, Limit: 3, Before: id(1, "a")}, []string{id(1, "b"), id(2, "a"), id(2, "b")}},
+			{relay.DeliveryFilter{Target: "b", State: relay.Pending, Oldest: true, Before: id(2, "b")}, []string{id(3, "b")}},
 		} {
 			if got := deliveryIDs(listDeliveries(t, s, tc.f)); !slices.Equal(got, tc.want) {
 				return fmt.Errorf("Deliveries(%+v) = %v, want %v", tc.f, got, tc.want)
