@@ -1,6 +1,10 @@
 package relay
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // The state changes of a delivery that are not an attempt's outcome. They
 // are plain functions, so that every store writes the same records: a store
@@ -43,4 +47,61 @@ func (d Delivery) Equal(o Delivery) bool {
 	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
 	o.NextAttemptAt, o.BudgetSince, o.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
 	return d == o
+}
+
+// maxSwapTries bounds how often Requeue loads a delivery whose record keeps
+// changing under it.
+const maxSwapTries = 8
+
+// Requeue puts the dead or pending delivery id of s back in line, due at
+// now, with a fresh budget (see Requeued), and returns its new record. It
+// returns ErrNotFound, or ErrConflict when the delivery was delivered or is
+// being attempted.
+func Requeue(ctx context.Context, s Admin, id string, now time.Time) (Delivery, error) {
+	for range maxSwapTries {
+		d, held, err := s.LoadDelivery(ctx, id)
+		if err != nil {
+			return Delivery{}, err
+		}
+		if held {
+			return Delivery{}, InFlightConflict(id)
+		}
+		nd, err := Requeued(d, now)
+		if err != nil {
+			return Delivery{}, err
+		}
+		n, err := s.SwapDeliveries(ctx, Swap{Old: &d, New: nd})
+		if err != nil {
+			return Delivery{}, fmt.Errorf("requeue %s: %w", id, err)
+		}
+		if n == 1 {
+			return nd, nil
+		}
+	}
+	return Delivery{}, InFlightConflict(id) // its record keeps changing under us
+}
+
+// RequeueDead requeues up to max dead deliveries of target, oldest first,
+// as Requeue does, in one store write, and returns how many it requeued:
+// a dead letter that changes meanwhile is left alone. A caller with more
+// to do calls again until it gets 0; max is at most MaxLimit.
+func RequeueDead(ctx context.Context, s Admin, target string, now time.Time, max int) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	dead, err := s.Deliveries(ctx, DeliveryFilter{State: Dead, Target: target, Limit: max, Oldest: true})
+	if err != nil || len(dead) == 0 {
+		return 0, err
+	}
+	swaps := make([]Swap, 0, len(dead))
+	for i := range dead {
+		if nd, err := Requeued(dead[i], now); err == nil {
+			swaps = append(swaps, Swap{Old: &dead[i], New: nd})
+		}
+	}
+	n, err := s.SwapDeliveries(ctx, swaps...)
+	if err != nil {
+		return 0, fmt.Errorf("requeue dead deliveries of %s: %w", target, err)
+	}
+	return n, nil
 }

@@ -127,6 +127,21 @@ type Admin interface {
 	// calls again until it gets 0.
 	RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error)
 
+	// LoadDelivery returns the delivery id as stored, and whether a holder
+	// has it (it is being attempted right now), or ErrNotFound.
+	LoadDelivery(ctx context.Context, id string) (d Delivery, held bool, err error)
+
+	// SwapDeliveries stores, in one atomic and durable step, the New record
+	// of each swap whose delivery is still as its Old says and that nobody
+	// holds, and returns how many it stored; the others are left as they
+	// are, for the caller to load again. The queue, the indexes and the
+	// event follow each stored record: a pending one is due at its
+	// NextAttemptAt, a final one is counted and listed in its state, a
+	// delivery created for an event joins the event's Targets, and the
+	// attempts already recorded stay. After an error, whether the swaps
+	// were stored is unknown: load them again.
+	SwapDeliveries(ctx context.Context, swaps ...Swap) (int, error)
+
 	// Counts returns, per target, how many deliveries are in each state.
 	Counts(ctx context.Context) (map[string]StateCounts, error)
 
@@ -137,6 +152,18 @@ type Admin interface {
 
 	// Paused returns the paused targets.
 	Paused(ctx context.Context) (map[string]bool, error)
+}
+
+// Swap is a compare-and-set of one delivery record, for
+// Admin.SwapDeliveries: the operator's moves (Requeue, RequeueDead) are
+// made of them, in the core, over any store.
+type Swap struct {
+	// Old is the record as the caller read it (Equal compares them), or
+	// nil for a delivery that must not exist yet: a delivery of a stored
+	// event to a target it has none for.
+	Old *Delivery
+	// New is the record to store, of the same delivery as Old.
+	New Delivery
 }
 
 // EventFilter selects events. Zero fields select everything.

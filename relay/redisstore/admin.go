@@ -68,32 +68,24 @@ func (s *Store) events(ctx context.Context, ids []string, withPayload bool) ([]*
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		if withPayload {
-			cmds[i] = pipe.HMGet(ctx, s.eventKey(id), "meta", "payload")
-		} else {
-			cmds[i] = pipe.HMGet(ctx, s.eventKey(id), "meta")
+		fields := eventFields
+		if !withPayload {
+			fields = fields[:2]
 		}
+		cmds[i] = pipe.HMGet(ctx, s.eventKey(id), fields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, s.fail("read events", err)
 	}
 	evs := make([]*relay.Event, 0, len(ids))
 	for i, cmd := range cmds {
-		vals := cmd.Val()
-		meta, ok := vals[0].(string)
-		if !ok {
-			continue
-		}
-		ev, err := decodeEventMeta([]byte(meta))
+		ev, ok, err := readEvent(cmd.Val())
 		if err != nil {
 			return nil, fmt.Errorf("decode event %s: %w", ids[i], err)
 		}
-		if withPayload {
-			if p, ok := vals[1].(string); ok {
-				ev.Payload = []byte(p)
-			}
+		if ok {
+			evs = append(evs, ev)
 		}
-		evs = append(evs, ev)
 	}
 	return evs, nil
 }
@@ -261,107 +253,14 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 	return out, nil
 }
 
-// requeueScript puts a delivery back in line with the record the caller
-// built from old, unless the record changed meanwhile (0: read it again)
-// or a relay holds it (-1).
-// KEYS: delivery, queue, held, attempts, event, pending index, dead index.
-// ARGV: old record, new record, delivery id, due ms, "1" when it was dead.
-var requeueScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 0
-end
-if redis.call('ZSCORE', KEYS[3], ARGV[3]) then
-  return -1
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('PERSIST', KEYS[4])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZADD', KEYS[6], 0, ARGV[3])
-if ARGV[5] == '1' then
-  redis.call('ZREM', KEYS[7], ARGV[3])
-  redis.call('HINCRBY', KEYS[5], 'open', 1)
-  redis.call('PERSIST', KEYS[5])
-end
-return 1
-`)
-
 // Requeue implements relay.Admin.
 func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.Delivery, error) {
-	if s.isClosed() {
-		return relay.Delivery{}, relay.ErrClosed
-	}
-	for range 8 {
-		d, done, err := s.requeue(ctx, id, now)
-		if done || err != nil {
-			return d, err
-		}
-	}
-	return relay.Delivery{}, relay.InFlightConflict(id) // its record keeps changing under us
+	return relay.Requeue(ctx, s, id, now)
 }
 
-// requeue makes one attempt at Requeue; done is false when the record
-// changed between its read and its write.
-func (s *Store) requeue(ctx context.Context, id string, now time.Time) (d relay.Delivery, done bool, err error) {
-	_, target, ok := relay.SplitDeliveryID(id)
-	if !ok {
-		return d, true, relay.DeliveryNotFound(id)
-	}
-	old, err := s.rdb.Get(ctx, s.deliveryKey(id)).Result()
-	if errors.Is(err, redis.Nil) {
-		return d, true, relay.DeliveryNotFound(id)
-	}
-	if err != nil {
-		return d, true, s.fail("read delivery "+id, err)
-	}
-	if d, err = decodeDelivery([]byte(old)); err != nil {
-		return d, true, fmt.Errorf("decode delivery %s: %w", id, err)
-	}
-	wasDead := "0"
-	if d.State == relay.Dead {
-		wasDead = "1"
-	}
-	if d, err = relay.Requeued(d, now); err != nil {
-		return d, true, err
-	}
-	rec, err := encodeDelivery(&d)
-	if err != nil {
-		return d, true, err
-	}
-	res, err := requeueScript.Run(ctx, s.rdb, []string{s.deliveryKey(id), s.queueKey(target), s.heldKey(target), s.attemptsKey(id),
-		s.eventKey(d.EventID), s.stateIndexKey(relay.Pending, target), s.stateIndexKey(relay.Dead, target)},
-		old, rec, id, ms(now), wasDead).Int()
-	switch {
-	case err != nil:
-		return d, true, s.fail("requeue "+id, err)
-	case res == -1:
-		return d, true, relay.InFlightConflict(id)
-	}
-	return d, res == 1, nil
-}
-
-// RequeueDead implements relay.Admin, oldest dead letters first. A dead
-// letter that changes under it is left for the next call.
+// RequeueDead implements relay.Admin.
 func (s *Store) RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error) {
-	if s.isClosed() {
-		return 0, relay.ErrClosed
-	}
-	ids, err := s.rdb.ZRangeByLex(ctx, s.stateIndexKey(relay.Dead, target), &redis.ZRangeBy{Min: "-", Max: "+", Count: int64(max)}).Result()
-	if err != nil {
-		return 0, s.fail("list dead deliveries of "+target, err)
-	}
-	n := 0
-	for _, id := range ids {
-		_, done, err := s.requeue(ctx, id, now)
-		switch {
-		case errors.Is(err, relay.ErrNotFound) || errors.Is(err, relay.ErrConflict):
-			// Expired, or retried by someone else meanwhile.
-		case err != nil:
-			return n, err
-		case done:
-			n++
-		}
-	}
-	return n, nil
+	return relay.RequeueDead(ctx, s, target, now, max)
 }
 
 // Counts implements relay.Admin. Finished deliveries are counted from their

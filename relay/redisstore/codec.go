@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 )
@@ -58,23 +59,63 @@ func decodeDelivery(b []byte) (relay.Delivery, error) {
 	return d, json.Unmarshal(b[1:], &d)
 }
 
-// An event is a hash: its metadata (the version, then the event's JSON)
-// under "meta" and its payload as received under "payload".
-func encodeEventMeta(ev *relay.Event) ([]byte, error) {
-	js, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
+// An event is a hash: its metadata (the version, then the event's JSON
+// without its targets) under "meta", its targets under "targets", joined by
+// NUL, so that a script can add one, and its payload as received under
+// "payload".
+func encodeEvent(ev *relay.Event) (meta []byte, targets string, err error) {
+	for _, t := range ev.Targets {
+		if strings.IndexByte(t, 0) >= 0 {
+			return nil, "", fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
+		}
 	}
-	return append([]byte{recordVersion}, js...), nil
+	// The outer Targets, nil, hides the event's from the encoder.
+	js, err := json.Marshal(struct {
+		*relay.Event
+		Targets []string `json:"targets,omitempty"`
+	}{Event: ev})
+	if err != nil {
+		return nil, "", fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return append([]byte{recordVersion}, js...), strings.Join(ev.Targets, "\x00"), nil
 }
 
-func decodeEventMeta(meta []byte) (*relay.Event, error) {
+func decodeEvent(meta []byte, targets string) (*relay.Event, error) {
 	b, err := checkVersion(meta)
 	if err != nil {
 		return nil, err
 	}
 	ev := new(relay.Event)
-	return ev, json.Unmarshal(b, ev)
+	if err := json.Unmarshal(b, ev); err != nil {
+		return nil, err
+	}
+	if targets != "" {
+		ev.Targets = strings.Split(targets, "\x00")
+	}
+	return ev, nil
+}
+
+// eventFields are the fields of an event hash that readEvent decodes, in
+// its order; the payload may be left out.
+var eventFields = []string{"meta", "targets", "payload"}
+
+// readEvent decodes the values of HMGET of eventFields, or of all but the
+// payload; ok is false when the event does not exist (it expired).
+func readEvent(vals []any) (ev *relay.Event, ok bool, err error) {
+	if len(vals) < 2 || vals[0] == nil {
+		return nil, false, nil
+	}
+	meta, _ := vals[0].(string)
+	targets, _ := vals[1].(string)
+	if ev, err = decodeEvent([]byte(meta), targets); err != nil {
+		return nil, false, err
+	}
+	if len(vals) > 2 {
+		if p, ok := vals[2].(string); ok {
+			ev.Payload = []byte(p)
+		}
+	}
+	return ev, true, nil
 }
 
 // An attempt is the version, then the attempt's JSON.

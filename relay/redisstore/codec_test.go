@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +13,22 @@ func TestCodecRoundTrip(t *testing.T) {
 	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at,
 		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Targets: []string{"a", "b"}}
-	meta, err := encodeEventMeta(ev)
+	meta, targets, err := encodeEvent(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := decodeEventMeta(meta); err != nil || got.ID != ev.ID || len(got.Targets) != 2 || got.Headers["User-Agent"] != "Hoox/1.0" {
-		t.Errorf("decodeEventMeta(encodeEventMeta(%+v)) = %+v, %v", ev, got, err)
+	if strings.Contains(string(meta), "targets") {
+		t.Errorf("event meta %s holds the targets, which are kept beside it", meta)
+	}
+	if got, err := decodeEvent(meta, targets); err != nil || got.ID != ev.ID || !slices.Equal(got.Targets, ev.Targets) || got.Headers["User-Agent"] != "Hoox/1.0" || !got.ReceivedAt.Equal(at) {
+		t.Errorf("decodeEvent(encodeEvent(%+v)) = %+v, %v", ev, got, err)
+	}
+	if _, _, err := encodeEvent(&relay.Event{ID: ev.ID, Targets: []string{"a\x00b"}}); err == nil {
+		t.Error("encodeEvent of a target name with a NUL byte succeeded")
+	}
+	unrouted, targets, _ := encodeEvent(&relay.Event{ID: ev.ID})
+	if got, err := decodeEvent(unrouted, targets); err != nil || len(got.Targets) != 0 {
+		t.Errorf("an event without targets comes back with %q, %v", got.Targets, err)
 	}
 	for state, code := range stateCodes {
 		d := relay.NewDelivery(ev, "a")
@@ -47,7 +58,7 @@ func TestCodecRoundTrip(t *testing.T) {
 // are an error that names the version.
 func TestCodecRefusesUnknownVersions(t *testing.T) {
 	for name, decode := range map[string]func([]byte) error{
-		"event":    func(b []byte) error { _, err := decodeEventMeta(b); return err },
+		"event":    func(b []byte) error { _, err := decodeEvent(b, ""); return err },
 		"delivery": func(b []byte) error { _, err := decodeDelivery(b); return err },
 		"attempt":  func(b []byte) error { _, err := decodeAttempt(b); return err },
 	} {

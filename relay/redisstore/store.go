@@ -160,7 +160,8 @@ func (s *Store) isClosed() bool {
 // KEYS: mark, event, the four event indexes, targets, indexes, then per
 // target its queue, its delivery record and its pending index.
 // ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
-// none), then per target delivery id, delivery record, due ms, target.
+// none), targets, then per target delivery id, delivery record, due ms,
+// target.
 var ingestScript = redis.NewScript(`
 local mark = redis.call('GET', KEYS[1])
 if mark then
@@ -171,7 +172,7 @@ if mark then
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', math.max(tonumber(ARGV[3]), tonumber(ARGV[6])))
 local n = (#KEYS - 8) / 3
-redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'payload', ARGV[5], 'open', n)
+redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'targets', ARGV[7], 'payload', ARGV[5], 'open', n)
 if n == 0 and tonumber(ARGV[6]) > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
@@ -180,7 +181,7 @@ for i = 3, 6 do
 end
 redis.call('SADD', KEYS[8], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 for i = 1, n do
-  local k, a = 8 + (i - 1) * 3, 6 + (i - 1) * 4
+  local k, a = 8 + (i - 1) * 3, 7 + (i - 1) * 4
   redis.call('SET', KEYS[k + 2], ARGV[a + 2])
   redis.call('ZADD', KEYS[k + 1], ARGV[a + 3], ARGV[a + 1])
   redis.call('ZADD', KEYS[k + 3], 0, ARGV[a + 1])
@@ -194,14 +195,14 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if s.isClosed() {
 		return relay.IngestResult{}, relay.ErrClosed
 	}
-	meta, err := encodeEventMeta(ev)
+	meta, targets, err := encodeEvent(ev)
 	if err != nil {
 		return relay.IngestResult{}, err
 	}
 	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID),
 		s.eventIndexKey("", ""), s.eventIndexKey(ev.Task, ""), s.eventIndexKey("", ev.Status), s.eventIndexKey(ev.Task, ev.Status),
 		s.targetsKey(), s.indexesKey()}
-	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds()}
+	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds(), targets}
 	for _, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
 		rec, err := encodeDelivery(&d)
@@ -270,7 +271,7 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	for i, id := range ids {
 		eid, _, _ := relay.SplitDeliveryID(id)
 		recs[i] = pipe.Get(ctx, s.deliveryKey(id))
-		evs[i] = pipe.HMGet(ctx, s.eventKey(eid), "meta", "payload")
+		evs[i] = pipe.HMGet(ctx, s.eventKey(eid), eventFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		s.mu.Lock()
@@ -284,22 +285,20 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	claims := make([]relay.Claim, 0, len(ids))
 	var gone []string
 	for i, id := range ids {
+		var c relay.Claim
 		rec, err := recs[i].Bytes()
-		vals := evs[i].Val()
-		if err != nil || len(vals) != 2 || vals[0] == nil {
+		ev, ok, evErr := readEvent(evs[i].Val())
+		if evErr != nil {
+			return nil, fmt.Errorf("decode event of %s: %w", id, evErr)
+		}
+		if err != nil || !ok {
 			gone = append(gone, id) // pruned meanwhile
 			continue
 		}
-		var c relay.Claim
 		if c.Delivery, err = decodeDelivery(rec); err != nil {
 			return nil, fmt.Errorf("decode delivery %s: %w", id, err)
 		}
-		if c.Event, err = decodeEventMeta([]byte(vals[0].(string))); err != nil {
-			return nil, fmt.Errorf("decode event of %s: %w", id, err)
-		}
-		if p, ok := vals[1].(string); ok {
-			c.Event.Payload = []byte(p)
-		}
+		c.Event = ev
 		claims = append(claims, c)
 	}
 	if len(gone) > 0 {
@@ -373,7 +372,7 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 // final state's index, indexes.
 // ARGV: record, state, due ms, delivery id, attempt ("" for none),
 // retention ms (0: none), owner.
-var completeScript = redis.NewScript(luaStateAt + `
+var completeScript = redis.NewScript(luaStateAt + luaClose + `
 local owner = redis.call('HGET', KEYS[6], ARGV[4])
 if owner and owner ~= ARGV[7] then
   return 0
@@ -405,10 +404,7 @@ if keep > 0 then
 end
 -- The first final outcome of this delivery closes it on its event.
 if stateAt(was) == 'p' then
-  local open = redis.call('HINCRBY', KEYS[5], 'open', -1)
-  if open <= 0 and keep > 0 then
-    redis.call('PEXPIRE', KEYS[5], keep)
-  end
+  close(KEYS[5], keep)
 end
 return 1
 `)

@@ -317,29 +317,14 @@ func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 	}
 	finish(t, s, claim(t, s, "b", base.Add(time.Hour), 1)[0], base.Add(time.Minute), relay.Delivered, 200)
 
-	wantCounts := func(want map[string]relay.StateCounts) {
-		t.Helper()
-		Eventually(t, 5*time.Second, func() error {
-			got, err := s.Counts(t.Context())
-			if err != nil {
-				return err
-			}
-			for target, w := range want {
-				if got[target] != w {
-					return fmt.Errorf("Counts()[%s] = %+v, want %+v (all: %+v)", target, got[target], w, got)
-				}
-			}
-			return nil
-		})
-	}
-	wantCounts(map[string]relay.StateCounts{"a": {Pending: 1, Dead: 4}, "b": {Pending: 4, Delivered: 1}})
+	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 1, Dead: 4}, "b": {Pending: 4, Delivered: 1}})
 
 	now := base.Add(2 * time.Hour)
 	n, err := s.RequeueDead(t.Context(), "a", now, 3)
 	if err != nil || n != 3 {
 		t.Fatalf("RequeueDead(a, max 3) = %d, %v; want 3", n, err)
 	}
-	wantCounts(map[string]relay.StateCounts{"a": {Pending: 4, Dead: 1}})
+	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 4, Dead: 1}})
 	if n, err := s.RequeueDead(t.Context(), "a", now, 3); err != nil || n != 1 {
 		t.Fatalf("second RequeueDead(a) = %d, %v; want the last 1", n, err)
 	}
@@ -349,13 +334,13 @@ func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 	if n, err := s.RequeueDead(t.Context(), "nobody", now, 3); err != nil || n != 0 {
 		t.Fatalf("RequeueDead(nobody) = %d, %v; want 0", n, err)
 	}
-	wantCounts(map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
+	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
 	if got := claim(t, s, "a", now, 10); len(got) != 5 {
 		t.Errorf("Claim after RequeueDead = %d deliveries, want all 5", len(got))
 	}
 
 	s = reopen(t, h, s)
-	wantCounts(map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
+	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
 }
 
 // A pause mark outlasts a restart until it is lifted.
