@@ -305,7 +305,7 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	d, err := s.store.Requeue(ctx, p.ByName("id"), time.Now())
+	d, err := Requeue(ctx, s.store, p.ByName("id"), time.Now())
 	if err != nil {
 		storeError(w, err)
 		return
@@ -357,7 +357,7 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 	for total < limit {
 		chunk := min(retryChunk, limit-total)
 		ctx, cancel := queryCtx(r)
-		n, err := s.store.RequeueDead(ctx, name, time.Now(), chunk)
+		n, err := RequeueDead(ctx, s.store, name, time.Now(), chunk)
 		cancel()
 		total += n
 		if err != nil {

@@ -116,17 +116,6 @@ type Admin interface {
 	// Deliveries returns up to f.Limit deliveries in the order f asks for.
 	Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
 
-	// Requeue puts a dead or pending delivery back in line, due at now,
-	// with a fresh budget: max_attempts and max_age count from now, and
-	// attempt numbers go on. It returns the new record, ErrNotFound, or
-	// ErrConflict when the delivery was delivered or is being attempted.
-	Requeue(ctx context.Context, id string, now time.Time) (Delivery, error)
-
-	// RequeueDead requeues up to max dead deliveries of target as Requeue
-	// does and reports how many it requeued; a caller with more to do
-	// calls again until it gets 0.
-	RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error)
-
 	// LoadDelivery returns the delivery id as stored, and whether a holder
 	// has it (it is being attempted right now), or ErrNotFound.
 	LoadDelivery(ctx context.Context, id string) (d Delivery, held bool, err error)

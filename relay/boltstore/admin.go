@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	bolt "go.etcd.io/bbolt"
@@ -277,16 +276,6 @@ func (s *Store) targets() func(yield func(string) bool) {
 			}
 		}
 	}
-}
-
-// Requeue implements relay.Admin.
-func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.Delivery, error) {
-	return relay.Requeue(ctx, s, id, now)
-}
-
-// RequeueDead implements relay.Admin.
-func (s *Store) RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error) {
-	return relay.RequeueDead(ctx, s, target, now, max)
 }
 
 // Counts implements relay.Admin from the in-memory indexes.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/redis/go-redis/v9"
@@ -251,16 +250,6 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 		out = append(out, ds...)
 	}
 	return out, nil
-}
-
-// Requeue implements relay.Admin.
-func (s *Store) Requeue(ctx context.Context, id string, now time.Time) (relay.Delivery, error) {
-	return relay.Requeue(ctx, s, id, now)
-}
-
-// RequeueDead implements relay.Admin.
-func (s *Store) RequeueDead(ctx context.Context, target string, now time.Time, max int) (int, error) {
-	return relay.RequeueDead(ctx, s, target, now, max)
 }
 
 // Counts implements relay.Admin. Finished deliveries are counted from their

@@ -235,8 +235,9 @@ func testDeliveries(t *testing.T, h Harness) {
 	}
 }
 
-// Requeue gives a dead or pending delivery a fresh budget, due now; numbering
-// goes on. Delivered and held deliveries are refused.
+// relay.Requeue, over the store's LoadDelivery and SwapDeliveries, gives a
+// dead or pending delivery a fresh budget, due now; numbering goes on.
+// Delivered and held deliveries are refused.
 func testRequeue(t *testing.T, h Harness) {
 	s := open(t, h)
 	e1, e2, e3 := Event(base, "r1", "a"), Event(base.Add(time.Second), "r2", "a"), Event(base.Add(2*time.Second), "r3", "a")
@@ -252,7 +253,7 @@ func testRequeue(t *testing.T, h Harness) {
 
 	now := base.Add(2 * time.Hour)
 	Eventually(t, 5*time.Second, func() error {
-		_, err := s.Requeue(t.Context(), d1.ID(), now)
+		_, err := relay.Requeue(t.Context(), s, d1.ID(), now)
 		return err
 	})
 	Eventually(t, 5*time.Second, func() error {
@@ -282,7 +283,7 @@ func testRequeue(t *testing.T, h Harness) {
 		{relay.DeliveryID(relay.NewEventID(base), "a"), relay.ErrNotFound},
 		{"garbage", relay.ErrNotFound},
 	} {
-		if _, err := s.Requeue(t.Context(), tc.id, now); !errors.Is(err, tc.want) {
+		if _, err := relay.Requeue(t.Context(), s, tc.id, now); !errors.Is(err, tc.want) {
 			t.Errorf("Requeue(%s) error = %v, want %v", tc.id, err, tc.want)
 		}
 	}
@@ -293,7 +294,7 @@ func testRequeue(t *testing.T, h Harness) {
 	c4 := claim(t, s, "b", base.Add(time.Hour), 1)[0].Delivery
 	c4.Attempts, c4.NextAttemptAt = 1, now.Add(time.Hour)
 	complete(t, s, relay.Outcome{Delivery: c4, Attempt: &relay.Attempt{Number: 1, Status: 503}})
-	got, err := s.Requeue(t.Context(), c4.ID(), now)
+	got, err := relay.Requeue(t.Context(), s, c4.ID(), now)
 	if err != nil {
 		t.Fatalf("Requeue(pending %s): %v", c4.ID(), err)
 	}
@@ -305,8 +306,8 @@ func testRequeue(t *testing.T, h Harness) {
 	}
 }
 
-// RequeueDead works through a target's dead deliveries max at a time, and
-// Counts follows every move.
+// relay.RequeueDead works through a target's dead deliveries max at a
+// time, and Counts follows every move.
 func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 	s := open(t, h)
 	for i := range 5 {
@@ -320,18 +321,18 @@ func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 1, Dead: 4}, "b": {Pending: 4, Delivered: 1}})
 
 	now := base.Add(2 * time.Hour)
-	n, err := s.RequeueDead(t.Context(), "a", now, 3)
+	n, err := relay.RequeueDead(t.Context(), s, "a", now, 3)
 	if err != nil || n != 3 {
 		t.Fatalf("RequeueDead(a, max 3) = %d, %v; want 3", n, err)
 	}
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 4, Dead: 1}})
-	if n, err := s.RequeueDead(t.Context(), "a", now, 3); err != nil || n != 1 {
+	if n, err := relay.RequeueDead(t.Context(), s, "a", now, 3); err != nil || n != 1 {
 		t.Fatalf("second RequeueDead(a) = %d, %v; want the last 1", n, err)
 	}
-	if n, err := s.RequeueDead(t.Context(), "a", now, 3); err != nil || n != 0 {
+	if n, err := relay.RequeueDead(t.Context(), s, "a", now, 3); err != nil || n != 0 {
 		t.Fatalf("third RequeueDead(a) = %d, %v; want 0", n, err)
 	}
-	if n, err := s.RequeueDead(t.Context(), "nobody", now, 3); err != nil || n != 0 {
+	if n, err := relay.RequeueDead(t.Context(), s, "nobody", now, 3); err != nil || n != 0 {
 		t.Fatalf("RequeueDead(nobody) = %d, %v; want 0", n, err)
 	}
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
