@@ -9,16 +9,41 @@ import (
 	"time"
 )
 
-// Store is what the relay needs from durable storage. Implementations are
-// safe for concurrent use.
+// Store is what the relay needs from durable storage: the queue that the
+// ingress and the dispatcher work, and the admin API's view of the same
+// records. Implementations are safe for concurrent use.
 //
-// The queue contract: a pending delivery is due at its NextAttemptAt. Claim
-// hands a due delivery to one caller at a time and holds it until Complete
-// or Release; a holder that dies loses its hold (at restart for an embedded
-// store, when a lease expires for a shared one), and the delivery is due
-// again. Deliveries are therefore attempted at least once, never by two
-// holders at the same time.
+// Retention, for a store set to keep finished work for a while only:
+//   - Pending work is never deleted: a pending delivery, its attempts and
+//     its event, payload included, are kept however old they are. A
+//     delivery swapped back to pending (SwapDeliveries) is pending work
+//     again.
+//   - A delivered or dead delivery, with its attempts, may be deleted once
+//     the retention has passed; an event, with its dedup mark, once none of
+//     its deliveries is pending and the retention has passed.
+//   - The retention counts from the event's receive time at the earliest.
+//     The embedded store counts from it; the Redis store from the final
+//     outcome of the delivery, or of the event's last delivery.
+//   - A dedup mark never outlives its event: Ingest never answers a
+//     duplicate with the id of an event that is gone. A mark may go before
+//     its event once it is older than any ttl Ingest is given.
 type Store interface {
+	Queue
+	Admin
+}
+
+// Queue is the work queue: the ingress writes events into it, and the
+// dispatcher claims their deliveries and records what became of them.
+//
+// A pending delivery is due at its NextAttemptAt. Claim hands a due
+// delivery to one caller at a time and holds it until Complete or Release;
+// a holder that dies loses its hold (at restart for an embedded store, when
+// a lease expires for a shared one), and the delivery is due again.
+// Deliveries are therefore attempted at least once, never by two holders at
+// the same time. A write that fails (the store is down) is an error, and
+// loses nothing acked: what Ingest stored stays stored, and a delivery
+// whose Complete failed is due again once the store is back.
+type Queue interface {
 	// Ingest writes ev, a pending delivery for each of ev.Targets (due,
 	// and with its budget counting, from ev.ReceivedAt), and the dedup mark
 	// (ev.Source, ev.DedupKey), in one atomic, durable step. A mark is live
@@ -54,18 +79,19 @@ type Store interface {
 	// are due again at at.
 	Release(ctx context.Context, at time.Time, ds ...Delivery) error
 
-	// Ping reports whether the store can take writes.
+	// Ping reports whether the store can take writes: it fails while the
+	// store is down, and once a write has failed, until the store takes
+	// writes again.
 	Ping(ctx context.Context) error
 
 	// Close writes what Complete deferred and releases the store. Holds
 	// still open are dropped, so those deliveries are due again when the
-	// store is next opened. A second Close returns nil.
+	// store is next opened. A second Close returns nil; every other method
+	// of a closed store, Admin's included, returns ErrClosed.
 	Close() error
-
-	Admin
 }
 
-// IngestResult is what Store.Ingest did.
+// IngestResult is what Queue.Ingest did.
 type IngestResult struct {
 	EventID   string // the new event's id, or the first one's for a duplicate
 	Duplicate bool
@@ -98,7 +124,8 @@ func MarkKey(key string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// ErrClosed is returned by a Store used after Close.
+// ErrClosed is returned by a Store, its Admin methods included, used after
+// Close.
 var ErrClosed = errors.New("store closed")
 
 // Admin is what the admin API asks of a store (docs/http.md): queries that are

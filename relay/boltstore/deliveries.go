@@ -9,7 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Claim implements relay.Store. Holds live in memory only.
+// Claim implements relay.Queue. Holds live in memory only.
 func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int) ([]relay.Claim, error) {
 	if s.isClosed() {
 		return nil, relay.ErrClosed
@@ -93,7 +93,7 @@ func (s *Store) releaseFresh(ev *relay.Event) {
 	s.freshBytes -= len(ev.Payload)
 }
 
-// Backlog implements relay.Store.
+// Backlog implements relay.Queue.
 func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 	if s.isClosed() {
 		return 0, relay.ErrClosed
@@ -103,7 +103,7 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 	return s.queue(target).size(), nil
 }
 
-// NextDue implements relay.Store.
+// NextDue implements relay.Queue.
 func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
 	if s.isClosed() {
 		return time.Time{}, false, relay.ErrClosed
@@ -114,7 +114,7 @@ func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, er
 	return t, ok, nil
 }
 
-// Complete implements relay.Store.
+// Complete implements relay.Queue.
 func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	type enc struct {
 		id, rec, attempt []byte
@@ -229,7 +229,7 @@ func deliveriesOf(os []relay.Outcome) []relay.Delivery {
 	return ds
 }
 
-// Release implements relay.Store. Holds are in memory, so nothing is
+// Release implements relay.Queue. Holds are in memory, so nothing is
 // written: the stored due time stays what it was, which is at or before at.
 func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery) error {
 	if s.isClosed() {

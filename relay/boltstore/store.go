@@ -302,7 +302,7 @@ func dedupKey(source, key string) []byte {
 	return append(k, key...)
 }
 
-// Ingest implements relay.Store.
+// Ingest implements relay.Queue.
 func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
 	rec, err := encodeEvent(ev)
 	if err != nil {

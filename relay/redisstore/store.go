@@ -190,7 +190,7 @@ end
 return {0, ARGV[1]}
 `)
 
-// Ingest implements relay.Store.
+// Ingest implements relay.Queue.
 func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
 	if s.isClosed() {
 		return relay.IngestResult{}, relay.ErrClosed
@@ -244,7 +244,7 @@ end
 return ids
 `)
 
-// Claim implements relay.Store.
+// Claim implements relay.Queue.
 func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) ([]relay.Claim, error) {
 	if s.isClosed() {
 		return nil, relay.ErrClosed
@@ -323,7 +323,7 @@ func toAny(ss []string) []any {
 	return out
 }
 
-// NextDue implements relay.Store. A held delivery counts from the end of
+// NextDue implements relay.Queue. A held delivery counts from the end of
 // its lease, when it is free to take again: that is how a relay notices,
 // without polling, the claims of a relay that died.
 func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, error) {
@@ -349,7 +349,7 @@ func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, er
 	return due, ok, nil
 }
 
-// Backlog implements relay.Store.
+// Backlog implements relay.Queue.
 func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 	if s.isClosed() {
 		return 0, relay.ErrClosed
@@ -409,7 +409,7 @@ end
 return 1
 `)
 
-// Complete implements relay.Store; outcomes are written before it returns.
+// Complete implements relay.Queue; outcomes are written before it returns.
 func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	if s.isClosed() {
 		return relay.ErrClosed
@@ -471,7 +471,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 `)
 
-// Release implements relay.Store.
+// Release implements relay.Queue.
 func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery) error {
 	if s.isClosed() {
 		return relay.ErrClosed
@@ -534,7 +534,7 @@ func (s *Store) adoptOrphans(ctx context.Context) error {
 	return nil
 }
 
-// Ping implements relay.Store.
+// Ping implements relay.Queue.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.isClosed() {
 		return relay.ErrClosed
