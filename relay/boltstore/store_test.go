@@ -48,6 +48,21 @@ func TestConformance(t *testing.T) {
 			}
 			return openPath(t, path)
 		},
+		Retained: func(t testing.TB) (relay.Store, func()) {
+			// The clock stands still until prune moves it past the
+			// retention of everything in the store.
+			clk := &clock{now: time.Unix(0, 0)}
+			s, err := boltstore.Open(filepath.Join(t.TempDir(), "retained.db"), boltstore.Options{Retention: time.Hour, PruneInterval: time.Hour, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, func() {
+				clk.set(time.Now().Add(1000 * time.Hour))
+				if _, err := s.Prune(t.Context()); err != nil {
+					t.Fatalf("Prune: %v", err)
+				}
+			}
+		},
 	})
 }
 

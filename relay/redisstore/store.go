@@ -156,7 +156,7 @@ func (s *Store) isClosed() bool {
 // their index entries and the mark, all or nothing. The mark is judged by
 // the ttl in force (ARGV[3]) but kept as long as the retention when that is
 // longer, so that a dedup.ttl raised by a reload covers the marks already
-// written.
+// written; never longer than its event, whose hash names it (see close).
 // KEYS: mark, event, the four event indexes, targets, indexes, then per
 // target its queue, its delivery record and its pending index.
 // ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
@@ -170,11 +170,17 @@ if mark then
     return {1, string.sub(mark, 1, sep - 1)}
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', math.max(tonumber(ARGV[3]), tonumber(ARGV[6])))
 local n = (#KEYS - 8) / 3
-redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'targets', ARGV[7], 'payload', ARGV[5], 'open', n)
-if n == 0 and tonumber(ARGV[6]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local keep = tonumber(ARGV[6])
+-- An event without deliveries is final at once: its mark goes with it.
+local px = math.max(tonumber(ARGV[3]), keep)
+if n == 0 and keep > 0 then
+  px = keep
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', px)
+redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'targets', ARGV[7], 'payload', ARGV[5], 'open', n, 'mark', KEYS[1])
+if n == 0 and keep > 0 then
+  redis.call('PEXPIRE', KEYS[2], keep)
 end
 for i = 3, 6 do
   redis.call('ZADD', KEYS[i], 0, ARGV[1])
@@ -404,7 +410,7 @@ if keep > 0 then
 end
 -- The first final outcome of this delivery closes it on its event.
 if stateAt(was) == 'p' then
-  close(KEYS[5], keep)
+  close(KEYS[5], ARGV[4], keep)
 end
 return 1
 `)

@@ -178,6 +178,21 @@ func runConformance(t *testing.T, url string) {
 			}
 			return open(t, prefix)
 		},
+		Retained: func(t testing.TB) (relay.Store, func()) {
+			const retention = 300 * time.Millisecond
+			rdb, err := redisstore.NewClient(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := redisstore.New(rdb, redisstore.Options{Prefix: fmt.Sprint("retained", n.Add(1)), Lease: 100000 * time.Hour, Renew: -1,
+				Retention: retention, PruneInterval: time.Hour})
+			return s, func() {
+				time.Sleep(retention + 200*time.Millisecond) // keys expire on Redis's clock
+				if _, err := s.Prune(t.Context()); err != nil {
+					t.Fatalf("Prune: %v", err)
+				}
+			}
+		},
 	})
 }
 

@@ -9,14 +9,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// luaClose is close(event, keep), for the scripts that make a pending
-// delivery final: once none of the event's deliveries is pending, the
-// event's key starts its retention.
-const luaClose = `local function close(event, keep)
+// luaClose is close(event, delivery id, keep), for the scripts that make a
+// pending delivery final: once none of the event's deliveries is pending,
+// the event's key starts its retention, and its dedup mark, if the mark is
+// still the event's, expires no later than it. The mark's key is read from
+// the event's hash: it is in the same hash slot as every key of the store.
+const luaClose = `local function close(event, id, keep)
   local open = redis.call('HINCRBY', event, 'open', -1)
-  if open <= 0 and keep > 0 then
-    redis.call('PEXPIRE', event, keep)
+  if open > 0 or keep <= 0 then
+    return
   end
+  local mark = redis.call('HGET', event, 'mark')
+  local owner = mark and redis.call('GET', mark)
+  local eid = string.match(id, '^[^:]*')
+  if owner and string.sub(owner, 1, #eid + 1) == eid .. '|' then
+    local ttl = redis.call('PTTL', mark)
+    if ttl < 0 or ttl > keep then
+      redis.call('PEXPIRE', mark, keep)
+    end
+  end
+  redis.call('PEXPIRE', event, keep)
 end
 `
 
@@ -101,7 +113,7 @@ for i = 0, (#KEYS - 2) / 7 - 1 do
         redis.call('PEXPIRE', atts, keep)
       end
       if was == 'p' then
-        close(event, keep)
+        close(event, id, keep)
       end
     end
     n = n + 1

@@ -19,8 +19,10 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
-// Harness is how the suite gets stores of the adapter under test. Both
-// fields are required; the zero value is not usable.
+// Harness is how the suite gets stores of the adapter under test. Open and
+// Reopen are required; the zero value is not usable. The other fields are
+// what a store may not be able to do: a test that needs one that is nil is
+// skipped, saying why.
 type Harness struct {
 	// Open returns a new, empty store. The suite closes it.
 	Open func(t testing.TB) relay.Store
@@ -29,6 +31,13 @@ type Harness struct {
 	// there and the holds of s are dropped. The suite closes the store
 	// it returns.
 	Reopen func(t testing.TB, s relay.Store) relay.Store
+
+	// Retained, when set, returns a new, empty store that keeps finished
+	// work for a short retention only, and prune, which runs the store's
+	// pruning as it runs once that retention has passed for everything
+	// written before the call (waiting for it, when the store keeps time
+	// itself). The suite closes the store. nil skips the retention test.
+	Retained func(t testing.TB) (s relay.Store, prune func())
 }
 
 // Run runs the conformance suite against the stores of h, one subtest per
@@ -65,6 +74,7 @@ func Run(t *testing.T, h Harness) {
 		{"Requeue", testRequeue},
 		{"RequeueDeadAndCounts", testRequeueDeadAndCounts},
 		{"Paused", testPaused},
+		{"Retention", testRetention},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
 	}
