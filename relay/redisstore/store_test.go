@@ -22,40 +22,6 @@ func TestConformance(t *testing.T) {
 	runConformance(t, "redis://"+startRedis(t)+"/0")
 }
 
-// A relay that dies keeps its claims only until their lease ends; then
-// another relay on the same Redis takes them over, once.
-func TestLeaseTakeover(t *testing.T) {
-	addr := startRedis(t)
-	newStore := func() *redisstore.Store {
-		s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "lease", Lease: time.Minute, Renew: -1})
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	dead, alive := newStore(), newStore()
-	base := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-	ev := storetest.Event(base, "lease", "a")
-	if _, err := dead.Ingest(t.Context(), ev, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if cs, err := dead.Claim(t.Context(), "a", base, 10); err != nil || len(cs) != 1 {
-		t.Fatalf("first relay's Claim = %d deliveries, %v; want 1", len(cs), err)
-	}
-	// The first relay dies without Close: its claim stays until the lease ends.
-	if cs, err := alive.Claim(t.Context(), "a", base.Add(59*time.Second), 10); err != nil || len(cs) != 0 {
-		t.Fatalf("other relay's Claim within the lease = %d deliveries, %v; want none", len(cs), err)
-	}
-	cs, err := alive.Claim(t.Context(), "a", base.Add(61*time.Second), 10)
-	if err != nil || len(cs) != 1 || cs[0].Delivery.ID() != relay.DeliveryID(ev.ID, "a") {
-		t.Fatalf("other relay's Claim after the lease = %d deliveries, %v; want the dead relay's delivery", len(cs), err)
-	}
-	if string(cs[0].Event.Payload) != string(ev.Payload) {
-		t.Errorf("taken-over delivery has payload %q, want %q", cs[0].Event.Payload, ev.Payload)
-	}
-	if again, _ := alive.Claim(t.Context(), "a", base.Add(62*time.Second), 10); len(again) != 0 {
-		t.Errorf("a taken-over delivery was handed out again: %d", len(again))
-	}
-}
-
 // Keys of finished work expire after the retention; nothing pending does.
 func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	addr := startRedis(t)
@@ -146,8 +112,9 @@ func TestReserve(t *testing.T) {
 }
 
 // runConformance runs the suite on stores whose clients come from url, each
-// with a prefix of its own. Leases are far longer than the suite's clock
-// jumps: the suite checks holds, TestLeaseTakeover checks their end.
+// with a prefix of its own. The leases of Open's stores are far longer than
+// the suite's clock jumps, and not renewed: the suite checks holds there,
+// and their end on the stores of Shared.
 func runConformance(t *testing.T, url string) {
 	var n atomic.Int64
 	var mu sync.Mutex
@@ -177,6 +144,20 @@ func runConformance(t *testing.T, url string) {
 				t.Fatalf("Close before reopening: %v", err)
 			}
 			return open(t, prefix)
+		},
+		Shared: func(t testing.TB, lease time.Duration) func(bool) relay.Store {
+			prefix := fmt.Sprint("shared", n.Add(1))
+			return func(live bool) relay.Store {
+				rdb, err := redisstore.NewClient(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				renew := time.Duration(-1)
+				if live {
+					renew = lease / 4
+				}
+				return redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: lease, Renew: renew})
+			}
 		},
 		Retained: func(t testing.TB) (relay.Store, func()) {
 			const retention = 300 * time.Millisecond

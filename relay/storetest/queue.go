@@ -76,44 +76,52 @@ func testClaim(t *testing.T, h Harness) {
 		for i := range n {
 			ingest(t, s, Event(base, fmt.Sprint("c", i), "a"), time.Hour)
 		}
-		var mu sync.Mutex
-		seen := map[string]int{}
-		handed := 0 // claims returned, to stop a store that hands out forever
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					cs, err := s.Claim(t.Context(), "a", base, 3)
-					if err != nil {
-						t.Errorf("Claim(a, %v, 3): %v", base, err)
-						return
-					}
-					if len(cs) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, c := range cs {
-						seen[c.Delivery.ID()]++
-					}
-					handed += len(cs)
-					over := handed > n
-					mu.Unlock()
-					if over {
-						return // a delivery went out twice: reported below
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if len(seen) != n {
-			t.Errorf("concurrent claimers got %d distinct deliveries, want %d", len(seen), n)
-		}
-		for id, k := range seen {
-			if k != 1 {
-				t.Errorf("delivery %s claimed %d times", id, k)
-			}
-		}
+		claimConcurrently(t, "a", n, s)
 	})
+}
+
+// claimConcurrently claims the n deliveries due of target with 8 claimers
+// spread over stores, and fails t unless each was handed out once.
+func claimConcurrently(t *testing.T, target string, n int, stores ...relay.Store) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	handed := 0 // claims returned, to stop a store that hands out forever
+	var wg sync.WaitGroup
+	for g := range 8 {
+		s := stores[g%len(stores)]
+		wg.Go(func() {
+			for {
+				cs, err := s.Claim(t.Context(), target, base, 3)
+				if err != nil {
+					t.Errorf("Claim(%s, %v, 3): %v", target, base, err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					seen[c.Delivery.ID()]++
+				}
+				handed += len(cs)
+				over := handed > n
+				mu.Unlock()
+				if over {
+					return // a delivery went out twice: reported below
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("%d concurrent claimers on %d stores got %d distinct deliveries, want %d", 8, len(stores), len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("delivery %s claimed %d times", id, k)
+		}
+	}
 }
 
 // NextDue reports the earliest delivery that nobody holds.

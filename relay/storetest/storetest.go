@@ -38,6 +38,16 @@ type Harness struct {
 	// written before the call (waiting for it, when the store keeps time
 	// itself). The suite closes the store. nil skips the retention test.
 	Retained func(t testing.TB) (s relay.Store, prune func())
+
+	// Shared, when set, makes a new, empty storage that several stores
+	// share, as relays on one Redis do, and returns open, which opens one
+	// more store on it at each call. A claim holds a delivery for lease
+	// from the now given to Claim. A store opened live extends the holds it
+	// keeps, by the wall clock, for as long as it is open, as a running
+	// relay does; one opened not live never does, as a relay that died
+	// without closing. The suite closes the stores. nil when the storage
+	// cannot be shared (an embedded store) skips the tests of sharing.
+	Shared func(t testing.TB, lease time.Duration) (open func(live bool) relay.Store)
 }
 
 // Run runs the conformance suite against the stores of h, one subtest per
@@ -75,6 +85,10 @@ func Run(t *testing.T, h Harness) {
 		{"RequeueDeadAndCounts", testRequeueDeadAndCounts},
 		{"Paused", testPaused},
 		{"Retention", testRetention},
+		{"SharedStorage", testSharedStorage},
+		{"LeaseTakeover", testLeaseTakeover},
+		{"LeaseRenewal", testLeaseRenewal},
+		{"LostLease", testLostLease},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
 	}
