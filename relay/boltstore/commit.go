@@ -165,6 +165,9 @@ func (s *Store) commit(batch []*write) {
 		s.opts.BeforeCommit()
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.fault.Load(); err != nil {
+			return *err
+		}
 		for _, w := range batch {
 			if err := w.apply(tx); err != nil {
 				return err

@@ -89,6 +89,9 @@ type Store struct {
 	// nanoseconds), 0 between commits: a disk that stopped answering shows
 	// as a commit that does not end.
 	busySince atomic.Int64
+	// fault, when set, fails every commit, as a disk that refuses writes
+	// does; only tests set it (export_test.go).
+	fault atomic.Pointer[error]
 
 	// ctx ends when Close starts; background work watches it.
 	ctx    context.Context

@@ -48,6 +48,11 @@ func TestConformance(t *testing.T) {
 			}
 			return openPath(t, path)
 		},
+		Outage: func(t testing.TB, s relay.Store) func() {
+			bs := s.(*boltstore.Store)
+			boltstore.SetFault(bs, errors.New("input/output error (the test's failing disk)"))
+			return func() { boltstore.SetFault(bs, nil) }
+		},
 		Retained: func(t testing.TB) (relay.Store, func()) {
 			// The clock stands still until prune moves it past the
 			// retention of everything in the store.

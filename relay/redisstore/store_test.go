@@ -18,8 +18,12 @@ import (
 
 func startRedis(t *testing.T) string { return redistest.Start(t, false).Addr }
 
+// TestConformance runs the relay.Store suite shared with every store, on a
+// server that keeps an append-only file, so that the suite's outage (the
+// server stopped and started again) loses nothing acked.
 func TestConformance(t *testing.T) {
-	runConformance(t, "redis://"+startRedis(t)+"/0")
+	srv := redistest.Start(t, true)
+	runConformance(t, "redis://"+srv.Addr+"/0", srv)
 }
 
 // Keys of finished work expire after the retention; nothing pending does.
@@ -112,10 +116,10 @@ func TestReserve(t *testing.T) {
 }
 
 // runConformance runs the suite on stores whose clients come from url, each
-// with a prefix of its own. The leases of Open's stores are far longer than
+// with a prefix of its own; the outage test stops srv, when it is not nil. The leases of Open's stores are far longer than
 // the suite's clock jumps, and not renewed: the suite checks holds there,
 // and their end on the stores of Shared.
-func runConformance(t *testing.T, url string) {
+func runConformance(t *testing.T, url string, srv *redistest.Server) {
 	var n atomic.Int64
 	var mu sync.Mutex
 	prefixes := map[relay.Store]string{}
@@ -130,8 +134,16 @@ func runConformance(t *testing.T, url string) {
 		mu.Unlock()
 		return s
 	}
+	var outage func(testing.TB, relay.Store) func()
+	if srv != nil {
+		outage = func(testing.TB, relay.Store) func() {
+			srv.Stop()
+			return srv.Restart
+		}
+	}
 	storetest.Run(t, storetest.Harness{
-		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
+		Outage: outage,
+		Open:   func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
 		Reopen: func(t testing.TB, s relay.Store) relay.Store {
 			mu.Lock()
 			prefix, ok := prefixes[s]
@@ -181,14 +193,14 @@ func runConformance(t *testing.T, url string) {
 func TestConformanceOnSentinel(t *testing.T) {
 	master := redistest.Start(t, false)
 	sentinel := redistest.StartSentinel(t, master)
-	runConformance(t, "redis+sentinel://"+sentinel+"/mymaster")
+	runConformance(t, "redis+sentinel://"+sentinel+"/mymaster", nil)
 }
 
 // On a Cluster, every script touches keys of one hash slot: a key outside
 // it would fail with CROSSSLOT.
 func TestConformanceOnCluster(t *testing.T) {
 	addrs := redistest.StartCluster(t)
-	runConformance(t, "redis+cluster://"+strings.Join(addrs, ","))
+	runConformance(t, "redis+cluster://"+strings.Join(addrs, ","), nil)
 }
 
 func TestNewClientURLs(t *testing.T) {

@@ -48,6 +48,12 @@ type Harness struct {
 	// without closing. The suite closes the stores. nil when the storage
 	// cannot be shared (an embedded store) skips the tests of sharing.
 	Shared func(t testing.TB, lease time.Duration) (open func(live bool) relay.Store)
+
+	// Outage, when set, makes the storage of s fail until restore is
+	// called, as a Redis server that stops or a disk that refuses writes
+	// does; what it stored before stays stored. nil skips the tests of
+	// failures.
+	Outage func(t testing.TB, s relay.Store) (restore func())
 }
 
 // Run runs the conformance suite against the stores of h, one subtest per
@@ -89,6 +95,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseTakeover", testLeaseTakeover},
 		{"LeaseRenewal", testLeaseRenewal},
 		{"LostLease", testLostLease},
+		{"Outage", testOutage},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
 	}
