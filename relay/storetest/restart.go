@@ -128,8 +128,9 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 	}
 }
 
-// A closed store refuses everything with relay.ErrClosed, and a second Close
-// is harmless.
+// A closed store refuses everything, the Admin methods and the operator's
+// moves over them included, with relay.ErrClosed, and a second Close is
+// harmless.
 func testClosed(t *testing.T, h Harness) {
 	s := open(t, h)
 	ctx := t.Context()
@@ -148,14 +149,35 @@ func testClosed(t *testing.T, h Harness) {
 	_, claimErr := s.Claim(ctx, "a", base, 1)
 	_, _, nextErr := s.NextDue(ctx, "a")
 	_, backlogErr := s.Backlog(ctx, "a")
+	_, eventsErr := s.Events(ctx, relay.EventFilter{})
+	_, eventErr := s.Event(ctx, c.Event.ID)
+	_, deliveriesErr := s.Deliveries(ctx, relay.DeliveryFilter{})
+	_, _, loadErr := s.LoadDelivery(ctx, c.Delivery.ID())
+	requeued := c.Delivery
+	requeued.NextAttemptAt = base.Add(time.Hour)
+	_, swapErr := s.SwapDeliveries(ctx, relay.Swap{Old: &c.Delivery, New: requeued})
+	_, countsErr := s.Counts(ctx)
+	_, pausedErr := s.Paused(ctx)
+	_, requeueErr := relay.Requeue(ctx, s, c.Delivery.ID(), base)
+	_, requeueDeadErr := relay.RequeueDead(ctx, s, "a", base, 10)
 	for name, err := range map[string]error{
-		"Ingest":   ingestErr,
-		"Claim":    claimErr,
-		"NextDue":  nextErr,
-		"Backlog":  backlogErr,
-		"Complete": s.Complete(ctx, relay.Outcome{Delivery: c.Delivery}),
-		"Release":  s.Release(ctx, base, c.Delivery),
-		"Ping":     s.Ping(ctx),
+		"Ingest":            ingestErr,
+		"Claim":             claimErr,
+		"NextDue":           nextErr,
+		"Backlog":           backlogErr,
+		"Complete":          s.Complete(ctx, relay.Outcome{Delivery: c.Delivery}),
+		"Release":           s.Release(ctx, base, c.Delivery),
+		"Ping":              s.Ping(ctx),
+		"Events":            eventsErr,
+		"Event":             eventErr,
+		"Deliveries":        deliveriesErr,
+		"LoadDelivery":      loadErr,
+		"SwapDeliveries":    swapErr,
+		"Counts":            countsErr,
+		"SetPaused":         s.SetPaused(ctx, "a", true),
+		"Paused":            pausedErr,
+		"relay.Requeue":     requeueErr,
+		"relay.RequeueDead": requeueDeadErr,
 	} {
 		if !errors.Is(err, relay.ErrClosed) {
 			t.Errorf("%s after Close = %v, want relay.ErrClosed", name, err)
