@@ -85,35 +85,6 @@ func open(t testing.TB, path string, opts boltstore.Options) *boltstore.Store {
 	return s
 }
 
-// base is a fixed receive time, on a millisecond (event ids keep ms).
-var base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-
-func ingest(t testing.TB, s *boltstore.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {
-	t.Helper()
-	res, err := s.Ingest(t.Context(), ev, ttl)
-	if err != nil {
-		t.Fatalf("Ingest(%s, key %q): %v", ev.ID, ev.DedupKey, err)
-	}
-	return res
-}
-
-func claim(t testing.TB, s *boltstore.Store, target string, now time.Time, max int) []relay.Claim {
-	t.Helper()
-	cs, err := s.Claim(t.Context(), target, now, max)
-	if err != nil {
-		t.Fatalf("Claim(%q, %v, %d): %v", target, now, max, err)
-	}
-	return cs
-}
-
-func claimIDs(cs []relay.Claim) []string {
-	ids := make([]string, len(cs))
-	for i, c := range cs {
-		ids[i] = c.Delivery.ID()
-	}
-	return ids
-}
-
 // clock is a settable clock that counts its readers.
 type clock struct {
 	mu    sync.Mutex
@@ -141,6 +112,7 @@ func (c *clock) readCount() int {
 }
 
 func TestPrune(t *testing.T) {
+	base := storetest.Base
 	path := filepath.Join(t.TempDir(), "store.db")
 	const ttl = 24 * time.Hour
 	s, err := boltstore.Open(path, boltstore.Options{})
@@ -152,15 +124,15 @@ func TestPrune(t *testing.T) {
 	unrouted := storetest.Event(base, "unrouted")         // no deliveries at all
 	recent := storetest.Event(base.Add(90*time.Minute), "recent", "a")
 	for _, ev := range []*relay.Event{done, pending, unrouted, recent} {
-		ingest(t, s, ev, ttl)
+		storetest.Ingest(t, s, ev, ttl)
 	}
 	var outcomes []relay.Outcome
-	for _, c := range claim(t, s, "a", base.Add(2*time.Hour), 10) {
+	for _, c := range storetest.Claim(t, s, "a", base.Add(2*time.Hour), 10) {
 		d := c.Delivery
 		d.State, d.Attempts = relay.Delivered, 1
 		outcomes = append(outcomes, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1}})
 	}
-	for _, c := range claim(t, s, "b", base.Add(2*time.Hour), 10) {
+	for _, c := range storetest.Claim(t, s, "b", base.Add(2*time.Hour), 10) {
 		if c.Event.ID == done.ID {
 			d := c.Delivery
 			d.State, d.Attempts = relay.Dead, 3
@@ -214,13 +186,13 @@ func TestPrune(t *testing.T) {
 		{pending, true, "its event still has a pending delivery"},
 		{recent, true, "its event is younger than the retention"},
 	} {
-		res := ingest(t, s, storetest.Event(now, tc.ev.DedupKey, "c"), ttl)
+		res := storetest.Ingest(t, s, storetest.Event(now, tc.ev.DedupKey, "c"), ttl)
 		if res.Duplicate != tc.wantDup || (tc.wantDup && res.EventID != tc.ev.ID) {
 			t.Errorf("re-ingesting key %q after Prune: %+v, want duplicate %v: %s", tc.ev.DedupKey, res, tc.wantDup, tc.why)
 		}
 	}
-	if cs := claim(t, s, "b", now, 10); len(cs) != 1 || cs[0].Event.ID != pending.ID || string(cs[0].Event.Payload) != string(pending.Payload) {
-		t.Errorf("after Prune the pending delivery of b = %v, want the pending event's, payload intact", claimIDs(cs))
+	if cs := storetest.Claim(t, s, "b", now, 10); len(cs) != 1 || cs[0].Event.ID != pending.ID || string(cs[0].Event.Payload) != string(pending.Payload) {
+		t.Errorf("after Prune the pending delivery of b = %v, want the pending event's, payload intact", storetest.ClaimIDs(cs))
 	}
 	if n, err := s.Prune(t.Context()); err != nil || n != 0 {
 		t.Errorf("second Prune = %d, %v; want 0, nil", n, err)
@@ -230,24 +202,24 @@ func TestPrune(t *testing.T) {
 		clk := &clock{now: base}
 		s := open(t, filepath.Join(t.TempDir(), "marks.db"), boltstore.Options{DedupTTL: time.Hour, Now: clk.Now, PruneInterval: time.Hour})
 		first := storetest.Event(base, "k", "a")
-		ingest(t, s, first, 100*time.Hour)
+		storetest.Ingest(t, s, first, 100*time.Hour)
 		storetest.Eventually(t, 2*time.Second, func() error {
 			if clk.readCount() == 0 {
 				return errors.New("the store's pruner has not read the clock yet")
 			}
 			return nil
 		})
-		if res := ingest(t, s, storetest.Event(base.Add(2*time.Hour), "k", "a"), 100*time.Hour); !res.Duplicate {
+		if res := storetest.Ingest(t, s, storetest.Event(base.Add(2*time.Hour), "k", "a"), 100*time.Hour); !res.Duplicate {
 			t.Fatalf("before pruning, a mark within the Ingest ttl is a duplicate: got %+v", res)
 		}
 		clk.set(base.Add(3 * time.Hour))
 		if _, err := s.Prune(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if res := ingest(t, s, storetest.Event(base.Add(3*time.Hour), "k", "a"), 100*time.Hour); res.Duplicate {
+		if res := storetest.Ingest(t, s, storetest.Event(base.Add(3*time.Hour), "k", "a"), 100*time.Hour); res.Duplicate {
 			t.Errorf("after pruning marks older than DedupTTL 1h, the key is still a duplicate: %+v", res)
 		}
-		if cs := claim(t, s, "a", base.Add(3*time.Hour), 10); len(cs) != 2 {
+		if cs := storetest.Claim(t, s, "a", base.Add(3*time.Hour), 10); len(cs) != 2 {
 			t.Errorf("pruning marks must not touch events: %d deliveries due, want 2", len(cs))
 		}
 	})
@@ -265,7 +237,7 @@ func TestCloseWhilePruningIsRaceFree(t *testing.T) {
 		}
 		// One durable write lets the pruner queue its second chunk, which
 		// Close then finds in the queue.
-		ingest(t, s, storetest.Event(time.Now(), "k", "a"), time.Hour)
+		storetest.Ingest(t, s, storetest.Event(time.Now(), "k", "a"), time.Hour)
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}

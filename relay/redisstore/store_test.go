@@ -34,7 +34,7 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "ret", Retention: time.Hour})
 	defer s.Close()
 	ctx := t.Context()
-	base := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	base := storetest.Base
 	ev := storetest.Event(base, "ret", "a", "b")
 	unrouted := storetest.Event(base, "unrouted")
 	for _, e := range []*relay.Event{ev, unrouted} {

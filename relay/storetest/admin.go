@@ -69,18 +69,18 @@ func testEvents(t *testing.T, h Harness) {
 	s := open(t, h)
 	var all []string
 	for i := range 6 {
-		ev := Event(base.Add(time.Duration(i)*time.Second), fmt.Sprint("e", i), "a", "b")
+		ev := Event(Base.Add(time.Duration(i)*time.Second), fmt.Sprint("e", i), "a", "b")
 		if i%2 == 1 {
 			ev.Task = "avatar_generate"
 		}
 		if i >= 4 {
 			ev.Status = "failed"
 		}
-		ingest(t, s, ev, time.Hour)
+		Ingest(t, s, ev, time.Hour)
 		all = append(all, ev.ID)
 	}
-	unrouted := Event(base.Add(6*time.Second), "e6")
-	ingest(t, s, unrouted, time.Hour)
+	unrouted := Event(Base.Add(6*time.Second), "e6")
+	Ingest(t, s, unrouted, time.Hour)
 	all = append(all, unrouted.ID)
 
 	if got := eventIDs(listEvents(t, s, relay.EventFilter{})); !slices.Equal(got, reversed(all...)) {
@@ -111,15 +111,15 @@ func testEvents(t *testing.T, h Harness) {
 	}
 
 	// A delivery's state shows in the list.
-	cs := claim(t, s, "a", base, 1)
-	finish(t, s, cs[0], base.Add(time.Minute), relay.Delivered, 200)
+	cs := Claim(t, s, "a", Base, 1)
+	finish(t, s, cs[0], Base.Add(time.Minute), relay.Delivered, 200)
 	Eventually(t, 5*time.Second, func() error {
 		es := listEvents(t, s, relay.EventFilter{Before: all[1]})
 		if len(es) != 1 || es[0].Event.ID != all[0] {
 			return fmt.Errorf("Events(before e1) = %v, want [e0]", eventIDs(es))
 		}
 		e := es[0]
-		if e.Event.Task != "video_generate" || e.Event.Status != "completed" || e.Event.DedupKey != "e0" || e.Event.Source != "hoox" || !e.Event.ReceivedAt.Equal(base) {
+		if e.Event.Task != "video_generate" || e.Event.Status != "completed" || e.Event.DedupKey != "e0" || e.Event.Source != "hoox" || !e.Event.ReceivedAt.Equal(Base) {
 			return fmt.Errorf("event = %+v, want e0's metadata", e.Event)
 		}
 		var got []string
@@ -140,15 +140,15 @@ func testEvents(t *testing.T, h Harness) {
 // delivery, oldest first.
 func testEventDetail(t *testing.T, h Harness) {
 	s := open(t, h)
-	ev := Event(base, "k", "a", "b")
-	ingest(t, s, ev, time.Hour)
+	ev := Event(Base, "k", "a", "b")
+	Ingest(t, s, ev, time.Hour)
 
-	c := claim(t, s, "a", base, 1)[0]
+	c := Claim(t, s, "a", Base, 1)[0]
 	d := c.Delivery
-	d.Attempts, d.LastStatus, d.NextAttemptAt = 1, 503, base.Add(time.Second)
-	complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: base, Duration: 3 * time.Millisecond, Status: 503, Body: "busy"}})
-	c = claim(t, s, "a", base.Add(time.Second), 1)[0]
-	finish(t, s, c, base.Add(2*time.Second), relay.Delivered, 204)
+	d.Attempts, d.LastStatus, d.NextAttemptAt = 1, 503, Base.Add(time.Second)
+	complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: Base, Duration: 3 * time.Millisecond, Status: 503, Body: "busy"}})
+	c = Claim(t, s, "a", Base.Add(time.Second), 1)[0]
+	finish(t, s, c, Base.Add(2*time.Second), relay.Delivered, 204)
 
 	Eventually(t, 5*time.Second, func() error {
 		got, err := s.Event(t.Context(), ev.ID)
@@ -165,7 +165,7 @@ func testEventDetail(t *testing.T, h Harness) {
 		if a.Target != "a" || a.State != relay.Delivered || a.Attempts != 2 || len(a.History) != 2 {
 			return fmt.Errorf("delivery to a = %+v, want delivered after 2 attempts, both recorded", a)
 		}
-		if h0, h1 := a.History[0], a.History[1]; h0.Number != 1 || h0.Status != 503 || h0.Body != "busy" || h0.Duration != 3*time.Millisecond || !h0.StartedAt.Equal(base) || h1.Number != 2 || h1.Status != 204 {
+		if h0, h1 := a.History[0], a.History[1]; h0.Number != 1 || h0.Status != 503 || h0.Body != "busy" || h0.Duration != 3*time.Millisecond || !h0.StartedAt.Equal(Base) || h1.Number != 2 || h1.Status != 204 {
 			return fmt.Errorf("history of a = %+v, want attempt 1 (503 busy) then 2 (204)", a.History)
 		}
 		if b.Target != "b" || b.State != relay.Pending || len(b.History) != 0 {
@@ -174,7 +174,7 @@ func testEventDetail(t *testing.T, h Harness) {
 		return nil
 	})
 
-	if _, err := s.Event(t.Context(), relay.NewEventID(base)); !errors.Is(err, relay.ErrNotFound) {
+	if _, err := s.Event(t.Context(), relay.NewEventID(Base)); !errors.Is(err, relay.ErrNotFound) {
 		t.Errorf("Event(unknown id) error = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Event(t.Context(), "not an id"); !errors.Is(err, relay.ErrNotFound) {
@@ -188,16 +188,16 @@ func testDeliveries(t *testing.T, h Harness) {
 	s := open(t, h)
 	var evs []*relay.Event
 	for i := range 4 {
-		ev := Event(base.Add(time.Duration(i)*time.Second), fmt.Sprint("d", i), "a", "b")
-		ingest(t, s, ev, time.Hour)
+		ev := Event(Base.Add(time.Duration(i)*time.Second), fmt.Sprint("d", i), "a", "b")
+		Ingest(t, s, ev, time.Hour)
 		evs = append(evs, ev)
 	}
 	id := func(i int, target string) string { return relay.DeliveryID(evs[i].ID, target) }
 
 	// a: e0 delivered, e1 dead, e2 held (pending), e3 pending.
-	cs := claim(t, s, "a", base.Add(2*time.Second), 3)
-	finish(t, s, cs[0], base.Add(time.Minute), relay.Delivered, 200)
-	dead := finish(t, s, cs[1], base.Add(time.Minute), relay.Dead, 404)
+	cs := Claim(t, s, "a", Base.Add(2*time.Second), 3)
+	finish(t, s, cs[0], Base.Add(time.Minute), relay.Delivered, 200)
+	dead := finish(t, s, cs[1], Base.Add(time.Minute), relay.Dead, 404)
 
 	Eventually(t, 5*time.Second, func() error {
 		for _, tc := range []struct {
@@ -240,18 +240,18 @@ func testDeliveries(t *testing.T, h Harness) {
 // Delivered and held deliveries are refused.
 func testRequeue(t *testing.T, h Harness) {
 	s := open(t, h)
-	e1, e2, e3 := Event(base, "r1", "a"), Event(base.Add(time.Second), "r2", "a"), Event(base.Add(2*time.Second), "r3", "a")
+	e1, e2, e3 := Event(Base, "r1", "a"), Event(Base.Add(time.Second), "r2", "a"), Event(Base.Add(2*time.Second), "r3", "a")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
-		ingest(t, s, ev, time.Hour)
+		Ingest(t, s, ev, time.Hour)
 	}
-	cs := claim(t, s, "a", base.Add(time.Hour), 3)
+	cs := Claim(t, s, "a", Base.Add(time.Hour), 3)
 	d1 := cs[0].Delivery
 	d1.Attempts, d1.BudgetAttempts, d1.State, d1.LastStatus = 5, 0, relay.Dead, 500
 	complete(t, s, relay.Outcome{Delivery: d1, Attempt: &relay.Attempt{Number: 5, Status: 500}})
-	finish(t, s, cs[1], base.Add(time.Minute), relay.Delivered, 200)
+	finish(t, s, cs[1], Base.Add(time.Minute), relay.Delivered, 200)
 	held := cs[2].Delivery
 
-	now := base.Add(2 * time.Hour)
+	now := Base.Add(2 * time.Hour)
 	Eventually(t, 5*time.Second, func() error {
 		_, err := relay.Requeue(t.Context(), s, d1.ID(), now)
 		return err
@@ -265,9 +265,9 @@ func testRequeue(t *testing.T, h Harness) {
 	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(now) {
 		t.Errorf("NextDue after Requeue = %v, %v; want the requeue time %v", due, ok, now)
 	}
-	c := claim(t, s, "a", now, 10)
+	c := Claim(t, s, "a", now, 10)
 	if len(c) != 1 || c[0].Delivery.ID() != d1.ID() {
-		t.Fatalf("Claim after Requeue = %v, want %s", claimIDs(c), d1.ID())
+		t.Fatalf("Claim after Requeue = %v, want %s", ClaimIDs(c), d1.ID())
 	}
 	if got := c[0].Delivery; got.State != relay.Pending || got.Attempts != 5 || got.BudgetAttempts != 5 || !got.BudgetSince.Equal(now) || !got.NextAttemptAt.Equal(now) {
 		t.Errorf("requeued delivery = %+v, want pending, attempts 5, budget counted from attempt 5 and %v", got, now)
@@ -280,7 +280,7 @@ func testRequeue(t *testing.T, h Harness) {
 		{relay.DeliveryID(e2.ID, "a"), relay.ErrConflict}, // delivered
 		{held.ID(), relay.ErrConflict},                    // being attempted
 		{relay.DeliveryID(e2.ID, "nobody"), relay.ErrNotFound},
-		{relay.DeliveryID(relay.NewEventID(base), "a"), relay.ErrNotFound},
+		{relay.DeliveryID(relay.NewEventID(Base), "a"), relay.ErrNotFound},
 		{"garbage", relay.ErrNotFound},
 	} {
 		if _, err := relay.Requeue(t.Context(), s, tc.id, now); !errors.Is(err, tc.want) {
@@ -289,9 +289,9 @@ func testRequeue(t *testing.T, h Harness) {
 	}
 
 	// A pending delivery that nobody holds is moved to now.
-	e4 := Event(base.Add(3*time.Second), "r4", "b")
-	ingest(t, s, e4, time.Hour)
-	c4 := claim(t, s, "b", base.Add(time.Hour), 1)[0].Delivery
+	e4 := Event(Base.Add(3*time.Second), "r4", "b")
+	Ingest(t, s, e4, time.Hour)
+	c4 := Claim(t, s, "b", Base.Add(time.Hour), 1)[0].Delivery
 	c4.Attempts, c4.NextAttemptAt = 1, now.Add(time.Hour)
 	complete(t, s, relay.Outcome{Delivery: c4, Attempt: &relay.Attempt{Number: 1, Status: 503}})
 	got, err := relay.Requeue(t.Context(), s, c4.ID(), now)
@@ -311,16 +311,16 @@ func testRequeue(t *testing.T, h Harness) {
 func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 	s := open(t, h)
 	for i := range 5 {
-		ingest(t, s, Event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("x", i), "a", "b"), time.Hour)
+		Ingest(t, s, Event(Base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("x", i), "a", "b"), time.Hour)
 	}
-	for _, c := range claim(t, s, "a", base.Add(time.Hour), 4) {
-		finish(t, s, c, base.Add(time.Minute), relay.Dead, 410)
+	for _, c := range Claim(t, s, "a", Base.Add(time.Hour), 4) {
+		finish(t, s, c, Base.Add(time.Minute), relay.Dead, 410)
 	}
-	finish(t, s, claim(t, s, "b", base.Add(time.Hour), 1)[0], base.Add(time.Minute), relay.Delivered, 200)
+	finish(t, s, Claim(t, s, "b", Base.Add(time.Hour), 1)[0], Base.Add(time.Minute), relay.Delivered, 200)
 
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 1, Dead: 4}, "b": {Pending: 4, Delivered: 1}})
 
-	now := base.Add(2 * time.Hour)
+	now := Base.Add(2 * time.Hour)
 	n, err := relay.RequeueDead(t.Context(), s, "a", now, 3)
 	if err != nil || n != 3 {
 		t.Fatalf("RequeueDead(a, max 3) = %d, %v; want 3", n, err)
@@ -336,7 +336,7 @@ func testRequeueDeadAndCounts(t *testing.T, h Harness) {
 		t.Fatalf("RequeueDead(nobody) = %d, %v; want 0", n, err)
 	}
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 5}, "b": {Pending: 4, Delivered: 1}})
-	if got := claim(t, s, "a", now, 10); len(got) != 5 {
+	if got := Claim(t, s, "a", now, 10); len(got) != 5 {
 		t.Errorf("Claim after RequeueDead = %d deliveries, want all 5", len(got))
 	}
 

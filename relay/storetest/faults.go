@@ -17,13 +17,13 @@ func testOutage(t *testing.T, h Harness) {
 	}
 	s := open(t, h)
 	ctx := t.Context()
-	e1, e2, e3 := Event(base, "o1", "a"), Event(base.Add(time.Second), "o2", "a"), Event(base.Add(2*time.Second), "o3", "a", "b")
+	e1, e2, e3 := Event(Base, "o1", "a"), Event(Base.Add(time.Second), "o2", "a"), Event(Base.Add(2*time.Second), "o3", "a", "b")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
-		ingest(t, s, ev, time.Hour)
+		Ingest(t, s, ev, time.Hour)
 	}
-	held := claim(t, s, "a", base.Add(time.Second), 2) // e1 and e2
+	held := Claim(t, s, "a", Base.Add(time.Second), 2) // e1 and e2
 	if len(held) != 2 {
-		t.Fatalf("Claim(a) = %v, want the deliveries of o1 and o2", claimIDs(held))
+		t.Fatalf("Claim(a) = %v, want the deliveries of o1 and o2", ClaimIDs(held))
 	}
 
 	restore := h.Outage(t, s.Store)
@@ -33,7 +33,7 @@ func testOutage(t *testing.T, h Harness) {
 			restore()
 		}
 	}()
-	late := Event(base.Add(3*time.Second), "late", "a")
+	late := Event(Base.Add(3*time.Second), "late", "a")
 	if _, err := s.Ingest(ctx, late, time.Hour); err == nil {
 		t.Error("Ingest during an outage = nil, want an error")
 	}
@@ -41,7 +41,7 @@ func testOutage(t *testing.T, h Harness) {
 		t.Error("Ping during an outage, after a write failed = nil, want an error")
 	}
 	retry := held[0].Delivery
-	retry.Attempts, retry.LastStatus, retry.NextAttemptAt = 1, 503, base.Add(time.Minute)
+	retry.Attempts, retry.LastStatus, retry.NextAttemptAt = 1, 503, Base.Add(time.Minute)
 	if err := s.Complete(ctx, relay.Outcome{Delivery: retry, Attempt: &relay.Attempt{Number: 1, Status: 503}}); err == nil {
 		t.Error("Complete(retry later) during an outage = nil, want an error: the outcome was not written")
 	}
@@ -67,7 +67,7 @@ func testOutage(t *testing.T, h Harness) {
 	// could not write a little after now.
 	got := map[string]relay.Claim{}
 	Eventually(t, 10*time.Second, func() error {
-		for _, c := range claim(t, s, "a", time.Now().Add(time.Hour), 10) {
+		for _, c := range Claim(t, s, "a", time.Now().Add(time.Hour), 10) {
 			got[c.Delivery.ID()] = c
 		}
 		d, _, err := s.LoadDelivery(ctx, final.ID())

@@ -29,35 +29,35 @@ func testIngestDedup(t *testing.T, h Harness) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, h)
-			first := Event(base, "k", "a")
-			if res := ingest(t, s, first, ttl); res.Duplicate || res.EventID != first.ID {
+			first := Event(Base, "k", "a")
+			if res := Ingest(t, s, first, ttl); res.Duplicate || res.EventID != first.ID {
 				t.Fatalf("first Ingest = %+v, want new event %s", res, first.ID)
 			}
-			second := Event(base.Add(tc.after), tc.key, "a", "b")
+			second := Event(Base.Add(tc.after), tc.key, "a", "b")
 			second.Source = tc.source
-			res := ingest(t, s, second, ttl)
+			res := Ingest(t, s, second, ttl)
 			if tc.wantDuplicate {
 				if !res.Duplicate || res.EventID != first.ID {
 					t.Fatalf("second Ingest (key %q source %q, %v later, ttl %v) = %+v, want duplicate of %s", tc.key, tc.source, tc.after, ttl, res, first.ID)
 				}
 				// A duplicate writes nothing: no delivery to b, one to a,
 				// now and after a restart.
-				if cs := claim(t, s, "b", base.Add(100*time.Hour), 10); len(cs) != 0 {
-					t.Errorf("duplicate created deliveries %v", claimIDs(cs))
+				if cs := Claim(t, s, "b", Base.Add(100*time.Hour), 10); len(cs) != 0 {
+					t.Errorf("duplicate created deliveries %v", ClaimIDs(cs))
 				}
-				if cs := claim(t, s, "a", base.Add(100*time.Hour), 10); len(cs) != 1 {
+				if cs := Claim(t, s, "a", Base.Add(100*time.Hour), 10); len(cs) != 1 {
 					t.Errorf("target a has %d deliveries after an event and its duplicate, want 1", len(cs))
 				}
 				s = reopen(t, h, s)
-				if cs := claim(t, s, "b", base.Add(100*time.Hour), 10); len(cs) != 0 {
-					t.Errorf("after reopening, the duplicate has deliveries %v", claimIDs(cs))
+				if cs := Claim(t, s, "b", Base.Add(100*time.Hour), 10); len(cs) != 0 {
+					t.Errorf("after reopening, the duplicate has deliveries %v", ClaimIDs(cs))
 				}
-				if cs := claim(t, s, "a", base.Add(100*time.Hour), 10); len(cs) != 1 || cs[0].Event.ID != first.ID {
-					t.Errorf("after reopening, target a has deliveries %v, want only the first event's", claimIDs(cs))
+				if cs := Claim(t, s, "a", Base.Add(100*time.Hour), 10); len(cs) != 1 || cs[0].Event.ID != first.ID {
+					t.Errorf("after reopening, target a has deliveries %v, want only the first event's", ClaimIDs(cs))
 				}
-				third := Event(base.Add(tc.after), tc.key, "a")
+				third := Event(Base.Add(tc.after), tc.key, "a")
 				third.Source = tc.source
-				if res := ingest(t, s, third, ttl); !res.Duplicate || res.EventID != first.ID {
+				if res := Ingest(t, s, third, ttl); !res.Duplicate || res.EventID != first.ID {
 					t.Errorf("after reopening, a third Ingest of key %q = %+v, want duplicate of %s: the mark is still the first event's", tc.key, res, first.ID)
 				}
 				return
@@ -65,18 +65,18 @@ func testIngestDedup(t *testing.T, h Harness) {
 			if res.Duplicate || res.EventID != second.ID {
 				t.Fatalf("second Ingest (key %q source %q, %v later, ttl %v) = %+v, want new event %s", tc.key, tc.source, tc.after, ttl, res, second.ID)
 			}
-			if cs := claim(t, s, "b", base.Add(100*time.Hour), 10); len(cs) != 1 || cs[0].Event.ID != second.ID {
-				t.Errorf("target b deliveries %v, want the second event's", claimIDs(cs))
+			if cs := Claim(t, s, "b", Base.Add(100*time.Hour), 10); len(cs) != 1 || cs[0].Event.ID != second.ID {
+				t.Errorf("target b deliveries %v, want the second event's", ClaimIDs(cs))
 			}
 		})
 	}
 
 	t.Run("an expired mark is replaced by the new event", func(t *testing.T) {
 		s := open(t, h)
-		ingest(t, s, Event(base, "k", "a"), ttl)
-		second := Event(base.Add(2*ttl), "k", "a")
-		ingest(t, s, second, ttl)
-		res := ingest(t, s, Event(base.Add(2*ttl+time.Minute), "k", "a"), ttl)
+		Ingest(t, s, Event(Base, "k", "a"), ttl)
+		second := Event(Base.Add(2*ttl), "k", "a")
+		Ingest(t, s, second, ttl)
+		res := Ingest(t, s, Event(Base.Add(2*ttl+time.Minute), "k", "a"), ttl)
 		if !res.Duplicate || res.EventID != second.ID {
 			t.Errorf("third Ingest within the ttl of the second = %+v, want duplicate of %s", res, second.ID)
 		}
@@ -115,7 +115,7 @@ func testIngestConcurrentSameKey(t *testing.T, h Harness) {
 	if accepted != 1 || len(ids) != 1 {
 		t.Fatalf("%d concurrent Ingests of one key: %d accepted, event ids %v; want 1 accepted and every answer naming it", n, accepted, ids)
 	}
-	if cs := claim(t, s, "a", time.Now().Add(time.Hour), n); len(cs) != 1 {
+	if cs := Claim(t, s, "a", time.Now().Add(time.Hour), n); len(cs) != 1 {
 		t.Errorf("%d deliveries stored for one key, want 1", len(cs))
 	}
 }
@@ -126,16 +126,16 @@ func testIngestConcurrentSameKey(t *testing.T, h Harness) {
 func testIngestLongKeys(t *testing.T, h Harness) {
 	s := open(t, h)
 	long := strings.Repeat("k", 40<<10)
-	first := Event(base, long+"1", "a")
-	if res := ingest(t, s, first, time.Hour); res.Duplicate {
+	first := Event(Base, long+"1", "a")
+	if res := Ingest(t, s, first, time.Hour); res.Duplicate {
 		t.Fatalf("first Ingest of a 40 KiB key = %+v, want new", res)
 	}
-	other := Event(base.Add(time.Second), long+"2", "a")
-	if res := ingest(t, s, other, time.Hour); res.Duplicate {
+	other := Event(Base.Add(time.Second), long+"2", "a")
+	if res := Ingest(t, s, other, time.Hour); res.Duplicate {
 		t.Fatalf("Ingest of another 40 KiB key with the same prefix = %+v, want new", res)
 	}
-	again := Event(base.Add(2*time.Second), long+"1", "a")
-	if res := ingest(t, s, again, time.Hour); !res.Duplicate || res.EventID != first.ID {
+	again := Event(Base.Add(2*time.Second), long+"1", "a")
+	if res := Ingest(t, s, again, time.Hour); !res.Duplicate || res.EventID != first.ID {
 		t.Fatalf("Ingest of the first 40 KiB key again = %+v, want a duplicate of %s", res, first.ID)
 	}
 	if err := s.Ping(t.Context()); err != nil {

@@ -14,21 +14,21 @@ import (
 // ingested, and never one that is held.
 func testClaim(t *testing.T, h Harness) {
 	s := open(t, h)
-	e1 := Event(base, "k1", "a", "b")
-	e2 := Event(base.Add(time.Second), "k2", "a")
-	e3 := Event(base.Add(2*time.Second), "k3", "a")
+	e1 := Event(Base, "k1", "a", "b")
+	e2 := Event(Base.Add(time.Second), "k2", "a")
+	e3 := Event(Base.Add(2*time.Second), "k3", "a")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
-		ingest(t, s, ev, time.Hour)
+		Ingest(t, s, ev, time.Hour)
 	}
 
-	if cs := claim(t, s, "a", base.Add(-time.Millisecond), 10); len(cs) != 0 {
-		t.Fatalf("Claim before anything is due returned %v", claimIDs(cs))
+	if cs := Claim(t, s, "a", Base.Add(-time.Millisecond), 10); len(cs) != 0 {
+		t.Fatalf("Claim before anything is due returned %v", ClaimIDs(cs))
 	}
-	if cs := claim(t, s, "nobody", base.Add(time.Hour), 10); len(cs) != 0 {
-		t.Fatalf("Claim for a target without deliveries returned %v", claimIDs(cs))
+	if cs := Claim(t, s, "nobody", Base.Add(time.Hour), 10); len(cs) != 0 {
+		t.Fatalf("Claim for a target without deliveries returned %v", ClaimIDs(cs))
 	}
-	got := claim(t, s, "a", base.Add(time.Second), 10)
-	if ids := claimIDs(got); !slices.Equal(ids, []string{relay.DeliveryID(e1.ID, "a"), relay.DeliveryID(e2.ID, "a")}) {
+	got := Claim(t, s, "a", Base.Add(time.Second), 10)
+	if ids := ClaimIDs(got); !slices.Equal(ids, []string{relay.DeliveryID(e1.ID, "a"), relay.DeliveryID(e2.ID, "a")}) {
 		t.Fatalf("Claim(a, due at +1s) = %v, want the deliveries of e1 and e2, oldest first", ids)
 	}
 	c := got[0]
@@ -36,36 +36,36 @@ func testClaim(t *testing.T, h Harness) {
 		t.Fatalf("claimed delivery %s has no event", c.Delivery.ID())
 	}
 	if string(c.Event.Payload) != string(e1.Payload) || c.Event.DedupKey != "k1" ||
-		!c.Event.ReceivedAt.Equal(base) || !slices.Equal(c.Event.Targets, []string{"a", "b"}) || c.Event.Headers["User-Agent"] != "Hoox/1.0" {
+		!c.Event.ReceivedAt.Equal(Base) || !slices.Equal(c.Event.Targets, []string{"a", "b"}) || c.Event.Headers["User-Agent"] != "Hoox/1.0" {
 		t.Errorf("claimed event = %+v (payload %q), want e1 as ingested (payload %q)", c.Event, c.Event.Payload, e1.Payload)
 	}
 	d := c.Delivery
-	if d.State != relay.Pending || d.Attempts != 0 || d.Target != "a" || d.EventID != e1.ID || !d.NextAttemptAt.Equal(base) || !d.BudgetSince.Equal(base) {
+	if d.State != relay.Pending || d.Attempts != 0 || d.Target != "a" || d.EventID != e1.ID || !d.NextAttemptAt.Equal(Base) || !d.BudgetSince.Equal(Base) {
 		t.Errorf("claimed delivery = %+v, want a fresh pending delivery of e1 to a, due and budgeted from its receive time", d)
 	}
 
-	if again := claim(t, s, "a", base.Add(time.Hour), 10); !slices.Equal(claimIDs(again), []string{relay.DeliveryID(e3.ID, "a")}) {
-		t.Errorf("second Claim = %v, want only e3's delivery: held ones are never handed out twice", claimIDs(again))
+	if again := Claim(t, s, "a", Base.Add(time.Hour), 10); !slices.Equal(ClaimIDs(again), []string{relay.DeliveryID(e3.ID, "a")}) {
+		t.Errorf("second Claim = %v, want only e3's delivery: held ones are never handed out twice", ClaimIDs(again))
 	}
-	if again := claim(t, s, "a", base.Add(time.Hour), 10); len(again) != 0 {
-		t.Errorf("third Claim = %v, want nothing: everything is held", claimIDs(again))
+	if again := Claim(t, s, "a", Base.Add(time.Hour), 10); len(again) != 0 {
+		t.Errorf("third Claim = %v, want nothing: everything is held", ClaimIDs(again))
 	}
-	if b := claim(t, s, "b", base, 1); len(b) != 1 || b[0].Event.ID != e1.ID {
-		t.Errorf("Claim(b) = %v, want e1's delivery to b (claims are per target)", claimIDs(b))
+	if b := Claim(t, s, "b", Base, 1); len(b) != 1 || b[0].Event.ID != e1.ID {
+		t.Errorf("Claim(b) = %v, want e1's delivery to b (claims are per target)", ClaimIDs(b))
 	}
 
 	t.Run("max", func(t *testing.T) {
 		s := open(t, h)
 		for i := range 5 {
-			ingest(t, s, Event(base, fmt.Sprint("m", i), "a"), time.Hour)
+			Ingest(t, s, Event(Base, fmt.Sprint("m", i), "a"), time.Hour)
 		}
-		if cs := claim(t, s, "a", base, 2); len(cs) != 2 {
+		if cs := Claim(t, s, "a", Base, 2); len(cs) != 2 {
 			t.Errorf("Claim(max 2) returned %d", len(cs))
 		}
-		if cs := claim(t, s, "a", base, 0); len(cs) != 0 {
+		if cs := Claim(t, s, "a", Base, 0); len(cs) != 0 {
 			t.Errorf("Claim(max 0) returned %d", len(cs))
 		}
-		if cs := claim(t, s, "a", base, 10); len(cs) != 3 {
+		if cs := Claim(t, s, "a", Base, 10); len(cs) != 3 {
 			t.Errorf("Claim(max 10) after 2 held returned %d, want the other 3", len(cs))
 		}
 	})
@@ -74,7 +74,7 @@ func testClaim(t *testing.T, h Harness) {
 		s := open(t, h)
 		const n = 60
 		for i := range n {
-			ingest(t, s, Event(base, fmt.Sprint("c", i), "a"), time.Hour)
+			Ingest(t, s, Event(Base, fmt.Sprint("c", i), "a"), time.Hour)
 		}
 		claimConcurrently(t, "a", n, s)
 	})
@@ -92,9 +92,9 @@ func claimConcurrently(t *testing.T, target string, n int, stores ...relay.Store
 		s := stores[g%len(stores)]
 		wg.Go(func() {
 			for {
-				cs, err := s.Claim(t.Context(), target, base, 3)
+				cs, err := s.Claim(t.Context(), target, Base, 3)
 				if err != nil {
-					t.Errorf("Claim(%s, %v, 3): %v", target, base, err)
+					t.Errorf("Claim(%s, %v, 3): %v", target, Base, err)
 					return
 				}
 				if len(cs) == 0 {
@@ -130,20 +130,20 @@ func testNextDue(t *testing.T, h Harness) {
 	if _, ok := nextDue(t, s, "a"); ok {
 		t.Fatal("NextDue on an empty store reports a delivery")
 	}
-	e1 := Event(base.Add(time.Minute), "k1", "a")
-	e2 := Event(base, "k2", "a")
-	ingest(t, s, e1, time.Hour)
-	ingest(t, s, e2, time.Hour)
-	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(base) {
-		t.Fatalf("NextDue = %v %v, want %v (the earliest)", due, ok, base)
+	e1 := Event(Base.Add(time.Minute), "k1", "a")
+	e2 := Event(Base, "k2", "a")
+	Ingest(t, s, e1, time.Hour)
+	Ingest(t, s, e2, time.Hour)
+	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(Base) {
+		t.Fatalf("NextDue = %v %v, want %v (the earliest)", due, ok, Base)
 	}
-	claim(t, s, "a", base, 1)
-	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(base.Add(time.Minute)) {
-		t.Fatalf("NextDue with the earliest held = %v %v, want %v: held deliveries do not count", due, ok, base.Add(time.Minute))
+	Claim(t, s, "a", Base, 1)
+	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(Base.Add(time.Minute)) {
+		t.Fatalf("NextDue with the earliest held = %v %v, want %v: held deliveries do not count", due, ok, Base.Add(time.Minute))
 	}
-	claim(t, s, "a", base.Add(time.Minute), 1)
-	if due, ok := nextDue(t, s, "a"); ok && !due.After(base.Add(time.Minute)) {
-		t.Fatalf("NextDue with everything held = %v, want none, or the end of a lease (after the claim at %v)", due, base.Add(time.Minute))
+	Claim(t, s, "a", Base.Add(time.Minute), 1)
+	if due, ok := nextDue(t, s, "a"); ok && !due.After(Base.Add(time.Minute)) {
+		t.Fatalf("NextDue with everything held = %v, want none, or the end of a lease (after the claim at %v)", due, Base.Add(time.Minute))
 	}
 	if _, ok := nextDue(t, s, "b"); ok {
 		t.Error("NextDue(b) reports a delivery; b has none")
@@ -157,11 +157,11 @@ func testBacklog(t *testing.T, h Harness) {
 	if n := backlog(t, s, "a"); n != 0 {
 		t.Fatalf("Backlog(a) on an empty store = %d, want 0", n)
 	}
-	e1 := Event(base, "k1", "a", "b")
-	e2 := Event(base.Add(time.Second), "k2", "a")
-	e3 := Event(base.Add(2*time.Second), "k3", "a")
+	e1 := Event(Base, "k1", "a", "b")
+	e2 := Event(Base.Add(time.Second), "k2", "a")
+	e3 := Event(Base.Add(2*time.Second), "k3", "a")
 	for _, ev := range []*relay.Event{e1, e2, e3} {
-		ingest(t, s, ev, time.Hour)
+		Ingest(t, s, ev, time.Hour)
 	}
 	for target, want := range map[string]int{"a": 3, "b": 1, "nobody": 0} {
 		if n := backlog(t, s, target); n != want {
@@ -169,24 +169,24 @@ func testBacklog(t *testing.T, h Harness) {
 		}
 	}
 
-	held := claim(t, s, "a", base.Add(time.Hour), 10)
+	held := Claim(t, s, "a", Base.Add(time.Hour), 10)
 	if len(held) != 3 {
-		t.Fatalf("Claim(a) = %v, want the 3 deliveries of a", claimIDs(held))
+		t.Fatalf("Claim(a) = %v, want the 3 deliveries of a", ClaimIDs(held))
 	}
 	if n := backlog(t, s, "a"); n != 3 {
 		t.Errorf("Backlog(a) with all 3 held = %d, want 3: held deliveries are pending", n)
 	}
 	retry, released, done := held[0].Delivery, held[1].Delivery, held[2].Delivery
-	retry.Attempts, retry.NextAttemptAt = 1, base.Add(2*time.Hour)
-	complete(t, s, relay.Outcome{Delivery: retry, Attempt: &relay.Attempt{Number: 1, StartedAt: base}})
-	if err := s.Release(t.Context(), base.Add(time.Hour), released); err != nil {
+	retry.Attempts, retry.NextAttemptAt = 1, Base.Add(2*time.Hour)
+	complete(t, s, relay.Outcome{Delivery: retry, Attempt: &relay.Attempt{Number: 1, StartedAt: Base}})
+	if err := s.Release(t.Context(), Base.Add(time.Hour), released); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	if n := backlog(t, s, "a"); n != 3 {
 		t.Errorf("Backlog(a) after a retry and a release = %d, want 3", n)
 	}
 	done.State, done.Attempts = relay.Delivered, 1
-	complete(t, s, relay.Outcome{Delivery: done, Attempt: &relay.Attempt{Number: 1, StartedAt: base}})
+	complete(t, s, relay.Outcome{Delivery: done, Attempt: &relay.Attempt{Number: 1, StartedAt: Base}})
 	Eventually(t, 2*time.Second, func() error {
 		if n := backlog(t, s, "a"); n != 2 {
 			return fmt.Errorf("Backlog(a) after one of 3 was delivered = %d, want 2", n)
@@ -203,13 +203,13 @@ func testBacklog(t *testing.T, h Harness) {
 func testComplete(t *testing.T, h Harness) {
 	t.Run("pending outcome is due again at NextAttemptAt", func(t *testing.T) {
 		s := open(t, h)
-		ev := Event(base, "k", "a")
-		ingest(t, s, ev, time.Hour)
-		c := claim(t, s, "a", base, 1)[0]
+		ev := Event(Base, "k", "a")
+		Ingest(t, s, ev, time.Hour)
+		c := Claim(t, s, "a", Base, 1)[0]
 		d := c.Delivery
-		retryAt := base.Add(time.Minute)
-		d.Attempts, d.LastStatus, d.LastError, d.NextAttemptAt, d.UpdatedAt = 1, 503, "HTTP 503", retryAt, base
-		a := &relay.Attempt{Number: 1, StartedAt: base, Duration: time.Millisecond, Status: 503, Body: "down"}
+		retryAt := Base.Add(time.Minute)
+		d.Attempts, d.LastStatus, d.LastError, d.NextAttemptAt, d.UpdatedAt = 1, 503, "HTTP 503", retryAt, Base
+		a := &relay.Attempt{Number: 1, StartedAt: Base, Duration: time.Millisecond, Status: 503, Body: "down"}
 		complete(t, s, relay.Outcome{Delivery: d, Attempt: a})
 		Eventually(t, 2*time.Second, func() error {
 			if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(retryAt) {
@@ -217,10 +217,10 @@ func testComplete(t *testing.T, h Harness) {
 			}
 			return nil
 		})
-		if cs := claim(t, s, "a", retryAt.Add(-time.Millisecond), 1); len(cs) != 0 {
-			t.Fatalf("Claim before NextAttemptAt returned %v", claimIDs(cs))
+		if cs := Claim(t, s, "a", retryAt.Add(-time.Millisecond), 1); len(cs) != 0 {
+			t.Fatalf("Claim before NextAttemptAt returned %v", ClaimIDs(cs))
 		}
-		cs := claim(t, s, "a", retryAt, 1)
+		cs := Claim(t, s, "a", retryAt, 1)
 		if len(cs) != 1 {
 			t.Fatal("Claim at NextAttemptAt returned nothing")
 		}
@@ -235,14 +235,14 @@ func testComplete(t *testing.T, h Harness) {
 	for _, final := range []relay.State{relay.Delivered, relay.Dead} {
 		t.Run(string(final)+" outcome leaves the queue for good", func(t *testing.T) {
 			s := open(t, h)
-			ev := Event(base, "k", "a", "b")
-			ingest(t, s, ev, time.Hour)
-			c := claim(t, s, "a", base, 1)[0]
+			ev := Event(Base, "k", "a", "b")
+			Ingest(t, s, ev, time.Hour)
+			c := Claim(t, s, "a", Base, 1)[0]
 			d := c.Delivery
 			d.State, d.Attempts = final, 1
-			complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: base}})
-			if cs := claim(t, s, "a", base.Add(1000*time.Hour), 10); len(cs) != 0 {
-				t.Errorf("Claim after Complete(%s) returned %v", final, claimIDs(cs))
+			complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: Base}})
+			if cs := Claim(t, s, "a", Base.Add(1000*time.Hour), 10); len(cs) != 0 {
+				t.Errorf("Claim after Complete(%s) returned %v", final, ClaimIDs(cs))
 			}
 			Eventually(t, 2*time.Second, func() error {
 				if n := backlog(t, s, "a"); n != 0 {
@@ -254,11 +254,11 @@ func testComplete(t *testing.T, h Harness) {
 				t.Errorf("NextDue(a) after Complete(%s) = %v, want none", final, due)
 			}
 			s = reopen(t, h, s)
-			if cs := claim(t, s, "a", base.Add(1000*time.Hour), 10); len(cs) != 0 {
-				t.Errorf("after reopening, Claim returned %v for a %s delivery", claimIDs(cs), final)
+			if cs := Claim(t, s, "a", Base.Add(1000*time.Hour), 10); len(cs) != 0 {
+				t.Errorf("after reopening, Claim returned %v for a %s delivery", ClaimIDs(cs), final)
 			}
-			if cs := claim(t, s, "b", base, 10); len(cs) != 1 {
-				t.Errorf("after reopening, the other target's delivery is gone (%v)", claimIDs(cs))
+			if cs := Claim(t, s, "b", Base, 10); len(cs) != 1 {
+				t.Errorf("after reopening, the other target's delivery is gone (%v)", ClaimIDs(cs))
 			}
 		})
 	}
@@ -275,19 +275,19 @@ func testComplete(t *testing.T, h Harness) {
 // Release ends a hold without charging an attempt.
 func testRelease(t *testing.T, h Harness) {
 	s := open(t, h)
-	ingest(t, s, Event(base, "k", "a"), time.Hour)
-	c := claim(t, s, "a", base, 1)[0]
-	at := base.Add(5 * time.Second)
+	Ingest(t, s, Event(Base, "k", "a"), time.Hour)
+	c := Claim(t, s, "a", Base, 1)[0]
+	at := Base.Add(5 * time.Second)
 	if err := s.Release(t.Context(), at, c.Delivery); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(at) {
 		t.Errorf("NextDue after Release(at %v) = %v %v", at, due, ok)
 	}
-	if cs := claim(t, s, "a", at.Add(-time.Millisecond), 1); len(cs) != 0 {
-		t.Errorf("Claim before the release time returned %v", claimIDs(cs))
+	if cs := Claim(t, s, "a", at.Add(-time.Millisecond), 1); len(cs) != 0 {
+		t.Errorf("Claim before the release time returned %v", ClaimIDs(cs))
 	}
-	cs := claim(t, s, "a", at, 1)
+	cs := Claim(t, s, "a", at, 1)
 	if len(cs) != 1 || cs[0].Delivery.ID() != c.Delivery.ID() || cs[0].Delivery.Attempts != 0 {
 		t.Errorf("Claim at the release time = %+v, want the same delivery with 0 attempts", cs)
 	}

@@ -18,34 +18,34 @@ func testReopenRestoresPending(t *testing.T, h Harness) {
 	s := open(t, h)
 	var evs []*relay.Event
 	for i := range 4 {
-		ev := Event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b")
-		ingest(t, s, ev, time.Hour)
+		ev := Event(Base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b")
+		Ingest(t, s, ev, time.Hour)
 		evs = append(evs, ev)
 	}
-	held := claim(t, s, "a", base.Add(time.Second), 3) // e0, e1, e2 held for a
+	held := Claim(t, s, "a", Base.Add(time.Second), 3) // e0, e1, e2 held for a
 	if len(held) != 3 {
-		t.Fatalf("Claim(a, max 3) = %v, want 3 deliveries", claimIDs(held))
+		t.Fatalf("Claim(a, max 3) = %v, want 3 deliveries", ClaimIDs(held))
 	}
 	// e0 delivered, e1 retried later, e2 still held (in flight) at Close.
 	d0, d1 := held[0].Delivery, held[1].Delivery
 	d0.State, d0.Attempts = relay.Delivered, 1
-	d1.Attempts, d1.NextAttemptAt = 1, base.Add(time.Hour)
+	d1.Attempts, d1.NextAttemptAt = 1, Base.Add(time.Hour)
 	complete(t, s, relay.Outcome{Delivery: d0, Attempt: &relay.Attempt{Number: 1}}, relay.Outcome{Delivery: d1, Attempt: &relay.Attempt{Number: 1}})
 
 	s = reopen(t, h, s)
 	if n := backlog(t, s, "a"); n != 3 {
 		t.Errorf("after reopening, Backlog(a) = %d, want 3 (all but the delivered one)", n)
 	}
-	got := claimIDs(claim(t, s, "a", base.Add(time.Second), 10))
+	got := ClaimIDs(Claim(t, s, "a", Base.Add(time.Second), 10))
 	want := []string{relay.DeliveryID(evs[2].ID, "a"), relay.DeliveryID(evs[3].ID, "a")}
 	if !slices.Equal(got, want) {
 		t.Errorf("after reopening, due deliveries of a = %v, want %v (the one in flight at Close comes back, the unclaimed one stays)", got, want)
 	}
-	later := claim(t, s, "a", base.Add(time.Hour), 10)
+	later := Claim(t, s, "a", Base.Add(time.Hour), 10)
 	if len(later) != 1 || later[0].Delivery.ID() != relay.DeliveryID(evs[1].ID, "a") || later[0].Delivery.Attempts != 1 {
-		t.Errorf("after reopening, at the retry time Claim = %v, want e1's delivery with its 1 attempt", claimIDs(later))
+		t.Errorf("after reopening, at the retry time Claim = %v, want e1's delivery with its 1 attempt", ClaimIDs(later))
 	}
-	if b := claim(t, s, "b", base.Add(time.Second), 10); len(b) != 4 {
+	if b := Claim(t, s, "b", Base.Add(time.Second), 10); len(b) != 4 {
 		t.Errorf("after reopening, target b has %d due deliveries, want 4", len(b))
 	}
 	for _, c := range later {
@@ -64,11 +64,11 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 	s := open(t, h)
 	const n = 10
 	for i := range n {
-		ingest(t, s, Event(base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b"), time.Hour)
+		Ingest(t, s, Event(Base.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("k", i), "a", "b"), time.Hour)
 	}
-	held := claim(t, s, "a", base.Add(time.Second), n)
+	held := Claim(t, s, "a", Base.Add(time.Second), n)
 	if len(held) != n {
-		t.Fatalf("Claim(a) = %v, want all %d deliveries", claimIDs(held), n)
+		t.Fatalf("Claim(a) = %v, want all %d deliveries", ClaimIDs(held), n)
 	}
 	// Ingests run until Close ends them, so that the store is busy
 	// from before the first Complete to Close.
@@ -86,7 +86,7 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 					return
 				default:
 				}
-				ev := Event(base.Add(time.Hour), fmt.Sprint("busy", g, "-", i), "c")
+				ev := Event(Base.Add(time.Hour), fmt.Sprint("busy", g, "-", i), "c")
 				if _, err := closing.Ingest(t.Context(), ev, time.Hour); err != nil {
 					if !errors.Is(err, relay.ErrClosed) {
 						t.Errorf("Ingest while completing: %v", err)
@@ -109,18 +109,18 @@ func finalOutcomesAtClose(t *testing.T, h Harness) {
 		if i%2 == 1 {
 			d.State = relay.Dead
 		}
-		complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: base}})
+		complete(t, s, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: Base}})
 	}
 	s = reopen(t, h, s)
 	wg.Wait()
-	if cs := claim(t, s, "a", base.Add(1000*time.Hour), n); len(cs) != 0 {
-		t.Errorf("after Complete(delivered or dead) of all %d deliveries of a, then Close and reopen, Claim(a) = %v, want nothing: Close must write the outcomes", n, claimIDs(cs))
+	if cs := Claim(t, s, "a", Base.Add(1000*time.Hour), n); len(cs) != 0 {
+		t.Errorf("after Complete(delivered or dead) of all %d deliveries of a, then Close and reopen, Claim(a) = %v, want nothing: Close must write the outcomes", n, ClaimIDs(cs))
 	}
 	if got := backlog(t, s, "a"); got != 0 {
 		t.Errorf("after reopening, Backlog(a) = %d, want 0", got)
 	}
-	if cs := claim(t, s, "b", base.Add(time.Second), n); len(cs) != n {
-		t.Errorf("after reopening, Claim(b) = %v, want all %d deliveries of b", claimIDs(cs), n)
+	if cs := Claim(t, s, "b", Base.Add(time.Second), n); len(cs) != n {
+		t.Errorf("after reopening, Claim(b) = %v, want all %d deliveries of b", ClaimIDs(cs), n)
 	}
 	// An Ingest cut short by Close may or may not have been written.
 	if got, want := backlog(t, s, "c"), int(acked.Load()); got < want || got > want+ingesters {
@@ -137,16 +137,16 @@ func testClosed(t *testing.T, h Harness) {
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping on an open store: %v", err)
 	}
-	ingest(t, s, Event(base, "k", "a"), time.Hour)
-	c := claim(t, s, "a", base, 1)[0]
+	Ingest(t, s, Event(Base, "k", "a"), time.Hour)
+	c := Claim(t, s, "a", Base, 1)[0]
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v, want nil", err)
 	}
-	_, ingestErr := s.Ingest(ctx, Event(base, "k2", "a"), time.Hour)
-	_, claimErr := s.Claim(ctx, "a", base, 1)
+	_, ingestErr := s.Ingest(ctx, Event(Base, "k2", "a"), time.Hour)
+	_, claimErr := s.Claim(ctx, "a", Base, 1)
 	_, _, nextErr := s.NextDue(ctx, "a")
 	_, backlogErr := s.Backlog(ctx, "a")
 	_, eventsErr := s.Events(ctx, relay.EventFilter{})
@@ -154,19 +154,19 @@ func testClosed(t *testing.T, h Harness) {
 	_, deliveriesErr := s.Deliveries(ctx, relay.DeliveryFilter{})
 	_, _, loadErr := s.LoadDelivery(ctx, c.Delivery.ID())
 	requeued := c.Delivery
-	requeued.NextAttemptAt = base.Add(time.Hour)
+	requeued.NextAttemptAt = Base.Add(time.Hour)
 	_, swapErr := s.SwapDeliveries(ctx, relay.Swap{Old: &c.Delivery, New: requeued})
 	_, countsErr := s.Counts(ctx)
 	_, pausedErr := s.Paused(ctx)
-	_, requeueErr := relay.Requeue(ctx, s, c.Delivery.ID(), base)
-	_, requeueDeadErr := relay.RequeueDead(ctx, s, "a", base, 10)
+	_, requeueErr := relay.Requeue(ctx, s, c.Delivery.ID(), Base)
+	_, requeueDeadErr := relay.RequeueDead(ctx, s, "a", Base, 10)
 	for name, err := range map[string]error{
 		"Ingest":            ingestErr,
 		"Claim":             claimErr,
 		"NextDue":           nextErr,
 		"Backlog":           backlogErr,
 		"Complete":          s.Complete(ctx, relay.Outcome{Delivery: c.Delivery}),
-		"Release":           s.Release(ctx, base, c.Delivery),
+		"Release":           s.Release(ctx, Base, c.Delivery),
 		"Ping":              s.Ping(ctx),
 		"Events":            eventsErr,
 		"Event":             eventErr,

@@ -19,7 +19,7 @@ func testRetention(t *testing.T, h Harness) {
 	s, prune := h.Retained(t)
 	s2 := track(t, s, "Harness.Retained")
 	ctx := t.Context()
-	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	at := func(i int) time.Time { return Base.Add(time.Duration(i) * time.Second) }
 	done := Event(at(0), "done", "a", "b")         // delivered to a, dead at b
 	half := Event(at(1), "half", "a", "b")         // delivered to a, b never attempted
 	held := Event(at(2), "held", "a")              // held by a claim when pruned
@@ -29,13 +29,13 @@ func testRetention(t *testing.T, h Harness) {
 	unrouted := Event(at(6), "unrouted")           // no deliveries at all
 	all := []*relay.Event{done, half, held, retry, replayed, requeued, unrouted}
 	for _, ev := range all {
-		ingest(t, s2, ev, time.Hour)
+		Ingest(t, s2, ev, time.Hour)
 	}
 	byEvent := map[string]relay.Claim{}
-	for _, c := range claim(t, s2, "a", at(10), 10) {
+	for _, c := range Claim(t, s2, "a", at(10), 10) {
 		byEvent[c.Event.ID] = c
 	}
-	for _, c := range claim(t, s2, "b", at(10), 10) {
+	for _, c := range Claim(t, s2, "b", at(10), 10) {
 		byEvent[c.Event.ID+"b"] = c
 	}
 	finish(t, s2, byEvent[done.ID], at(20), relay.Delivered, 200)
@@ -93,7 +93,7 @@ func testRetention(t *testing.T, h Harness) {
 	}
 	got := map[string]relay.Claim{}
 	for _, target := range []string{"a", "b"} {
-		for _, c := range claim(t, s2, target, at(7200), 10) {
+		for _, c := range Claim(t, s2, target, at(7200), 10) {
 			got[c.Delivery.ID()] = c
 		}
 	}
@@ -138,7 +138,7 @@ func testRetention(t *testing.T, h Harness) {
 
 	// A mark is there only with its event.
 	for _, ev := range all {
-		res := ingest(t, s2, Event(at(7200), ev.DedupKey, "z"), 1000*time.Hour)
+		res := Ingest(t, s2, Event(at(7200), ev.DedupKey, "z"), 1000*time.Hour)
 		if !res.Duplicate {
 			continue
 		}

@@ -28,25 +28,25 @@ func testSharedStorage(t *testing.T, h Harness) {
 	open := shared(t, h, 100000*time.Hour)
 	s1, s2 := open(false), open(false)
 	ctx := t.Context()
-	ev := Event(base, "k", "a", "b")
-	ingest(t, s1, ev, time.Hour)
-	if res := ingest(t, s2, Event(base.Add(time.Second), "k", "a"), time.Hour); !res.Duplicate || res.EventID != ev.ID {
+	ev := Event(Base, "k", "a", "b")
+	Ingest(t, s1, ev, time.Hour)
+	if res := Ingest(t, s2, Event(Base.Add(time.Second), "k", "a"), time.Hour); !res.Duplicate || res.EventID != ev.ID {
 		t.Errorf("Ingest of the same key through the second store = %+v, want a duplicate of %s", res, ev.ID)
 	}
 	if got, err := s2.Event(ctx, ev.ID); err != nil || string(got.Event.Payload) != string(ev.Payload) {
 		t.Errorf("the second store's Event(%s) = %v, want the event with its payload", ev.ID, err)
 	}
-	held := claim(t, s1, "a", base, 10)
+	held := Claim(t, s1, "a", Base, 10)
 	if len(held) != 1 {
-		t.Fatalf("first store's Claim(a) = %v, want the delivery", claimIDs(held))
+		t.Fatalf("first store's Claim(a) = %v, want the delivery", ClaimIDs(held))
 	}
-	if cs := claim(t, s2, "a", base.Add(time.Hour), 10); len(cs) != 0 {
-		t.Errorf("second store's Claim(a) = %v while the first holds it, want nothing", claimIDs(cs))
+	if cs := Claim(t, s2, "a", Base.Add(time.Hour), 10); len(cs) != 0 {
+		t.Errorf("second store's Claim(a) = %v while the first holds it, want nothing", ClaimIDs(cs))
 	}
 	if n := backlog(t, s2, "a"); n != 1 {
 		t.Errorf("second store's Backlog(a) = %d while the first holds the delivery, want 1", n)
 	}
-	finish(t, s1, held[0], base.Add(time.Minute), relay.Delivered, 200)
+	finish(t, s1, held[0], Base.Add(time.Minute), relay.Delivered, 200)
 	wantCounts(t, s2, map[string]relay.StateCounts{"a": {Delivered: 1}, "b": {Pending: 1}})
 	if err := s1.SetPaused(ctx, "b", true); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func testSharedStorage(t *testing.T, h Harness) {
 
 	const n = 60
 	for i := range n {
-		ingest(t, []*store{s1, s2}[i%2], Event(base, fmt.Sprint("c", i), "c"), time.Hour)
+		Ingest(t, []*store{s1, s2}[i%2], Event(Base, fmt.Sprint("c", i), "c"), time.Hour)
 	}
 	claimConcurrently(t, "c", n, s1, s2)
 }
@@ -69,24 +69,24 @@ func testLeaseTakeover(t *testing.T, h Harness) {
 	const lease = time.Minute
 	open := shared(t, h, lease)
 	dead, alive := open(false), open(false)
-	ev := Event(base, "lease", "a")
-	ingest(t, dead, ev, time.Hour)
-	if cs := claim(t, dead, "a", base, 10); len(cs) != 1 {
-		t.Fatalf("first store's Claim = %v, want the delivery", claimIDs(cs))
+	ev := Event(Base, "lease", "a")
+	Ingest(t, dead, ev, time.Hour)
+	if cs := Claim(t, dead, "a", Base, 10); len(cs) != 1 {
+		t.Fatalf("first store's Claim = %v, want the delivery", ClaimIDs(cs))
 	}
 	// The first store dies without Close: its claim stays until the lease ends.
-	if due, ok := nextDue(t, alive, "a"); !ok || !due.Equal(base.Add(lease)) {
-		t.Errorf("other store's NextDue while the delivery is held = %v %v, want the end of the lease %v", due, ok, base.Add(lease))
+	if due, ok := nextDue(t, alive, "a"); !ok || !due.Equal(Base.Add(lease)) {
+		t.Errorf("other store's NextDue while the delivery is held = %v %v, want the end of the lease %v", due, ok, Base.Add(lease))
 	}
-	if cs := claim(t, alive, "a", base.Add(lease-time.Second), 10); len(cs) != 0 {
-		t.Fatalf("other store's Claim within the lease = %v, want nothing", claimIDs(cs))
+	if cs := Claim(t, alive, "a", Base.Add(lease-time.Second), 10); len(cs) != 0 {
+		t.Fatalf("other store's Claim within the lease = %v, want nothing", ClaimIDs(cs))
 	}
-	cs := claim(t, alive, "a", base.Add(lease+time.Second), 10)
+	cs := Claim(t, alive, "a", Base.Add(lease+time.Second), 10)
 	if len(cs) != 1 || cs[0].Delivery.ID() != relay.DeliveryID(ev.ID, "a") || string(cs[0].Event.Payload) != string(ev.Payload) {
-		t.Fatalf("other store's Claim after the lease = %v, want the dead store's delivery with its payload", claimIDs(cs))
+		t.Fatalf("other store's Claim after the lease = %v, want the dead store's delivery with its payload", ClaimIDs(cs))
 	}
-	if again := claim(t, alive, "a", base.Add(lease+2*time.Second), 10); len(again) != 0 {
-		t.Errorf("a taken-over delivery was handed out again: %v", claimIDs(again))
+	if again := Claim(t, alive, "a", Base.Add(lease+2*time.Second), 10); len(again) != 0 {
+		t.Errorf("a taken-over delivery was handed out again: %v", ClaimIDs(again))
 	}
 }
 
@@ -98,24 +98,24 @@ func testLeaseRenewal(t *testing.T, h Harness) {
 	open := shared(t, h, lease)
 	live, dead, other := open(true), open(false), open(false)
 	evLive, evDead := Event(time.Now(), "live", "a"), Event(time.Now(), "dead", "b")
-	ingest(t, live, evLive, time.Hour)
-	ingest(t, live, evDead, time.Hour)
-	if cs := claim(t, live, "a", time.Now(), 1); len(cs) != 1 {
-		t.Fatalf("live store's Claim(a) = %v", claimIDs(cs))
+	Ingest(t, live, evLive, time.Hour)
+	Ingest(t, live, evDead, time.Hour)
+	if cs := Claim(t, live, "a", time.Now(), 1); len(cs) != 1 {
+		t.Fatalf("live store's Claim(a) = %v", ClaimIDs(cs))
 	}
 	claimed := time.Now()
-	if cs := claim(t, dead, "b", claimed, 1); len(cs) != 1 {
-		t.Fatalf("dying store's Claim(b) = %v", claimIDs(cs))
+	if cs := Claim(t, dead, "b", claimed, 1); len(cs) != 1 {
+		t.Fatalf("dying store's Claim(b) = %v", ClaimIDs(cs))
 	}
 	time.Sleep(3 * lease)
-	if cs := claim(t, other, "a", time.Now(), 10); len(cs) != 0 {
-		t.Errorf("Claim(a) three leases after a live store claimed it = %v, want nothing: its lease is renewed", claimIDs(cs))
+	if cs := Claim(t, other, "a", time.Now(), 10); len(cs) != 0 {
+		t.Errorf("Claim(a) three leases after a live store claimed it = %v, want nothing: its lease is renewed", ClaimIDs(cs))
 	}
 	var takenAt time.Time
 	Eventually(t, 5*time.Second, func() error {
-		cs := claim(t, other, "b", time.Now(), 10)
+		cs := Claim(t, other, "b", time.Now(), 10)
 		if len(cs) != 1 || cs[0].Event.ID != evDead.ID {
-			return fmt.Errorf("Claim(b) = %v, want the dead store's delivery", claimIDs(cs))
+			return fmt.Errorf("Claim(b) = %v, want the dead store's delivery", ClaimIDs(cs))
 		}
 		takenAt = time.Now()
 		return nil
@@ -131,15 +131,15 @@ func testLostLease(t *testing.T, h Harness) {
 	open := shared(t, h, lease)
 	slow, fast := open(false), open(false)
 	ctx := t.Context()
-	ev := Event(base, "lost", "a")
-	ingest(t, slow, ev, time.Hour)
-	first := claim(t, slow, "a", base, 1)
+	ev := Event(Base, "lost", "a")
+	Ingest(t, slow, ev, time.Hour)
+	first := Claim(t, slow, "a", Base, 1)
 	if len(first) != 1 {
-		t.Fatalf("first Claim = %v", claimIDs(first))
+		t.Fatalf("first Claim = %v", ClaimIDs(first))
 	}
-	second := claim(t, fast, "a", base.Add(2*lease), 1)
+	second := Claim(t, fast, "a", Base.Add(2*lease), 1)
 	if len(second) != 1 {
-		t.Fatalf("Claim after the lease = %v, want the delivery", claimIDs(second))
+		t.Fatalf("Claim after the lease = %v, want the delivery", ClaimIDs(second))
 	}
 
 	late := first[0].Delivery
@@ -147,11 +147,11 @@ func testLostLease(t *testing.T, h Harness) {
 	if err := slow.Complete(ctx, relay.Outcome{Delivery: late, Attempt: &relay.Attempt{Number: 1, Status: 410}}); err != nil {
 		t.Fatalf("the old holder's Complete = %v, want it ignored without an error", err)
 	}
-	if err := slow.Release(ctx, base, late); err != nil {
+	if err := slow.Release(ctx, Base, late); err != nil {
 		t.Fatalf("the old holder's Release = %v, want it ignored without an error", err)
 	}
-	if cs := claim(t, slow, "a", base.Add(2*lease+30*time.Second), 1); len(cs) != 0 {
-		t.Fatalf("the old holder's Release put the delivery back in line while the new holder has it: %v", claimIDs(cs))
+	if cs := Claim(t, slow, "a", Base.Add(2*lease+30*time.Second), 1); len(cs) != 0 {
+		t.Fatalf("the old holder's Release put the delivery back in line while the new holder has it: %v", ClaimIDs(cs))
 	}
 	got, err := fast.Event(ctx, ev.ID)
 	if err != nil {

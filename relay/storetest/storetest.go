@@ -161,8 +161,10 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
-// base is a fixed receive time, on a millisecond (event ids keep ms).
-var base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+// Base is when the suite's events are received, on a millisecond (event
+// ids keep ms): long ago, so that a store must take the time from the
+// suite, not from its own clock. Adapter tests use it too.
+var Base = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 
 // Event returns a new event received at at, with a dedup key and targets.
 // Its payload has the whitespace and non-ASCII text that a store must keep
@@ -181,7 +183,8 @@ func Event(at time.Time, key string, targets ...string) *relay.Event {
 	}
 }
 
-func ingest(t testing.TB, s relay.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {
+// Ingest ingests ev into s, failing t on an error.
+func Ingest(t testing.TB, s relay.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {
 	t.Helper()
 	res, err := s.Ingest(t.Context(), ev, ttl)
 	if err != nil {
@@ -190,7 +193,8 @@ func ingest(t testing.TB, s relay.Store, ev *relay.Event, ttl time.Duration) rel
 	return res
 }
 
-func claim(t testing.TB, s relay.Store, target string, now time.Time, max int) []relay.Claim {
+// Claim claims deliveries of target in s, failing t on an error.
+func Claim(t testing.TB, s relay.Store, target string, now time.Time, max int) []relay.Claim {
 	t.Helper()
 	cs, err := s.Claim(t.Context(), target, now, max)
 	if err != nil {
@@ -199,7 +203,8 @@ func claim(t testing.TB, s relay.Store, target string, now time.Time, max int) [
 	return cs
 }
 
-func claimIDs(cs []relay.Claim) []string {
+// ClaimIDs returns the delivery ids of cs.
+func ClaimIDs(cs []relay.Claim) []string {
 	ids := make([]string, len(cs))
 	for i, c := range cs {
 		ids[i] = c.Delivery.ID()

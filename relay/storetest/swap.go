@@ -56,16 +56,16 @@ func wantCounts(t testing.TB, s relay.Store, want map[string]relay.StateCounts) 
 // LoadDelivery returns the stored record and whether a claim holds it.
 func testLoadDelivery(t *testing.T, h Harness) {
 	s := open(t, h)
-	ev := Event(base, "k", "a", "b")
-	ingest(t, s, ev, time.Hour)
-	held := claim(t, s, "a", base, 1)[0].Delivery
-	done := finish(t, s, claim(t, s, "b", base, 1)[0], base.Add(time.Minute), relay.Dead, 410)
+	ev := Event(Base, "k", "a", "b")
+	Ingest(t, s, ev, time.Hour)
+	held := Claim(t, s, "a", Base, 1)[0].Delivery
+	done := finish(t, s, Claim(t, s, "b", Base, 1)[0], Base.Add(time.Minute), relay.Dead, 410)
 
 	d, isHeld, err := s.LoadDelivery(t.Context(), held.ID())
 	if err != nil || !isHeld || !d.Equal(relay.NewDelivery(ev, "a")) {
 		t.Errorf("LoadDelivery(claimed %s) = %+v, held %v, %v; want the fresh record, held", held.ID(), d, isHeld, err)
 	}
-	if err := s.Release(t.Context(), base, held); err != nil {
+	if err := s.Release(t.Context(), Base, held); err != nil {
 		t.Fatal(err)
 	}
 	if _, isHeld, err := s.LoadDelivery(t.Context(), held.ID()); err != nil || isHeld {
@@ -74,7 +74,7 @@ func testLoadDelivery(t *testing.T, h Harness) {
 	if got := loaded(t, s, done.ID(), relay.Dead); !got.Equal(done) {
 		t.Errorf("LoadDelivery(dead %s) = %+v, want the completed record %+v", done.ID(), got, done)
 	}
-	for _, id := range []string{relay.DeliveryID(ev.ID, "nobody"), relay.DeliveryID(relay.NewEventID(base), "a"), "garbage"} {
+	for _, id := range []string{relay.DeliveryID(ev.ID, "nobody"), relay.DeliveryID(relay.NewEventID(Base), "a"), "garbage"} {
 		if _, _, err := s.LoadDelivery(t.Context(), id); !errors.Is(err, relay.ErrNotFound) {
 			t.Errorf("LoadDelivery(%q) error = %v, want ErrNotFound", id, err)
 		}
@@ -86,13 +86,13 @@ func testLoadDelivery(t *testing.T, h Harness) {
 // attempts stay.
 func testSwapStates(t *testing.T, h Harness) {
 	s := open(t, h)
-	e1, e2 := Event(base, "s1", "a", "b"), Event(base.Add(time.Second), "s2", "a")
-	ingest(t, s, e1, time.Hour)
-	ingest(t, s, e2, time.Hour)
-	cs := claim(t, s, "a", base.Add(time.Second), 2)
-	dead := finish(t, s, cs[0], base.Add(time.Minute), relay.Dead, 410)
-	delivered := finish(t, s, claim(t, s, "b", base, 1)[0], base.Add(time.Minute), relay.Delivered, 200)
-	if err := s.Release(t.Context(), base.Add(time.Second), cs[1].Delivery); err != nil {
+	e1, e2 := Event(Base, "s1", "a", "b"), Event(Base.Add(time.Second), "s2", "a")
+	Ingest(t, s, e1, time.Hour)
+	Ingest(t, s, e2, time.Hour)
+	cs := Claim(t, s, "a", Base.Add(time.Second), 2)
+	dead := finish(t, s, cs[0], Base.Add(time.Minute), relay.Dead, 410)
+	delivered := finish(t, s, Claim(t, s, "b", Base, 1)[0], Base.Add(time.Minute), relay.Delivered, 200)
+	if err := s.Release(t.Context(), Base.Add(time.Second), cs[1].Delivery); err != nil {
 		t.Fatal(err)
 	}
 	pending := cs[1].Delivery
@@ -100,7 +100,7 @@ func testSwapStates(t *testing.T, h Harness) {
 	delivered = loaded(t, s, delivered.ID(), relay.Delivered)
 	wantCounts(t, s, map[string]relay.StateCounts{"a": {Pending: 1, Dead: 1}, "b": {Delivered: 1}})
 
-	now := base.Add(time.Hour)
+	now := Base.Add(time.Hour)
 	back := dead
 	back.State, back.NextAttemptAt, back.UpdatedAt = relay.Pending, now, now
 	again := delivered // as a replay would
@@ -122,14 +122,14 @@ func testSwapStates(t *testing.T, h Harness) {
 		if due, ok := nextDue(t, s, "a"); !ok || !due.Equal(now) {
 			t.Errorf("%s, NextDue(a) = %v %v, want %v", when, due, ok, now)
 		}
-		if cs := claim(t, s, "a", now.Add(time.Hour), 10); len(cs) != 1 || !cs[0].Delivery.Equal(back) || string(cs[0].Event.Payload) != string(e1.Payload) {
-			t.Errorf("%s, Claim(a) = %v, want only %s as swapped in, with its event", when, claimIDs(cs), back.ID())
+		if cs := Claim(t, s, "a", now.Add(time.Hour), 10); len(cs) != 1 || !cs[0].Delivery.Equal(back) || string(cs[0].Event.Payload) != string(e1.Payload) {
+			t.Errorf("%s, Claim(a) = %v, want only %s as swapped in, with its event", when, ClaimIDs(cs), back.ID())
 		}
-		if cs := claim(t, s, "b", now, 10); len(cs) != 0 {
-			t.Errorf("%s, Claim(b) before its due time = %v", when, claimIDs(cs))
+		if cs := Claim(t, s, "b", now, 10); len(cs) != 0 {
+			t.Errorf("%s, Claim(b) before its due time = %v", when, ClaimIDs(cs))
 		}
-		if cs := claim(t, s, "b", now.Add(time.Minute), 10); len(cs) != 1 || !cs[0].Delivery.Equal(again) {
-			t.Errorf("%s, Claim(b) at its due time = %v, want %s", when, claimIDs(cs), again.ID())
+		if cs := Claim(t, s, "b", now.Add(time.Minute), 10); len(cs) != 1 || !cs[0].Delivery.Equal(again) {
+			t.Errorf("%s, Claim(b) at its due time = %v, want %s", when, ClaimIDs(cs), again.ID())
 		}
 		got, err := s.Event(t.Context(), e1.ID)
 		if err != nil {
@@ -150,17 +150,17 @@ func testSwapStates(t *testing.T, h Harness) {
 // others in the same call are stored.
 func testSwapRefusals(t *testing.T, h Harness) {
 	s := open(t, h)
-	ev := Event(base, "r", "a", "b", "c")
-	ingest(t, s, ev, time.Hour)
-	held := claim(t, s, "a", base, 1)[0].Delivery
+	ev := Event(Base, "r", "a", "b", "c")
+	Ingest(t, s, ev, time.Hour)
+	held := Claim(t, s, "a", Base, 1)[0].Delivery
 	free := loaded(t, s, relay.DeliveryID(ev.ID, "b"), relay.Pending)
 	other := loaded(t, s, relay.DeliveryID(ev.ID, "c"), relay.Pending)
-	now := base.Add(time.Hour)
+	now := Base.Add(time.Hour)
 	moved := func(d relay.Delivery) relay.Delivery { d.NextAttemptAt, d.UpdatedAt = now, now; return d }
 	changed := free
 	changed.Attempts = 3 // not what is stored
 	missing := relay.NewDelivery(ev, "nobody")
-	ghost := relay.NewDelivery(Event(base, "ghost", "a"), "a") // of an event never stored
+	ghost := relay.NewDelivery(Event(Base, "ghost", "a"), "a") // of an event never stored
 
 	for _, tc := range []struct {
 		name string
@@ -191,8 +191,8 @@ func testSwapRefusals(t *testing.T, h Harness) {
 	if _, _, err := s.LoadDelivery(t.Context(), ghost.ID()); !errors.Is(err, relay.ErrNotFound) {
 		t.Errorf("a delivery created for an event that does not exist: LoadDelivery = %v, want ErrNotFound", err)
 	}
-	if cs := claim(t, s, "b", base, 10); len(cs) != 1 || !cs[0].Delivery.Equal(free) {
-		t.Errorf("Claim(b) after a refused swap = %v, want %s at its old due time", claimIDs(cs), free.ID())
+	if cs := Claim(t, s, "b", Base, 10); len(cs) != 1 || !cs[0].Delivery.Equal(free) {
+		t.Errorf("Claim(b) after a refused swap = %v, want %s at its old due time", ClaimIDs(cs), free.ID())
 	}
 	if n := swap(t, s); n != 0 {
 		t.Errorf("SwapDeliveries() = %d, want 0", n)
@@ -203,11 +203,11 @@ func testSwapRefusals(t *testing.T, h Harness) {
 // lists and the counts, as one ingested with it would.
 func testSwapCreates(t *testing.T, h Harness) {
 	s := open(t, h)
-	ev := Event(base, "c", "a")
-	unrouted := Event(base.Add(time.Second), "u")
-	ingest(t, s, ev, time.Hour)
-	ingest(t, s, unrouted, time.Hour)
-	now := base.Add(time.Hour)
+	ev := Event(Base, "c", "a")
+	unrouted := Event(Base.Add(time.Second), "u")
+	Ingest(t, s, ev, time.Hour)
+	Ingest(t, s, unrouted, time.Hour)
+	now := Base.Add(time.Hour)
 	fresh := func(ev *relay.Event, target string) relay.Delivery {
 		d := relay.NewDelivery(ev, target)
 		d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = now, now, now
@@ -249,12 +249,12 @@ func testSwapCreates(t *testing.T, h Harness) {
 		if n := backlog(t, s, "c"); n != 1 {
 			t.Errorf("%s, Backlog(c) = %d, want 1", when, n)
 		}
-		if cs := claim(t, s, "c", now.Add(-time.Millisecond), 10); len(cs) != 0 {
-			t.Errorf("%s, Claim(c) before the created delivery is due = %v", when, claimIDs(cs))
+		if cs := Claim(t, s, "c", now.Add(-time.Millisecond), 10); len(cs) != 0 {
+			t.Errorf("%s, Claim(c) before the created delivery is due = %v", when, ClaimIDs(cs))
 		}
-		cs := claim(t, s, "c", now, 10)
+		cs := Claim(t, s, "c", now, 10)
 		if len(cs) != 1 || !cs[0].Delivery.Equal(added) || cs[0].Event.ID != ev.ID || string(cs[0].Event.Payload) != string(ev.Payload) {
-			t.Fatalf("%s, Claim(c) = %v, want %s with its event and payload", when, claimIDs(cs), added.ID())
+			t.Fatalf("%s, Claim(c) = %v, want %s with its event and payload", when, ClaimIDs(cs), added.ID())
 		}
 		if err := s.Release(t.Context(), now, cs[0].Delivery); err != nil {
 			t.Fatal(err)
@@ -263,7 +263,7 @@ func testSwapCreates(t *testing.T, h Harness) {
 	check(s, "after creating")
 	s = reopen(t, h, s)
 	check(s, "after a restart")
-	c := claim(t, s, "c", now, 1)[0]
+	c := Claim(t, s, "c", now, 1)[0]
 	finish(t, s, c, now, relay.Delivered, 200)
 	wantCounts(t, s, map[string]relay.StateCounts{"c": {Delivered: 1}})
 }
