@@ -6,6 +6,10 @@
 // queue of pending deliveries is indexed in memory and rebuilt from the file
 // on open; claims are held in memory only, so deliveries that were in flight
 // when the process died are simply pending again at the next start.
+//
+// The store only keeps records: which record a delivery gets is decided in
+// relay (NewDelivery at ingest, the operator's moves over SwapDeliveries).
+// Their encoding, with a layout version first, is in codec.go.
 package boltstore
 
 import (

@@ -1,13 +1,19 @@
-// Package storetest is the conformance suite for relay.Store: the queue and
-// dedup contract that relay.Store documents, checked through the interface
-// alone, so that every store adapter is held to the same behaviour. An
-// adapter runs it from its own tests with a Harness that opens its stores:
+// Package storetest is the conformance suite for relay.Store: the contract
+// that relay.Store documents, checked through the interface alone, so that
+// every store adapter is held to the same behaviour. It covers the queue
+// and dedup, the admin queries and the compare-and-set of deliveries (with
+// the operator's moves built on it), the retention contract, stores
+// sharing one storage and their leases, outages, and closing. An adapter
+// runs it from its own tests with a Harness that opens its stores:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, storetest.Harness{Open: open, Reopen: reopen})
 //	}
 //
-// What only one adapter has (pruning, files, leases, internals) is tested
+// A Harness says what its store cannot do (share its storage, fail on
+// demand, keep finished work for a short while only) by leaving those
+// fields nil; the tests that need them skip, saying so. What only one
+// adapter has (its files, its keys and their expiry, internals) is tested
 // beside that adapter, not here.
 package storetest
 
