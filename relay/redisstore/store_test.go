@@ -116,9 +116,10 @@ func TestReserve(t *testing.T) {
 }
 
 // runConformance runs the suite on stores whose clients come from url, each
-// with a prefix of its own; the outage test stops srv, when it is not nil. The leases of Open's stores are far longer than
-// the suite's clock jumps, and not renewed: the suite checks holds there,
-// and their end on the stores of Shared.
+// with a prefix of its own; the outage test stops srv, when it is not nil.
+// The leases of Open's stores are far longer than the suite's clock jumps,
+// and not renewed: the suite checks holds there, and their end on the
+// stores of Shared.
 func runConformance(t *testing.T, url string, srv *redistest.Server) {
 	var n atomic.Int64
 	var mu sync.Mutex
@@ -142,8 +143,7 @@ func runConformance(t *testing.T, url string, srv *redistest.Server) {
 		}
 	}
 	storetest.Run(t, storetest.Harness{
-		Outage: outage,
-		Open:   func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
+		Open: func(t testing.TB) relay.Store { return open(t, fmt.Sprint("conf", n.Add(1))) },
 		Reopen: func(t testing.TB, s relay.Store) relay.Store {
 			mu.Lock()
 			prefix, ok := prefixes[s]
@@ -157,6 +157,7 @@ func runConformance(t *testing.T, url string, srv *redistest.Server) {
 			}
 			return open(t, prefix)
 		},
+		Outage: outage,
 		Shared: func(t testing.TB, lease time.Duration) func(bool) relay.Store {
 			prefix := fmt.Sprint("shared", n.Add(1))
 			return func(live bool) relay.Store {
