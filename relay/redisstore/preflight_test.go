@@ -28,7 +28,8 @@ func TestPreflight(t *testing.T) {
 		{"volatile-lru", true, []string{"--maxmemory-policy", "volatile-lru"}, 0, "", []string{`maxmemory-policy is "volatile-lru"`}},
 		{"no AOF", false, nil, 0, "", []string{"appendonly is no"}},
 		{"appendfsync no", true, []string{"--appendfsync", "no"}, 0, "", []string{"appendfsync is no"}},
-		{"clock 5s ahead", true, nil, 5 * time.Second, "", []string{"clock is 5s off Redis's"}},
+		// 5s give or take the round trip, which a busy machine makes ms long.
+		{"clock 5s ahead", true, nil, 5 * time.Second, "", []string{"clock is 5"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
