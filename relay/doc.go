@@ -5,9 +5,12 @@
 //
 // The relay declares the settings it needs (Settings, in settings.go) and
 // never reads a config file: the command maps its config onto them.
-// Storage is behind the Store interface declared here; adapters live in
+// Storage is behind the Store interface declared here (store.go: the Queue
+// and the Admin halves, and the retention contract); adapters live in
 // sub-packages named after their technology (boltstore, redisstore) and
-// import relay, never the reverse.
+// import relay, never the reverse. They keep records only: the records a
+// delivery goes through besides an attempt's outcome are made in
+// lifecycle.go (NewDelivery, Requeue, RequeueDead).
 //
 // One file per concern: ingest.go (the ingress), dispatch.go (the
 // Dispatcher's lifecycle, reconfiguration and pauses), feed.go (a target's
