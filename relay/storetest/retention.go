@@ -28,8 +28,10 @@ func testRetention(t *testing.T, h Harness) {
 	requeued := Event(at(5), "requeued", "a", "b") // dead at a, then requeued; delivered to b
 	unrouted := Event(at(6), "unrouted")           // no deliveries at all
 	all := []*relay.Event{done, half, held, retry, replayed, requeued, unrouted}
+	// A dedup ttl longer than any retention: the marks of the events that
+	// are kept outlive the pruning, those of the others must not.
 	for _, ev := range all {
-		Ingest(t, s2, ev, time.Hour)
+		Ingest(t, s2, ev, 1000*time.Hour)
 	}
 	byEvent := map[string]relay.Claim{}
 	for _, c := range Claim(t, s2, "a", at(10), 10) {

@@ -39,10 +39,12 @@ type Harness struct {
 	Reopen func(t testing.TB, s relay.Store) relay.Store
 
 	// Retained, when set, returns a new, empty store that keeps finished
-	// work for a short retention only, and prune, which runs the store's
-	// pruning as it runs once that retention has passed for everything
-	// written before the call (waiting for it, when the store keeps time
-	// itself). The suite closes the store. nil skips the retention test.
+	// work for a retention only, and prune, which runs the store's pruning
+	// as it runs once that retention has passed for everything written
+	// before the call: by moving the store's clock, or, for a storage that
+	// expires keys on its own clock, by expiring what would expire by
+	// then. The suite's dedup ttl is longer than the retention. The suite
+	// closes the store. nil skips the retention test.
 	Retained func(t testing.TB) (s relay.Store, prune func())
 
 	// Shared, when set, makes a new, empty storage that several stores
