@@ -109,6 +109,19 @@ type StatusJSON struct {
 	Store      string      `json:"store"`
 }
 
+// PauseJSON is the answer of POST /api/v1/targets/{name}/pause and
+// /resume: the target and whether it is now paused.
+type PauseJSON struct {
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+}
+
+// RequeuedJSON is the answer of POST /api/v1/targets/{name}/retry-dead:
+// how many dead deliveries went back in line.
+type RequeuedJSON struct {
+	Requeued int `json:"requeued"`
+}
+
 // ErrorJSON is every error answer of the admin API.
 type ErrorJSON struct {
 	Error   string `json:"error"`
@@ -349,7 +362,7 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 			return
 		}
 		if limit = counts[name].Dead; limit == 0 {
-			writeJSON(w, http.StatusAccepted, map[string]int{"requeued": 0})
+			writeJSON(w, http.StatusAccepted, RequeuedJSON{})
 			return
 		}
 	}
@@ -375,7 +388,7 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 		s.dispatcher.Kick(name)
 		s.log.Info("dead deliveries requeued by an operator", "target", name, "requeued", total)
 	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"requeued": total})
+	writeJSON(w, http.StatusAccepted, RequeuedJSON{Requeued: total})
 }
 
 func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -409,6 +422,6 @@ func (s *Server) apiPause(paused bool) httprouter.Handle {
 			return
 		}
 		s.log.Info("target paused by an operator", "target", name, "paused", paused)
-		writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": paused})
+		writeJSON(w, http.StatusOK, PauseJSON{Name: name, Paused: paused})
 	}
 }
