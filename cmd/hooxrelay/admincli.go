@@ -2,30 +2,26 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/adminclient"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // The admin commands (status, targets, events, event, deliveries, retry,
-// retry-dead, pause and resume, in admincli*.go) are clients of a running
-// relay's admin API (docs/http.md); this file holds what they share. They
-// decode its answers with the relay's own JSON types, so that a field
-// renamed on one side breaks the build, not an operator.
+// retry-dead, pause and resume, in admincli*.go) call a running relay's
+// admin API through internal/adminclient and print its answers; this file
+// holds what they share.
 
 const defaultAdminURL = "http://127.0.0.1:9090"
 
@@ -35,10 +31,6 @@ const adminHelp = `
 The relay is reached at --admin, the server.admin_listen address of its
 config, with the bearer token server.admin_token when one is set. Exit
 status 1 when the relay cannot be reached or refuses the request.`
-
-// maxAnswer bounds what is read of one answer of the admin API: a page of
-// 1000 events, or one event with a large payload and its attempts.
-const maxAnswer = 64 << 20
 
 // adminOpts are the flags every admin command takes.
 type adminOpts struct {
@@ -60,8 +52,10 @@ func adminCmd(use, short, long string, args cobra.PositionalArgs) (*cobra.Comman
 	return cmd, o
 }
 
-// client checks the flags and returns a client for the API they name.
-func (o *adminOpts) client() (*adminClient, error) {
+// client checks the flags and returns a client for the API they name. With
+// --json, it prints every answer as received, indented: the command then
+// prints nothing else.
+func (o *adminOpts) client(e *env) (*adminclient.Client, error) {
 	raw := strings.TrimSpace(o.admin)
 	if raw == "" {
 		raw = orDefault(os.Getenv("HOOXRELAY_ADMIN_URL"), defaultAdminURL)
@@ -80,98 +74,16 @@ func (o *adminOpts) client() (*adminClient, error) {
 	if token == "" {
 		token = os.Getenv("HOOXRELAY_ADMIN_TOKEN")
 	}
-	return &adminClient{base: strings.TrimSuffix(u.String(), "/"), token: token, timeout: o.timeout, http: &http.Client{}}, nil
-}
-
-// adminClient calls the admin API of one relay.
-type adminClient struct {
-	base    string // scheme://host[:port][/prefix], no trailing slash
-	token   string
-	timeout time.Duration // of each request
-	http    *http.Client
-}
-
-// call sends a request to path (under /api/v1) and decodes a 2xx answer,
-// which must be an object with the field key, into out. It returns the
-// answer's body as sent.
-func (c *adminClient) call(ctx context.Context, method, path string, q url.Values, key string, out any) ([]byte, error) {
-	u := c.base + "/api/v1" + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
+	c := &adminclient.Client{
+		URL:       strings.TrimSuffix(u.String(), "/"),
+		Token:     token,
+		Timeout:   o.timeout,
+		UserAgent: "hooxrelay-cli/" + versionString(),
 	}
-	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(reqCtx, method, u, nil)
-	if err != nil {
-		return nil, usagef("--admin %q: %v", c.base, err)
+	if o.json {
+		c.Answer = func(body []byte) error { return printJSON(e.stdout, body) }
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "hooxrelay-cli/"+versionString())
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("the admin API at %s did not answer within %s (is the relay overloaded? raise --timeout)", c.base, c.timeout)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("cannot reach the admin API at %s (is the relay running? is --admin right?)", c.base)
-		}
-		return nil, fmt.Errorf("cannot reach the admin API at %s: %v (is --admin right?)", c.base, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of the admin API at %s: %v", c.base, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, c.statusError(method, path, resp, body)
-	}
-	// Something else than the relay may answer 2xx with JSON: check that
-	// the field every answer of this call has is there.
-	var fields map[string]json.RawMessage
-	err = json.Unmarshal(body, &fields)
-	if _, ok := fields[key]; err == nil && ok {
-		err = json.Unmarshal(body, out)
-	} else if err == nil {
-		err = fmt.Errorf("no %q in it", key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the answer of %s %s is not the admin API's (%v); is --admin the relay's admin_listen address?", method, u, err)
-	}
-	return body, nil
-}
-
-// statusError turns an answer other than 2xx into one line that says what
-// to do.
-func (c *adminClient) statusError(method, path string, resp *http.Response, body []byte) error {
-	var ans relay.ErrorJSON
-	jsonErr := json.Unmarshal(body, &ans)
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return errors.New("the admin API refused the token (set --token or HOOXRELAY_ADMIN_TOKEN)")
-	case jsonErr != nil || ans.Message == "":
-		// Not the admin API, whose errors all say what is wrong.
-		return fmt.Errorf("%s answered %s to %s /api/v1%s; is --admin the relay's admin_listen address?", c.base, resp.Status, method, path)
-	case resp.StatusCode == http.StatusServiceUnavailable:
-		msg := "the relay is unavailable: " + ans.Message + "; try again"
-		if ra := resp.Header.Get("Retry-After"); ra != "" {
-			msg += " in " + ra + "s"
-		}
-		return errors.New(msg)
-	}
-	return errors.New(ans.Message)
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+	return c, nil
 }
 
 func orDefault(s, def string) string {
@@ -179,20 +91,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// fetch calls the API into out and, with --json, prints its answer as
-// received; done reports that printing it was the whole job.
-func (o *adminOpts) fetch(ctx context.Context, e *env, method, path string, q url.Values, key string, out any) (done bool, err error) {
-	c, err := o.client()
-	if err != nil {
-		return false, err
-	}
-	raw, err := c.call(ctx, method, path, q, key, out)
-	if err != nil || !o.json {
-		return false, err
-	}
-	return true, printJSON(e.stdout, raw)
 }
 
 // printJSON writes an answer of the API indented.
@@ -207,8 +105,8 @@ func printJSON(w io.Writer, raw []byte) error {
 }
 
 // limitFlag adds --limit, which the API takes from 1 to relay.MaxLimit.
-func limitFlag(f *pflag.FlagSet, what string) *int {
-	return f.Int("limit", relay.DefaultLimit, fmt.Sprintf("list at most this many %s (1 to %d)", what, relay.MaxLimit))
+func limitFlag(f *pflag.FlagSet, p *int, what string) {
+	f.IntVar(p, "limit", relay.DefaultLimit, fmt.Sprintf("list at most this many %s (1 to %d)", what, relay.MaxLimit))
 }
 
 func checkLimit(n int) error {

@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/adminclient"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/spf13/cobra"
 )
@@ -25,37 +23,34 @@ deliveries stands (target:state/attempts). --status is the payload's
 status, e.g. completed or error. For the next page, pass the last event id
 shown as --before. Calls GET /api/v1/events.`, noArgs)
 	f := cmd.Flags()
-	task := f.String("task", "", "only events of this `TASK`, e.g. video_generate")
-	status := f.String("status", "", "only events whose payload has this `STATUS`, e.g. error")
-	limit := limitFlag(f, "events")
-	before := f.String("before", "", "only events received before this `EVENT_ID` (the next page)")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return listEvents(cmd.Context(), e, o, *task, *status, *limit, *before)
-	}
+	var filter adminclient.EventFilter
+	f.StringVar(&filter.Task, "task", "", "only events of this `TASK`, e.g. video_generate")
+	f.StringVar(&filter.Status, "status", "", "only events whose payload has this `STATUS`, e.g. error")
+	limitFlag(f, &filter.Limit, "events")
+	f.StringVar(&filter.Before, "before", "", "only events received before this `EVENT_ID` (the next page)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return listEvents(cmd.Context(), e, o, filter) }
 	return cmd
 }
 
-func listEvents(ctx context.Context, e *env, o *adminOpts, task, status string, limit int, before string) error {
-	if err := checkLimit(limit); err != nil {
+func listEvents(ctx context.Context, e *env, o *adminOpts, f adminclient.EventFilter) error {
+	if err := checkLimit(f.Limit); err != nil {
 		return err
 	}
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	setIf(q, "task", task)
-	setIf(q, "status", status)
-	setIf(q, "before", before)
-	var ans struct {
-		Events []relay.EventJSON `json:"events"`
-	}
-	if done, err := o.fetch(ctx, e, http.MethodGet, "/events", q, "events", &ans); done || err != nil {
+	c, err := o.client(e)
+	if err != nil {
 		return err
 	}
-	if len(ans.Events) == 0 {
+	evs, err := c.Events(ctx, f)
+	if err != nil || o.json {
+		return err
+	}
+	if len(evs) == 0 {
 		fmt.Fprintln(e.stdout, "no events")
 		return nil
 	}
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "EVENT_ID\tRECEIVED\tTASK\tSTATUS\tDELIVERIES")
-	for _, ev := range ans.Events {
+	for _, ev := range evs {
 		ds := make([]string, len(ev.Deliveries))
 		for i, d := range ev.Deliveries {
 			ds[i] = fmt.Sprintf("%s:%s/%d", d.Target, d.State, d.Attempts)
@@ -66,7 +61,7 @@ func listEvents(ctx context.Context, e *env, o *adminOpts, task, status string, 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	morePages(e, len(ans.Events), limit, ans.Events[len(ans.Events)-1].EventID)
+	morePages(e, len(evs), f.Limit, evs[len(evs)-1].EventID)
 	return nil
 }
 
@@ -75,12 +70,6 @@ func listEvents(ctx context.Context, e *env, o *adminOpts, task, status string, 
 func morePages(e *env, n, limit int, last string) {
 	if n == limit {
 		fmt.Fprintf(e.stderr, "(%d shown; for more, add --before %s)\n", n, last)
-	}
-}
-
-func setIf(q url.Values, key, value string) {
-	if value != "" {
-		q.Set(key, value)
 	}
 }
 
@@ -94,8 +83,12 @@ Calls GET /api/v1/events/EVENT_ID.`, oneArg("an EVENT_ID", `"hooxrelay events" l
 }
 
 func showEvent(ctx context.Context, e *env, o *adminOpts, id string) error {
-	var ev relay.EventDetailJSON
-	if done, err := o.fetch(ctx, e, http.MethodGet, "/events/"+url.PathEscape(id), nil, "event_id", &ev); done || err != nil {
+	c, err := o.client(e)
+	if err != nil {
+		return err
+	}
+	ev, err := c.Event(ctx, id)
+	if err != nil || o.json {
 		return err
 	}
 	w := e.stdout
@@ -184,48 +177,48 @@ letters that "hooxrelay retry" and "hooxrelay retry-dead" put back in line.
 For the next page, pass the last delivery id shown as --before.
 Calls GET /api/v1/deliveries.`, noArgs)
 	f := cmd.Flags()
+	var filter adminclient.DeliveryFilter
 	state := f.String("state", "", "only deliveries in this `STATE`: pending, delivered or dead")
-	target := f.String("target", "", "only deliveries to the target `NAME`")
-	limit := limitFlag(f, "deliveries")
-	before := f.String("before", "", "only deliveries after this `DELIVERY_ID` in the list (the next page)")
+	f.StringVar(&filter.Target, "target", "", "only deliveries to the target `NAME`")
+	limitFlag(f, &filter.Limit, "deliveries")
+	f.StringVar(&filter.Before, "before", "", "only deliveries after this `DELIVERY_ID` in the list (the next page)")
 	cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions([]string{"pending", "delivered", "dead"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return listDeliveries(cmd.Context(), e, o, *state, *target, *limit, *before)
+		filter.State = relay.State(*state)
+		return listDeliveries(cmd.Context(), e, o, filter)
 	}
 	return cmd
 }
 
-func listDeliveries(ctx context.Context, e *env, o *adminOpts, state, target string, limit int, before string) error {
-	if state != "" && !slices.Contains(deliveryStates, relay.State(state)) {
-		return usagef("--state must be pending, delivered or dead, got %q", state)
+func listDeliveries(ctx context.Context, e *env, o *adminOpts, f adminclient.DeliveryFilter) error {
+	if f.State != "" && !slices.Contains(deliveryStates, f.State) {
+		return usagef("--state must be pending, delivered or dead, got %q", f.State)
 	}
-	if err := checkLimit(limit); err != nil {
+	if err := checkLimit(f.Limit); err != nil {
 		return err
 	}
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	setIf(q, "state", state)
-	setIf(q, "target", target)
-	setIf(q, "before", before)
-	var ans struct {
-		Deliveries []relay.DeliveryJSON `json:"deliveries"`
-	}
-	if done, err := o.fetch(ctx, e, http.MethodGet, "/deliveries", q, "deliveries", &ans); done || err != nil {
+	c, err := o.client(e)
+	if err != nil {
 		return err
 	}
-	if len(ans.Deliveries) == 0 {
+	ds, err := c.Deliveries(ctx, f)
+	if err != nil || o.json {
+		return err
+	}
+	if len(ds) == 0 {
 		what := "deliveries"
-		if state != "" {
-			what = state + " deliveries"
+		if f.State != "" {
+			what = string(f.State) + " deliveries"
 		}
-		if target != "" {
-			what += " to " + target
+		if f.Target != "" {
+			what += " to " + f.Target
 		}
 		fmt.Fprintln(e.stdout, "no "+what)
 		return nil
 	}
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "DELIVERY_ID\tSTATE\tATTEMPTS\tLAST_STATUS\tNEXT_ATTEMPT\tWAITING\tLAST_ERROR")
-	for _, d := range ans.Deliveries {
+	for _, d := range ds {
 		next, waiting := "-", "-"
 		if d.State == relay.Pending {
 			next = timeString(d.NextAttemptAt)
@@ -241,6 +234,6 @@ func listDeliveries(ctx context.Context, e *env, o *adminOpts, state, target str
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	morePages(e, len(ans.Deliveries), limit, ans.Deliveries[len(ans.Deliveries)-1].DeliveryID)
+	morePages(e, len(ds), f.Limit, ds[len(ds)-1].DeliveryID)
 	return nil
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/adminclient"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/spf13/cobra"
 )
@@ -18,8 +15,8 @@ import (
 // The admin commands that act on deliveries and targets, and status.
 
 // retryDeadChunk is how many dead letters one request of retry-dead
-// requeues, so that a large backlog shows progress. A variable for tests.
-var retryDeadChunk = 200
+// requeues. A variable for tests.
+var retryDeadChunk = adminclient.DefaultChunk
 
 func newRetryCmd(e *env) *cobra.Command {
 	cmd, o := adminCmd("retry DELIVERY_ID", "put one dead or pending delivery back in line now",
@@ -36,8 +33,12 @@ func retry(ctx context.Context, e *env, o *adminOpts, id string) error {
 	if _, _, ok := relay.SplitDeliveryID(id); !ok {
 		return usagef("DELIVERY_ID is EVENT_ID:TARGET, got %q; \"hooxrelay event %s\" lists that event's deliveries", id, id)
 	}
-	var d relay.DeliveryJSON
-	if done, err := o.fetch(ctx, e, http.MethodPost, "/deliveries/"+url.PathEscape(id)+"/retry", nil, "delivery_id", &d); done || err != nil {
+	c, err := o.client(e)
+	if err != nil {
+		return err
+	}
+	d, err := c.Retry(ctx, id)
+	if err != nil || o.json {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "requeued %s: attempt %d is due now\n", d.DeliveryID, d.Attempts+1)
@@ -61,43 +62,17 @@ func retryDead(ctx context.Context, e *env, o *adminOpts, target string) error {
 	if target == "" {
 		return usagef("--target is required, e.g. hooxrelay retry-dead --target media (hooxrelay targets lists them)")
 	}
-	c, err := o.client()
+	c, err := o.client(e)
 	if err != nil {
 		return err
 	}
-	ts, err := c.targets(ctx)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(ts, func(t relay.TargetJSON) bool { return t.Name == target })
-	if i < 0 {
-		return fmt.Errorf("target %q is not in the relay's config; hooxrelay targets lists them", target)
-	}
-	// Only as many as were dead at the start: the API requeues oldest
-	// first and cannot tell a dead letter that died again from one not yet
-	// requeued, so "until it returns 0" might never end.
-	want := ts[i].Dead
-	p := &progress{w: e.stderr, tty: interactive(e.stderr), total: want}
-	done := 0
-	for done < want {
-		var ans struct {
-			Requeued int `json:"requeued"`
-		}
-		q := url.Values{"limit": {strconv.Itoa(min(retryDeadChunk, want-done))}}
-		if _, err := c.call(ctx, http.MethodPost, "/targets/"+url.PathEscape(target)+"/retry-dead", q, "requeued", &ans); err != nil {
-			p.end()
-			if done > 0 {
-				return fmt.Errorf("%w (after requeueing %d of %d)", err, done, want)
-			}
-			return err
-		}
-		if ans.Requeued == 0 {
-			break
-		}
-		done += ans.Requeued
-		p.show(done)
-	}
+	c.Answer = nil // --json prints the total, not each chunk's
+	p := &progress{w: e.stderr, tty: interactive(e.stderr)}
+	done, err := c.RetryDead(ctx, target, retryDeadChunk, p.show)
 	p.end()
+	if err != nil {
+		return err
+	}
 	if o.json {
 		return printJSON(e.stdout, fmt.Appendf(nil, `{"requeued":%d}`, done))
 	}
@@ -114,14 +89,13 @@ func retryDead(ctx context.Context, e *env, o *adminOpts, target string) error {
 type progress struct {
 	w     io.Writer
 	tty   bool
-	total int
 	drawn bool
 }
 
 const barWidth = 30
 
-func (p *progress) show(n int) {
-	total := max(p.total, n)
+func (p *progress) show(n, total int) {
+	total = max(total, n)
 	if !p.tty {
 		fmt.Fprintf(p.w, "requeued %d of %d\n", n, total)
 		return
@@ -140,14 +114,6 @@ func (p *progress) end() {
 		fmt.Fprintln(p.w)
 		p.drawn = false
 	}
-}
-
-func (c *adminClient) targets(ctx context.Context) ([]relay.TargetJSON, error) {
-	var ans struct {
-		Targets []relay.TargetJSON `json:"targets"`
-	}
-	_, err := c.call(ctx, http.MethodGet, "/targets", nil, "targets", &ans)
-	return ans.Targets, err
 }
 
 // newPauseCmd is "pause", or "resume" when pause is false.
@@ -169,11 +135,16 @@ Calls POST /api/v1/targets/TARGET/resume.`
 }
 
 func pauseTarget(ctx context.Context, e *env, o *adminOpts, verb, target string) error {
-	var ans struct {
-		Name   string `json:"name"`
-		Paused bool   `json:"paused"`
+	c, err := o.client(e)
+	if err != nil {
+		return err
 	}
-	if done, err := o.fetch(ctx, e, http.MethodPost, "/targets/"+url.PathEscape(target)+"/"+verb, nil, "paused", &ans); done || err != nil {
+	act := c.Pause
+	if verb == "resume" {
+		act = c.Resume
+	}
+	ans, err := act(ctx, target)
+	if err != nil || o.json {
 		return err
 	}
 	if ans.Paused {
@@ -194,19 +165,21 @@ deliveries are pending, dead and delivered. Calls GET /api/v1/targets.`, noArgs)
 }
 
 func listTargets(ctx context.Context, e *env, o *adminOpts) error {
-	var ans struct {
-		Targets []relay.TargetJSON `json:"targets"`
-	}
-	if done, err := o.fetch(ctx, e, http.MethodGet, "/targets", nil, "targets", &ans); done || err != nil {
+	c, err := o.client(e)
+	if err != nil {
 		return err
 	}
-	if len(ans.Targets) == 0 {
+	ts, err := c.Targets(ctx)
+	if err != nil || o.json {
+		return err
+	}
+	if len(ts) == 0 {
 		fmt.Fprintln(e.stdout, "no targets")
 		return nil
 	}
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "NAME\tURL\tBREAKER\tPAUSED\tPENDING\tDEAD\tDELIVERED")
-	for _, t := range ans.Targets {
+	for _, t := range ts {
 		paused := "no"
 		if t.Paused {
 			paused = "yes"
@@ -226,16 +199,16 @@ hash of the config it runs, its store, and how its last config reload
 }
 
 func showStatus(ctx context.Context, e *env, o *adminOpts) error {
-	c, err := o.client()
+	c, err := o.client(e)
 	if err != nil {
 		return err
 	}
-	var st relay.StatusJSON
-	if done, err := o.fetch(ctx, e, http.MethodGet, "/status", nil, "started_at", &st); done || err != nil {
+	st, err := c.Status(ctx)
+	if err != nil || o.json {
 		return err
 	}
 	tw := newTable(e.stdout)
-	fmt.Fprintf(tw, "relay\t%s\n", c.base)
+	fmt.Fprintf(tw, "relay\t%s\n", c.URL)
 	fmt.Fprintf(tw, "version\t%s\n", orDefault(st.Version, "-"))
 	started := timeString(st.StartedAt)
 	if !st.StartedAt.IsZero() {

@@ -310,23 +310,22 @@ func TestAdminCommands(t *testing.T) {
 		}
 		waitCounts(t, map[string][2]int{"audit": {6, 3}})
 
-		// While audit still refuses them they die again at once; the
-		// command stops at the 6 that were dead when it started.
+		// That the client stops at those dead when it started, which
+		// die again while audit refuses them, is internal/adminclient's
+		// test; here, what the command prints.
+		target.gone.Store(false)
 		out, stderr := cli(t, "retry-dead", "--target", "audit")
 		wantProgress := "requeued 2 of 6\nrequeued 4 of 6\nrequeued 6 of 6\n"
 		if out != "requeued 6 dead deliveries to audit; they are due now\n" || stderr != wantProgress {
 			t.Errorf("retry-dead printed %q and on stderr %q; want 6 requeued and progress %q", out, stderr, wantProgress)
 		}
-		waitCounts(t, map[string][2]int{"audit": {6, 3}})
-
-		target.gone.Store(false)
-		out, _ = cli(t, "retry-dead", "--target", "audit")
-		if !strings.Contains(out, "requeued 6 dead deliveries") {
-			t.Errorf("retry-dead printed %q, want 6 requeued", out)
-		}
 		waitCounts(t, map[string][2]int{"audit": {0, 9}})
 		if out, _ := cli(t, "retry-dead", "--target", "audit"); out != "no dead deliveries to audit\n" {
 			t.Errorf("retry-dead with nothing dead printed %q", out)
+		}
+		// --json is the total, not the answers of the calls it made.
+		if out, _ := cli(t, "retry-dead", "--target", "audit", "--json"); out != "{\n  \"requeued\": 0\n}\n" {
+			t.Errorf("retry-dead --json with nothing dead printed %q, want {\"requeued\": 0} indented", out)
 		}
 	})
 
@@ -417,9 +416,9 @@ func pausedColumn(out, name string) string {
 
 func TestAdminProgressBar(t *testing.T) {
 	var b bytes.Buffer
-	p := &progress{w: &b, tty: true, total: 4}
-	p.show(1)
-	p.show(4)
+	p := &progress{w: &b, tty: true}
+	p.show(1, 4)
+	p.show(4, 4)
 	p.end()
 	want := "\r[#######.......................] requeued 1 of 4" +
 		"\r[##############################] requeued 4 of 4\n"
@@ -428,37 +427,19 @@ func TestAdminProgressBar(t *testing.T) {
 	}
 }
 
-// TestAdminAnswersOfSomethingElse points the commands at servers that are
-// not a healthy admin API and expects one line saying what to check.
-func TestAdminAnswersOfSomethingElse(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		handler http.HandlerFunc
-		msg     string
-	}{
-		{"store down", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"error":"unavailable","message":"the store did not answer: timeout"}`)
-		}, "the relay is unavailable: the store did not answer: timeout; try again in 1s"},
-		{"another server's 404", http.NotFound, "answered 404 Not Found to GET /api/v1/targets; is --admin the relay's admin_listen address?"},
-		{"another server's 200", func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, `{"ok":true}`)
-		}, `is not the admin API's (no "targets" in it); is --admin the relay's admin_listen address?`},
-		{"too slow", func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
-		}, "did not answer within 100ms (is the relay overloaded? raise --timeout)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(tc.handler)
-			defer srv.Close()
-			_, stderr, code := runCmd(t, "", "targets", "--admin", srv.URL, "--timeout", "100ms")
-			if code != 1 || !strings.Contains(stderr, tc.msg) || strings.Count(stderr, "\n") != 1 {
-				t.Errorf("targets against %s: exit %d, stderr %q; want exit 1 and one line with %q", tc.name, code, stderr, tc.msg)
-			}
-		})
+// TestAdminTimeout checks that --timeout reaches the client: an admin API
+// that does not answer within it is one line and exit status 1.
+func TestAdminTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	_, stderr, code := runCmd(t, "", "targets", "--admin", srv.URL, "--timeout", "100ms")
+	want := "hooxrelay: the admin API at " + srv.URL + " did not answer within 100ms (is the relay overloaded? raise --timeout)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("targets against an API that does not answer: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
 	}
 }
