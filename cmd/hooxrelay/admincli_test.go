@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/demo"
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
@@ -121,7 +122,7 @@ func sendHoox(t *testing.T, url, body string) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ans ingressAnswer
+	var ans demo.Answer
 	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || ans.Status != "accepted" {
 		t.Fatalf("POST %s: %d %+v (%v), want accepted", body, resp.StatusCode, ans, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/demo"
 	"github.com/spf13/cobra"
 )
 
@@ -274,6 +275,9 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// post sends one webhook to a relay's ingress and decodes the answer.
+var post = demo.Post
 
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
