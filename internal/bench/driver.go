@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // driver sends unique Hoox webhooks to a relay's ingress for the fault
@@ -22,17 +20,19 @@ import (
 // latency. Set the fields, then call run once; the counters may be read
 // while it runs.
 //
-// Without a limit, senders goroutines send one webhook after another as
-// fast as they can. With one, webhooks arrive at its rate, each sent by a
-// goroutine of its own, whatever became of the earlier ones (as from Hoox:
-// an outage does not slow the arrivals down, it piles up webhooks being
-// resent), up to maxOpen at once.
+// Without a rate, senders goroutines send one webhook after another as
+// fast as they can. With one, webhooks arrive at that rate, each sent by a
+// goroutine of its own at its time on a fixed schedule, whatever became of
+// the earlier ones (as from Hoox: an outage does not slow the arrivals
+// down, it piles up webhooks being resent), up to maxOpen at once. A
+// schedule that fell behind (the machine was busy) catches up at once, so
+// that the rate holds on average.
 type driver struct {
 	client  *http.Client
 	url     string
 	senders int
-	limit   *rate.Limiter // nil: as fast as the senders can
-	events  int64         // stop after this many webhooks; 0: when the send context ends
+	rps     float64 // webhooks per second on a schedule; 0: as fast as the senders can
+	events  int64   // stop after this many webhooks; 0: when the send context ends
 	// retry sends an unacked webhook again, same body, until it is acked,
 	// as Hoox does; the relay's dedup answers a repeat of a stored one
 	// with its event id. Without it, an unacked webhook is given up.
@@ -87,7 +87,7 @@ func newPacedDriver(ingress string, rps float64, conns int) (*driver, error) {
 		return nil, err
 	}
 	d.client.Transport.(*http.Transport).MaxConnsPerHost = conns
-	d.limit, d.retry = rate.NewLimiter(rate.Limit(rps), 1), true
+	d.rps, d.retry = rps, true
 	return d, nil
 }
 
@@ -105,14 +105,20 @@ func (d *driver) run(ctx, sendCtx context.Context) {
 	var wg sync.WaitGroup
 	defer d.client.CloseIdleConnections()
 	defer wg.Wait()
-	if d.limit != nil {
+	if d.rps > 0 {
 		sem := make(chan struct{}, maxOpen)
+		start := time.Now()
 		for sendCtx.Err() == nil {
-			if n := d.next.Add(1); d.events > 0 && n > d.events {
+			n := d.next.Add(1)
+			if d.events > 0 && n > d.events {
 				return
 			}
-			if d.limit.Wait(sendCtx) != nil {
-				return
+			due := start.Add(time.Duration(float64(n-1) / d.rps * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				sleepCtx(sendCtx, wait)
+				if sendCtx.Err() != nil {
+					return
+				}
 			}
 			select {
 			case sem <- struct{}{}:
