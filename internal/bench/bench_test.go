@@ -14,6 +14,7 @@ import (
 func TestScenarios(t *testing.T) {
 	bad := map[string][]string{
 		"load":         {"--senders", "0"},
+		"sustain":      {"--from", "0.5", "--to", "0.1"},
 		"burst":        {"--events", "0"},
 		"dead-target":  {"--as", "timeout"},
 		"crash":        {"--kills", "0"},

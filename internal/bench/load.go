@@ -81,39 +81,19 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 
-	// Baseline: read and parse the body, answer 200.
-	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	baseURL, err := r.baseline()
 	if err != nil {
 		return err
 	}
-	bsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var doc map[string]any
-		body, _ := io.ReadAll(r.Body)
-		if json.Unmarshal(body, &doc) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); bsrv.Serve(bln) }()
-	defer bsrv.Close()
 
-	targets := []*target{{name: "first"}, {name: "second"}}
-	if err := r.start(targets...); err != nil {
-		return err
-	}
-	// The relay logs as serve does (a JSON line per webhook and per
-	// attempt), so that the figures include that cost.
-	rel, err := r.serve(storeYAML, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
+	targets, rel, err := r.fanOut(storeYAML)
 	if err != nil {
 		return err
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
 	var seq atomic.Int64
-	base := measure(r.ctx, client, "baseline", "http://"+bln.Addr().String()+"/", o.senders, o.duration, &seq, env.Progress)
+	base := measure(r.ctx, client, "baseline", baseURL, o.senders, o.duration, &seq, env.Progress)
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -177,6 +157,43 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		}
 	}
 	return nil
+}
+
+// baseline serves the bare baseline on a free loopback port until the run
+// ends and returns its URL: a handler that reads and parses the body and
+// answers 200, and does nothing else.
+func (r *run) baseline() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc map[string]any
+		body, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(body, &doc) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); srv.Serve(ln) }()
+	go func() { defer r.wg.Done(); <-r.ctx.Done(); srv.Close() }()
+	return "http://" + ln.Addr().String() + "/", nil
+}
+
+// fanOut starts two targets, "first" and "second", and a relay in this
+// process on store sending every webhook to both, up to 32 attempts in
+// flight each. The relay logs as serve does (a JSON line per webhook and
+// per attempt), so that the figures include that cost.
+func (r *run) fanOut(store string) ([]*target, *localRelay, error) {
+	targets := []*target{{name: "first"}, {name: "second"}}
+	if err := r.start(targets...); err != nil {
+		return nil, nil, err
+	}
+	rel, err := r.serve(store, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
+	return targets, rel, err
 }
 
 // tasks are the bodies of the webhooks the bench sends, one of each task

@@ -37,3 +37,17 @@ func openFiles(pid string) int {
 	fds, _ := os.ReadDir("/proc/" + pid + "/fd")
 	return len(fds)
 }
+
+// loadAvg returns the machine's load averages over 1, 5 and 15 minutes
+// as /proc/loadavg has them; "" where it is missing.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

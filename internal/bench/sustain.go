@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+var sustain = &Scenario{
+	Name:  "sustain",
+	Short: "open-loop webhooks at rising fixed rates: the highest rate the relay keeps up with, as a ratio of the bare baseline",
+	Long: `Finds the highest rate at which the relay keeps up. It first measures the bare
+baseline (the handler of "bench load") closed-loop with --senders senders,
+then starts a relay (embedded store, fsync'd before each ack, or Redis with
+--redis) fanning out to two local targets and sends it webhooks open-loop,
+as Hoox does: at a fixed rate, each at its time, without waiting for the
+answers to the earlier ones. The rate rises in steps of --step-duration,
+from --from times the baseline by --by, until a step fails or --to is
+reached. A step passes when every webhook sent in it was acked (no retry),
+the p99 ack latency is at most --p99, and the delivery backlog at its end
+(deliveries owed to the targets for the webhooks acked so far) is at most
+one second's worth (the step's rate times the two targets). Between steps
+the backlog is left to drain (up to --settle).
+It prints each step (rate, ratio, sent, acked, failed, p50/p99/max ack
+latency, backlog, verdict), the highest passing rate and its ratio to the
+baseline, and how many acked events were lost (must be 0) or delivered
+twice once everything drained.`,
+	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
+		o := &sustainFlags{}
+		f.IntVar(&o.senders, "senders", 64, "concurrent senders of the closed-loop baseline")
+		f.DurationVar(&o.baseline, "baseline", 5*time.Second, "how long to measure the baseline")
+		f.DurationVar(&o.step, "step-duration", 10*time.Second, "how long each step sends")
+		f.Float64Var(&o.from, "from", 0.05, "the first step's rate, as a ratio of the baseline's req/s")
+		f.Float64Var(&o.by, "by", 0.05, "how much each step adds to the rate, as a ratio of the baseline")
+		f.Float64Var(&o.to, "to", 1, "the highest rate to try, as a ratio of the baseline")
+		f.DurationVar(&o.p99, "p99", 50*time.Millisecond, "the highest p99 ack latency a passing step may have")
+		f.DurationVar(&o.settle, "settle", 30*time.Second, "longest wait for the backlog to drain between steps")
+		waitFlag(f, &o.wait, "the last step")
+		dirFlag(f, &o.dir, "the relay's store and log")
+		jsonFlag(f, &o.asJSON)
+		redisFlag(f, &o.redisURL)
+		return o.run
+	},
+}
+
+// sustainFlags are the flags of "bench sustain".
+type sustainFlags struct {
+	senders       int
+	baseline      time.Duration
+	step          time.Duration
+	from, by, to  float64
+	p99           time.Duration
+	settle, wait  time.Duration
+	dir, redisURL string
+	asJSON        bool
+}
+
+// SustainStep is one step of "bench sustain".
+type SustainStep struct {
+	RatePerS float64 `json:"rate_per_s"`
+	Ratio    float64 `json:"ratio"`
+	// SentPerS is the rate the senders reached: below RatePerS when the
+	// machine could not even send at the step's rate.
+	SentPerS float64 `json:"sent_per_s"`
+	Sent     int64   `json:"sent"`
+	Acked    int64   `json:"acked"`
+	Failed   int64   `json:"failed"` // answered other than 200, or not at all
+	P50ms    float64 `json:"ack_p50_ms"`
+	P99ms    float64 `json:"ack_p99_ms"`
+	Maxms    float64 `json:"ack_max_ms"`
+	// Backlog is the deliveries owed at the end of the step: for every
+	// webhook acked so far, one per target not yet received there.
+	Backlog    int64  `json:"backlog"`
+	MaxBacklog int64  `json:"backlog_limit"`
+	Pass       bool   `json:"pass"`
+	Why        string `json:"why,omitempty"` // why it failed
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// SustainResult is the outcome of "bench sustain".
+type SustainResult struct {
+	Scenario      string        `json:"scenario"`
+	Store         string        `json:"store"`
+	Baseline      LoadResult    `json:"baseline"`
+	StepS         float64       `json:"step_s"`
+	P99LimitMS    float64       `json:"p99_limit_ms"`
+	Steps         []SustainStep `json:"steps"`
+	BestPerS      float64       `json:"highest_passing_per_s"`
+	BestRatio     float64       `json:"highest_passing_ratio"`
+	Delivery      Drain         `json:"delivery"`
+	LoadAvg       string        `json:"loadavg,omitempty"` // /proc/loadavg at the end
+	targetsServed int
+}
+
+func (o *sustainFlags) run(ctx context.Context, env *Env) error {
+	if o.senders < 1 || o.baseline <= 0 || o.step <= 0 || o.from <= 0 || o.by <= 0 || o.to < o.from || o.p99 <= 0 || o.settle < 0 {
+		return usagef("--senders, --baseline, --step-duration, --from, --by and --p99 must be positive, and --to at least --from")
+	}
+	r, err := newRun(ctx, env, "sustain", o.dir)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
+	if err != nil {
+		return err
+	}
+	baseURL, err := r.baseline()
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
+	var seq atomic.Int64
+	base := measure(r.ctx, client, "baseline", baseURL, o.senders, o.baseline, &seq, env.Progress)
+	client.CloseIdleConnections()
+	if base.ReqPerSec <= 0 {
+		return fmt.Errorf("the baseline answered nothing in %s (first error: %s)", o.baseline, base.firstError)
+	}
+
+	targets, rel, err := r.fanOut(storeYAML)
+	if err != nil {
+		return err
+	}
+	res := SustainResult{Scenario: "sustain", Store: storeName, Baseline: base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
+	acked := map[string]struct{}{}
+	owed := func() int64 {
+		var n int64
+		for _, t := range targets {
+			n += max(0, int64(len(acked))-t.distinct.Load())
+		}
+		return n
+	}
+	// Each step sends at its own rate, as one more step of the ratio: a
+	// float sum would drift off the grid (0.15000000000000002).
+	for i := 0; ; i++ {
+		ratio := o.from + float64(i)*o.by
+		if ratio > o.to+1e-9 || r.ctx.Err() != nil {
+			break
+		}
+		if i > 0 && !settle(r.ctx, owed, o.settle) {
+			fmt.Fprintf(env.Progress, "sustain: the backlog did not drain within --settle %s; the next step starts with it\n", o.settle)
+		}
+		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, &seq, acked, targets)
+		st.Backlog = owed()
+		st.judge(o.p99)
+		res.Steps = append(res.Steps, st)
+		fmt.Fprintf(env.Progress, "sustain: %.0f/s (%.2f): %s\n", st.RatePerS, st.Ratio, st.verdict())
+		if !st.Pass {
+			break
+		}
+		res.BestPerS, res.BestRatio = st.RatePerS, st.Ratio
+	}
+	res.Delivery = r.drain(targets, acked, time.Now(), o.wait)
+	if err := r.stop(rel); err != nil {
+		return err
+	}
+	res.LoadAvg = loadAvg()
+	return r.report(o.asJSON, res, res.Delivery)
+}
+
+// runStep sends webhooks at rps for the step's duration and waits for
+// their answers; the ids it acked join acked.
+func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *atomic.Int64, acked map[string]struct{}, targets []*target) SustainStep {
+	st := SustainStep{RatePerS: rps, Ratio: ratio, MaxBacklog: int64(rps * float64(len(targets)))}
+	d, err := newPacedDriver(ingress, rps, 0)
+	if err != nil {
+		st.Why = err.Error()
+		return st
+	}
+	d.retry, d.seq = false, seq
+	tr := d.client.Transport.(*http.Transport)
+	tr.MaxIdleConnsPerHost, tr.MaxIdleConns = 1024, 1024 // open loop: as many as are in flight
+	stop := r.progress(func() string {
+		return fmt.Sprintf("%.0f/s (%.2f of the baseline): %d sent, %d acked, %d in flight", rps, ratio, d.sent.Load(), d.acks.Load(), d.open.Load())
+	})
+	start := time.Now()
+	sending, end := r.drive(d, o.step)
+	<-sending.Done()
+	sendTime := time.Since(start)
+	end() // the answers of the webhooks in flight
+	stop()
+	s := d.stats()
+	st.Sent, st.Acked, st.Failed = s.Sent, s.Acked, s.Unacked
+	st.SentPerS = float64(s.Sent) / sendTime.Seconds()
+	st.P50ms, st.P99ms, st.Maxms, st.FirstError = s.P50ms, s.P99ms, s.Maxms, s.FirstError
+	for id := range d.ackedIDs() {
+		acked[id] = struct{}{}
+	}
+	return st
+}
+
+// judge decides whether the step passed.
+func (st *SustainStep) judge(p99 time.Duration) {
+	var why []string
+	if st.Failed > 0 || st.Acked < st.Sent {
+		why = append(why, fmt.Sprintf("%d of %d not acked", st.Sent-st.Acked, st.Sent))
+	}
+	if st.Sent == 0 {
+		why = append(why, "nothing sent")
+	}
+	if st.P99ms > ms(p99) {
+		why = append(why, fmt.Sprintf("p99 %.1f ms > %.0f ms", st.P99ms, ms(p99)))
+	}
+	if st.Backlog > st.MaxBacklog {
+		why = append(why, fmt.Sprintf("backlog %d > %d (1s of deliveries)", st.Backlog, st.MaxBacklog))
+	}
+	st.Pass, st.Why = len(why) == 0, strings.Join(why, "; ")
+}
+
+func (st SustainStep) verdict() string {
+	if st.Pass {
+		return fmt.Sprintf("pass (p99 %.1f ms, backlog %d)", st.P99ms, st.Backlog)
+	}
+	return "FAIL: " + st.Why
+}
+
+// settle waits until nothing is owed, or for at most d; it reports
+// whether the backlog drained.
+func settle(ctx context.Context, owed func() int64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for owed() > 0 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	return true
+}
+
+func (r SustainResult) table(w io.Writer) {
+	b := r.Baseline
+	fmt.Fprintf(w, "sustain: open-loop webhooks at rising rates, %gs a step, to a relay (%s) fanning out to %d targets\n", r.StepS, r.Store, r.targetsServed)
+	fmt.Fprintf(w, "baseline: %.0f req/s closed-loop (bare handler; p50 %s, p99 %s)\n\n", b.ReqPerSec, b.P50.Round(10*time.Microsecond), b.P99.Round(10*time.Microsecond))
+	fmt.Fprintf(w, "%9s %6s %9s %8s %8s %7s %8s %8s %8s %8s  %s\n", "rate/s", "ratio", "sent/s", "sent", "acked", "failed", "p50 ms", "p99 ms", "max ms", "backlog", "verdict")
+	for _, s := range r.Steps {
+		v := "pass"
+		if !s.Pass {
+			v = "FAIL: " + s.Why
+		}
+		fmt.Fprintf(w, "%9.0f %6.2f %9.0f %8d %8d %7d %8.1f %8.1f %8.1f %8d  %s\n", s.RatePerS, s.Ratio, s.SentPerS, s.Sent, s.Acked, s.Failed, s.P50ms, s.P99ms, s.Maxms, s.Backlog, v)
+	}
+	fmt.Fprintln(w)
+	if r.BestPerS > 0 {
+		fmt.Fprintf(w, "highest passing  %.0f/s = %.2f of the baseline (p99 ≤ %.0f ms, every webhook acked, backlog ≤ 1s)\n", r.BestPerS, r.BestRatio, r.P99LimitMS)
+	} else {
+		fmt.Fprintf(w, "highest passing  none: the first step failed\n")
+	}
+	fmt.Fprintf(w, "lost             %d\nduplicated       %d\ndrain            %.1fs after the last step\n", r.Delivery.Lost, r.Delivery.Dups, r.Delivery.DrainSec)
+	if r.LoadAvg != "" {
+		fmt.Fprintf(w, "load average     %s (the machine's, at the end)\n", r.LoadAvg)
+	}
+}
