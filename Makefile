@@ -20,9 +20,10 @@ run: build ## serves the example config on the embedded store
 demo: build ## sample webhooks through a relay with local targets
 	./bin/hooxrelay demo
 
-bench: build ## relay vs bare baseline, same run; the sustained rate
+bench: build ## relay vs bare baseline, same run; the sustained rate; a backlog of a million
 	./bin/hooxrelay bench --duration 10s --senders 64
 	./bin/hooxrelay bench sustain
+	./bin/hooxrelay bench backlog
 	go test -run '^$$' -bench . -benchmem ./relay/... ./rules/...
 
 bench-faults: build ## the fault scenarios at full size (about 10 minutes)

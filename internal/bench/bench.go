@@ -29,7 +29,7 @@ import (
 
 // Scenarios are the scenarios in the order "hooxrelay bench --help" lists
 // them. The first, load, is what "hooxrelay bench" runs without one.
-var Scenarios = []*Scenario{load, sustain, burst, deadTarget, crash, redisOutage, soak}
+var Scenarios = []*Scenario{load, sustain, backlog, burst, deadTarget, crash, redisOutage, soak}
 
 // A Scenario is one benchmark. Its fields are read-only once listed in
 // Scenarios.

@@ -15,6 +15,7 @@ func TestScenarios(t *testing.T) {
 	bad := map[string][]string{
 		"load":         {"--senders", "0"},
 		"sustain":      {"--from", "0.5", "--to", "0.1"},
+		"backlog":      {"--events", "3"},
 		"burst":        {"--events", "0"},
 		"dead-target":  {"--as", "timeout"},
 		"crash":        {"--kills", "0"},
