@@ -1,0 +1,131 @@
+package shape
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/itchyny/gojq"
+)
+
+// RunLimit bounds one run of a body program: a program still running
+// after it fails, so that no payload can hold a target's deliveries up.
+const RunLimit = 50 * time.Millisecond
+
+// impure are the jq functions and variables that reach outside the
+// payload: the process's environment, input streams, the clock and time
+// zone, stderr, or the process's exit. A body must depend on the payload
+// alone, so that a dry run shows what a delivery sends.
+var impure = map[string]string{
+	"$ENV":              "reads the environment",
+	"env":               "reads the environment",
+	"input":             "reads further inputs",
+	"inputs":            "reads further inputs",
+	"input_filename":    "reads the input's file name",
+	"input_line_number": "reads the input's line",
+	"debug":             "writes to stderr",
+	"stderr":            "writes to stderr",
+	"halt":              "stops the process",
+	"halt_error":        "stops the process",
+	"now":               "reads the clock",
+	"localtime":         "reads the time zone",
+	"strflocaltime":     "reads the time zone",
+	"get_search_list":   "reads the module search path",
+	"input_line":        "reads further inputs",
+}
+
+// program is a compiled jq body program.
+type program struct {
+	code *gojq.Code
+}
+
+// compileProgram parses and compiles src, refusing what is not pure.
+func compileProgram(src string) (*program, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		var pe *gojq.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("jq: %v (after %d bytes of the program)", err, pe.Offset)
+		}
+		return nil, fmt.Errorf("jq: %w", err)
+	}
+	if len(q.Imports) > 0 {
+		return nil, fmt.Errorf("jq: import and include are not allowed: a body program stands alone")
+	}
+	if name, why := findImpure(reflect.ValueOf(q)); name != "" {
+		return nil, fmt.Errorf("jq: %s is not allowed: it %s, and a body program may read only the payload", name, why)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("jq: %w", err)
+	}
+	return &program{code: code}, nil
+}
+
+var funcType = reflect.TypeFor[gojq.Func]()
+
+// findImpure walks a parsed program for a call of an impure function or a
+// use of $ENV, and returns its name and why it is refused.
+func findImpure(v reflect.Value) (string, string) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", ""
+		}
+		return findImpure(v.Elem())
+	case reflect.Slice:
+		for i := range v.Len() {
+			if n, why := findImpure(v.Index(i)); n != "" {
+				return n, why
+			}
+		}
+	case reflect.Struct:
+		if v.Type() == funcType {
+			name := v.FieldByName("Name").String()
+			if why, bad := impure[name]; bad {
+				return name, why
+			}
+		}
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if n, why := findImpure(v.Field(i)); n != "" {
+				return n, why
+			}
+		}
+	}
+	return "", ""
+}
+
+// run runs p over doc and returns its one output. No output, several
+// outputs, an error and a run past RunLimit are errors. ctx's values
+// reach the run; its end does not, since a run is bounded anyway.
+func (p *program) run(ctx context.Context, doc any) (any, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RunLimit)
+	defer cancel()
+	iter := p.code.RunWithContext(ctx, doc)
+	v, ok := iter.Next()
+	if !ok {
+		return nil, errors.New("jq: the body program gave no output; it must give exactly one, the body")
+	}
+	if err, isErr := v.(error); isErr {
+		return nil, jqError(err)
+	}
+	if w, more := iter.Next(); more {
+		if err, isErr := w.(error); isErr {
+			return nil, jqError(err)
+		}
+		return nil, errors.New("jq: the body program gave more than one output; it must give exactly one, the body (wrap several in [...] or {...})")
+	}
+	return v, nil
+}
+
+func jqError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("jq: the body program ran past %s", RunLimit)
+	}
+	return fmt.Errorf("jq: %w", err)
+}
