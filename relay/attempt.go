@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 )
 
 // DeliveryError is why an attempt did not deliver. Target names the
@@ -47,8 +50,18 @@ type reply struct {
 }
 
 // statusError is what a target's answer with status means: nil when it
-// delivered.
+// delivered. A target with success statuses delivers on those alone; any
+// other 2xx is then its way of saying no.
 func (t *target) statusError(status int) *DeliveryError {
+	if len(t.set.Success) > 0 {
+		if slices.Contains(t.set.Success, status) {
+			return nil
+		}
+		if classify(status, nil) == delivered {
+			return &DeliveryError{Target: t.set.Name, Status: status,
+				Err: fmt.Errorf("HTTP %d is not a success status of this target (success: %v)", status, t.set.Success)}
+		}
+	}
 	switch cl := classify(status, nil); cl {
 	case delivered:
 		return nil
@@ -60,11 +73,11 @@ func (t *target) statusError(status int) *DeliveryError {
 // attempt makes attempt n of a claim and records its outcome, under actx,
 // which ends only when a shutdown cuts attempts off; done tells the
 // breaker.
-func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
+func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done func(error)) {
 	d := c.Delivery
 	n := d.Attempts + 1
 	start := t.opts.Now()
-	r, de := t.send(actx, c.Event, n)
+	r, de := t.send(actx, c.Event, out, n)
 	if de != nil && r.status == 0 && actx.Err() != nil {
 		// Cut off by shutdown: the target may or may not have it, so it
 		// goes again later, uncharged (at least once).
@@ -117,12 +130,34 @@ func (t *target) attempt(actx context.Context, c Claim, done func(error)) {
 	t.log.LogAttrs(actx, level, "delivery attempt", attrs...)
 }
 
-// send makes attempt n of ev: it builds the request, posts it, and says
-// what came back and why it did not deliver (nil when it did).
-func (t *target) send(actx context.Context, ev *Event, n int) (reply, *DeliveryError) {
+// send makes attempt n of ev, which sends out: it builds the request,
+// posts it, and says what came back and why it did not deliver (nil when
+// it did). With OAuth2, a 401 fetches a new token and the request is made
+// once more within the attempt: tokens can be revoked before they expire.
+func (t *target) send(actx context.Context, ev *Event, out *shape.Request, n int) (reply, *DeliveryError) {
 	ctx, cancel := context.WithTimeout(actx, t.set.Timeout)
 	defer cancel()
-	req, err := t.request(ctx, ev, n)
+	if t.tokens == nil {
+		return t.post(ctx, actx, ev, out, n, "")
+	}
+	token, err := t.tokens.Token(ctx, "")
+	if err != nil {
+		return reply{}, &DeliveryError{Target: t.set.Name, Retryable: true, Err: err}
+	}
+	r, de := t.post(ctx, actx, ev, out, n, token)
+	if r.status != http.StatusUnauthorized {
+		return r, de
+	}
+	if token, err = t.tokens.Token(ctx, token); err != nil {
+		return reply{}, &DeliveryError{Target: t.set.Name, Retryable: true, Err: err}
+	}
+	return t.post(ctx, actx, ev, out, n, token)
+}
+
+// post makes one request of attempt n under ctx, the attempt's timeout
+// within actx.
+func (t *target) post(ctx, actx context.Context, ev *Event, out *shape.Request, n int, token string) (reply, *DeliveryError) {
+	req, err := t.request(ctx, ev, out, n, token)
 	if err != nil {
 		return reply{}, &DeliveryError{Target: t.set.Name, Local: true, Err: err}
 	}

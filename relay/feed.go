@@ -172,7 +172,8 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 		if t.expired(actx, c) {
 			continue
 		}
-		if de := t.unbuildable(c.Event); de != nil {
+		out, de := t.build(actx, c.Event)
+		if de != nil {
 			t.kill(actx, c, de)
 			t.slots.give(1)
 			continue
@@ -193,7 +194,7 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 		t.attemptsOut.Add(1)
 		go func() {
 			defer attempts.Done()
-			t.attempt(actx, c, done)
+			t.attempt(actx, c, out, done)
 			t.attemptsOut.Add(-1)
 			t.inFlight.Dec()
 			t.slots.give(1)

@@ -6,48 +6,147 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 )
 
-// request builds the request of attempt n of ev: every header a target
-// gets is set here, from its settings and the event. It fails only when
-// the request cannot be built at all; the attempt then goes dead, local.
-func (t *target) request(ctx context.Context, ev *Event, n int) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.set.URL, bytes.NewReader(ev.Payload))
+// build shapes what every attempt of ev sends (the target's request block,
+// or the payload as it came), or reports why the relay cannot build it, as
+// a local *DeliveryError. It runs before the rate limiter and the breaker
+// are asked, so that a bad event costs the target nothing.
+func (t *target) build(ctx context.Context, ev *Event) (*shape.Request, *DeliveryError) {
+	local := func(err error) *DeliveryError { return &DeliveryError{Target: t.set.Name, Local: true, Err: err} }
+	if err := headerValueError("Hooxrelay-Task", ev.Task); err != nil {
+		return nil, local(err)
+	}
+	for name, v := range t.set.Headers {
+		if err := headerValueError(name, v); err != nil {
+			return nil, local(err)
+		}
+	}
+	out, err := t.shaper.Build(ctx, ev.Payload)
+	if err != nil {
+		return nil, local(err)
+	}
+	for _, f := range out.Header {
+		if err := headerValueError(f.Name, f.Value); err != nil {
+			return nil, local(err)
+		}
+	}
+	return out, nil
+}
+
+// request builds the request of attempt n of ev, which sends out; token,
+// when set, is the OAuth2 access token. Every header a target gets is set
+// here, from its settings, out and the event.
+func (t *target) request(ctx context.Context, ev *Event, out *shape.Request, n int, token string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, out.Method, out.URL, bytes.NewReader(out.Body))
 	if err != nil {
 		return nil, err
 	}
-	h := req.Header
-	for k, v := range t.set.Headers {
-		h.Set(k, v)
-	}
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{t.opts.UserAgent}
 	now := t.opts.Now()
-	h["Webhook-Id"] = []string{ev.ID}
-	h["Webhook-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
+	sig := ""
 	if t.signer != nil {
-		h["Webhook-Signature"] = []string{t.signer.Sign(ev.ID, now, ev.Payload)}
+		sig = t.signer.Sign(ev.ID, now, out.Body)
 	}
-	h["Hooxrelay-Task"] = []string{ev.Task}
-	h["Hooxrelay-Attempt"] = []string{strconv.Itoa(n)}
+	if token != "" {
+		token = "Bearer " + token
+	}
+	setHeaders(req.Header, &t.set, out, stamp{
+		ua: t.opts.UserAgent, id: ev.ID, unix: strconv.FormatInt(now.Unix(), 10),
+		sig: sig, task: ev.Task, attempt: strconv.Itoa(n), token: token,
+	})
 	return req, nil
 }
 
-// unbuildable reports why the relay cannot build the request for ev, as a
-// local *DeliveryError, or nil. It runs before the rate limiter and the
-// breaker are asked, so that a bad event costs the target nothing.
-func (t *target) unbuildable(ev *Event) *DeliveryError {
-	err := headerValueError("Hooxrelay-Task", ev.Task)
-	for name, v := range t.set.Headers {
-		if err != nil {
-			break
-		}
-		err = headerValueError(name, v)
+// stamp is what the headers of one attempt carry besides the shaped ones.
+type stamp struct {
+	ua, id, unix, sig, task, attempt, token string
+}
+
+// setHeaders sets every header of an attempt on h: the target's static
+// headers, then the shaped ones, then those of every delivery. A dry run
+// calls it too, so that what it prints is what is sent.
+func setHeaders(h http.Header, set *TargetSettings, out *shape.Request, s stamp) {
+	for k, v := range set.Headers {
+		h.Set(k, v)
 	}
+	for _, f := range out.Header {
+		h[f.Name] = []string{f.Value}
+	}
+	if s.token != "" {
+		h["Authorization"] = []string{s.token}
+	}
+	h["Content-Type"] = []string{out.ContentType}
+	h["User-Agent"] = []string{s.ua}
+	h["Webhook-Id"] = []string{s.id}
+	h["Webhook-Timestamp"] = []string{s.unix}
+	if s.sig != "" {
+		h["Webhook-Signature"] = []string{s.sig}
+	}
+	h["Hooxrelay-Task"] = []string{s.task}
+	h["Hooxrelay-Attempt"] = []string{s.attempt}
+}
+
+// Preview is the request a dry run shows: what the first attempt of an
+// event to a target would send. Values that exist only at delivery time
+// are shown in angle brackets, and secret values as ***.
+type Preview struct {
+	Method, URL string
+	Header      http.Header
+	Body        []byte
+}
+
+// PreviewRequest shapes the first attempt of ev to the target of ts
+// without sending it or fetching a token. Its error is the reason the
+// delivery would go dead at once.
+func PreviewRequest(ctx context.Context, ts TargetSettings, ev *Event, userAgent string) (*Preview, error) {
+	sh, err := shape.Compile(ts.URL, ts.Request)
 	if err != nil {
-		return &DeliveryError{Target: t.set.Name, Local: true, Err: err}
+		return nil, fmt.Errorf("request: %w", err)
 	}
-	return nil
+	t := &target{set: ts, shaper: sh}
+	out, de := t.build(ctx, ev)
+	if de != nil {
+		return nil, de
+	}
+	s := stamp{
+		ua: userAgent, id: ev.ID, unix: "<unix time of the attempt>",
+		task: ev.Task, attempt: "1",
+	}
+	if len(ts.SigningSecrets) > 0 {
+		s.sig = "v1,***"
+	}
+	if sh.OAuth2() {
+		s.token = "Bearer ***"
+	}
+	p := &Preview{Method: out.Method, URL: out.URL, Header: http.Header{}, Body: out.Body}
+	setHeaders(p.Header, &ts, out, s)
+	for name, vs := range p.Header {
+		if secretHeader(name) {
+			for i, v := range vs {
+				if scheme, _, ok := strings.Cut(v, " "); ok && (scheme == "Basic" || scheme == "Bearer") {
+					vs[i] = scheme + " ***"
+				} else {
+					vs[i] = "***"
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+// secretHeader reports whether a header's value is a secret by its name:
+// credentials, tokens, keys, cookies.
+func secretHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"authorization", "token", "secret", "key", "password", "cookie", "credential"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerValueError says why v is not a valid header value (RFC 9110: no

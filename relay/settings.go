@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 )
@@ -89,6 +90,13 @@ type TargetSettings struct {
 	// signature per secret; none leaves attempts unsigned.
 	SigningSecrets []string
 	TLS            TLSFiles
+	// Request reshapes what the target gets: method, URL placeholders,
+	// headers, body and auth. The zero value posts the payload as it
+	// came to URL (which may still hold {path} placeholders).
+	Request shape.Settings
+	// Success are the statuses that deliver; none means any 2xx. Any
+	// other 2xx is then the target saying no: dead.
+	Success []int
 }
 
 // TLSFiles are the client side of TLS to a target: a private CA, and a

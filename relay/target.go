@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
@@ -25,7 +26,9 @@ type target struct {
 	log          *slog.Logger
 	client       *http.Client
 	signer       *verify.Signer // nil: requests are not signed
-	limiter      *rate.Limiter  // nil: unlimited, or limited by opts.Reserve
+	shaper       *shape.Shaper
+	tokens       *shape.Tokens // nil: no OAuth2 token to send
+	limiter      *rate.Limiter // nil: unlimited, or limited by opts.Reserve
 	breaker      *breaker
 	slots        slots
 	wake         chan struct{}
@@ -42,8 +45,8 @@ type target struct {
 }
 
 // newTarget builds the machinery of ts over store, with opts as
-// NewDispatcher completed them. It fails when ts's signing secrets or TLS
-// files are unusable.
+// NewDispatcher completed them. It fails when ts's signing secrets, TLS
+// files or request shaping are unusable.
 func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target, error) {
 	t := &target{
 		set:     ts,
@@ -68,6 +71,12 @@ func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target,
 	}
 	if t.client, err = newClient(ts); err != nil {
 		return nil, err
+	}
+	if t.shaper, err = shape.Compile(ts.URL, ts.Request); err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if t.shaper.OAuth2() {
+		t.tokens = shape.NewTokens(ts.Request.Auth, t.client)
 	}
 	t.breakerGauge = t.metrics.BreakerState.WithLabelValues(ts.Name)
 	t.breakerGauge.Set(0)
