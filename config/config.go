@@ -170,6 +170,37 @@ type Target struct {
 	Headers       map[string]string `yaml:"headers"`
 	SigningSecret Secrets           `yaml:"signing_secret"`
 	TLS           TargetTLS         `yaml:"tls"`
+	// Request reshapes what the target gets; the zero value posts the
+	// payload as it came. Its templates and program are compiled by the
+	// command's checks (see Check's more), not by Validate.
+	Request Request `yaml:"request"`
+	// Success are the statuses that count as delivered; empty means any
+	// 2xx.
+	Success []int `yaml:"success"`
+}
+
+// Request is how a target's requests are shaped for a legacy endpoint:
+// Method "" means POST, Body "" the payload as it came, Format "" json.
+type Request struct {
+	Method  string            `yaml:"method"`
+	Body    string            `yaml:"body"`
+	Format  string            `yaml:"format"`
+	Headers map[string]string `yaml:"headers"`
+	Auth    RequestAuth       `yaml:"auth"`
+}
+
+// RequestAuth is how a target's requests authenticate: kind none (or ""),
+// basic (Username, Password), bearer (Token) or oauth2 client credentials
+// (TokenURL, ClientID, ClientSecret, Scopes).
+type RequestAuth struct {
+	Kind         string   `yaml:"kind"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	Token        string   `yaml:"token"`
+	TokenURL     string   `yaml:"token_url"`
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	Scopes       []string `yaml:"scopes"`
 }
 
 // TargetTLS is the client side of TLS to a target: a private CA and an

@@ -154,6 +154,9 @@ var exampleEnv = map[string]string{
 	"SHOP_WEBHOOK_SECRET":   "example-hmac-key",
 	"HOOX_SIGNING_SECRET":   "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	"MEDIA_SIGNING_SECRET":  "whsec_c2Vjb25kLXNlY3JldA==",
+	"BILLING_TOKEN":         "example-billing-token",
+	"CRM_PASSWORD":          "example-crm-password",
+	"REPORTS_CLIENT_SECRET": "example-client-secret",
 }
 
 var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

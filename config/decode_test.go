@@ -93,6 +93,10 @@ func TestParseFull(t *testing.T) {
 			Headers:       map[string]string{"Authorization": "Bearer t0ken", "X-Team": "media"},
 			SigningSecret: Secrets{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
 			TLS:           TargetTLS{CAFile: "/etc/ca.pem", CertFile: "/etc/client.crt", KeyFile: "/etc/client.key"},
+			Request: Request{Method: "PUT", Body: "{id: .job_id}", Format: "form", Headers: map[string]string{"X-Job": "{job_id}"},
+				Auth: RequestAuth{Kind: "oauth2", Username: "u", Password: "p", Token: "t", TokenURL: "https://auth.internal/token",
+					ClientID: "c", ClientSecret: "s", Scopes: []string{"a", "b"}}},
+			Success: []int{200, 204},
 		}},
 		Routes: []Route{{
 			Name: "finished-videos",
@@ -215,7 +219,7 @@ func TestParseUnknownKeys(t *testing.T) {
 		f + `:4: storage: unknown key; did you mean "store"?`,
 		f + `:10: sources[0].verify.knd: unknown key; did you mean "kind"?`,
 		f + `:15: targets[0].retry.max_attemps: unknown key; did you mean "max_attempts"?`,
-		f + `:16: targets[0].colour: unknown key; known keys here are name, url, timeout, max_in_flight, rate_limit, retry, breaker, headers, signing_secret, tls`,
+		f + `:16: targets[0].colour: unknown key; known keys here are name, url, timeout, max_in_flight, rate_limit, retry, breaker, headers, signing_secret, tls, request, success`,
 		f + `:21: routes[0].match.where[0].vaule: unknown key; did you mean "value"?`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
@@ -374,10 +378,12 @@ func TestLine(t *testing.T) {
 		{"targets[0].url", 42},
 		{"targets[0].retry.max_attempts", 47},
 		{"targets[0].headers.X-Team", 60},
-		{"routes[0]", 65},
-		{"routes[0].match.where[1]", 71},
-		{"routes[0].match.where[1].op", 71},
-		{"routes[0].targets[0]", 74},
+		{"targets[0].request.body", 65},
+		{"targets[0].success[1]", 69},
+		{"routes[0]", 72},
+		{"routes[0].match.where[1]", 78},
+		{"routes[0].match.where[1].op", 78},
+		{"routes[0].targets[0]", 81},
 		{"targets[1]", 0},
 		{"nope", 0},
 	}

@@ -364,6 +364,19 @@ func (v *validator) targets() {
 			}
 		}
 		v.pair(p+".tls", t.TLS.CertFile, t.TLS.KeyFile)
+		v.headers(p+".request.headers", t.Request.Headers)
+		if a := t.Request.Auth.Kind; a != "" && a != "none" {
+			for name := range t.Headers {
+				if strings.EqualFold(name, "Authorization") {
+					v.add(p+".headers."+name, "is set by request.auth (kind %s); remove it here", a)
+				}
+			}
+		}
+		for j, s := range t.Success {
+			if s < 100 || s > 599 {
+				v.add(fmt.Sprintf("%s.success[%d]", p, j), "must be an HTTP status from 100 to 599, such as 200, got %d", s)
+			}
+		}
 	}
 }
 

@@ -109,7 +109,7 @@ func PreviewRequest(ctx context.Context, ts TargetSettings, ev *Event, userAgent
 	t := &target{set: ts, shaper: sh}
 	out, de := t.build(ctx, ev)
 	if de != nil {
-		return nil, de
+		return nil, de.Err
 	}
 	s := stamp{
 		ua: userAgent, id: ev.ID, unix: "<unix time of the attempt>",

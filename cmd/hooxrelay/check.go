@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/spf13/cobra"
 )
@@ -27,7 +28,7 @@ FILE:LINE: KEY: PROBLEM, and the exit status is then 2.`,
 	cmd.MarkFlagFilename("config", "yaml", "yml")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		path := cfgPath()
-		cfg, err := config.Load(path, routeProblems)
+		cfg, err := config.Load(path, configChecks...)
 		if err != nil {
 			if errors.Is(err, iofs.ErrNotExist) {
 				return usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)
@@ -46,11 +47,34 @@ FILE:LINE: KEY: PROBLEM, and the exit status is then 2.`,
 	return cmd
 }
 
-// checkConfig is config.Check with the routes compiled: what a route
-// condition means is for the rules package alone to judge, and its
-// problems are reported with all the others, at the lines of their keys.
+// checkConfig is config.Check with the routes and the request shaping
+// compiled: what a route condition, a template or a jq program means is
+// for the rules and shape packages alone to judge, and their problems are
+// reported with all the others, at the lines of their keys.
 func checkConfig(data []byte, name string) (*config.Config, error) {
-	return config.Check(data, name, routeProblems)
+	return config.Check(data, name, configChecks...)
+}
+
+// configChecks are the checks of the config that other packages judge.
+var configChecks = []func(*config.Config) error{routeProblems, shapeProblems}
+
+// shapeProblems compiles the request shaping of every target and names
+// each problem by its key, such as targets[i].request.body.
+func shapeProblems(cfg *config.Config) error {
+	var errs []error
+	for i, t := range cfg.Targets {
+		_, err := shape.Compile(t.URL, shapeSettings(t.Request))
+		for _, e := range splitJoined(err) {
+			var se *shape.Error
+			if errors.As(e, &se) {
+				e = &config.FieldError{Path: fmt.Sprintf("targets[%d].%s", i, se.Key), Msg: se.Msg}
+			}
+			if e != nil {
+				errs = append(errs, e)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // routeProblems compiles the routes of cfg and names each problem by its

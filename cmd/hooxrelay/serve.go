@@ -292,7 +292,7 @@ func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
 
 // loadConfig loads and validates a config; its problems are usage errors.
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path, routeProblems)
+	cfg, err := config.Load(path, configChecks...)
 	if err != nil {
 		if errors.Is(err, iofs.ErrNotExist) {
 			return nil, usagef("config file %q not found; pass --config FILE or set HOOXRELAY_CONFIG", path)

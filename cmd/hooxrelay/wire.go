@@ -10,6 +10,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 )
@@ -95,6 +96,22 @@ func targetSettings(t config.Target) relay.TargetSettings {
 		Headers:        t.Headers,
 		SigningSecrets: t.SigningSecret,
 		TLS:            relay.TLSFiles{CAFile: t.TLS.CAFile, CertFile: t.TLS.CertFile, KeyFile: t.TLS.KeyFile},
+		Request:        shapeSettings(t.Request),
+		Success:        t.Success,
+	}
+}
+
+func shapeSettings(r config.Request) shape.Settings {
+	a := r.Auth
+	return shape.Settings{
+		Method:  r.Method,
+		Headers: r.Headers,
+		Body:    r.Body,
+		Format:  r.Format,
+		Auth: shape.Auth{
+			Kind: a.Kind, Username: a.Username, Password: a.Password, Token: a.Token,
+			TokenURL: a.TokenURL, ClientID: a.ClientID, ClientSecret: a.ClientSecret, Scopes: a.Scopes,
+		},
 	}
 }
 

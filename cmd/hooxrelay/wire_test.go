@@ -11,6 +11,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 )
 
@@ -47,6 +48,10 @@ func TestRelaySettingsMapEveryKey(t *testing.T) {
 		Headers:        map[string]string{"Authorization": "Bearer t0ken", "X-Team": "media"},
 		SigningSecrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
 		TLS:            relay.TLSFiles{CAFile: "/etc/ca.pem", CertFile: "/etc/client.crt", KeyFile: "/etc/client.key"},
+		Request: shape.Settings{Method: "PUT", Body: "{id: .job_id}", Format: "form", Headers: map[string]string{"X-Job": "{job_id}"},
+			Auth: shape.Auth{Kind: "oauth2", Username: "u", Password: "p", Token: "t", TokenURL: "https://auth.internal/token",
+				ClientID: "c", ClientSecret: "s", Scopes: []string{"a", "b"}}},
+		Success: []int{200, 204},
 	}
 	if !reflect.DeepEqual(set.Targets[0], want) {
 		t.Errorf("Targets[0] =\n %+v\nwant\n %+v", set.Targets[0], want)
