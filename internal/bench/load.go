@@ -188,11 +188,29 @@ func (r *run) baseline() (string, error) {
 // flight each. The relay logs as serve does (a JSON line per webhook and
 // per attempt), so that the figures include that cost.
 func (r *run) fanOut(store string) ([]*target, *localRelay, error) {
+	return r.fanOutShaped(store, false)
+}
+
+// shapedRequest shapes a target's requests as a legacy endpoint would
+// want them, valid for every task the bench sends: a PUT to a URL with a
+// placeholder, a header template, a jq body sent as a form.
+const shapedRequest = `request: {method: PUT, format: form, headers: {X-Task: '{task}'}, ` +
+	`body: '{id: (.job_id // .avatar_id), state: (if .status == "completed" then "DONE" else "FAILED" end), cost: (.result.cost // 0)}'}`
+
+// fanOutShaped is fanOut, with every target's request shaped when shaped.
+func (r *run) fanOutShaped(store string, shaped bool) ([]*target, *localRelay, error) {
 	targets := []*target{{name: "first"}, {name: "second"}}
 	if err := r.start(targets...); err != nil {
 		return nil, nil, err
 	}
-	rel, err := r.serve(store, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
+	cfgs := []targetConfig{{"first", targets[0].url(), "max_in_flight: 32"}, {"second", targets[1].url(), "max_in_flight: 32"}}
+	if shaped {
+		for i := range cfgs {
+			cfgs[i].url += "/{task}"
+			cfgs[i].extra += ", " + shapedRequest
+		}
+	}
+	rel, err := r.serve(store, cfgs...)
 	return targets, rel, err
 }
 

@@ -31,7 +31,11 @@ the backlog is left to drain (up to --settle).
 It prints each step (rate, ratio, sent, acked, failed, p50/p99/max ack
 latency, backlog, verdict), the highest passing rate and its ratio to the
 baseline, and how many acked events were lost (must be 0) or delivered
-twice once everything drained.`,
+twice once everything drained.
+With --shaped the same steps run a second time, on a fresh relay and store,
+with every target's request shaped (a PUT to a URL with a placeholder, a
+header template, a jq body sent as a form); it prints that ladder too and
+the shaped highest passing rate over the unshaped one.`,
 	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
 		o := &sustainFlags{}
 		f.IntVar(&o.senders, "senders", 64, "concurrent senders of the closed-loop baseline")
@@ -46,6 +50,7 @@ twice once everything drained.`,
 		dirFlag(f, &o.dir, "the relay's store and log")
 		jsonFlag(f, &o.asJSON)
 		redisFlag(f, &o.redisURL)
+		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
 		return o.run
 	},
 }
@@ -60,6 +65,7 @@ type sustainFlags struct {
 	settle, wait  time.Duration
 	dir, redisURL string
 	asJSON        bool
+	shaped        bool
 }
 
 // SustainStep is one step of "bench sustain".
@@ -86,49 +92,87 @@ type SustainStep struct {
 
 // SustainResult is the outcome of "bench sustain".
 type SustainResult struct {
-	Scenario      string        `json:"scenario"`
-	Store         string        `json:"store"`
-	Baseline      LoadResult    `json:"baseline"`
-	StepS         float64       `json:"step_s"`
-	P99LimitMS    float64       `json:"p99_limit_ms"`
-	Steps         []SustainStep `json:"steps"`
-	BestPerS      float64       `json:"highest_passing_per_s"`
-	BestRatio     float64       `json:"highest_passing_ratio"`
-	Delivery      Drain         `json:"delivery"`
-	LoadAvg       string        `json:"loadavg,omitempty"` // /proc/loadavg at the end
-	targetsServed int
+	Scenario   string        `json:"scenario"`
+	Store      string        `json:"store"`
+	Baseline   LoadResult    `json:"baseline"`
+	StepS      float64       `json:"step_s"`
+	P99LimitMS float64       `json:"p99_limit_ms"`
+	Steps      []SustainStep `json:"steps"`
+	BestPerS   float64       `json:"highest_passing_per_s"`
+	BestRatio  float64       `json:"highest_passing_ratio"`
+	Delivery   Drain         `json:"delivery"`
+	LoadAvg    string        `json:"loadavg,omitempty"` // /proc/loadavg at the end
+	// Shaped is the same ladder with every target shaped (--shaped), and
+	// ShapedOverUnshaped its highest passing rate over this one's.
+	Shaped             *SustainResult `json:"shaped,omitempty"`
+	ShapedOverUnshaped float64        `json:"shaped_over_unshaped,omitempty"`
+	targetsServed      int
 }
 
 func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 	if o.senders < 1 || o.baseline <= 0 || o.step <= 0 || o.from <= 0 || o.by <= 0 || o.to < o.from || o.p99 <= 0 || o.settle < 0 {
 		return usagef("--senders, --baseline, --step-duration, --from, --by and --p99 must be positive, and --to at least --from")
 	}
-	r, err := newRun(ctx, env, "sustain", o.dir)
+	var seq atomic.Int64
+	r, res, err := o.ladder(ctx, env, "", nil, &seq)
 	if err != nil {
 		return err
+	}
+	d := res.Delivery
+	if o.shaped {
+		var sr *SustainResult
+		if r, sr, err = o.ladder(ctx, env, "shaped", &res.Baseline, &seq); err != nil {
+			return err
+		}
+		res.Shaped = sr
+		if res.BestPerS > 0 {
+			res.ShapedOverUnshaped = sr.BestPerS / res.BestPerS
+		}
+		d.Lost, d.Dups = d.Lost+sr.Delivery.Lost, d.Dups+sr.Delivery.Dups
+		d.Drained = d.Drained && sr.Delivery.Drained
+	}
+	return r.report(o.asJSON, res, d)
+}
+
+// ladder runs the steps on a relay of its own (in a subdirectory named
+// variant of --dir, when given), every target shaped when variant is
+// "shaped". It measures the baseline first unless given one.
+func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, base *LoadResult, seq *atomic.Int64) (*run, *SustainResult, error) {
+	dir := o.dir
+	if dir != "" && variant != "" {
+		dir = filepath.Join(dir, variant)
+	}
+	r, err := newRun(ctx, env, "sustain", dir)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer r.close()
 	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	baseURL, err := r.baseline()
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
-	var seq atomic.Int64
-	base := measure(r.ctx, client, "baseline", baseURL, o.senders, o.baseline, &seq, env.Progress)
-	client.CloseIdleConnections()
-	if base.ReqPerSec <= 0 {
-		return fmt.Errorf("the baseline answered nothing in %s (first error: %s)", o.baseline, base.firstError)
+	if base == nil {
+		baseURL, err := r.baseline()
+		if err != nil {
+			return nil, nil, err
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
+		b := measure(r.ctx, client, "baseline", baseURL, o.senders, o.baseline, seq, env.Progress)
+		client.CloseIdleConnections()
+		if b.ReqPerSec <= 0 {
+			return nil, nil, fmt.Errorf("the baseline answered nothing in %s (first error: %s)", o.baseline, b.firstError)
+		}
+		base = &b
 	}
 
-	targets, rel, err := r.fanOut(storeYAML)
+	targets, rel, err := r.fanOutShaped(storeYAML, variant == "shaped")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	res := SustainResult{Scenario: "sustain", Store: storeName, Baseline: base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
+	if variant != "" {
+		storeName += ", " + variant
+	}
+	res := &SustainResult{Scenario: "sustain", Store: storeName, Baseline: *base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
 	acked := map[string]struct{}{}
 	owed := func() int64 {
 		var n int64
@@ -147,7 +191,7 @@ func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 		if i > 0 && !settle(r.ctx, owed, o.settle) {
 			fmt.Fprintf(env.Progress, "sustain: the backlog did not drain within --settle %s; the next step starts with it\n", o.settle)
 		}
-		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, &seq, acked, targets)
+		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, seq, acked, targets)
 		st.Backlog = owed()
 		st.judge(o.p99)
 		res.Steps = append(res.Steps, st)
@@ -159,10 +203,10 @@ func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 	}
 	res.Delivery = r.drain(targets, acked, time.Now(), o.wait)
 	if err := r.stop(rel); err != nil {
-		return err
+		return nil, nil, err
 	}
 	res.LoadAvg = loadAvg()
-	return r.report(o.asJSON, res, res.Delivery)
+	return r, res, nil
 }
 
 // runStep sends webhooks at rps for the step's duration and waits for
@@ -255,5 +299,10 @@ func (r SustainResult) table(w io.Writer) {
 	fmt.Fprintf(w, "lost             %d\nduplicated       %d\ndrain            %.1fs after the last step\n", r.Delivery.Lost, r.Delivery.Dups, r.Delivery.DrainSec)
 	if r.LoadAvg != "" {
 		fmt.Fprintf(w, "load average     %s (the machine's, at the end)\n", r.LoadAvg)
+	}
+	if r.Shaped != nil {
+		fmt.Fprintln(w)
+		r.Shaped.table(w)
+		fmt.Fprintf(w, "\nshaped/unshaped  %.2f (highest passing rate with every target shaped, over the same without)\n", r.ShapedOverUnshaped)
 	}
 }
