@@ -303,6 +303,10 @@ func (r SustainResult) table(w io.Writer) {
 	if r.Shaped != nil {
 		fmt.Fprintln(w)
 		r.Shaped.table(w)
-		fmt.Fprintf(w, "\nshaped/unshaped  %.2f (highest passing rate with every target shaped, over the same without)\n", r.ShapedOverUnshaped)
+		if r.BestPerS > 0 {
+			fmt.Fprintf(w, "\nshaped/unshaped  %.2f (highest passing rate with every target shaped, over the same without)\n", r.ShapedOverUnshaped)
+		} else {
+			fmt.Fprintf(w, "\nshaped/unshaped  none: the unshaped ladder passed no step; start lower (--from, --by)\n")
+		}
 	}
 }

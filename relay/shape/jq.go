@@ -100,32 +100,95 @@ func findImpure(v reflect.Value) (string, string) {
 	return "", ""
 }
 
+// StepBudget bounds the work of one run in evaluation steps, so that a
+// program too slow for any payload fails the same way on an idle machine
+// and on a busy one. A body program takes tens of steps; a million is
+// about RunLimit of work on a small, busy VM.
+const StepBudget = 1_000_000
+
+// maxRuns is how many times a run that hit RunLimit before its step
+// budget is made: its time went to a busy machine (or to one long builtin),
+// and a delivery must not die of the machine being busy for 50 ms.
+const maxRuns = 3
+
+var errBudget = fmt.Errorf("jq: the body program ran past its budget of %d steps (about %s of work)", StepBudget, RunLimit)
+
+// budget is a run's context: gojq asks Done before every step, which is
+// what counts the steps, and every 1024 steps the clock is read. Only the
+// run's goroutine uses it. It carries the caller's values, not its end:
+// a run is bounded anyway.
+type budget struct {
+	context.Context
+	left  int
+	start time.Time
+	late  bool // RunLimit passed within the step budget
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (b *budget) Done() <-chan struct{} {
+	b.left--
+	switch {
+	case b.left < 0:
+		return closed
+	case b.left&1023 == 0 && time.Since(b.start) > RunLimit:
+		b.late = true
+		return closed
+	}
+	return nil
+}
+
+func (b *budget) Err() error {
+	switch {
+	case b.left < 0:
+		return errBudget
+	case b.late:
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (b *budget) Deadline() (time.Time, bool) { return b.start.Add(RunLimit), true }
+
 // run runs p over doc and returns its one output. No output, several
-// outputs, an error and a run past RunLimit are errors. ctx's values
-// reach the run; its end does not, since a run is bounded anyway.
+// outputs, an error, a run past StepBudget and runs past RunLimit are
+// errors.
 func (p *program) run(ctx context.Context, doc any) (any, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RunLimit)
-	defer cancel()
-	iter := p.code.RunWithContext(ctx, doc)
+	for try := 1; ; try++ {
+		v, err, stalled := p.runOnce(ctx, doc)
+		if !stalled || try == maxRuns {
+			return v, err
+		}
+	}
+}
+
+// runOnce is one run; stalled reports that it hit RunLimit within its
+// step budget.
+func (p *program) runOnce(ctx context.Context, doc any) (_ any, _ error, stalled bool) {
+	b := &budget{Context: ctx, left: StepBudget, start: time.Now()}
+	iter := p.code.RunWithContext(b, doc)
 	v, ok := iter.Next()
 	if !ok {
-		return nil, errors.New("jq: the body program gave no output; it must give exactly one, the body")
+		return nil, errors.New("jq: the body program gave no output; it must give exactly one, the body"), false
 	}
 	if err, isErr := v.(error); isErr {
-		return nil, jqError(err)
+		return nil, jqError(err), b.late
 	}
 	if w, more := iter.Next(); more {
 		if err, isErr := w.(error); isErr {
-			return nil, jqError(err)
+			return nil, jqError(err), b.late
 		}
-		return nil, errors.New("jq: the body program gave more than one output; it must give exactly one, the body (wrap several in [...] or {...})")
+		return nil, errors.New("jq: the body program gave more than one output; it must give exactly one, the body (wrap several in [...] or {...})"), false
 	}
-	return v, nil
+	return v, nil, false
 }
 
 func jqError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("jq: the body program ran past %s", RunLimit)
+	switch {
+	case errors.Is(err, errBudget):
+		return errBudget
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("jq: the body program ran past %s, %d times", RunLimit, maxRuns)
 	}
 	return fmt.Errorf("jq: %w", err)
 }

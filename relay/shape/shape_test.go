@@ -96,7 +96,8 @@ func TestBuildErrors(t *testing.T) {
 		{"several outputs", "http://127.0.0.1/", Settings{Body: `.job_id, .status`}, "more than one output"},
 		{"form of an array", "http://127.0.0.1/", Settings{Format: "form", Body: `[.job_id]`}, "format form: the body program's output must be an object of scalars, got an array"},
 		{"form of nested", "http://127.0.0.1/", Settings{Format: "form", Body: `{r: .result}`}, `format form: key "r": is an object`},
-		{"runs too long", "http://127.0.0.1/", Settings{Body: `[range(1e12)] | length`}, "ran past 50ms"},
+		{"runs too long", "http://127.0.0.1/", Settings{Body: `[range(1e12)] | length`}, "jq: the body program ran past "},
+		{"recurses forever", "http://127.0.0.1/", Settings{Body: `def f: f; f`}, "jq: the body program ran past "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sh, err := Compile(tc.url, tc.set)
