@@ -247,3 +247,23 @@ func sameDefault(cell string, v reflect.Value) error {
 	}
 	return nil
 }
+
+// The README's worked examples of request shaping show the output of
+// "hooxrelay route --requests" exactly as the command's golden files have
+// it: a change to the example config or the output shows up here.
+func TestReadmeShowsRouteRequests(t *testing.T) {
+	readme := markdown(t)["README.md"]
+	files, err := filepath.Glob(filepath.Join(root, "cmd", "hooxrelay", "testdata", "route-requests-*.golden"))
+	if err != nil || len(files) < 3 {
+		t.Fatalf("found %d route-requests golden files (%v), want the README's examples", len(files), err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(readme, "--requests\n"+string(b)+"```") {
+			t.Errorf("README.md does not show %s as the output of route --requests; copy it into the example", f)
+		}
+	}
+}

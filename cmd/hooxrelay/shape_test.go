@@ -49,8 +49,9 @@ func TestRouteRequestsGolden(t *testing.T) {
 	t.Setenv("REPORTS_CLIENT_SECRET", "example-client-secret")
 	cfg := "../../deploy/examples/legacy.yaml"
 	for _, tc := range []struct{ name, payload string }{
-		{"video", `{"task":"video_generate","job_id":"run/0123 b","status":"completed","result":{"video_id":"video_ab","cost":5}}`},
-		{"avatar", `{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"face not found"}}`},
+		{"put", `{"task":"video_generate","job_id":"run/0123 b","status":"completed","result":{"video_id":"video_ab","cost":5}}`},
+		{"form", `{"task":"avatar_edit","avatar_id":"avtr_abc","look_id":"look_edit_789","status":"error","error":{"code":"GENERATION_FAILED","message":"face not found"}}`},
+		{"oauth2", `{"task":"video_export","job_id":"run_0456","status":"completed","result":{"video_id":"video_cd","cost":2}}`},
 		{"jq-error", `{"task":"video_export","job_id":"run_9","status":"completed","result":{"cost":"x"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
