@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -131,6 +135,7 @@ func describe(w io.Writer, cfg *config.Config) {
 			b.FailureRatio, b.MinRequests, dur(b.Interval), dur(b.OpenTimeout))
 	}
 	tw.Flush()
+	describeShaping(w, cfg)
 
 	fmt.Fprintln(w, "\nRoutes (an event goes to the union of the targets of every matching route)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -150,6 +155,36 @@ func describe(w io.Writer, cfg *config.Config) {
 	tw.Flush()
 	if unused := unusedTargets(cfg); len(unused) > 0 {
 		fmt.Fprintf(w, "\nNote: no route sends anything to %s.\n", strings.Join(unused, ", "))
+	}
+}
+
+// describeShaping prints how the targets with a request block or success
+// statuses shape their requests; nothing when none does.
+func describeShaping(w io.Writer, cfg *config.Config) {
+	var tw *tabwriter.Writer
+	for _, t := range cfg.Targets {
+		r := t.Request
+		if reflect.ValueOf(r).IsZero() && len(t.Success) == 0 {
+			continue
+		}
+		if tw == nil {
+			fmt.Fprintln(w, "\nShaped requests (hooxrelay route --requests PAYLOAD shows them in full)")
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  TARGET\tMETHOD\tBODY\tHEADERS\tAUTH\tSUCCESS")
+		}
+		body := "as received"
+		if r.Body != "" {
+			body = "jq, sent as " + cmp.Or(r.Format, "json")
+		}
+		success := "any 2xx"
+		if len(t.Success) > 0 {
+			success = strings.ReplaceAll(strings.Trim(fmt.Sprint(t.Success), "[]"), " ", ", ")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", t.Name, cmp.Or(r.Method, "POST"), body,
+			orDash(strings.Join(slices.Sorted(maps.Keys(r.Headers)), ", ")), cmp.Or(r.Auth.Kind, "none"), success)
+	}
+	if tw != nil {
+		tw.Flush()
 	}
 }
 

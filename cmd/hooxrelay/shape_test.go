@@ -69,6 +69,18 @@ func TestRouteRequestsGolden(t *testing.T) {
 	}
 }
 
+// check describes how each target's requests are shaped.
+func TestCheckLegacyGolden(t *testing.T) {
+	t.Setenv("BILLING_TOKEN", "example-billing-token")
+	t.Setenv("CRM_PASSWORD", "example-crm-password")
+	t.Setenv("REPORTS_CLIENT_SECRET", "example-client-secret")
+	out, stderr, code := runCmd(t, "", "check", "--config", "../../deploy/examples/legacy.yaml")
+	if code != 0 {
+		t.Fatalf("check of legacy.yaml: exit %d\n%s", code, stderr)
+	}
+	golden(t, "check-legacy", out)
+}
+
 // SIGHUP with a changed request block applies to the attempts after it;
 // a reloaded file with a broken program is refused and the old shaping
 // stays.
