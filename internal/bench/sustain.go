@@ -35,7 +35,10 @@ twice once everything drained.
 With --shaped the same steps run a second time, on a fresh relay and store,
 with every target's request shaped (a PUT to a URL with a placeholder, a
 header template, a jq body sent as a form); it prints that ladder too and
-the shaped highest passing rate over the unshaped one.`,
+the shaped highest passing rates over the unshaped ones (summed). With
+--rounds N it runs N such pairs against the one baseline, in the order
+unshaped-shaped, then shaped-unshaped, and so on, so that a machine whose
+load drifts during the run favours neither.`,
 	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
 		o := &sustainFlags{}
 		f.IntVar(&o.senders, "senders", 64, "concurrent senders of the closed-loop baseline")
@@ -51,6 +54,7 @@ the shaped highest passing rate over the unshaped one.`,
 		jsonFlag(f, &o.asJSON)
 		redisFlag(f, &o.redisURL)
 		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
+		f.IntVar(&o.rounds, "rounds", 1, "with --shaped: pairs of ladders (unshaped and shaped) to run, alternating which goes first")
 		return o.run
 	},
 }
@@ -66,6 +70,7 @@ type sustainFlags struct {
 	dir, redisURL string
 	asJSON        bool
 	shaped        bool
+	rounds        int
 }
 
 // SustainStep is one step of "bench sustain".
@@ -102,10 +107,13 @@ type SustainResult struct {
 	BestRatio  float64       `json:"highest_passing_ratio"`
 	Delivery   Drain         `json:"delivery"`
 	LoadAvg    string        `json:"loadavg,omitempty"` // /proc/loadavg at the end
-	// Shaped is the same ladder with every target shaped (--shaped), and
-	// ShapedOverUnshaped its highest passing rate over this one's.
-	Shaped             *SustainResult `json:"shaped,omitempty"`
-	ShapedOverUnshaped float64        `json:"shaped_over_unshaped,omitempty"`
+	// IsShaped says that every target's request was shaped. Ladders are
+	// the ladders run after this one (--shaped), and ShapedOverUnshaped
+	// the sum of the shaped ladders' highest passing rates over that of
+	// the unshaped ones, this one included.
+	IsShaped           bool             `json:"shaped"`
+	Ladders            []*SustainResult `json:"ladders,omitempty"`
+	ShapedOverUnshaped float64          `json:"shaped_over_unshaped,omitempty"`
 	targetsServed      int
 }
 
@@ -120,18 +128,37 @@ func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 	}
 	d := res.Delivery
 	if o.shaped {
-		var sr *SustainResult
-		if r, sr, err = o.ladder(ctx, env, "shaped", &res.Baseline, &seq); err != nil {
-			return err
+		var best [2]float64 // unshaped, shaped
+		best[0] = res.BestPerS
+		// Unshaped first in odd rounds, shaped first in even ones.
+		for i := 1; i < 2*max(o.rounds, 1); i++ {
+			shaped := (i%2 == 1) != ((i/2)%2 == 1)
+			variant := "unshaped"
+			if shaped {
+				variant = "shaped"
+			}
+			var lr *SustainResult
+			if r, lr, err = o.ladder(ctx, env, fmt.Sprintf("%s-%d", variant, i+1), &res.Baseline, &seq); err != nil {
+				return err
+			}
+			lr.IsShaped = shaped
+			res.Ladders = append(res.Ladders, lr)
+			best[b2i(lr.IsShaped)] += lr.BestPerS
+			d.Lost, d.Dups = d.Lost+lr.Delivery.Lost, d.Dups+lr.Delivery.Dups
+			d.Drained = d.Drained && lr.Delivery.Drained
 		}
-		res.Shaped = sr
-		if res.BestPerS > 0 {
-			res.ShapedOverUnshaped = sr.BestPerS / res.BestPerS
+		if best[0] > 0 {
+			res.ShapedOverUnshaped = best[1] / best[0]
 		}
-		d.Lost, d.Dups = d.Lost+sr.Delivery.Lost, d.Dups+sr.Delivery.Dups
-		d.Drained = d.Drained && sr.Delivery.Drained
 	}
 	return r.report(o.asJSON, res, d)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ladder runs the steps on a relay of its own (in a subdirectory named
@@ -165,12 +192,13 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		base = &b
 	}
 
-	targets, rel, err := r.fanOutShaped(storeYAML, variant == "shaped")
+	shaped := strings.HasPrefix(variant, "shaped")
+	targets, rel, err := r.fanOutShaped(storeYAML, shaped)
 	if err != nil {
 		return nil, nil, err
 	}
 	if variant != "" {
-		storeName += ", " + variant
+		storeName += ", ladder " + variant
 	}
 	res := &SustainResult{Scenario: "sustain", Store: storeName, Baseline: *base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
 	acked := map[string]struct{}{}
@@ -300,13 +328,23 @@ func (r SustainResult) table(w io.Writer) {
 	if r.LoadAvg != "" {
 		fmt.Fprintf(w, "load average     %s (the machine's, at the end)\n", r.LoadAvg)
 	}
-	if r.Shaped != nil {
-		fmt.Fprintln(w)
-		r.Shaped.table(w)
-		if r.BestPerS > 0 {
-			fmt.Fprintf(w, "\nshaped/unshaped  %.2f (highest passing rate with every target shaped, over the same without)\n", r.ShapedOverUnshaped)
-		} else {
-			fmt.Fprintf(w, "\nshaped/unshaped  none: the unshaped ladder passed no step; start lower (--from, --by)\n")
+	if len(r.Ladders) == 0 {
+		return
+	}
+	bests := []string{fmt.Sprintf("unshaped %.0f/s", r.BestPerS)}
+	unshaped := r.BestPerS
+	for _, l := range r.Ladders {
+		if !l.IsShaped {
+			unshaped += l.BestPerS
 		}
+		fmt.Fprintln(w)
+		l.table(w)
+		bests = append(bests, fmt.Sprintf("%s %.0f/s", map[bool]string{true: "shaped", false: "unshaped"}[l.IsShaped], l.BestPerS))
+	}
+	fmt.Fprintf(w, "\nhighest passing  %s, in the order run\n", strings.Join(bests, ", "))
+	if unshaped > 0 {
+		fmt.Fprintf(w, "shaped/unshaped  %.2f (the shaped ladders' highest passing rates over the unshaped ones', summed)\n", r.ShapedOverUnshaped)
+	} else {
+		fmt.Fprintf(w, "shaped/unshaped  none: no unshaped ladder passed a step; start lower (--from, --by)\n")
 	}
 }
