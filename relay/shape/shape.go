@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -138,6 +139,14 @@ func Compile(rawURL string, s Settings) (*Shaper, error) {
 	return sh, nil
 }
 
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // hostPart is the authority of a raw URL, "" when it has none.
 func hostPart(raw string) string {
 	_, rest, ok := strings.Cut(raw, "://")
@@ -168,8 +177,13 @@ func checkAuth(a Auth) []error {
 		need("client_id", a.ClientID, "the client id")
 		need("client_secret", a.ClientSecret, "the client secret, such as ${CLIENT_SECRET}")
 		if a.TokenURL != "" {
-			if u, err := url.Parse(a.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				errs = append(errs, &Error{Key: "request.auth.token_url", Msg: fmt.Sprintf("must be an absolute http(s) URL, got %q", a.TokenURL)})
+			u, err := url.Parse(a.TokenURL)
+			switch {
+			case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+				errs = append(errs, &Error{Key: "request.auth.token_url", Msg: fmt.Sprintf("must be an absolute https URL, got %q", a.TokenURL)})
+			case u.Scheme == "http" && !loopback(u.Hostname()):
+				// The client secret goes in every token request.
+				errs = append(errs, &Error{Key: "request.auth.token_url", Msg: fmt.Sprintf("must be https, got %q: plain http is only allowed to localhost, 127.0.0.0/8 and ::1", a.TokenURL)})
 			}
 		}
 	default:

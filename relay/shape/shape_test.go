@@ -139,6 +139,7 @@ func TestCompileErrors(t *testing.T) {
 		{"auth kind", "http://h/", Settings{Auth: Auth{Kind: "digest"}}, "request.auth.kind", "none, basic, bearer or oauth2"},
 		{"bearer token", "http://h/", Settings{Auth: Auth{Kind: "bearer"}}, "request.auth.token", "required"},
 		{"oauth2 url", "http://h/", Settings{Auth: Auth{Kind: "oauth2", TokenURL: "auth", ClientID: "a", ClientSecret: "b"}}, "request.auth.token_url", "absolute"},
+		{"oauth2 over http", "http://h/", Settings{Auth: Auth{Kind: "oauth2", TokenURL: "http://auth.example/token", ClientID: "a", ClientSecret: "b"}}, "request.auth.token_url", "must be https"},
 		{"authorization twice", "http://h/", Settings{Headers: map[string]string{"Authorization": "x"}, Auth: Auth{Kind: "bearer", Token: "t"}}, "request.headers.Authorization", "set by auth"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

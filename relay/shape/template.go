@@ -115,6 +115,12 @@ func (t *template) static() bool {
 // escaped as esc says. where names the template in errors ("url",
 // "header X-Job").
 func (t *template) fill(doc any, esc escaping, where string) (string, error) {
+	switch {
+	case len(t.parts) == 0:
+		return "", nil
+	case len(t.parts) == 1 && t.parts[0].path == nil:
+		return t.parts[0].lit, nil // no placeholder: nothing to build
+	}
 	var b strings.Builder
 	b.Grow(t.size + 16*len(t.parts))
 	for _, p := range t.parts {
