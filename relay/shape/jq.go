@@ -64,7 +64,10 @@ func compileProgram(src string) (*program, error) {
 	return &program{code: code}, nil
 }
 
-var funcType = reflect.TypeFor[gojq.Func]()
+var (
+	funcType   = reflect.TypeFor[gojq.Func]()
+	objKeyType = reflect.TypeFor[gojq.ObjectKeyVal]() // {$ENV} is {ENV: $ENV}
+)
 
 // findImpure walks a parsed program for a call of an impure function or a
 // use of $ENV, and returns its name and why it is refused.
@@ -82,8 +85,8 @@ func findImpure(v reflect.Value) (string, string) {
 			}
 		}
 	case reflect.Struct:
-		if v.Type() == funcType {
-			name := v.FieldByName("Name").String()
+		if t := v.Type(); t == funcType || t == objKeyType {
+			name := v.Field(0).String() // Name, or Key
 			if why, bad := impure[name]; bad {
 				return name, why
 			}

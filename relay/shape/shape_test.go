@@ -125,6 +125,7 @@ func TestCompileErrors(t *testing.T) {
 		{"broken jq", "http://h/", Settings{Body: `{id: .job_id`}, "request.body", "jq: unexpected EOF"},
 		{"env", "http://h/", Settings{Body: `{a: env.HOME}`}, "request.body", "env is not allowed"},
 		{"$ENV", "http://h/", Settings{Body: `$ENV.PATH`}, "request.body", "$ENV is not allowed"},
+		{"$ENV as a key", "http://h/", Settings{Body: `{$ENV}`}, "request.body", "$ENV is not allowed"},
 		{"input", "http://h/", Settings{Body: `[., input]`}, "request.body", "input is not allowed"},
 		{"now", "http://h/", Settings{Body: `{t: now}`}, "request.body", "now is not allowed"},
 		{"unknown function", "http://h/", Settings{Body: `frobnicate`}, "request.body", "function not defined"},
