@@ -212,7 +212,7 @@ func (s *Shaper) OAuth2() bool { return s.oauth2 }
 // Build shapes the request for payload, a JSON object. Its error says
 // which field or which jq error stopped it; the request is then not to be
 // made. ctx's values reach the body program; its run is bounded by
-// RunLimit, not by ctx.
+// StepBudget and RunLimit, not by ctx.
 func (s *Shaper) Build(ctx context.Context, payload []byte) (*Request, error) {
 	r := &Request{Method: s.method, ContentType: s.contentType}
 	if s.auth != "" {
