@@ -235,20 +235,27 @@ func TestShapingFailureIsDeadWithoutRequest(t *testing.T) {
 		name, path string
 		set        shape.Settings
 		want       string
+		body       string // "": a video webhook
 	}{
-		{"missing URL field", "/jobs/{result.video_url}", shape.Settings{}, "url: placeholder {result.video_url}: the payload has no such field"},
-		{"missing header field", "/jobs", shape.Settings{Headers: map[string]string{"X-Look": "{look_id}"}}, "header X-Look: placeholder {look_id}"},
-		{"jq error", "/jobs", shape.Settings{Body: `.result.cost | ascii_downcase`}, "jq: "},
-		{"no output", "/jobs", shape.Settings{Body: `select(.status == "error")`}, "gave no output"},
-		{"several outputs", "/jobs", shape.Settings{Body: `.job_id, .status`}, "more than one output"},
-		{"form of a non-object", "/jobs", shape.Settings{Format: "form", Body: `.job_id`}, "format form: the body program's output must be an object of scalars, got a string"},
+		{"missing URL field", "/jobs/{result.video_url}", shape.Settings{}, "url: placeholder {result.video_url}: the payload has no such field", ""},
+		{"missing header field", "/jobs", shape.Settings{Headers: map[string]string{"X-Look": "{look_id}"}}, "header X-Look: placeholder {look_id}", ""},
+		{"jq error", "/jobs", shape.Settings{Body: `.result.cost | ascii_downcase`}, "jq: ", ""},
+		{"no output", "/jobs", shape.Settings{Body: `select(.status == "error")`}, "gave no output", ""},
+		{"several outputs", "/jobs", shape.Settings{Body: `.job_id, .status`}, "more than one output", ""},
+		{"form of a non-object", "/jobs", shape.Settings{Format: "form", Body: `.job_id`}, "format form: the body program's output must be an object of scalars, got a string", ""},
+		{"header value with a line break", "/jobs", shape.Settings{Headers: map[string]string{"X-Note": "{result.note}"}}, "header X-Note: the value has control character 0x0a",
+			`{"task":"video_generate","job_id":"j","status":"completed","result":{"note":"a\nX-Evil: 1"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLegacy(t, nil)
 			tg := shaped(l, "legacy", tc.path, tc.set)
 			tg.Breaker.MinRequests, tg.Breaker.FailureRatio = 1, 0.01
 			h := startRelay(t, settingsFor(t, tg), "")
-			id := h.send(t, videoBody("unshapeable"))
+			body := tc.body
+			if body == "" {
+				body = videoBody("unshapeable")
+			}
+			id := h.send(t, body)
 			d := waitDelivery(t, h, id, "legacy", relay.Dead)
 			if !strings.Contains(d.LastError, tc.want) || d.Attempts != 0 {
 				t.Errorf("dead delivery: last_error %q after %d attempts; want it to contain %q after 0", d.LastError, d.Attempts, tc.want)
