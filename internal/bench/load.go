@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 )
 
@@ -29,7 +30,13 @@ JSON line per webhook and per attempt to a file there) fanning out to two
 local sinks. It drives each for --duration with --senders concurrent
 senders posting unique Hoox webhooks of every task type, then waits for the
 relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
-and errors for both, their ratio, and the drain time. Only loopback is used.`,
+and errors for both, their ratio, and the drain time. Only loopback is used.
+With --redis it also prints what the Redis store costs Redis: the CPU of
+Redis's main thread per acked webhook during the relay's run (INFO cpu),
+and, measured afterwards on the store alone (10,000 events of two targets
+ingested, then both deliveries completed as delivered), Redis's time per
+ingest script (INFO commandstats), the commands it runs, and used_memory
+per pending and per delivered event (kept for the retention).`,
 	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
 		o := &loadFlags{}
 		f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to drive each server")
@@ -104,9 +111,28 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			return err
 		}
 	}
+	var redisBefore redisStats
+	var stats *redis.Client
+	if o.redisURL != "" {
+		if stats, err = statsClient(o.redisURL); err != nil {
+			return err
+		}
+		defer stats.Close()
+		if redisBefore, err = readRedisStats(r.ctx, stats); err != nil {
+			return err
+		}
+	}
 	res := measure(r.ctx, client, "relay", "http://"+rel.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
 
 	pprof.StopCPUProfile()
+	var cost *RedisCost
+	if stats != nil {
+		after, err := readRedisStats(r.ctx, stats)
+		if err != nil {
+			return err
+		}
+		cost = &RedisCost{USPerWebhook: (after.cpu - redisBefore.cpu) * 1e6 / float64(max(res.Requests-res.Errors, 1))}
+	}
 	want := 2 * (res.Requests - res.Errors)
 	drainStart := time.Now()
 	var got int64
@@ -125,6 +151,14 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 
+	if cost != nil {
+		c, err := measureRedisCost(ctx, o.redisURL, redisCostEvents)
+		if err != nil {
+			return fmt.Errorf("measure the Redis store alone: %w", err)
+		}
+		c.USPerWebhook = cost.USPerWebhook
+		*cost = c
+	}
 	ratio := res.ReqPerSec / base.ReqPerSec
 	// Deliveries run during the relay's load and its drain.
 	perSec := float64(got) / (res.Duration + drain).Seconds()
@@ -137,7 +171,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return enc.Encode(map[string]any{
 			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": res,
 			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
-			"deliveries_per_sec": perSec, "peak_rss_bytes": peak,
+			"deliveries_per_sec": perSec, "peak_rss_bytes": peak, "redis": cost,
 		})
 	}
 	w := env.Stdout
@@ -150,6 +184,9 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	fmt.Fprintf(w, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended; %.0f deliveries/s\n", got, want, dups, drain.Round(time.Millisecond), perSec)
 	if peak > 0 {
 		fmt.Fprintf(w, "peak RSS: %.0f MiB (this process: relay, targets, baseline and load generator)\n", float64(peak)/(1<<20))
+	}
+	if cost != nil {
+		cost.table(w)
 	}
 	for _, x := range []LoadResult{base, res} {
 		if x.firstError != "" {

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisCost is what the Redis store costs Redis, measured on the store
+// alone (no HTTP, no dispatcher) under a prefix of its own: the time of
+// Redis's one thread per ingest (INFO commandstats), and the memory per
+// event (INFO memory used_memory) while its two deliveries are pending
+// and once both are delivered and kept for the retention.
+type RedisCost struct {
+	Events            int     `json:"events"`
+	USPerIngest       float64 `json:"redis_us_per_ingest"`
+	CommandsPerIngest float64 `json:"redis_commands_per_ingest"`
+	BytesPerPending   float64 `json:"redis_bytes_per_pending_event"`
+	BytesPerDelivered float64 `json:"redis_bytes_per_delivered_event"`
+	// USPerWebhook is the CPU time of Redis's main thread per acked
+	// webhook during the relay's load run (INFO cpu): its ingest, its
+	// deliveries' bookkeeping as far as it happened within the run, the
+	// network and the append-only file's writes.
+	USPerWebhook float64 `json:"redis_us_per_webhook_under_load,omitempty"`
+}
+
+// redisStats are what INFO tells of the time Redis spent: per command,
+// the calls and µs of INFO commandstats (a command a script calls counts
+// there too, and its time again in the script's), the CPU seconds of its
+// main thread (user and system), and used_memory.
+type redisStats struct {
+	calls, usec map[string]float64
+	cpu         float64
+	used        float64
+}
+
+// scripts are the commands that run a script.
+var scripts = []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall"}
+
+// scriptUsec is the µs spent in scripts; otherCalls the calls of every
+// other command, those the scripts made included.
+func (st redisStats) scriptUsec() (n float64) {
+	for _, c := range scripts {
+		n += st.usec[c]
+	}
+	return n
+}
+
+func (st redisStats) otherCalls() (n float64) {
+	for c, v := range st.calls {
+		if !slices.Contains(scripts, c) && c != "info" {
+			n += v
+		}
+	}
+	return n
+}
+
+func readRedisStats(ctx context.Context, rdb *redis.Client) (redisStats, error) {
+	st := redisStats{calls: map[string]float64{}, usec: map[string]float64{}}
+	info, err := rdb.Info(ctx, "commandstats", "memory", "cpu").Result()
+	if err != nil {
+		return st, fmt.Errorf("INFO of the bench's Redis: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "used_memory":
+			st.used, _ = strconv.ParseFloat(v, 64)
+			continue
+		case "used_cpu_user_main_thread", "used_cpu_sys_main_thread":
+			n, _ := strconv.ParseFloat(v, 64)
+			st.cpu += n
+			continue
+		}
+		// cmdstat_evalsha:calls=5,usec=120,usec_per_call=24.00,...
+		cmd, ok := strings.CutPrefix(k, "cmdstat_")
+		if !ok {
+			continue
+		}
+		for f := range strings.SplitSeq(v, ",") {
+			fk, fv, _ := strings.Cut(f, "=")
+			n, _ := strconv.ParseFloat(fv, 64)
+			switch fk {
+			case "calls":
+				st.calls[cmd] += n
+			case "usec":
+				st.usec[cmd] += n
+			}
+		}
+	}
+	return st, nil
+}
+
+// statsClient is a plain client of the bench's Redis, for INFO.
+func statsClient(redisURL string) (*redis.Client, error) {
+	o, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	return redis.NewClient(o), nil
+}
+
+// measureRedisCost ingests n events of the bench's first task into a
+// store of its own on redisURL from 16 callers, then claims and completes
+// both deliveries of each as delivered with a 200 attempt, and measures
+// what each step cost Redis. It deletes its keys at the end. Nothing else
+// should write to that Redis meanwhile.
+func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, error) {
+	out := RedisCost{Events: n}
+	info, err := statsClient(redisURL)
+	if err != nil {
+		return out, err
+	}
+	defer info.Close()
+	rdb, err := redisstore.NewClient(redisURL)
+	if err != nil {
+		return out, err
+	}
+	prefix := fmt.Sprintf("hooxrelay-bench-cost-%d", time.Now().UnixNano())
+	s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Retention: 24 * time.Hour, Renew: -1})
+	defer func() {
+		s.Close()
+		deleteKeys(context.Background(), info, "{"+prefix+"}:*")
+	}()
+	before, err := readRedisStats(ctx, info)
+	if err != nil {
+		return out, err
+	}
+	targets := []string{"first", "second"}
+	const callers = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < n; i += callers {
+				now := time.Now()
+				ev := &relay.Event{ID: relay.NewEventID(now), Source: "hoox", Task: "video_generate", Status: "completed",
+					DedupKey: fmt.Sprintf("video_generate:run_%d:completed", i), ReceivedAt: now, RemoteAddr: "127.0.0.1",
+					Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "Go-http-client/1.1"},
+					Targets: targets, Payload: fmt.Appendf(nil, tasks[0], i, i)}
+				if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return out, err
+	}
+	ingested, err := readRedisStats(ctx, info)
+	if err != nil {
+		return out, err
+	}
+	out.USPerIngest = (ingested.scriptUsec() - before.scriptUsec()) / float64(n)
+	out.CommandsPerIngest = (ingested.otherCalls() - before.otherCalls()) / float64(n)
+	out.BytesPerPending = (ingested.used - before.used) / float64(n)
+
+	for _, t := range targets {
+		for {
+			claims, err := s.Claim(ctx, t, time.Now(), 200)
+			if err != nil {
+				return out, err
+			}
+			if len(claims) == 0 {
+				break
+			}
+			outcomes := make([]relay.Outcome, len(claims))
+			for i, c := range claims {
+				d := c.Delivery
+				now := time.Now()
+				d.State, d.Attempts, d.LastStatus, d.UpdatedAt = relay.Delivered, 1, 200, now
+				outcomes[i] = relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, StartedAt: now, Duration: time.Millisecond, Status: 200, Body: `{"status":"ok"}`}}
+			}
+			if err := s.Complete(ctx, outcomes...); err != nil {
+				return out, err
+			}
+		}
+	}
+	// Close writes what Complete deferred.
+	if err := s.Close(); err != nil {
+		return out, err
+	}
+	delivered, err := readRedisStats(ctx, info)
+	if err != nil {
+		return out, err
+	}
+	out.BytesPerDelivered = (delivered.used - before.used) / float64(n)
+	return out, nil
+}
+
+// deleteKeys deletes the keys matching pattern, best effort.
+func deleteKeys(ctx context.Context, rdb *redis.Client, pattern string) {
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 1000 {
+			rdb.Unlink(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		rdb.Unlink(ctx, batch...)
+	}
+}
+
+// table prints c as the lines of the load report.
+func (c RedisCost) table(w interface{ Write([]byte) (int, error) }) {
+	fmt.Fprintf(w, "Redis, store alone (%d events, 2 targets): %.1f µs of Redis per ingest (%.1f commands), %.0f bytes per pending event, %.0f bytes per delivered event\n",
+		c.Events, c.USPerIngest, c.CommandsPerIngest, c.BytesPerPending, c.BytesPerDelivered)
+	if c.USPerWebhook > 0 {
+		fmt.Fprintf(w, "Redis under the relay's load: %.1f µs of Redis main-thread CPU per acked webhook (ingest, delivery bookkeeping, network, AOF)\n", c.USPerWebhook)
+	}
+}
+
+// redisCostEvents is how many events measureRedisCost ingests.
+const redisCostEvents = 10000
