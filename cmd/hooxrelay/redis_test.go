@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // redisConfig writes a config for a relay on the Redis at addr, with one
@@ -316,5 +317,28 @@ func TestServeRefusesAnEvictingRedis(t *testing.T) {
 	stderr := errs.String()
 	if code != 1 || !strings.Contains(stderr, `maxmemory-policy is "allkeys-lru"`) || !strings.Contains(stderr, "noeviction") {
 		t.Errorf("serve on a Redis with maxmemory-policy allkeys-lru: exit %d, stderr:\n%s\nwant exit 1 naming maxmemory-policy and noeviction", code, stderr)
+	}
+}
+
+// serve refuses keys of the first Redis layout with one line saying what
+// to do, and writes nothing under their prefix.
+func TestServeRefusesAnOldRedisLayout(t *testing.T) {
+	r := redistest.Start(t, false)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	if err := rdb.SAdd(t.Context(), "{shared}:indexes", "{shared}:i:e").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := redisConfig(t, "old", r.Addr, freeAddr(t), freeAddr(t), "http://127.0.0.1:1/hook", "")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var out, errs bytes.Buffer
+	code := exitCode(run(ctx, []string{"serve", "--config", cfg}, strings.NewReader(""), &out, &errs), &errs)
+	stderr := errs.String()
+	if code != 1 || !strings.Contains(stderr, "layout 1") || !strings.Contains(stderr, "store.redis.prefix") {
+		t.Errorf("serve on keys of the first layout: exit %d, stderr:\n%s\nwant exit 1 naming layout 1 and what to do", code, stderr)
+	}
+	if n, _ := rdb.DBSize(t.Context()).Result(); n != 1 {
+		t.Errorf("%d keys after the refusal, want only the old one", n)
 	}
 }

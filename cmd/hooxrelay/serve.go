@@ -272,6 +272,9 @@ func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		warnings, err := redisstore.Preflight(ctx, rdb, time.Now)
+		if err == nil {
+			err = redisstore.CheckLayout(ctx, rdb, cfg.Store.Redis.Prefix)
+		}
 		cancel()
 		if err != nil {
 			rdb.Close()

@@ -124,7 +124,8 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 	if err != nil {
 		return out, err
 	}
-	prefix := fmt.Sprintf("hooxrelay-bench-cost-%d", time.Now().UnixNano())
+	// As long as the default prefix, "hooxrelay": key names count.
+	prefix := fmt.Sprintf("hxb%06d", time.Now().UnixNano()%1e6)
 	s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Retention: 24 * time.Hour, Renew: -1})
 	defer func() {
 		s.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/redis/go-redis/v9"
@@ -19,135 +20,128 @@ func lexBefore(before string) string {
 	return "(" + before
 }
 
-// lexAfter is the exclusive lower bound of a walk of an index from after
-// ("" for the oldest).
-func lexAfter(after string) string {
-	if after == "" {
-		return "-"
+// combos returns the tasks and statuses (see combo) that f selects: one,
+// or, for a filter on the task or the status only or on neither, every
+// one seen that matches it.
+func (s *Store) combos(ctx context.Context, f relay.EventFilter) ([]string, error) {
+	if f.Task != "" && f.Status != "" {
+		return []string{combo(f.Task, f.Status)}, nil
 	}
-	return "(" + after
+	all, err := s.rdb.SMembers(ctx, s.eventIndexesKey()).Result()
+	if err != nil {
+		return nil, s.fail("list event indexes", err)
+	}
+	var out []string
+	for _, c := range all {
+		task, status, ok := strings.Cut(c, "\x00")
+		if ok && (f.Task == "" || f.Task == task) && (f.Status == "" || f.Status == status) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
-// Events implements relay.Admin from the index of the filter: no key is
-// read that is not returned. Entries whose keys expired and are not pruned
-// yet are skipped.
+// Events implements relay.Admin by merging the indexes of the filter: no
+// key is read that is not returned. Entries whose keys expired and are
+// not pruned yet are skipped.
 func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
 	if s.isClosed() {
 		return nil, relay.ErrClosed
 	}
 	limit := relay.PageSize(f.Limit)
-	index := s.eventIndexKey(f.Task, f.Status)
+	combos, err := s.combos(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var indexes []string
+	for _, c := range combos {
+		indexes = append(indexes, s.eventIndexKey(true, c), s.eventIndexKey(false, c))
+	}
 	var out []relay.EventSummary
-	for before := f.Before; len(out) < limit; {
-		ids, err := s.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: int64(limit - len(out))}).Result()
-		if err != nil {
+	for before := f.Before; len(out) < limit && len(indexes) > 0; {
+		want := int64(limit - len(out))
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringSliceCmd, len(indexes))
+		for i, key := range indexes {
+			cmds[i] = pipe.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, s.fail("list events", err)
+		}
+		var ids []string
+		for _, c := range cmds {
+			ids = append(ids, c.Val()...)
 		}
 		if len(ids) == 0 {
 			break
 		}
+		slices.Sort(ids)
+		slices.Reverse(ids)
+		ids = slices.Compact(ids)
+		ids = ids[:min(len(ids), int(want))]
 		before = ids[len(ids)-1]
-		evs, err := s.events(ctx, ids, false)
+		evs, err := s.readEvents(ctx, ids, false)
 		if err != nil {
 			return nil, err
 		}
-		ds, err := s.deliveriesOf(ctx, evs)
-		if err != nil {
-			return nil, err
-		}
-		for i, ev := range evs {
-			out = append(out, relay.EventSummary{Event: ev, Deliveries: ds[i]})
-		}
-	}
-	return out, nil
-}
-
-// events reads the events of ids, leaving out those that expired.
-func (s *Store) events(ctx context.Context, ids []string, withPayload bool) ([]*relay.Event, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(ids))
-	for i, id := range ids {
-		fields := eventFields
-		if !withPayload {
-			fields = fields[:2]
-		}
-		cmds[i] = pipe.HMGet(ctx, s.eventKey(id), fields...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail("read events", err)
-	}
-	evs := make([]*relay.Event, 0, len(ids))
-	for i, cmd := range cmds {
-		ev, ok, err := readEvent(cmd.Val())
-		if err != nil {
-			return nil, fmt.Errorf("decode event %s: %w", ids[i], err)
-		}
-		if ok {
-			evs = append(evs, ev)
-		}
-	}
-	return evs, nil
-}
-
-// deliveriesOf reads the delivery records of each event, in target order.
-func (s *Store) deliveriesOf(ctx context.Context, evs []*relay.Event) ([][]relay.Delivery, error) {
-	var ids []string
-	for _, ev := range evs {
-		for _, t := range ev.Targets {
-			ids = append(ids, relay.DeliveryID(ev.ID, t))
-		}
-	}
-	ds, err := s.deliveries(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[string]relay.Delivery, len(ds))
-	for _, d := range ds {
-		byID[d.ID()] = d
-	}
-	out := make([][]relay.Delivery, len(evs))
-	for i, ev := range evs {
-		for _, t := range ev.Targets {
-			if d, ok := byID[relay.DeliveryID(ev.ID, t)]; ok {
-				out[i] = append(out[i], d)
+		for _, e := range evs {
+			ds, err := e.deliveries()
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, relay.EventSummary{Event: e.ev, Deliveries: ds})
 		}
 	}
 	return out, nil
 }
 
-// deliveries reads the records of ids in order, leaving out those that
-// expired.
-func (s *Store) deliveries(ctx context.Context, ids []string) ([]relay.Delivery, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.deliveryKey(id)
-	}
-	// One GET per key in a pipeline rather than one MGET: a Cluster
-	// client would refuse an MGET only if the keys spanned slots, and
-	// they never do, but a pipeline keeps this free of that reasoning.
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.Get(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, s.fail("read deliveries", err)
-	}
-	out := make([]relay.Delivery, 0, len(ids))
-	for i, cmd := range cmds {
-		rec, err := cmd.Bytes()
-		if err != nil {
+// storedEvent is an event as read: its record and its deliveries' hash.
+type storedEvent struct {
+	ev   *relay.Event
+	dels map[string]string
+}
+
+// deliveries decodes the event's deliveries, in target order.
+func (e storedEvent) deliveries() ([]relay.Delivery, error) {
+	var out []relay.Delivery
+	for _, t := range e.ev.Targets {
+		rec, ok := e.dels[recField(t)]
+		if !ok {
 			continue
 		}
-		d, err := decodeDelivery(rec)
+		d, err := decodeDelivery(e.ev.ID, t, []byte(rec))
 		if err != nil {
-			return nil, fmt.Errorf("decode delivery %s: %w", ids[i], err)
+			return nil, fmt.Errorf("decode delivery %s: %w", relay.DeliveryID(e.ev.ID, t), err)
 		}
 		out = append(out, d)
+	}
+	return out, nil
+}
+
+// readEvents reads the events of ids with their deliveries' hashes,
+// leaving out those that expired.
+func (s *Store) readEvents(ctx context.Context, ids []string, withPayload bool) ([]storedEvent, error) {
+	pipe := s.rdb.Pipeline()
+	recs := make([]*redis.StringCmd, len(ids))
+	dels := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		recs[i] = pipe.Get(ctx, s.eventKey(id))
+		dels[i] = pipe.HGetAll(ctx, s.dealsKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.fail("read events", err)
+	}
+	out := make([]storedEvent, 0, len(ids))
+	for i, id := range ids {
+		rec, err := recs[i].Bytes()
+		if err != nil || len(dels[i].Val()) == 0 {
+			continue // expired
+		}
+		ev, err := decodeEvent(id, rec, dels[i].Val()["t"], withPayload)
+		if err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", id, err)
+		}
+		out = append(out, storedEvent{ev, dels[i].Val()})
 	}
 	return out, nil
 }
@@ -157,34 +151,23 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 	if s.isClosed() {
 		return nil, relay.ErrClosed
 	}
-	evs, err := s.events(ctx, []string{id}, true)
+	evs, err := s.readEvents(ctx, []string{id}, true)
 	if err != nil {
 		return nil, err
 	}
 	if len(evs) == 0 {
 		return nil, relay.EventNotFound(id)
 	}
-	ds, err := s.deliveriesOf(ctx, evs)
+	e := evs[0]
+	ds, err := e.deliveries()
 	if err != nil {
 		return nil, err
 	}
-	pipe := s.rdb.Pipeline()
-	hist := make([]*redis.StringSliceCmd, len(ds[0]))
-	for i, d := range ds[0] {
-		hist[i] = pipe.LRange(ctx, s.attemptsKey(d.ID()), 0, -1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail("read attempts of "+id, err)
-	}
-	out := &relay.EventDetail{Event: evs[0]}
-	for i, d := range ds[0] {
+	out := &relay.EventDetail{Event: e.ev}
+	for _, d := range ds {
 		dd := relay.DeliveryDetail{Delivery: d}
-		for _, raw := range hist[i].Val() {
-			a, err := decodeAttempt([]byte(raw))
-			if err != nil {
-				return nil, fmt.Errorf("decode attempt of %s: %w", d.ID(), err)
-			}
-			dd.History = append(dd.History, a)
+		if dd.History, err = decodeHistory(d.EventID, []byte(e.dels[historyField(d.Target)])); err != nil {
+			return nil, fmt.Errorf("decode attempts of %s: %w", d.ID(), err)
 		}
 		out.Deliveries = append(out.Deliveries, dd)
 	}
@@ -193,8 +176,13 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 
 var allStates = []relay.State{relay.Pending, relay.Delivered, relay.Dead}
 
-// Deliveries implements relay.Admin by merging the per state and target
-// indexes that f selects.
+// Deliveries implements relay.Admin by merging the indexes that f selects:
+// per target, those of the final states, whose members are event ids, and
+// the indexes of the events with a pending delivery, whose pending
+// deliveries (to f's target, if set) are the candidates. Each index is
+// read up to the same number of entries past the cursor; the candidates
+// are kept up to the nearest last entry of an index that had more, so
+// that none in between is missed.
 func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay.Delivery, error) {
 	if s.isClosed() {
 		return nil, relay.ErrClosed
@@ -211,43 +199,171 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 	if f.State != "" {
 		states = []relay.State{f.State}
 	}
+	// beyond reports whether delivery or event id a comes after b in the
+	// order of the list.
+	beyond := func(a, b string) bool { return (a < b) != f.Oldest && a != b }
 	var out []relay.Delivery
-	for before := f.Before; len(out) < limit; {
-		want := int64(limit - len(out))
+	for cursor := f.Before; len(out) < limit; {
+		want := int64(limit-len(out)) + 1 // one more: the cursor's event may come back
+		ceid, _, _ := relay.SplitDeliveryID(cursor)
+		lex := &redis.ZRangeBy{Min: "-", Max: "+", Count: want}
+		if ceid != "" && f.Oldest {
+			lex.Min = "[" + ceid
+		} else if ceid != "" {
+			lex.Max = "[" + ceid
+		}
+		walk := func(pipe redis.Pipeliner, key string) *redis.StringSliceCmd {
+			if f.Oldest {
+				return pipe.ZRangeByLex(ctx, key, lex)
+			}
+			return pipe.ZRevRangeByLex(ctx, key, lex)
+		}
+		var combos []string
+		if slices.Contains(states, relay.Pending) {
+			var err error
+			if combos, err = s.combos(ctx, relay.EventFilter{}); err != nil {
+				return nil, err
+			}
+		}
 		pipe := s.rdb.Pipeline()
-		var cmds []*redis.StringSliceCmd
-		for _, t := range targets {
-			for _, st := range states {
-				key := s.stateIndexKey(st, t)
-				if f.Oldest {
-					cmds = append(cmds, pipe.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: lexAfter(before), Max: "+", Count: want}))
-				} else {
-					cmds = append(cmds, pipe.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want}))
+		type source struct {
+			target string // "" for the pending index
+			cmd    *redis.StringSliceCmd
+		}
+		var sources []source
+		for _, st := range states {
+			if st == relay.Pending {
+				for _, c := range combos {
+					sources = append(sources, source{"", walk(pipe, s.eventIndexKey(true, c))})
 				}
+				continue
+			}
+			for _, t := range targets {
+				sources = append(sources, source{t, walk(pipe, s.stateIndexKey(st, t))})
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, s.fail("list deliveries", err)
 		}
-		var ids []string
-		for _, c := range cmds {
-			ids = append(ids, c.Val()...)
+		bound := "" // the nearest last entry of an index with more
+		var final []string
+		var pendingEvents []string
+		for _, src := range sources {
+			eids := src.cmd.Val()
+			if int64(len(eids)) == want {
+				if last := eids[len(eids)-1]; bound == "" || beyond(bound, last) {
+					bound = last
+				}
+			}
+			for _, eid := range eids {
+				if src.target == "" {
+					pendingEvents = append(pendingEvents, eid)
+				} else {
+					final = append(final, relay.DeliveryID(eid, src.target))
+				}
+			}
 		}
-		if len(ids) == 0 {
-			break
+		cands, err := s.pendingOf(ctx, pendingEvents, f.Target)
+		if err != nil {
+			return nil, err
 		}
-		slices.Sort(ids)
-		if !f.Oldest {
-			slices.Reverse(ids)
+		for _, id := range final {
+			cands = append(cands, relay.Delivery{EventID: id[:strings.IndexByte(id, ':')], Target: id[strings.IndexByte(id, ':')+1:]})
 		}
-		ids = slices.Compact(ids)
-		ids = ids[:min(len(ids), int(want))]
-		before = ids[len(ids)-1]
-		ds, err := s.deliveries(ctx, ids)
+		kept := cands[:0]
+		for _, d := range cands {
+			if (cursor == "" || beyond(d.ID(), cursor)) && (bound == "" || !beyond(d.EventID, bound)) {
+				kept = append(kept, d)
+			}
+		}
+		slices.SortFunc(kept, func(a, b relay.Delivery) int {
+			if f.Oldest {
+				return strings.Compare(a.ID(), b.ID())
+			}
+			return strings.Compare(b.ID(), a.ID())
+		})
+		kept = kept[:min(len(kept), limit-len(out))]
+		switch {
+		case len(kept) > 0:
+			cursor = kept[len(kept)-1].ID()
+		case bound != "":
+			// Past the bound's event, whose deliveries were all seen.
+			if f.Oldest {
+				cursor = bound + ";"
+			} else {
+				cursor = bound + ":"
+			}
+			continue
+		default:
+			return out, nil
+		}
+		ds, err := s.fillRecords(ctx, kept)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// pendingOf returns the pending deliveries of the events eids, to target
+// only unless it is "".
+func (s *Store) pendingOf(ctx context.Context, eids []string, target string) ([]relay.Delivery, error) {
+	if len(eids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(eids))
+	for i, eid := range eids {
+		cmds[i] = pipe.HGetAll(ctx, s.dealsKey(eid))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.fail("read pending deliveries", err)
+	}
+	var out []relay.Delivery
+	for i, eid := range eids {
+		for field, rec := range cmds[i].Val() {
+			t, ok := strings.CutPrefix(field, "d:")
+			if !ok || (target != "" && t != target) || len(rec) < 2 || rec[1] != stateCodes[relay.Pending] {
+				continue
+			}
+			d, err := decodeDelivery(eid, t, []byte(rec))
+			if err != nil {
+				return nil, fmt.Errorf("decode delivery %s: %w", relay.DeliveryID(eid, t), err)
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// fillRecords returns ds with the records of those that have none yet (a
+// zero State), leaving out those that expired.
+func (s *Store) fillRecords(ctx context.Context, ds []relay.Delivery) ([]relay.Delivery, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ds))
+	for i, d := range ds {
+		if d.State == "" {
+			cmds[i] = pipe.HGet(ctx, s.dealsKey(d.EventID), recField(d.Target))
+		}
+	}
+	if pipe.Len() > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, s.fail("read deliveries", err)
+		}
+	}
+	out := make([]relay.Delivery, 0, len(ds))
+	for i, d := range ds {
+		if cmds[i] != nil {
+			rec, err := cmds[i].Bytes()
+			if err != nil {
+				continue
+			}
+			if d, err = decodeDelivery(d.EventID, d.Target, rec); err != nil {
+				return nil, fmt.Errorf("decode delivery %s: %w", ds[i].ID(), err)
+			}
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

@@ -43,8 +43,8 @@ func (s *Store) renewLoop() {
 func (s *Store) renew() error {
 	s.mu.Lock()
 	byTarget := make(map[string][]any)
-	for id, d := range s.held {
-		byTarget[d.Target] = append(byTarget[d.Target], id)
+	for _, d := range s.held {
+		byTarget[d.Target] = append(byTarget[d.Target], d.EventID)
 	}
 	s.mu.Unlock()
 	if len(byTarget) == 0 {
@@ -63,12 +63,14 @@ func (s *Store) renew() error {
 
 // pruneIndexScript walks an index from after a cursor up to a cutoff and
 // removes the members whose record key expired. It returns the last member
-// looked at ("" when the walk is done) and how many it removed. An index
-// left empty by the walk leaves the list of indexes too, in the same atomic
-// step, so that the list does not keep every status ever seen; an ingest
-// that adds to it again puts it back in its own atomic step.
-// KEYS: index, the list of indexes. ARGV: cursor ("" for the start),
-// cutoff, record key prefix, max members to look at.
+// looked at ("" when the walk is done) and how many it removed. A task and
+// status whose two event indexes the walk leaves empty leaves the list of
+// them too, in the same atomic step, so that the list does not keep every
+// status ever seen; an ingest that adds to it again puts it back in its
+// own atomic step.
+// KEYS: index, the list of tasks and statuses, the index's pending twin.
+// ARGV: cursor ("" for the start), cutoff, record key prefix, max members
+// to look at, the task and status of an event index ("" for another).
 var pruneIndexScript = redis.NewScript(`
 local from = '-'
 if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
@@ -81,8 +83,8 @@ for _, id in ipairs(ids) do
   end
 end
 if #ids < tonumber(ARGV[4]) then
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    redis.call('SREM', KEYS[2], KEYS[1])
+  if ARGV[5] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('SREM', KEYS[2], ARGV[5])
   end
   return {'', gone}
 end
@@ -121,17 +123,32 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	keys, err := s.rdb.SMembers(ctx, s.indexesKey()).Result()
+	combos, err := s.rdb.SMembers(ctx, s.eventIndexesKey()).Result()
 	if err != nil {
 		return 0, s.fail("list indexes", err)
 	}
+	// Per index its pending twin and its task and status, for the list.
+	type index struct{ key, twin, combo string }
+	var keys []index
+	for _, c := range combos {
+		keys = append(keys, index{s.eventIndexKey(false, c), s.eventIndexKey(true, c), c})
+	}
+	targets, err := s.rdb.SMembers(ctx, s.targetsKey()).Result()
+	if err != nil {
+		return 0, s.fail("list targets", err)
+	}
+	for _, t := range targets {
+		for _, st := range []relay.State{relay.Delivered, relay.Dead} {
+			keys = append(keys, index{s.stateIndexKey(st, t), s.stateIndexKey(st, t), ""})
+		}
+	}
 	cutoff := relay.NewEventID(time.Now().Add(-s.retention))
 	total := 0
-	for _, key := range keys {
-		record := s.pfx + "e:"
-		if len(key) > len(s.pfx)+4 && key[len(s.pfx):len(s.pfx)+4] == "i:d:" {
-			record = s.pfx + "d:"
-		}
+	// Every index's members are event ids, gone once the event's
+	// deliveries hash expired.
+	record := s.pfx + "d:"
+	for _, ix := range keys {
+		key := ix.key
 		cursor := ""
 		for {
 			select {
@@ -139,7 +156,7 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 				return total, nil
 			default:
 			}
-			res, err := pruneIndexScript.Run(ctx, s.rdb, []string{key, s.indexesKey()}, cursor, cutoff, record, pruneChunk).Slice()
+			res, err := pruneIndexScript.Run(ctx, s.rdb, []string{key, s.eventIndexesKey(), ix.twin}, cursor, cutoff, record, pruneChunk, ix.combo).Slice()
 			if err != nil {
 				return total, s.fail("prune index "+key, err)
 			}

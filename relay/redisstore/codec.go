@@ -1,33 +1,116 @@
 package redisstore
 
 import (
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
-// Every record starts with the version of its layout, so that keys written
-// by another version of hooxrelay are refused with a clear error instead of
-// being misread.
-const recordVersion = 1
+// layoutVersion is the version of the key layout and of the records'
+// encoding. It is stored in the layout key (CheckLayout) and is the first
+// byte of every event and delivery record, so that keys written by
+// another version of hooxrelay are refused instead of misread.
+const layoutVersion = 2
+
+// The records are binary and compact: Redis keeps every pending event in
+// memory, and JSON's field names and RFC 3339 times would double its size.
+// Strings are a uvarint length and the bytes; counts are uvarints; times
+// are a varint of nanoseconds since the millisecond in the event's id (most
+// are close to it), and 0 stands for the zero time, 1 for that
+// millisecond itself.
 
 // checkVersion returns the record without its version byte.
 func checkVersion(b []byte) ([]byte, error) {
 	switch {
 	case len(b) == 0:
 		return nil, errors.New("empty record")
-	case b[0] != recordVersion:
-		return nil, fmt.Errorf("record layout version %d is not one this hooxrelay reads (it reads %d): the keys were written by another version of hooxrelay", b[0], recordVersion)
+	case b[0] != layoutVersion:
+		return nil, fmt.Errorf("record layout version %d is not one this hooxrelay reads (it reads %d): the keys were written by another version of hooxrelay", b[0], layoutVersion)
 	}
 	return b[1:], nil
 }
 
-// A delivery record is the version, the state's code, then the delivery's
-// JSON. The scripts read the state at its fixed place, the second byte
-// (stateAt in Lua), and never parse the JSON.
+func putString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// epoch is the time in event id's, in Unix nanoseconds, from which its
+// records count their times; 0 for an id without one.
+func epoch(id string) int64 {
+	if t, ok := relay.EventTime(id); ok {
+		return t.UnixNano()
+	}
+	return 0
+}
+
+func putTime(b []byte, base int64, t time.Time) []byte {
+	switch d := t.UnixNano() - base; {
+	case t.IsZero():
+		return binary.AppendVarint(b, 0)
+	case d >= 0:
+		return binary.AppendVarint(b, d+1)
+	default:
+		return binary.AppendVarint(b, d)
+	}
+}
+
+// reader decodes a record; the first error sticks. base is the epoch of
+// its times.
+type reader struct {
+	b    []byte
+	base int64
+	err  error
+}
+
+var errCorrupt = errors.New("corrupt record")
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = errCorrupt, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) int() int { return int(r.uvarint()) }
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err, r.b = errCorrupt, nil
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) time() time.Time {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err, r.b = errCorrupt, nil
+		return time.Time{}
+	}
+	r.b = r.b[n:]
+	switch {
+	case v == 0:
+		return time.Time{}
+	case v > 0:
+		v--
+	}
+	return time.Unix(0, r.base+v).UTC()
+}
+
+// A delivery record is the version, the state's code, then its fields;
+// the event id and target are its key's and field's. The scripts read the
+// state at its fixed place, the second byte (stateAt in Lua).
 var stateCodes = map[relay.State]byte{relay.Pending: 'p', relay.Delivered: 'd', relay.Dead: 'x'}
 
 // luaStateAt is stateAt, for the scripts that need it: the state code of a
@@ -40,54 +123,134 @@ func encodeDelivery(d *relay.Delivery) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("encode delivery %s: unknown state %q", d.ID(), d.State)
 	}
-	js, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode delivery %s: %w", d.ID(), err)
-	}
-	return append([]byte{recordVersion, code}, js...), nil
+	b := make([]byte, 0, 40+len(d.LastError))
+	b = append(b, layoutVersion, code)
+	b = binary.AppendUvarint(b, uint64(d.Attempts))
+	b = binary.AppendUvarint(b, uint64(d.BudgetAttempts))
+	b = binary.AppendUvarint(b, uint64(d.LastStatus))
+	base := epoch(d.EventID)
+	b = putTime(b, base, d.NextAttemptAt)
+	b = putTime(b, base, d.BudgetSince)
+	b = putTime(b, base, d.UpdatedAt)
+	return putString(b, d.LastError), nil
 }
 
-func decodeDelivery(b []byte) (relay.Delivery, error) {
-	var d relay.Delivery
+func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
+	d := relay.Delivery{EventID: eventID, Target: target}
 	b, err := checkVersion(b)
 	if err != nil {
 		return d, err
 	}
 	if len(b) < 1 {
-		return d, errors.New("corrupt delivery record")
+		return d, errCorrupt
 	}
-	return d, json.Unmarshal(b[1:], &d)
-}
-
-// An event is a hash: its metadata (the version, then the event's JSON
-// without its targets) under "meta", its targets under "targets", joined by
-// NUL, so that a script can add one, and its payload as received under
-// "payload".
-func encodeEvent(ev *relay.Event) (meta []byte, targets string, err error) {
-	for _, t := range ev.Targets {
-		if strings.IndexByte(t, 0) >= 0 {
-			return nil, "", fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
+	for s, c := range stateCodes {
+		if c == b[0] {
+			d.State = s
 		}
 	}
-	// The outer Targets, nil, hides the event's from the encoder.
-	js, err := json.Marshal(struct {
-		*relay.Event
-		Targets []string `json:"targets,omitempty"`
-	}{Event: ev})
-	if err != nil {
-		return nil, "", fmt.Errorf("encode event %s: %w", ev.ID, err)
+	if d.State == "" {
+		return d, fmt.Errorf("unknown state code %q", b[0])
 	}
-	return append([]byte{recordVersion}, js...), strings.Join(ev.Targets, "\x00"), nil
+	r := &reader{b: b[1:], base: epoch(eventID)}
+	d.Attempts, d.BudgetAttempts, d.LastStatus = r.int(), r.int(), r.int()
+	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = r.time(), r.time(), r.time()
+	d.LastError = r.string()
+	return d, r.err
 }
 
-func decodeEvent(meta []byte, targets string) (*relay.Event, error) {
-	b, err := checkVersion(meta)
+// An event is two keys. Its record, a string, is the version, then
+// source, task, status, dedup key, the key of its mark when that is not
+// the dedup key (relay.MarkKey), remote address, the headers (a count,
+// then names and values, sorted), the receive time, and last the payload
+// as received, up to the end. Its deliveries' hash holds the rest, the
+// parts that scripts change (see the package comment).
+func encodeEvent(ev *relay.Event) ([]byte, error) {
+	for _, t := range ev.Targets {
+		if strings.IndexByte(t, 0) >= 0 {
+			return nil, fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
+		}
+	}
+	b := make([]byte, 0, 64+len(ev.DedupKey)+len(ev.Payload)+48*len(ev.Headers))
+	b = append(b, layoutVersion)
+	mark := relay.MarkKey(ev.DedupKey)
+	if mark == ev.DedupKey {
+		mark = ""
+	}
+	for _, s := range []string{ev.Source, ev.Task, ev.Status, ev.DedupKey, mark, ev.RemoteAddr} {
+		b = putString(b, s)
+	}
+	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
+	names := make([]string, 0, len(ev.Headers))
+	for k := range ev.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if code := slices.Index(headerCodes, k); code >= 0 {
+			b = putString(append(b, 0, byte(code)), ev.Headers[k])
+			continue
+		}
+		b = putString(putString(b, k), ev.Headers[k])
+	}
+	b = putTime(b, epoch(ev.ID), ev.ReceivedAt)
+	return append(b, ev.Payload...), nil
+}
+
+// headerCodes are the names of the headers the relay keeps (relay's
+// keptHeaders), each stored as an empty name and its index.
+var headerCodes = []string{"Content-Type", "User-Agent", "X-Request-Id", "X-Forwarded-For"}
+
+// luaEventHead is eventHead(record): the source, task, status and the
+// mark's key of an event record, for the scripts that need them. A
+// length under 128 is one byte; longer ones take more.
+const luaEventHead = `local function eventHead(rec)
+  local out, pos = {}, 2
+  for i = 1, 5 do
+    local len, mul, b = 0, 1, 128
+    while b >= 128 do
+      b = string.byte(rec, pos)
+      pos = pos + 1
+      len = len + (b % 128) * mul
+      mul = mul * 128
+    end
+    out[i] = string.sub(rec, pos, pos + len - 1)
+    pos = pos + len
+  end
+  if out[5] == '' then
+    out[5] = out[4]
+  end
+  return out[1], out[2], out[3], out[5]
+end
+`
+
+// decodeEvent decodes the record of event id; targets are its deliveries'
+// hash's, NUL-joined. The payload is left out unless withPayload.
+func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*relay.Event, error) {
+	b, err := checkVersion(rec)
 	if err != nil {
 		return nil, err
 	}
-	ev := new(relay.Event)
-	if err := json.Unmarshal(b, ev); err != nil {
-		return nil, err
+	r := &reader{b: b, base: epoch(id)}
+	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string()}
+	r.string() // the mark's key
+	ev.RemoteAddr = r.string()
+	if n := r.int(); n > 0 && r.err == nil {
+		ev.Headers = make(map[string]string, min(n, 64))
+		for range n {
+			k := r.string()
+			if k == "" && len(r.b) > 0 && int(r.b[0]) < len(headerCodes) {
+				k, r.b = headerCodes[r.b[0]], r.b[1:]
+			}
+			ev.Headers[k] = r.string()
+		}
+	}
+	ev.ReceivedAt = r.time()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if withPayload {
+		ev.Payload = slices.Clone(r.b)
 	}
 	if targets != "" {
 		ev.Targets = strings.Split(targets, "\x00")
@@ -95,43 +258,40 @@ func decodeEvent(meta []byte, targets string) (*relay.Event, error) {
 	return ev, nil
 }
 
-// eventFields are the fields of an event hash that readEvent decodes, in
-// its order; the payload may be left out.
-var eventFields = []string{"meta", "targets", "payload"}
+// An attempt is appended to its delivery's history field as a uvarint
+// length and then its fields, so that a script only concatenates. Its
+// time counts from the epoch of its event.
+func encodeAttempt(eventID string, a *relay.Attempt) []byte {
+	var rec []byte
+	rec = binary.AppendUvarint(rec, uint64(a.Number))
+	rec = putTime(rec, epoch(eventID), a.StartedAt)
+	rec = binary.AppendVarint(rec, int64(a.Duration))
+	rec = binary.AppendUvarint(rec, uint64(a.Status))
+	rec = putString(rec, a.Error)
+	rec = putString(rec, a.Body)
+	return append(binary.AppendUvarint(make([]byte, 0, len(rec)+2), uint64(len(rec))), rec...)
+}
 
-// readEvent decodes the values of HMGET of eventFields, or of all but the
-// payload; ok is false when the event does not exist (it expired).
-func readEvent(vals []any) (ev *relay.Event, ok bool, err error) {
-	if len(vals) < 2 || vals[0] == nil {
-		return nil, false, nil
-	}
-	meta, _ := vals[0].(string)
-	targets, _ := vals[1].(string)
-	if ev, err = decodeEvent([]byte(meta), targets); err != nil {
-		return nil, false, err
-	}
-	if len(vals) > 2 {
-		if p, ok := vals[2].(string); ok {
-			ev.Payload = []byte(p)
+// decodeHistory decodes the history field of a delivery of event id:
+// attempts, oldest first.
+func decodeHistory(id string, b []byte) ([]relay.Attempt, error) {
+	var out []relay.Attempt
+	r := &reader{b: b}
+	base := epoch(id)
+	for len(r.b) > 0 && r.err == nil {
+		one := &reader{b: []byte(r.string()), base: base}
+		a := relay.Attempt{Number: one.int(), StartedAt: one.time()}
+		d, n := binary.Varint(one.b)
+		if n <= 0 {
+			return out, errCorrupt
 		}
+		one.b = one.b[n:]
+		a.Duration = time.Duration(d)
+		a.Status, a.Error, a.Body = one.int(), one.string(), one.string()
+		if one.err != nil {
+			return out, one.err
+		}
+		out = append(out, a)
 	}
-	return ev, true, nil
-}
-
-// An attempt is the version, then the attempt's JSON.
-func encodeAttempt(a *relay.Attempt) ([]byte, error) {
-	js, err := json.Marshal(a)
-	if err != nil {
-		return nil, fmt.Errorf("encode attempt: %w", err)
-	}
-	return append([]byte{recordVersion}, js...), nil
-}
-
-func decodeAttempt(b []byte) (relay.Attempt, error) {
-	var a relay.Attempt
-	b, err := checkVersion(b)
-	if err != nil {
-		return a, err
-	}
-	return a, json.Unmarshal(b, &a)
+	return out, r.err
 }

@@ -10,29 +10,28 @@ import (
 )
 
 func TestCodecRoundTrip(t *testing.T) {
-	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
-	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at,
-		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Targets: []string{"a", "b"}}
-	meta, targets, err := encodeEvent(ev)
+	at := time.Date(2024, 1, 15, 10, 30, 0, 123456789, time.UTC)
+	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at, RemoteAddr: "10.0.0.1",
+		Headers: map[string]string{"User-Agent": "Hoox/1.0", "Content-Type": "application/json", "X-Other": "o"}, Targets: []string{"a", "b"}, Payload: []byte(`{"x":1}`)}
+	rec, err := encodeEvent(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(meta), "targets") {
-		t.Errorf("event meta %s holds the targets, which are kept beside it", meta)
-	}
-	if got, err := decodeEvent(meta, targets); err != nil || got.ID != ev.ID || !slices.Equal(got.Targets, ev.Targets) || got.Headers["User-Agent"] != "Hoox/1.0" || !got.ReceivedAt.Equal(at) {
+	got, err := decodeEvent(ev.ID, rec, "a\x00b", true)
+	if err != nil || got.ID != ev.ID || got.Source != "hoox" || got.Task != "t" || got.Status != "s" || got.DedupKey != "k" || got.RemoteAddr != "10.0.0.1" ||
+		!slices.Equal(got.Targets, ev.Targets) || got.Headers["User-Agent"] != "Hoox/1.0" || len(got.Headers) != 3 || got.Headers["X-Other"] != "o" || got.Headers["Content-Type"] != "application/json" || !got.ReceivedAt.Equal(at) || string(got.Payload) != `{"x":1}` {
 		t.Errorf("decodeEvent(encodeEvent(%+v)) = %+v, %v", ev, got, err)
 	}
-	if _, _, err := encodeEvent(&relay.Event{ID: ev.ID, Targets: []string{"a\x00b"}}); err == nil {
-		t.Error("encodeEvent of a target name with a NUL byte succeeded")
+	if got, err := decodeEvent(ev.ID, rec, "", false); err != nil || got.Payload != nil || len(got.Targets) != 0 {
+		t.Errorf("decodeEvent without payload and targets = %+v, %v", got, err)
 	}
-	unrouted, targets, _ := encodeEvent(&relay.Event{ID: ev.ID})
-	if got, err := decodeEvent(unrouted, targets); err != nil || len(got.Targets) != 0 {
-		t.Errorf("an event without targets comes back with %q, %v", got.Targets, err)
+	if _, err := encodeEvent(&relay.Event{ID: ev.ID, Targets: []string{"a\x00b"}}); err == nil {
+		t.Error("encodeEvent of a target name with a NUL byte succeeded")
 	}
 	for state, code := range stateCodes {
 		d := relay.NewDelivery(ev, "a")
-		d.State = state
+		d.State, d.Attempts, d.LastStatus, d.LastError, d.BudgetAttempts = state, 3, 503, "busy", 1
+		d.UpdatedAt, d.BudgetSince = at.Add(time.Second), at.Add(-time.Hour) // after and before the event's epoch
 		rec, err := encodeDelivery(&d)
 		if err != nil {
 			t.Fatal(err)
@@ -40,31 +39,38 @@ func TestCodecRoundTrip(t *testing.T) {
 		if rec[1] != code {
 			t.Errorf("a %s delivery record has %q at the place of the state, want %q: the scripts read it there", state, rec[1], code)
 		}
-		if got, err := decodeDelivery(rec); err != nil || !got.Equal(d) {
+		if got, err := decodeDelivery(d.EventID, d.Target, rec); err != nil || !got.Equal(d) {
 			t.Errorf("decodeDelivery(encodeDelivery(%+v)) = %+v, %v", d, got, err)
 		}
 	}
-	a := relay.Attempt{Number: 2, StartedAt: at, Duration: time.Millisecond, Status: 503, Body: "busy"}
-	rec, err := encodeAttempt(&a)
-	if err != nil {
-		t.Fatal(err)
+	as := []relay.Attempt{
+		{Number: 1, StartedAt: at, Duration: time.Millisecond, Status: 503, Body: "busy"},
+		{Number: 2, StartedAt: at.Add(time.Second), Duration: 2 * time.Second, Error: "connection refused"},
 	}
-	if got, err := decodeAttempt(rec); err != nil || got != a {
-		t.Errorf("decodeAttempt(encodeAttempt(%+v)) = %+v, %v", a, got, err)
+	var hist []byte
+	for i := range as {
+		hist = append(hist, encodeAttempt(ev.ID, &as[i])...)
+	}
+	if got, err := decodeHistory(ev.ID, hist); err != nil || len(got) != 2 || !got[0].StartedAt.Equal(at) || got[0].Body != "busy" || got[1].Error != "connection refused" || got[1].Duration != 2*time.Second {
+		t.Errorf("decodeHistory of two attempts = %+v, %v", got, err)
+	}
+	if _, err := decodeHistory(ev.ID, hist[:len(hist)-1]); err == nil {
+		t.Error("decodeHistory of a cut record succeeded")
 	}
 }
 
-// Records of an unknown layout, the JSON of earlier versions among them,
+// Records of an unknown layout, the JSON of the first layout among them,
 // are an error that names the version.
 func TestCodecRefusesUnknownVersions(t *testing.T) {
 	for name, decode := range map[string]func([]byte) error{
-		"event":    func(b []byte) error { _, err := decodeEvent(b, ""); return err },
-		"delivery": func(b []byte) error { _, err := decodeDelivery(b); return err },
-		"attempt":  func(b []byte) error { _, err := decodeAttempt(b); return err },
+		"event":    func(b []byte) error { _, err := decodeEvent("e", b, "", true); return err },
+		"delivery": func(b []byte) error { _, err := decodeDelivery("e", "a", b); return err },
 	} {
-		err := decode([]byte(`{"state":"pending"}`))
-		if err == nil || !strings.Contains(err.Error(), "version 123") || !strings.Contains(err.Error(), "another version of hooxrelay") {
-			t.Errorf("decoding a JSON %s record: %v, want an error naming the version", name, err)
+		for _, rec := range [][]byte{[]byte(`{"state":"pending"}`), append([]byte{1, 'p'}, `{"state":"pending"}`...)} {
+			err := decode(rec)
+			if err == nil || !strings.Contains(err.Error(), "layout version") || !strings.Contains(err.Error(), "another version of hooxrelay") {
+				t.Errorf("decoding a %s record %q: %v, want an error naming the version", name, rec, err)
+			}
 		}
 		if err := decode(nil); err == nil {
 			t.Errorf("decoding an empty %s record succeeded", name)

@@ -11,74 +11,73 @@ import (
 // completeScript records an outcome and ends the hold, unless the lease ran
 // out and another relay holds the delivery now: then that relay's outcome
 // is the one to keep. A final outcome moves the delivery to its state's
-// index and starts the retention of its keys, and of the event's once its
-// last delivery is final.
-// KEYS: delivery, queue, held, attempts, event, owners, pending index,
-// final state's index, indexes.
-// ARGV: record, state, due ms, delivery id, attempt ("" for none),
+// index and, once the event's last delivery is final, starts the
+// retention of the event's keys.
+// KEYS: deliveries, queue, held, owners, event, final state's index.
+// ARGV: event id, target, record, due ms, attempt ("" for none),
 // retention ms (0: none), owner.
 var completeScript = redis.NewScript(luaStateAt + luaClose + `
-local owner = redis.call('HGET', KEYS[6], ARGV[4])
+local eid = ARGV[1]
+local owner = redis.call('HGET', KEYS[4], eid)
 if owner and owner ~= ARGV[7] then
   return 0
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[4])
-  redis.call('HDEL', KEYS[6], ARGV[4])
+local f = 'd:' .. ARGV[2]
+local was = redis.call('HGET', KEYS[1], f)
+redis.call('ZREM', KEYS[3], eid)
+redis.call('HDEL', KEYS[4], eid)
+if not was then
   return 0
 end
-local was = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[4])
-redis.call('HDEL', KEYS[6], ARGV[4])
 if ARGV[5] ~= '' then
-  redis.call('RPUSH', KEYS[4], ARGV[5])
+  local h = 'a:' .. ARGV[2]
+  redis.call('HSET', KEYS[1], f, ARGV[3], h, (redis.call('HGET', KEYS[1], h) or '') .. ARGV[5])
+else
+  redis.call('HSET', KEYS[1], f, ARGV[3])
 end
-if ARGV[2] == 'pending' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+if stateAt(ARGV[3]) == 'p' then
+  redis.call('ZADD', KEYS[2], ARGV[4], eid)
   return 1
 end
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('ZREM', KEYS[7], ARGV[4])
-redis.call('ZADD', KEYS[8], 0, ARGV[4])
-redis.call('SADD', KEYS[9], KEYS[8])
-local keep = tonumber(ARGV[6])
-if keep > 0 then
-  redis.call('PEXPIRE', KEYS[1], keep)
-  redis.call('PEXPIRE', KEYS[4], keep)
-end
+redis.call('ZREM', KEYS[2], eid)
+redis.call('ZADD', KEYS[6], 0, eid)
 -- The first final outcome of this delivery closes it on its event.
 if stateAt(was) == 'p' then
-  close(KEYS[5], ARGV[4], keep)
+  close(KEYS[1], KEYS[5], eid, tonumber(ARGV[6]))
 end
 return 1
 `)
+
+// completeArgs are the keys and arguments of completeScript for o.
+func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
+	d := o.Delivery
+	rec, err := encodeDelivery(&d)
+	if err != nil {
+		return nil, nil, err
+	}
+	var att []byte
+	if o.Attempt != nil {
+		att = encodeAttempt(d.EventID, o.Attempt)
+	}
+	return []string{s.dealsKey(d.EventID), s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target),
+			s.eventKey(d.EventID), s.stateIndexKey(d.State, d.Target)},
+		[]any{d.EventID, d.Target, rec, ms(d.NextAttemptAt), att, s.retention.Milliseconds(), s.owner}, nil
+}
 
 // Complete implements relay.Queue; outcomes are written before it returns.
 func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	if s.isClosed() {
 		return relay.ErrClosed
 	}
-	pipe := s.rdb.Pipeline()
-	for _, o := range outcomes {
-		d := o.Delivery
-		rec, err := encodeDelivery(&d)
+	calls := make([]scriptCall, len(outcomes))
+	for i, o := range outcomes {
+		keys, args, err := s.completeArgs(o)
 		if err != nil {
 			return err
 		}
-		var att []byte
-		if o.Attempt != nil {
-			if att, err = encodeAttempt(o.Attempt); err != nil {
-				return err
-			}
-		}
-		id := d.ID()
-		final := s.stateIndexKey(d.State, d.Target)
-		completeScript.Eval(ctx, pipe, []string{s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id),
-			s.eventKey(d.EventID), s.ownerKey(d.Target), s.stateIndexKey(relay.Pending, d.Target), final, s.indexesKey()},
-			rec, string(d.State), ms(d.NextAttemptAt), id, att, s.retention.Milliseconds(), s.owner)
+		calls[i] = scriptCall{keys, args}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.evalAll(ctx, completeScript, calls); err != nil {
 		// Not known to be written: the deliveries go back in line (at
 		// least once) when Redis answers again.
 		s.mu.Lock()
@@ -125,11 +124,11 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 }
 
 func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.Delivery) time.Time) error {
-	pipe := s.rdb.Pipeline()
-	for _, d := range ds {
-		releaseScript.Eval(ctx, pipe, []string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, d.ID(), ms(at(d)), s.owner)
+	calls := make([]scriptCall, len(ds))
+	for i, d := range ds {
+		calls[i] = scriptCall{[]string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, []any{d.EventID, ms(at(d)), s.owner}}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.evalAll(ctx, releaseScript, calls); err != nil {
 		return s.fail("release deliveries", err)
 	}
 	s.mu.Lock()
@@ -155,9 +154,8 @@ func (s *Store) adoptOrphans(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		delete(s.uncertain, t)
-		for id, owner := range owners {
-			if _, ours := s.held[id]; owner == s.owner && !ours {
-				eid, _, _ := relay.SplitDeliveryID(id)
+		for eid, owner := range owners {
+			if _, ours := s.held[relay.DeliveryID(eid, t)]; owner == s.owner && !ours {
 				s.orphans = append(s.orphans, relay.Delivery{EventID: eid, Target: t, NextAttemptAt: time.Now()})
 			}
 		}
@@ -177,4 +175,32 @@ func (s *Store) adoptOrphans(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// scriptCall is one run of a script: its keys and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// evalAll runs the calls of script by EVALSHA in one pipeline. When Redis
+// does not know the script (it started afresh, or was flushed), every call
+// failed alike: it loads the script and sends them again.
+func (s *Store) evalAll(ctx context.Context, script *redis.Script, calls []scriptCall) error {
+	run := func() error {
+		pipe := s.rdb.Pipeline()
+		for _, c := range calls {
+			script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := run()
+	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return err
+	}
+	if err := script.Load(ctx, s.rdb).Err(); err != nil {
+		return err
+	}
+	return run()
 }

@@ -54,9 +54,9 @@ func TestPruneIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// done's event and its dead delivery, unrouted's event; each event in
-	// its four indexes.
-	if n != 4+1+4 {
-		t.Errorf("Prune removed %d index entries, want 9", n)
+	// the one index of its task and status.
+	if n != 1+1+1 {
+		t.Errorf("Prune removed %d index entries, want 3", n)
 	}
 	es, err := s.Events(ctx, relay.EventFilter{})
 	if err != nil || len(es) != 1 || es[0].Event.ID != pending.ID {
@@ -66,10 +66,13 @@ func TestPruneIndexes(t *testing.T) {
 	if err != nil || counts["a"] != (relay.StateCounts{Pending: 1}) {
 		t.Errorf("Counts after Prune = %+v, %v; want a: 1 pending", counts, err)
 	}
-	for _, key := range []string{"{prune}:i:e", "{prune}:i:t:video_generate", "{prune}:i:ts:video_generate\x00completed"} {
+	for _, key := range []string{"{prune}:i:p:video_generate\x00completed"} {
 		if n, _ := rdb.ZCard(ctx, key).Result(); n != 1 {
 			t.Errorf("ZCARD %q = %d, want 1 (the pending event)", key, n)
 		}
+	}
+	if n, _ := rdb.ZCard(ctx, "{prune}:s:dead:a").Result(); n != 0 {
+		t.Errorf("ZCARD of the dead index = %d after Prune, want 0", n)
 	}
 }
 
@@ -85,14 +88,14 @@ func TestPruneForgetsEmptyIndexes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := rdb.SCard(ctx, "{names}:indexes").Result(); n != 2+2*50 {
-		t.Fatalf("SCARD indexes = %d after 50 statuses, want 102 (all, task, and per status two)", n)
+	if n, _ := rdb.SCard(ctx, "{names}:ix").Result(); n != 50 {
+		t.Fatalf("SCARD ix = %d after 50 statuses, want 50 (one per task and status)", n)
 	}
 	time.Sleep(2 * retention)
 	if _, err := s.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if names, _ := rdb.SMembers(ctx, "{names}:indexes").Result(); len(names) != 0 {
+	if names, _ := rdb.SMembers(ctx, "{names}:ix").Result(); len(names) != 0 {
 		t.Errorf("indexes listed after every event expired and Prune ran: %d, e.g. %q; want none", len(names), names[0])
 	}
 	ev := storetest.Event(time.Now(), "again")
@@ -100,7 +103,7 @@ func TestPruneForgetsEmptyIndexes(t *testing.T) {
 	if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := rdb.SIsMember(ctx, "{names}:indexes", "{names}:i:s:status_7").Result(); !ok {
+	if ok, _ := rdb.SIsMember(ctx, "{names}:ix", "video_generate\x00status_7").Result(); !ok {
 		t.Error("an index that comes back with a new event is not listed for pruning again")
 	}
 	if es, err := s.Events(ctx, relay.EventFilter{Status: "status_7"}); err != nil || len(es) != 1 {

@@ -3,15 +3,31 @@
 //
 // Every key starts with the configured prefix inside a hash tag
 // ("{hooxrelay}:…"), so that on a Redis Cluster all of them live in one slot
-// and each script stays atomic. Deliveries wait in a sorted set per target,
-// scored by due time; a claim moves them to a second sorted set scored by
-// the end of their lease. A lease that runs out (its relay died) puts the
-// delivery back in line for any relay to take.
+// and each script stays atomic. The layout (version 2, recorded in the key
+// "layout"; CheckLayout refuses another) keeps an ingest to a few commands
+// in one script:
+//
+//	e:EVENT          string: the event's record and payload (codec.go)
+//	d:EVENT          hash: "t" its targets, "o" how many are pending, and
+//	                 per target "d:T" the delivery record and "a:T" its
+//	                 attempts
+//	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms"
+//	q:T, h:T         sorted sets of event ids: T's deliveries due (scored
+//	                 by due ms) and held (scored by the lease's end)
+//	o:T              hash: event id → the relay holding its delivery to T
+//	i:p:TASK\0STATUS sorted sets (score 0, by id): the events of a task
+//	i:f:TASK\0STATUS and status with a pending delivery, and the others;
+//	                 "ix" lists the tasks and statuses
+//	s:STATE:T        sorted set: T's delivered or dead deliveries
+//	targets, paused  sets of target names
+//
+// A claim moves deliveries from q:T to h:T until the end of their lease. A
+// lease that runs out (its relay died) puts the delivery back in line for
+// any relay to take.
 //
 // The store only keeps records: which record a delivery gets is decided in
 // relay (NewDelivery at ingest, the operator's moves over SwapDeliveries).
-// Their encoding, with a layout version first, is in codec.go; the scripts
-// read a record's state at a fixed place and never parse JSON.
+// The scripts read a record's state at a fixed place and never decode it.
 package redisstore
 
 import (
@@ -19,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +84,8 @@ type Store struct {
 	// taken deliveries that this process never heard of. They are found by
 	// owner and put back once Redis answers.
 	uncertain map[string]bool
+	// knownTargets are the targets this process added to the list.
+	knownTargets map[string]bool
 	// owner marks this process's claims in Redis.
 	owner  string
 	closed bool
@@ -96,7 +115,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
-		held: map[string]relay.Delivery{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
+		held: map[string]relay.Delivery{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
 		opts: opts, log: log, stop: make(chan struct{})}
 	if opts.Renew > 0 {
 		s.wg.Add(1)
@@ -110,8 +129,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 }
 
 func (s *Store) eventKey(id string) string     { return s.pfx + "e:" + id }
-func (s *Store) deliveryKey(id string) string  { return s.pfx + "d:" + id }
-func (s *Store) attemptsKey(id string) string  { return s.pfx + "a:" + id }
+func (s *Store) dealsKey(id string) string     { return s.pfx + "d:" + id }
 func (s *Store) queueKey(target string) string { return s.pfx + "q:" + target }
 func (s *Store) heldKey(target string) string  { return s.pfx + "h:" + target }
 func (s *Store) ownerKey(target string) string { return s.pfx + "o:" + target }
@@ -119,26 +137,28 @@ func (s *Store) markKey(source, key string) string {
 	return s.pfx + "m:" + source + "\x00" + relay.MarkKey(key)
 }
 
+// The fields of a deliveries hash: a delivery's record and its attempts.
+func recField(target string) string     { return "d:" + target }
+func historyField(target string) string { return "a:" + target }
+
 // Index keys: sorted sets whose members all score 0, so that they sort by
-// member, and event and delivery ids sort by receive time.
-func (s *Store) eventIndexKey(task, status string) string {
-	switch {
-	case task != "" && status != "":
-		return s.pfx + "i:ts:" + task + "\x00" + status
-	case task != "":
-		return s.pfx + "i:t:" + task
-	case status != "":
-		return s.pfx + "i:s:" + status
+// member, and event ids sort by receive time.
+func (s *Store) eventIndexKey(pending bool, combo string) string {
+	if pending {
+		return s.pfx + "i:p:" + combo
 	}
-	return s.pfx + "i:e"
+	return s.pfx + "i:f:" + combo
 }
+
+// combo names the event indexes of a task and status.
+func combo(task, status string) string { return task + "\x00" + status }
 func (s *Store) stateIndexKey(state relay.State, target string) string {
-	return s.pfx + "i:d:" + string(state) + ":" + target
+	return s.pfx + "s:" + string(state) + ":" + target
 }
-func (s *Store) targetsKey() string   { return s.pfx + "targets" }
-func (s *Store) indexesKey() string   { return s.pfx + "indexes" } // the index keys to prune
-func (s *Store) pausedKey() string    { return s.pfx + "paused" }
-func (s *Store) pruneLockKey() string { return s.pfx + "prune-lock" }
+func (s *Store) eventIndexesKey() string { return s.pfx + "ix" }
+func (s *Store) targetsKey() string      { return s.pfx + "targets" }
+func (s *Store) pausedKey() string       { return s.pfx + "paused" }
+func (s *Store) pruneLockKey() string    { return s.pfx + "prune-lock" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -158,45 +178,58 @@ func (s *Store) isClosed() bool {
 }
 
 // ingestScript checks the dedup mark and writes the event, its deliveries,
-// their index entries and the mark, all or nothing. The mark is judged by
-// the ttl in force (ARGV[3]) but kept as long as the retention when that is
-// longer, so that a dedup.ttl raised by a reload covers the marks already
-// written; never longer than its event, whose hash names it (see close).
-// KEYS: mark, event, the four event indexes, targets, indexes, then per
-// target its queue, its delivery record and its pending index.
-// ARGV: event id, received ms, ttl ms, meta, payload, retention ms (0:
-// none), targets, then per target delivery id, delivery record, due ms,
-// target.
+// their queue entries and the event's index entries and mark, all or
+// nothing. The mark is judged by the ttl in force (ARGV[3]) but kept as
+// long as the retention when that is longer, so that a dedup.ttl raised by
+// a reload covers the marks already written; never longer than its event
+// (see close). The SADD of the task and status writes
+// nothing, and so costs no append-only file write, but for a new one; the
+// targets are added only the first time this process sees them.
+// KEYS: mark, event, deliveries, the task and status's pending and final
+// event indexes, the list of tasks and statuses, targets, then per target
+// its queue.
+// ARGV: event id, received ms, ttl ms, retention ms (0: none), record,
+// targets (NUL-joined), task and status (combo), then per target its name
+// and delivery record, then the targets to add to the list.
 var ingestScript = redis.NewScript(`
-local mark = redis.call('GET', KEYS[1])
-if mark then
-  local sep = string.find(mark, '|', 1, true)
-  if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
-    return {1, string.sub(mark, 1, sep - 1)}
-  end
-end
-local n = (#KEYS - 8) / 3
-local keep = tonumber(ARGV[6])
+local keep = tonumber(ARGV[4])
+local n = #KEYS - 7
 -- An event without deliveries is final at once: its mark goes with it.
 local px = math.max(tonumber(ARGV[3]), keep)
 if n == 0 and keep > 0 then
   px = keep
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', px)
-redis.call('HSET', KEYS[2], 'meta', ARGV[4], 'targets', ARGV[7], 'payload', ARGV[5], 'open', n, 'mark', KEYS[1])
-if n == 0 and keep > 0 then
-  redis.call('PEXPIRE', KEYS[2], keep)
+local value = ARGV[1] .. '|' .. ARGV[2]
+local mark = redis.call('SET', KEYS[1], value, 'NX', 'GET', 'PX', px)
+if mark then
+  local sep = string.find(mark, '|', 1, true)
+  if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
+    return {1, string.sub(mark, 1, sep - 1)}
+  end
+  redis.call('SET', KEYS[1], value, 'PX', px)
 end
-for i = 3, 6 do
-  redis.call('ZADD', KEYS[i], 0, ARGV[1])
-end
-redis.call('SADD', KEYS[8], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('SET', KEYS[2], ARGV[5])
+local fields = {'HSET', KEYS[3], 't', ARGV[6], 'o', n}
 for i = 1, n do
-  local k, a = 8 + (i - 1) * 3, 7 + (i - 1) * 4
-  redis.call('SET', KEYS[k + 2], ARGV[a + 2])
-  redis.call('ZADD', KEYS[k + 1], ARGV[a + 3], ARGV[a + 1])
-  redis.call('ZADD', KEYS[k + 3], 0, ARGV[a + 1])
-  redis.call('SADD', KEYS[7], ARGV[a + 4])
+  fields[#fields + 1] = 'd:' .. ARGV[6 + 2 * i]
+  fields[#fields + 1] = ARGV[7 + 2 * i]
+end
+redis.call(unpack(fields))
+redis.call('SADD', KEYS[6], ARGV[7])
+if n == 0 then
+  redis.call('ZADD', KEYS[5], 0, ARGV[1])
+  if keep > 0 then
+    redis.call('PEXPIRE', KEYS[2], keep)
+    redis.call('PEXPIRE', KEYS[3], keep)
+  end
+  return {0, ARGV[1]}
+end
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+for i = 1, n do
+  redis.call('ZADD', KEYS[7 + i], ARGV[2], ARGV[1])
+end
+if ARGV[8 + 2 * n] then
+  redis.call('SADD', KEYS[7], unpack(ARGV, 8 + 2 * n))
 end
 return {0, ARGV[1]}
 `)
@@ -206,25 +239,36 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if s.isClosed() {
 		return relay.IngestResult{}, relay.ErrClosed
 	}
-	meta, targets, err := encodeEvent(ev)
+	rec, err := encodeEvent(ev)
 	if err != nil {
 		return relay.IngestResult{}, err
 	}
-	keys := []string{s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID),
-		s.eventIndexKey("", ""), s.eventIndexKey(ev.Task, ""), s.eventIndexKey("", ev.Status), s.eventIndexKey(ev.Task, ev.Status),
-		s.targetsKey(), s.indexesKey()}
-	args := []any{ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), meta, ev.Payload, s.retention.Milliseconds(), targets}
+	keys := make([]string, 0, 7+len(ev.Targets))
+	c := combo(ev.Task, ev.Status)
+	keys = append(keys, s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID), s.dealsKey(ev.ID),
+		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey())
+	args := make([]any, 0, 7+3*len(ev.Targets))
+	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, strings.Join(ev.Targets, "\x00"), c)
 	for _, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
-		rec, err := encodeDelivery(&d)
+		drec, err := encodeDelivery(&d)
 		if err != nil {
 			return relay.IngestResult{}, err
 		}
-		keys = append(keys, s.queueKey(t), s.deliveryKey(d.ID()), s.stateIndexKey(relay.Pending, t))
-		args = append(args, d.ID(), rec, ms(ev.ReceivedAt), t)
+		keys = append(keys, s.queueKey(t))
+		args = append(args, t, drec)
+	}
+	added := s.newTargets(ev.Targets)
+	for _, t := range added {
+		args = append(args, t)
 	}
 	res, err := ingestScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
+		s.mu.Lock()
+		for _, t := range added {
+			delete(s.knownTargets, t)
+		}
+		s.mu.Unlock()
 		return relay.IngestResult{}, s.fail("ingest "+ev.ID, err)
 	}
 	if len(res) != 2 {
@@ -235,10 +279,29 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	return relay.IngestResult{EventID: id, Duplicate: dup == 1}, nil
 }
 
+// newTargets returns the targets of ts that this process has not yet
+// added to the list of targets, and counts them as added. Nothing removes
+// a target from the list.
+func (s *Store) newTargets(ts []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, t := range ts {
+		if !s.knownTargets[t] {
+			s.knownTargets[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // claimScript returns deliveries whose lease ran out to the queue, then
 // moves up to n due ones to the held set until the lease ends, noting the
-// claiming process as their owner.
-// KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner.
+// claiming process as their owner, and returns for each its event id,
+// delivery record, event record and targets, so that a claim is one round
+// trip. A delivery whose keys expired meanwhile is dropped.
+// KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner, key
+// prefix, target.
 var claimScript = redis.NewScript(`
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, id in ipairs(expired) do
@@ -247,12 +310,21 @@ for _, id in ipairs(expired) do
   redis.call('ZADD', KEYS[1], ARGV[1], id)
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], ARGV[3], id)
-  redis.call('HSET', KEYS[3], id, ARGV[4])
+  local d = redis.call('HMGET', ARGV[5] .. 'd:' .. id, 'd:' .. ARGV[6], 't')
+  local ev = redis.call('GET', ARGV[5] .. 'e:' .. id)
+  if d[1] and ev then
+    redis.call('ZADD', KEYS[2], ARGV[3], id)
+    redis.call('HSET', KEYS[3], id, ARGV[4])
+    out[#out + 1] = id
+    out[#out + 1] = d[1]
+    out[#out + 1] = ev
+    out[#out + 1] = d[2]
+  end
 end
-return ids
+return out
 `)
 
 // Claim implements relay.Queue.
@@ -263,8 +335,8 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	if err := s.adoptOrphans(ctx); err != nil {
 		return nil, err
 	}
-	ids, err := claimScript.Run(ctx, s.rdb, []string{s.queueKey(target), s.heldKey(target), s.ownerKey(target)},
-		ms(now), n, ms(now.Add(s.lease)), s.owner).StringSlice()
+	res, err := claimScript.Run(ctx, s.rdb, []string{s.queueKey(target), s.heldKey(target), s.ownerKey(target)},
+		ms(now), n, ms(now.Add(s.lease)), s.owner, s.pfx, target).Slice()
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
 			s.mu.Lock()
@@ -273,50 +345,24 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 		}
 		return nil, s.fail("claim "+target+" deliveries", err)
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	pipe := s.rdb.Pipeline()
-	recs := make([]*redis.StringCmd, len(ids))
-	evs := make([]*redis.SliceCmd, len(ids))
-	for i, id := range ids {
-		eid, _, _ := relay.SplitDeliveryID(id)
-		recs[i] = pipe.Get(ctx, s.deliveryKey(id))
-		evs[i] = pipe.HMGet(ctx, s.eventKey(eid), eventFields...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		s.mu.Lock()
-		for _, id := range ids {
-			eid, _, _ := relay.SplitDeliveryID(id)
-			s.orphans = append(s.orphans, relay.Delivery{EventID: eid, Target: target, NextAttemptAt: now})
-		}
-		s.mu.Unlock()
-		return nil, s.fail("claim "+target+" deliveries: read", err)
-	}
-	claims := make([]relay.Claim, 0, len(ids))
-	var gone []string
-	for i, id := range ids {
+	claims := make([]relay.Claim, 0, len(res)/4)
+	for i := 0; i+3 < len(res); i += 4 {
+		id, _ := res[i].(string)
+		rec, _ := res[i+1].(string)
+		evRec, _ := res[i+2].(string)
+		targets, _ := res[i+3].(string)
 		var c relay.Claim
-		rec, err := recs[i].Bytes()
-		ev, ok, evErr := readEvent(evs[i].Val())
-		if evErr != nil {
-			return nil, fmt.Errorf("decode event of %s: %w", id, evErr)
+		if c.Delivery, err = decodeDelivery(id, target, []byte(rec)); err != nil {
+			err = fmt.Errorf("decode delivery %s: %w", relay.DeliveryID(id, target), err)
+		} else if c.Event, err = decodeEvent(id, []byte(evRec), targets, true); err != nil {
+			err = fmt.Errorf("decode event %s: %w", id, err)
 		}
-		if err != nil || !ok {
-			gone = append(gone, id) // pruned meanwhile
-			continue
+		if err != nil {
+			// Held by this process now: put them back in line.
+			s.orphanClaims(target, now, res)
+			return nil, err
 		}
-		if c.Delivery, err = decodeDelivery(rec); err != nil {
-			return nil, fmt.Errorf("decode delivery %s: %w", id, err)
-		}
-		c.Event = ev
 		claims = append(claims, c)
-	}
-	if len(gone) > 0 {
-		pipe := s.rdb.TxPipeline()
-		pipe.ZRem(ctx, s.heldKey(target), toAny(gone)...)
-		pipe.HDel(ctx, s.ownerKey(target), gone...)
-		pipe.Exec(ctx) // best effort: a lease left behind runs out by itself
 	}
 	s.mu.Lock()
 	for _, c := range claims {
@@ -326,12 +372,15 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	return claims, nil
 }
 
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
+// orphanClaims notes the claims of res (as claimScript returns them) that
+// this process will not work on, for adoptOrphans.
+func (s *Store) orphanClaims(target string, now time.Time, res []any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < len(res); i += 4 {
+		id, _ := res[i].(string)
+		s.orphans = append(s.orphans, relay.Delivery{EventID: id, Target: target, NextAttemptAt: now})
 	}
-	return out
 }
 
 // NextDue implements relay.Queue. A held delivery counts from the end of

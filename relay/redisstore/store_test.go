@@ -50,8 +50,10 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 		}
 		return d
 	}
-	if d := ttl("{ret}:e:" + unrouted.ID); d <= 0 || d > time.Hour {
-		t.Errorf("unrouted event key TTL = %v, want the retention (1h)", d)
+	for _, key := range []string{"{ret}:e:" + unrouted.ID, "{ret}:d:" + unrouted.ID} {
+		if d := ttl(key); d <= 0 || d > time.Hour {
+			t.Errorf("unrouted event's key %s TTL = %v, want the retention (1h)", key, d)
+		}
 	}
 	cs, err := s.Claim(ctx, "a", base, 1)
 	if err != nil || len(cs) != 1 {
@@ -62,14 +64,10 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	if err := s.Complete(ctx, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := ttl("{ret}:d:" + d.ID()); got <= 0 {
-		t.Errorf("delivered delivery key TTL = %v, want the retention", got)
-	}
-	if got := ttl("{ret}:e:" + ev.ID); got > 0 {
-		t.Errorf("event key TTL with b still pending = %v, want none", got)
-	}
-	if got := ttl("{ret}:d:" + relay.DeliveryID(ev.ID, "b")); got > 0 {
-		t.Errorf("pending delivery key TTL = %v, want none", got)
+	for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID} {
+		if got := ttl(key); got != -1 {
+			t.Errorf("key %s TTL with b still pending = %v, want none", key, got)
+		}
 	}
 	cs, err = s.Claim(ctx, "b", base, 1)
 	if err != nil || len(cs) != 1 {
@@ -80,8 +78,15 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	if err := s.Complete(ctx, relay.Outcome{Delivery: d}); err != nil {
 		t.Fatal(err)
 	}
-	if got := ttl("{ret}:e:" + ev.ID); got <= 0 || got > time.Hour {
-		t.Errorf("event key TTL once every delivery is final = %v, want the retention (1h)", got)
+	for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID, "{ret}:m:" + ev.Source + "\x00" + ev.DedupKey} {
+		if got := ttl(key); got <= 0 || got > time.Hour {
+			t.Errorf("key %s TTL once every delivery is final = %v, want the retention (1h)", key, got)
+		}
+	}
+	pending, _ := rdb.ZCard(ctx, "{ret}:i:p:video_generate\x00completed").Result()
+	final, _ := rdb.ZScore(ctx, "{ret}:i:f:video_generate\x00completed", ev.ID).Result()
+	if pending != 0 || final != 0 {
+		t.Errorf("%d events in the pending index once every delivery is final, want 0; the event's score in the final one %v", pending, final)
 	}
 }
 

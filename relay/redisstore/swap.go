@@ -9,19 +9,28 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// luaClose is close(event, delivery id, keep), for the scripts that make a
-// pending delivery final: once none of the event's deliveries is pending,
-// the event's key starts its retention, and its dedup mark, if the mark is
-// still the event's, expires no later than it. The mark's key is read from
-// the event's hash: it is in the same hash slot as every key of the store.
-const luaClose = `local function close(event, id, keep)
-  local open = redis.call('HINCRBY', event, 'open', -1)
-  if open > 0 or keep <= 0 then
+// luaClose is close(deliveries, event, event id, keep), for the scripts
+// that make a pending delivery final: once none of the event's deliveries
+// is pending, the event moves from the pending event index of its task and
+// status to the final one, its keys start their retention, and its dedup mark, if the mark is still the
+// event's, expires no later than they do. The task, status and mark are
+// read from the event's record; the keys made of them are in the same
+// hash slot as every key of the store.
+const luaClose = luaEventHead + `local function close(dels, event, eid, keep)
+  local open = redis.call('HINCRBY', dels, 'o', -1)
+  if open > 0 then
     return
   end
-  local mark = redis.call('HGET', event, 'mark')
-  local owner = mark and redis.call('GET', mark)
-  local eid = string.match(id, '^[^:]*')
+  -- The prefix, as the deliveries hash's key has it.
+  local pfx = string.sub(dels, 1, #dels - #eid - 2)
+  local source, task, status, mark = eventHead(redis.call('GET', event))
+  redis.call('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, eid)
+  redis.call('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, eid)
+  if keep <= 0 then
+    return
+  end
+  mark = pfx .. 'm:' .. source .. '\0' .. mark
+  local owner = redis.call('GET', mark)
   if owner and string.sub(owner, 1, #eid + 1) == eid .. '|' then
     local ttl = redis.call('PTTL', mark)
     if ttl < 0 or ttl > keep then
@@ -29,6 +38,7 @@ const luaClose = `local function close(event, id, keep)
     end
   end
   redis.call('PEXPIRE', event, keep)
+  redis.call('PEXPIRE', dels, keep)
 end
 `
 
@@ -37,13 +47,13 @@ func (s *Store) LoadDelivery(ctx context.Context, id string) (relay.Delivery, bo
 	if s.isClosed() {
 		return relay.Delivery{}, false, relay.ErrClosed
 	}
-	_, target, ok := relay.SplitDeliveryID(id)
+	eid, target, ok := relay.SplitDeliveryID(id)
 	if !ok {
 		return relay.Delivery{}, false, relay.DeliveryNotFound(id)
 	}
 	pipe := s.rdb.Pipeline()
-	rec := pipe.Get(ctx, s.deliveryKey(id))
-	held := pipe.ZScore(ctx, s.heldKey(target), id)
+	rec := pipe.HGet(ctx, s.dealsKey(eid), recField(target))
+	held := pipe.ZScore(ctx, s.heldKey(target), eid)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return relay.Delivery{}, false, s.fail("read delivery "+id, err)
 	}
@@ -51,7 +61,7 @@ func (s *Store) LoadDelivery(ctx context.Context, id string) (relay.Delivery, bo
 	if err != nil {
 		return relay.Delivery{}, false, relay.DeliveryNotFound(id)
 	}
-	d, err := decodeDelivery(raw)
+	d, err := decodeDelivery(eid, target, raw)
 	if err != nil {
 		return relay.Delivery{}, false, fmt.Errorf("decode delivery %s: %w", id, err)
 	}
@@ -62,58 +72,59 @@ func (s *Store) LoadDelivery(ctx context.Context, id string) (relay.Delivery, bo
 // still the old one (for a new delivery: there is none, and its event
 // exists) and that no relay holds, and moves it between the queue and the
 // indexes by the states of the two records. It returns how many it stored.
-// KEYS: targets, indexes, then per swap its delivery, queue, held,
-// attempts, event, the old state's index and the new state's index.
-// ARGV: retention ms (0: none), then per swap the delivery id, the old
-// record ("" for none), the new record, its due ms and its target.
+// KEYS: targets, then per swap its deliveries hash, event,
+// queue, held, the old state's index and the new state's index.
+// ARGV: retention ms (0: none), then per swap the event id, the target,
+// the old record ("" for none), the new record and its due ms.
 var swapScript = redis.NewScript(luaStateAt + luaClose + `
 local keep = tonumber(ARGV[1])
 local n = 0
-for i = 0, (#KEYS - 2) / 7 - 1 do
-  local k, a = 2 + i * 7, 1 + i * 5
-  local rec, queue, held, atts, event = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
-  local id, old, new = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local cur = redis.call('GET', rec)
+for i = 0, (#KEYS - 1) / 6 - 1 do
+  local k, a = 1 + i * 6, 1 + i * 5
+  local dels, event, queue, held = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local eid, t, old, new = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local f = 'd:' .. t
+  local cur = redis.call('HGET', dels, f)
   local ok
   if old == '' then
     ok = not cur and redis.call('EXISTS', event) == 1
   else
     ok = cur == old
   end
-  if ok and not redis.call('ZSCORE', held, id) then
+  if ok and not redis.call('ZSCORE', held, eid) then
     local was, now = '', stateAt(new)
     if old == '' then
-      local t = ARGV[a + 5]
-      local ts = redis.call('HGET', event, 'targets')
+      local ts = redis.call('HGET', dels, 't')
       if not ts or ts == '' then
         ts = t
       elseif not string.find('\0' .. ts .. '\0', '\0' .. t .. '\0', 1, true) then
         ts = ts .. '\0' .. t
       end
-      redis.call('HSET', event, 'targets', ts)
+      redis.call('HSET', dels, 't', ts)
       redis.call('SADD', KEYS[1], t)
     else
       was = stateAt(old)
-      redis.call('ZREM', KEYS[k + 6], id)
-    end
-    redis.call('SET', rec, new)
-    redis.call('ZADD', KEYS[k + 7], 0, id)
-    if now == 'p' then
-      redis.call('ZADD', queue, ARGV[a + 4], id)
-      redis.call('PERSIST', atts)
       if was ~= 'p' then
-        redis.call('HINCRBY', event, 'open', 1)
+        redis.call('ZREM', KEYS[k + 5], eid)
+      end
+    end
+    redis.call('HSET', dels, f, new)
+    if now == 'p' then
+      redis.call('ZADD', queue, ARGV[a + 5], eid)
+      if was ~= 'p' and redis.call('HINCRBY', dels, 'o', 1) == 1 then
+        -- The event has a pending delivery again.
+        local pfx = string.sub(dels, 1, #dels - #eid - 2)
+        local _, task, status = eventHead(redis.call('GET', event))
+        redis.call('ZREM', pfx .. 'i:f:' .. task .. '\0' .. status, eid)
+        redis.call('ZADD', pfx .. 'i:p:' .. task .. '\0' .. status, 0, eid)
         redis.call('PERSIST', event)
+        redis.call('PERSIST', dels)
       end
     else
-      redis.call('ZREM', queue, id)
-      redis.call('SADD', KEYS[2], KEYS[k + 7])
-      if keep > 0 then
-        redis.call('PEXPIRE', rec, keep)
-        redis.call('PEXPIRE', atts, keep)
-      end
+      redis.call('ZREM', queue, eid)
+      redis.call('ZADD', KEYS[k + 6], 0, eid)
       if was == 'p' then
-        close(event, id, keep)
+        close(dels, event, eid, keep)
       end
     end
     n = n + 1
@@ -139,12 +150,12 @@ func (s *Store) SwapDeliveries(ctx context.Context, swaps ...relay.Swap) (int, e
 		if sw.Old != nil && sw.Old.ID() != sw.New.ID() {
 			return 0, fmt.Errorf("swap of delivery %s for %s: not the same delivery", sw.Old.ID(), sw.New.ID())
 		}
-		cur[i] = pipe.Get(ctx, s.deliveryKey(sw.New.ID()))
+		cur[i] = pipe.HGet(ctx, s.dealsKey(sw.New.EventID), recField(sw.New.Target))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, s.fail("read deliveries", err)
 	}
-	keys := []string{s.targetsKey(), s.indexesKey()}
+	keys := []string{s.targetsKey()}
 	args := []any{s.retention.Milliseconds()}
 	for i, sw := range swaps {
 		d := sw.New
@@ -156,7 +167,7 @@ func (s *Store) SwapDeliveries(ctx context.Context, swaps ...relay.Swap) (int, e
 		case sw.Old != nil && err != nil:
 			continue // gone
 		case sw.Old != nil:
-			stored, err := decodeDelivery(old)
+			stored, err := decodeDelivery(d.EventID, d.Target, old)
 			if err != nil {
 				return 0, fmt.Errorf("decode delivery %s: %w", id, err)
 			}
@@ -168,15 +179,15 @@ func (s *Store) SwapDeliveries(ctx context.Context, swaps ...relay.Swap) (int, e
 		if err != nil {
 			return 0, err
 		}
-		was := relay.Pending // any index: a new delivery is in none
+		was := relay.Pending // no index: a new delivery is in none
 		if sw.Old != nil {
 			was = sw.Old.State
 		}
-		keys = append(keys, s.deliveryKey(id), s.queueKey(d.Target), s.heldKey(d.Target), s.attemptsKey(id),
-			s.eventKey(d.EventID), s.stateIndexKey(was, d.Target), s.stateIndexKey(d.State, d.Target))
-		args = append(args, id, old, rec, ms(d.NextAttemptAt), d.Target)
+		keys = append(keys, s.dealsKey(d.EventID), s.eventKey(d.EventID), s.queueKey(d.Target), s.heldKey(d.Target),
+			s.stateIndexKey(was, d.Target), s.stateIndexKey(d.State, d.Target))
+		args = append(args, d.EventID, d.Target, old, rec, ms(d.NextAttemptAt))
 	}
-	if len(keys) == 2 {
+	if len(keys) == 1 {
 		return 0, nil
 	}
 	n, err := swapScript.Run(ctx, s.rdb, keys, args...).Int()
