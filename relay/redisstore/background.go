@@ -9,14 +9,20 @@ import (
 )
 
 // renewScript extends the leases of the given deliveries that this process
-// still owns; a lease already taken over is left alone.
-// KEYS: held, owners. ARGV: lease end ms, owner, delivery ids...
+// still owns; a lease already taken over is left alone. One call renews
+// every claim of the process, whatever its target.
+// KEYS: per target its held set and owners. ARGV: lease end ms, owner,
+// then per target how many ids follow, and the event ids.
 var renewScript = redis.NewScript(`
-local n = 0
-for i = 3, #ARGV do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[2] then
-    n = n + redis.call('ZADD', KEYS[1], 'XX', 'GT', 'CH', ARGV[1], ARGV[i])
+local n, a = 0, 3
+for k = 1, #KEYS, 2 do
+  local count = tonumber(ARGV[a])
+  for i = a + 1, a + count do
+    if redis.call('HGET', KEYS[k + 1], ARGV[i]) == ARGV[2] then
+      n = n + redis.call('ZADD', KEYS[k], 'XX', 'GT', 'CH', ARGV[1], ARGV[i])
+    end
   end
+  a = a + count + 1
 end
 return n
 `)
@@ -34,13 +40,15 @@ func (s *Store) renewLoop() {
 			return
 		case <-t.C:
 		}
-		if err := s.renew(); err != nil {
+		if err := s.Renew(context.Background()); err != nil {
 			s.log.Warn("renew claim leases", "err", err)
 		}
 	}
 }
 
-func (s *Store) renew() error {
+// Renew extends the leases of this process's claims now, in one command;
+// the store does it every Options.Renew by itself.
+func (s *Store) Renew(ctx context.Context) error {
 	s.mu.Lock()
 	byTarget := make(map[string][]any)
 	for _, d := range s.held {
@@ -50,15 +58,18 @@ func (s *Store) renew() error {
 	if len(byTarget) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Renew)
-	defer cancel()
-	end := ms(time.Now().Add(s.lease))
-	pipe := s.rdb.Pipeline()
-	for target, ids := range byTarget {
-		renewScript.Eval(ctx, pipe, []string{s.heldKey(target), s.ownerKey(target)}, append([]any{end, s.owner}, ids...)...)
+	if s.opts.Renew > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.Renew)
+		defer cancel()
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	keys := make([]string, 0, 2*len(byTarget))
+	args := []any{ms(time.Now().Add(s.lease)), s.owner}
+	for target, ids := range byTarget {
+		keys = append(keys, s.heldKey(target), s.ownerKey(target))
+		args = append(append(args, len(ids)), ids...)
+	}
+	return renewScript.Run(ctx, s.rdb, keys, args...).Err()
 }
 
 // pruneIndexScript walks an index from after a cursor up to a cutoff and

@@ -8,9 +8,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// completeScript records an outcome and ends the hold, unless the lease ran
-// out and another relay holds the delivery now: then that relay's outcome
-// is the one to keep. A final outcome moves the delivery to its state's
+// completeScript records an outcome and ends the hold, unless this process
+// no longer holds the delivery: its lease ran out, and another relay may
+// hold it now or have recorded its own outcome already (outcomes are
+// written late, see collect.go), which is the one to keep. A final outcome moves the delivery to its state's
 // index and, once the event's last delivery is final, starts the
 // retention of the event's keys.
 // KEYS: deliveries, queue, held, owners, event, final state's index.
@@ -18,8 +19,7 @@ import (
 // retention ms (0: none), owner.
 var completeScript = redis.NewScript(luaStateAt + luaClose + `
 local eid = ARGV[1]
-local owner = redis.call('HGET', KEYS[4], eid)
-if owner and owner ~= ARGV[7] then
+if redis.call('HGET', KEYS[4], eid) ~= ARGV[7] then
   return 0
 end
 local f = 'd:' .. ARGV[2]
@@ -64,40 +64,39 @@ func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 		[]any{d.EventID, d.Target, rec, ms(d.NextAttemptAt), att, s.retention.Milliseconds(), s.owner}, nil
 }
 
-// Complete implements relay.Queue; outcomes are written before it returns.
+// Complete implements relay.Queue through the collector (collect.go): a
+// final outcome is written after it returns, a pending one before.
 func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	if s.isClosed() {
 		return relay.ErrClosed
 	}
-	calls := make([]scriptCall, len(outcomes))
+	items := make([]pendingOutcome, len(outcomes))
+	var waits []chan error
 	for i, o := range outcomes {
 		keys, args, err := s.completeArgs(o)
 		if err != nil {
 			return err
 		}
-		calls[i] = scriptCall{keys, args}
-	}
-	if err := s.evalAll(ctx, completeScript, calls); err != nil {
-		// Not known to be written: the deliveries go back in line (at
-		// least once) when Redis answers again.
-		s.mu.Lock()
-		for _, o := range outcomes {
-			d := s.held[o.Delivery.ID()]
-			if d.EventID == "" {
-				d = o.Delivery
-			}
-			s.orphans = append(s.orphans, d)
-			delete(s.held, o.Delivery.ID())
+		items[i] = pendingOutcome{o: o, call: scriptCall{keys, args}}
+		if o.Delivery.State == relay.Pending {
+			items[i].done = make(chan error, 1)
+			waits = append(waits, items[i].done)
 		}
-		s.mu.Unlock()
-		return s.fail("complete deliveries", err)
 	}
-	s.mu.Lock()
-	for _, o := range outcomes {
-		delete(s.held, o.Delivery.ID())
+	s.enqueue(items)
+	var err error
+	for _, w := range waits {
+		select {
+		case e := <-w:
+			if err == nil {
+				err = e
+			}
+		case <-ctx.Done():
+			// Written or not, the collector sees to it.
+			return ctx.Err()
+		}
 	}
-	s.mu.Unlock()
-	return nil
+	return err
 }
 
 // releaseScript puts a held delivery back in line, unless its lease ran out

@@ -90,6 +90,11 @@ type Store struct {
 	owner  string
 	closed bool
 
+	// batch are the outcomes waiting for the collector; kick tells it of
+	// new ones, full that a batch is full.
+	batch      []pendingOutcome
+	kick, full chan struct{}
+
 	opts Options
 	log  *slog.Logger
 	stop chan struct{}
@@ -116,7 +121,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
 		held: map[string]relay.Delivery{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
-		opts: opts, log: log, stop: make(chan struct{})}
+		opts: opts, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1), full: make(chan struct{}, 1)}
+	s.wg.Add(1)
+	go s.collectLoop()
 	if opts.Renew > 0 {
 		s.wg.Add(1)
 		go s.renewLoop()

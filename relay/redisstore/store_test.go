@@ -64,6 +64,15 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	if err := s.Complete(ctx, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	storetest.Eventually(t, 5*time.Second, func() error {
+		if got := ttl("{ret}:d:" + ev.ID); got != -1 {
+			return fmt.Errorf("deliveries hash TTL with b still pending = %v, want none", got)
+		}
+		if n, _ := rdb.ZCard(ctx, "{ret}:s:delivered:a").Result(); n != 1 {
+			return fmt.Errorf("delivered index holds %d, want the delivery", n)
+		}
+		return nil
+	})
 	for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID} {
 		if got := ttl(key); got != -1 {
 			t.Errorf("key %s TTL with b still pending = %v, want none", key, got)
@@ -78,11 +87,15 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	if err := s.Complete(ctx, relay.Outcome{Delivery: d}); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID, "{ret}:m:" + ev.Source + "\x00" + ev.DedupKey} {
-		if got := ttl(key); got <= 0 || got > time.Hour {
-			t.Errorf("key %s TTL once every delivery is final = %v, want the retention (1h)", key, got)
+	// A final outcome is written after Complete returns.
+	storetest.Eventually(t, 5*time.Second, func() error {
+		for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID, "{ret}:m:" + ev.Source + "\x00" + ev.DedupKey} {
+			if got := ttl(key); got <= 0 || got > time.Hour {
+				return fmt.Errorf("key %s TTL once every delivery is final = %v, want the retention (1h)", key, got)
+			}
 		}
-	}
+		return nil
+	})
 	pending, _ := rdb.ZCard(ctx, "{ret}:i:p:video_generate\x00completed").Result()
 	final, _ := rdb.ZScore(ctx, "{ret}:i:f:video_generate\x00completed", ev.ID).Result()
 	if pending != 0 || final != 0 {
