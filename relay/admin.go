@@ -107,6 +107,7 @@ type StatusJSON struct {
 	Reloads    int         `json:"reloads"`
 	LastReload *ReloadJSON `json:"last_reload,omitempty"`
 	Store      string      `json:"store"`
+	Durability *Durability `json:"durability,omitempty"` // stores that report it
 }
 
 // PauseJSON is the answer of POST /api/v1/targets/{name}/pause and
@@ -235,6 +236,9 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request, _ httprouter.
 	st := StatusJSON{Version: s.version, StartedAt: s.started, ConfigHash: s.hash, Reloads: s.reloads, LastReload: s.lastReload,
 		Store: s.settings.Load().StoreKind}
 	s.reloadMu.Unlock()
+	if d, ok := s.store.(DurabilityReporter); ok {
+		st.Durability = d.Durability()
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

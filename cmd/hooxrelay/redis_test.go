@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -130,6 +131,27 @@ func TestTwoRelaysShareDedup(t *testing.T) {
 			t.Fatalf("%d of %d events delivered within 20s", done, events)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// /api/v1/status shows the durability of the Redis under the relay: on one
+// without an append-only file, acked webhooks are lost if Redis stops,
+// and the status names the setting.
+func TestStatusShowsRedisDurability(t *testing.T) {
+	r := redistest.Start(t, false)
+	ingest, admin := freeAddr(t), freeAddr(t)
+	startRelay(t, redisConfig(t, "status", r.Addr, ingest, admin, "http://127.0.0.1:1/hook", ""), ingest, admin)
+	var st relay.StatusJSON
+	resp, err := http.Get("http://" + admin + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Durability; d == nil || d.Loss != relay.LossRestart || d.Settings["appendonly"] != "no" || !strings.Contains(d.Warning, "appendonly") {
+		t.Errorf("status durability = %+v, want loss restart naming appendonly no", d)
 	}
 }
 

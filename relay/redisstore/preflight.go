@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,16 +19,16 @@ const maxSkew = time.Second
 // guarantees depend, before the relay starts. It returns an error when
 // Redis may evict keys of its own accord (a maxmemory-policy of allkeys-*):
 // queued events would vanish. It returns warnings, each naming the setting,
-// when an acked event could be lost in a crash of Redis (appendonly no,
-// appendfsync no), when marks and records with an expiry may be evicted
+// when an acked event could be lost in a crash of Redis or of its host
+// (CheckDurability: appendonly no, appendfsync everysec or no), when marks and records with an expiry may be evicted
 // early (volatile-*: a duplicate could be delivered again), when this
 // host's clock is more than a second off Redis's, and when the settings
 // cannot be read (CONFIG is often disabled on managed Redis). now is this
 // host's clock.
 func Preflight(ctx context.Context, rdb redis.UniversalClient, now func() time.Time) (warnings []string, err error) {
-	settings, err := readConfig(ctx, rdb, "maxmemory-policy", "appendonly", "appendfsync")
+	settings, err := readConfig(ctx, rdb, "maxmemory-policy")
 	if err != nil {
-		warnings = append(warnings, fmt.Sprintf("could not read Redis's settings (%v); make sure maxmemory-policy is noeviction and appendonly is yes, or acked webhooks can be lost", err))
+		warnings = append(warnings, fmt.Sprintf("could not read Redis's maxmemory-policy (%v); make sure it is noeviction, or queued webhooks can be evicted", err))
 	}
 	for _, v := range settings["maxmemory-policy"] {
 		switch {
@@ -37,17 +38,8 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, now func() time.T
 			warnings = append(warnings, fmt.Sprintf("Redis maxmemory-policy is %q: at maxmemory Redis evicts keys with an expiry, dedup marks among them, so a duplicate could be delivered again; noeviction is safe", v))
 		}
 	}
-	for _, v := range settings["appendonly"] {
-		if v == "no" {
-			warnings = append(warnings, "Redis appendonly is no: acked webhooks written since the last snapshot are lost if Redis stops; set appendonly yes")
-			break
-		}
-	}
-	for _, v := range settings["appendfsync"] {
-		if v == "no" {
-			warnings = append(warnings, "Redis appendfsync is no: acked webhooks the OS has not flushed yet are lost if the Redis host fails; set appendfsync everysec or always")
-			break
-		}
+	if d := CheckDurability(ctx, rdb); d.Warning != "" {
+		warnings = append(warnings, d.Warning)
 	}
 	if skew, err := clockSkew(ctx, rdb, now); err == nil && (skew > maxSkew || skew < -maxSkew) {
 		warnings = append(warnings, fmt.Sprintf("this host's clock is %s off Redis's: relays judge leases and dedup windows on their own clocks; keep every relay's clock in sync (NTP)", skew.Round(time.Millisecond)))
@@ -59,6 +51,7 @@ func Preflight(ctx context.Context, rdb redis.UniversalClient, now func() time.T
 // every master of a Cluster.
 func readConfig(ctx context.Context, rdb redis.UniversalClient, keys ...string) (map[string][]string, error) {
 	out := map[string][]string{}
+	var mu sync.Mutex // ForEachMaster reads the masters at once
 	read := func(ctx context.Context, c redis.UniversalClient) error {
 		for _, k := range keys {
 			m, err := c.ConfigGet(ctx, k).Result()
@@ -66,7 +59,9 @@ func readConfig(ctx context.Context, rdb redis.UniversalClient, keys ...string) 
 				return err
 			}
 			if v, ok := m[k]; ok {
+				mu.Lock()
 				out[k] = append(out[k], v)
+				mu.Unlock()
 			}
 		}
 		return nil

@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -90,6 +91,9 @@ type Store struct {
 	owner  string
 	closed bool
 
+	// durability is what CheckDurability found at start.
+	durability atomic.Pointer[relay.Durability]
+
 	// batch are the outcomes waiting for the collector; kick tells it of
 	// new ones, full that a batch is full.
 	batch      []pendingOutcome
@@ -122,8 +126,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
 		held: map[string]relay.Delivery{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
 		opts: opts, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1), full: make(chan struct{}, 1)}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.collectLoop()
+	go s.checkDurability()
 	if opts.Renew > 0 {
 		s.wg.Add(1)
 		go s.renewLoop()
