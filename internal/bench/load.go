@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -101,15 +99,9 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
 	var seq atomic.Int64
 	base := measure(r.ctx, client, "baseline", baseURL, o.senders, o.duration, &seq, env.Progress)
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
 	var redisBefore redisStats
 	var stats *redis.Client
@@ -124,7 +116,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	}
 	res := measure(r.ctx, client, "relay", "http://"+rel.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
 
-	pprof.StopCPUProfile()
+	stopProfile()
 	var cost *RedisCost
 	if stats != nil {
 		after, err := readRedisStats(r.ctx, stats)

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // procStatus reads the sizes in /proc/PID/status ("self": this process),
@@ -50,4 +52,27 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// startCPUProfile writes a CPU profile of this process to path ("" for
+// none) until stop, which may be called more than once.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
 }

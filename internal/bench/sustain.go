@@ -55,6 +55,7 @@ load drifts during the run favours neither.`,
 		redisFlag(f, &o.redisURL)
 		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
 		f.IntVar(&o.rounds, "rounds", 1, "with --shaped: pairs of ladders (unshaped and shaped) to run, alternating which goes first")
+		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the steps (relay, targets and senders: one process; with --shaped, of the last ladder) to this `FILE`")
 		return o.run
 	},
 }
@@ -68,6 +69,7 @@ type sustainFlags struct {
 	p99           time.Duration
 	settle, wait  time.Duration
 	dir, redisURL string
+	cpuProfile    string
 	asJSON        bool
 	shaped        bool
 	rounds        int
@@ -200,6 +202,11 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 	if variant != "" {
 		storeName += ", ladder " + variant
 	}
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stopProfile()
 	res := &SustainResult{Scenario: "sustain", Store: storeName, Baseline: *base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
 	acked := map[string]struct{}{}
 	owed := func() int64 {
