@@ -58,7 +58,11 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 		indexes = append(indexes, s.eventIndexKey(true, c), s.eventIndexKey(false, c))
 	}
 	var out []relay.EventSummary
-	for before := f.Before; len(out) < limit && len(indexes) > 0; {
+	before := "" // a member: see memberOf
+	if f.Before != "" {
+		before = memberOf(f.Before)
+	}
+	for len(out) < limit && len(indexes) > 0 {
 		want := int64(limit - len(out))
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.StringSliceCmd, len(indexes))
@@ -80,6 +84,9 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 		ids = slices.Compact(ids)
 		ids = ids[:min(len(ids), int(want))]
 		before = ids[len(ids)-1]
+		for i, m := range ids {
+			ids[i] = eidOf(m)
+		}
 		evs, err := s.readEvents(ctx, ids, false)
 		if err != nil {
 			return nil, err
@@ -208,9 +215,9 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 		ceid, _, _ := relay.SplitDeliveryID(cursor)
 		lex := &redis.ZRangeBy{Min: "-", Max: "+", Count: want}
 		if ceid != "" && f.Oldest {
-			lex.Min = "[" + ceid
+			lex.Min = "[" + memberOf(ceid)
 		} else if ceid != "" {
-			lex.Max = "[" + ceid
+			lex.Max = "[" + memberOf(ceid)
 		}
 		walk := func(pipe redis.Pipeliner, key string) *redis.StringSliceCmd {
 			if f.Oldest {
@@ -250,6 +257,9 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 		var pendingEvents []string
 		for _, src := range sources {
 			eids := src.cmd.Val()
+			for i, m := range eids {
+				eids[i] = eidOf(m)
+			}
 			if int64(len(eids)) == want {
 				if last := eids[len(eids)-1]; bound == "" || beyond(bound, last) {
 					bound = last

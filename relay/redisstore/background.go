@@ -13,13 +13,14 @@ import (
 // every claim of the process, whatever its target.
 // KEYS: per target its held set and owners. ARGV: lease end ms, owner,
 // then per target how many ids follow, and the event ids.
-var renewScript = redis.NewScript(`
+var renewScript = redis.NewScript(luaMembers + `
 local n, a = 0, 3
 for k = 1, #KEYS, 2 do
   local count = tonumber(ARGV[a])
   for i = a + 1, a + count do
-    if redis.call('HGET', KEYS[k + 1], ARGV[i]) == ARGV[2] then
-      n = n + redis.call('ZADD', KEYS[k], 'XX', 'GT', 'CH', ARGV[1], ARGV[i])
+    local m = memberOf(ARGV[i])
+    if redis.call('HGET', KEYS[k + 1], m) == ARGV[2] then
+      n = n + redis.call('ZADD', KEYS[k], 'XX', 'GT', 'CH', ARGV[1], m)
     end
   end
   a = a + count + 1
@@ -82,13 +83,13 @@ func (s *Store) Renew(ctx context.Context) error {
 // KEYS: index, the list of tasks and statuses, the index's pending twin.
 // ARGV: cursor ("" for the start), cutoff, record key prefix, max members
 // to look at, the task and status of an event index ("" for another).
-var pruneIndexScript = redis.NewScript(`
+var pruneIndexScript = redis.NewScript(luaMembers + `
 local from = '-'
 if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
 local ids = redis.call('ZRANGEBYLEX', KEYS[1], from, '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
 local gone = 0
 for _, id in ipairs(ids) do
-  if redis.call('EXISTS', ARGV[3] .. id) == 0 then
+  if redis.call('EXISTS', ARGV[3] .. eidOf(id)) == 0 then
     redis.call('ZREM', KEYS[1], id)
     gone = gone + 1
   end
@@ -153,7 +154,7 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 			keys = append(keys, index{s.stateIndexKey(st, t), s.stateIndexKey(st, t), ""})
 		}
 	}
-	cutoff := relay.NewEventID(time.Now().Add(-s.retention))
+	cutoff := memberOf(relay.NewEventID(time.Now().Add(-s.retention)))
 	total := 0
 	// Every index's members are event ids, gone once the event's
 	// deliveries hash expired.

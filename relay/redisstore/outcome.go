@@ -19,13 +19,14 @@ import (
 // retention ms (0: none), owner.
 var completeScript = redis.NewScript(luaStateAt + luaClose + `
 local eid = ARGV[1]
-if redis.call('HGET', KEYS[4], eid) ~= ARGV[7] then
+local m = memberOf(eid)
+if redis.call('HGET', KEYS[4], m) ~= ARGV[7] then
   return 0
 end
 local f = 'd:' .. ARGV[2]
 local was = redis.call('HGET', KEYS[1], f)
-redis.call('ZREM', KEYS[3], eid)
-redis.call('HDEL', KEYS[4], eid)
+redis.call('ZREM', KEYS[3], m)
+redis.call('HDEL', KEYS[4], m)
 if not was then
   return 0
 end
@@ -36,11 +37,11 @@ else
   redis.call('HSET', KEYS[1], f, ARGV[3])
 end
 if stateAt(ARGV[3]) == 'p' then
-  redis.call('ZADD', KEYS[2], ARGV[4], eid)
+  redis.call('ZADD', KEYS[2], ARGV[4], m)
   return 1
 end
-redis.call('ZREM', KEYS[2], eid)
-redis.call('ZADD', KEYS[6], 0, eid)
+redis.call('ZREM', KEYS[2], m)
+redis.call('ZADD', KEYS[6], 0, m)
 -- The first final outcome of this delivery closes it on its event.
 if stateAt(was) == 'p' then
   close(KEYS[1], KEYS[5], eid, tonumber(ARGV[6]))
@@ -102,15 +103,16 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 // releaseScript puts a held delivery back in line, unless its lease ran out
 // and another relay took it meanwhile.
 // KEYS: queue, held, owners. ARGV: delivery id, due ms, owner.
-var releaseScript = redis.NewScript(`
-local owner = redis.call('HGET', KEYS[3], ARGV[1])
+var releaseScript = redis.NewScript(luaMembers + `
+local m = memberOf(ARGV[1])
+local owner = redis.call('HGET', KEYS[3], m)
 if owner and owner ~= ARGV[3] then
   return 0
 end
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('ZREM', KEYS[2], m) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[2], m)
 end
-redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[3], m)
 return 1
 `)
 
@@ -153,7 +155,8 @@ func (s *Store) adoptOrphans(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		delete(s.uncertain, t)
-		for eid, owner := range owners {
+		for m, owner := range owners {
+			eid := eidOf(m)
 			if _, ours := s.held[relay.DeliveryID(eid, t)]; owner == s.owner && !ours {
 				s.orphans = append(s.orphans, relay.Delivery{EventID: eid, Target: t, NextAttemptAt: time.Now()})
 			}

@@ -12,7 +12,8 @@
 //	                 per target "d:T" the delivery record and "a:T" its
 //	                 attempts
 //	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms"
-//	q:T, h:T         sorted sets of event ids: T's deliveries due (scored
+//	q:T, h:T         sorted sets of event ids (as every sorted set here,
+//	                 without "evt_": memberOf): T's deliveries due (scored
 //	                 by due ms) and held (scored by the lease's end)
 //	o:T              hash: event id → the relay holding its delivery to T
 //	i:p:TASK\0STATUS sorted sets (score 0, by id): the events of a task
@@ -203,7 +204,8 @@ func (s *Store) isClosed() bool {
 // ARGV: event id, received ms, ttl ms, retention ms (0: none), record,
 // targets (NUL-joined), task and status (combo), then per target its name
 // and delivery record, then the targets to add to the list.
-var ingestScript = redis.NewScript(`
+var ingestScript = redis.NewScript(luaMembers + `
+local m = memberOf(ARGV[1])
 local keep = tonumber(ARGV[4])
 local n = #KEYS - 7
 -- An event without deliveries is final at once: its mark goes with it.
@@ -229,16 +231,16 @@ end
 redis.call(unpack(fields))
 redis.call('SADD', KEYS[6], ARGV[7])
 if n == 0 then
-  redis.call('ZADD', KEYS[5], 0, ARGV[1])
+  redis.call('ZADD', KEYS[5], 0, m)
   if keep > 0 then
     redis.call('PEXPIRE', KEYS[2], keep)
     redis.call('PEXPIRE', KEYS[3], keep)
   end
   return {0, ARGV[1]}
 end
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('ZADD', KEYS[4], 0, m)
 for i = 1, n do
-  redis.call('ZADD', KEYS[7 + i], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[7 + i], ARGV[2], m)
 end
 if ARGV[8 + 2 * n] then
   redis.call('SADD', KEYS[7], unpack(ARGV, 8 + 2 * n))
@@ -314,7 +316,7 @@ func (s *Store) newTargets(ts []string) []string {
 // trip. A delivery whose keys expired meanwhile is dropped.
 // KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner, key
 // prefix, target.
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(luaMembers + `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
@@ -323,13 +325,14 @@ for _, id in ipairs(expired) do
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
+for _, m in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], m)
+  local id = eidOf(m)
   local d = redis.call('HMGET', ARGV[5] .. 'd:' .. id, 'd:' .. ARGV[6], 't')
   local ev = redis.call('GET', ARGV[5] .. 'e:' .. id)
   if d[1] and ev then
-    redis.call('ZADD', KEYS[2], ARGV[3], id)
-    redis.call('HSET', KEYS[3], id, ARGV[4])
+    redis.call('ZADD', KEYS[2], ARGV[3], m)
+    redis.call('HSET', KEYS[3], m, ARGV[4])
     out[#out + 1] = id
     out[#out + 1] = d[1]
     out[#out + 1] = ev

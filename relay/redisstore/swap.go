@@ -16,7 +16,7 @@ import (
 // event's, expires no later than they do. The task, status and mark are
 // read from the event's record; the keys made of them are in the same
 // hash slot as every key of the store.
-const luaClose = luaEventHead + `local function close(dels, event, eid, keep)
+const luaClose = luaMembers + luaEventHead + `local function close(dels, event, eid, keep)
   local open = redis.call('HINCRBY', dels, 'o', -1)
   if open > 0 then
     return
@@ -24,8 +24,8 @@ const luaClose = luaEventHead + `local function close(dels, event, eid, keep)
   -- The prefix, as the deliveries hash's key has it.
   local pfx = string.sub(dels, 1, #dels - #eid - 2)
   local source, task, status, mark = eventHead(redis.call('GET', event))
-  redis.call('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, eid)
-  redis.call('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, eid)
+  redis.call('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, memberOf(eid))
+  redis.call('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, memberOf(eid))
   if keep <= 0 then
     return
   end
@@ -53,7 +53,7 @@ func (s *Store) LoadDelivery(ctx context.Context, id string) (relay.Delivery, bo
 	}
 	pipe := s.rdb.Pipeline()
 	rec := pipe.HGet(ctx, s.dealsKey(eid), recField(target))
-	held := pipe.ZScore(ctx, s.heldKey(target), eid)
+	held := pipe.ZScore(ctx, s.heldKey(target), memberOf(eid))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return relay.Delivery{}, false, s.fail("read delivery "+id, err)
 	}
@@ -83,6 +83,7 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
   local k, a = 1 + i * 6, 1 + i * 5
   local dels, event, queue, held = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local eid, t, old, new = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local m = memberOf(eid)
   local f = 'd:' .. t
   local cur = redis.call('HGET', dels, f)
   local ok
@@ -91,7 +92,7 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
   else
     ok = cur == old
   end
-  if ok and not redis.call('ZSCORE', held, eid) then
+  if ok and not redis.call('ZSCORE', held, m) then
     local was, now = '', stateAt(new)
     if old == '' then
       local ts = redis.call('HGET', dels, 't')
@@ -105,24 +106,24 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
     else
       was = stateAt(old)
       if was ~= 'p' then
-        redis.call('ZREM', KEYS[k + 5], eid)
+        redis.call('ZREM', KEYS[k + 5], m)
       end
     end
     redis.call('HSET', dels, f, new)
     if now == 'p' then
-      redis.call('ZADD', queue, ARGV[a + 5], eid)
+      redis.call('ZADD', queue, ARGV[a + 5], m)
       if was ~= 'p' and redis.call('HINCRBY', dels, 'o', 1) == 1 then
         -- The event has a pending delivery again.
         local pfx = string.sub(dels, 1, #dels - #eid - 2)
         local _, task, status = eventHead(redis.call('GET', event))
-        redis.call('ZREM', pfx .. 'i:f:' .. task .. '\0' .. status, eid)
-        redis.call('ZADD', pfx .. 'i:p:' .. task .. '\0' .. status, 0, eid)
+        redis.call('ZREM', pfx .. 'i:f:' .. task .. '\0' .. status, m)
+        redis.call('ZADD', pfx .. 'i:p:' .. task .. '\0' .. status, 0, m)
         redis.call('PERSIST', event)
         redis.call('PERSIST', dels)
       end
     else
-      redis.call('ZREM', queue, eid)
-      redis.call('ZADD', KEYS[k + 6], 0, eid)
+      redis.call('ZREM', queue, m)
+      redis.call('ZADD', KEYS[k + 6], 0, m)
       if was == 'p' then
         close(dels, event, eid, keep)
       end
