@@ -25,6 +25,10 @@ type RedisCost struct {
 	CommandsPerIngest float64 `json:"redis_commands_per_ingest"`
 	BytesPerPending   float64 `json:"redis_bytes_per_pending_event"`
 	BytesPerDelivered float64 `json:"redis_bytes_per_delivered_event"`
+	// RefUSPerIngest is Redis's time per run of a lean reference script
+	// in the same measurement (refScript): what the machine's load makes
+	// of the least an ingest could be, to compare USPerIngest with.
+	RefUSPerIngest float64 `json:"redis_us_per_reference_script"`
 	// USPerWebhook is the CPU time of Redis's main thread per acked
 	// webhook during the relay's load run (INFO cpu): its ingest, its
 	// deliveries' bookkeeping as far as it happened within the run, the
@@ -136,29 +140,16 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 		return out, err
 	}
 	targets := []string{"first", "second"}
-	const callers = 16
-	var wg sync.WaitGroup
-	errs := make(chan error, callers)
-	for c := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := c; i < n; i += callers {
-				now := time.Now()
-				ev := &relay.Event{ID: relay.NewEventID(now), Source: "hoox", Task: "video_generate", Status: "completed",
-					DedupKey: fmt.Sprintf("video_generate:run_%d:completed", i), ReceivedAt: now, RemoteAddr: "127.0.0.1",
-					Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "Go-http-client/1.1"},
-					Targets: targets, Payload: fmt.Appendf(nil, tasks[0], i, i)}
-				if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err = concurrently(n, func(i int) error {
+		now := time.Now()
+		ev := &relay.Event{ID: relay.NewEventID(now), Source: "hoox", Task: "video_generate", Status: "completed",
+			DedupKey: fmt.Sprintf("video_generate:run_%d:completed", i), ReceivedAt: now, RemoteAddr: "127.0.0.1",
+			Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "Go-http-client/1.1"},
+			Targets: targets, Payload: fmt.Appendf(nil, tasks[0], i, i)}
+		_, err := s.Ingest(ctx, ev, time.Hour)
+		return err
+	})
+	if err != nil {
 		return out, err
 	}
 	ingested, err := readRedisStats(ctx, info)
@@ -199,7 +190,58 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 		return out, err
 	}
 	out.BytesPerDelivered = (delivered.used - before.used) / float64(n)
+
+	// The reference, on keys of its own.
+	ref := "{" + prefix + "}:ref:"
+	payload := fmt.Appendf(nil, tasks[0], 0, 0)
+	err = concurrently(n, func(i int) error {
+		id := relay.NewEventID(time.Now())
+		return refScript.Run(ctx, info, []string{fmt.Sprint(ref, "m:", i), ref + "e:" + id, ref + "q:first", ref + "q:second", ref + "i"},
+			id, payload, time.Now().UnixMilli()).Err()
+	})
+	if err != nil {
+		return out, err
+	}
+	after, err := readRedisStats(ctx, info)
+	if err != nil {
+		return out, err
+	}
+	out.RefUSPerIngest = (after.scriptUsec() - delivered.scriptUsec()) / float64(n)
 	return out, nil
+}
+
+// refScript is the least an ingest could be: a dedup mark set if absent,
+// the event as one hash, two queue entries and one index entry.
+var refScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', 3600) then
+  return 1
+end
+redis.call('HSET', KEYS[2], 'meta', ARGV[1], 'payload', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[5], 0, ARGV[1])
+return 0
+`)
+
+// concurrently runs f(0) to f(n-1) from 16 callers, and returns the first
+// error.
+func concurrently(n int, f func(i int) error) error {
+	const callers = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for c := range callers {
+		wg.Go(func() {
+			for i := c; i < n; i += callers {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // deleteKeys deletes the keys matching pattern, best effort.
@@ -219,8 +261,8 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, pattern string) {
 
 // table prints c as the lines of the load report.
 func (c RedisCost) table(w interface{ Write([]byte) (int, error) }) {
-	fmt.Fprintf(w, "Redis, store alone (%d events, 2 targets): %.1f µs of Redis per ingest (%.1f commands), %.0f bytes per pending event, %.0f bytes per delivered event\n",
-		c.Events, c.USPerIngest, c.CommandsPerIngest, c.BytesPerPending, c.BytesPerDelivered)
+	fmt.Fprintf(w, "Redis, store alone (%d events, 2 targets): %.1f µs of Redis per ingest (%.1f commands; a 5-command reference script: %.1f µs), %.0f bytes per pending event, %.0f bytes per delivered event\n",
+		c.Events, c.USPerIngest, c.CommandsPerIngest, c.RefUSPerIngest, c.BytesPerPending, c.BytesPerDelivered)
 	if c.USPerWebhook > 0 {
 		fmt.Fprintf(w, "Redis under the relay's load: %.1f µs of Redis main-thread CPU per acked webhook (ingest, delivery bookkeeping, network, AOF)\n", c.USPerWebhook)
 	}

@@ -17,7 +17,7 @@ func TestMeasureRedisCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", c)
-	if c.Events != 500 || c.USPerIngest <= 0 || c.CommandsPerIngest < 2 {
+	if c.Events != 500 || c.USPerIngest <= 0 || c.RefUSPerIngest <= 0 || c.CommandsPerIngest < 2 {
 		t.Errorf("%d events, %.1f µs and %.1f commands per ingest; want 500 events, some time and at least two commands each", c.Events, c.USPerIngest, c.CommandsPerIngest)
 	}
 	// An event holds its ~180-byte payload, pending or delivered.
