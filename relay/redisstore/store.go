@@ -214,8 +214,10 @@ if n == 0 and keep > 0 then
   px = keep
 end
 local value = ARGV[1] .. '|' .. ARGV[2]
-local mark = redis.call('SET', KEYS[1], value, 'NX', 'GET', 'PX', px)
-if mark then
+-- SET NX, then GET only for a duplicate: SET's NX and GET together need
+-- Redis 7.
+if not redis.call('SET', KEYS[1], value, 'NX', 'PX', px) then
+  local mark = redis.call('GET', KEYS[1])
   local sep = string.find(mark, '|', 1, true)
   if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
     return {1, string.sub(mark, 1, sep - 1)}
