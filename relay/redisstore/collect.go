@@ -26,8 +26,7 @@ type pendingOutcome struct {
 	done chan error // nil for a final outcome: nobody waits
 }
 
-// enqueue hands outcomes to the collector, and returns the channels of
-// those that are awaited.
+// enqueue hands outcomes to the collector and wakes it.
 func (s *Store) enqueue(items []pendingOutcome) {
 	s.mu.Lock()
 	s.batch = append(s.batch, items...)
