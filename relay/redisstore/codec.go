@@ -295,14 +295,20 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 // length and then its fields, so that a script only concatenates. Its
 // time counts from the epoch of its event.
 func encodeAttempt(eventID string, a *relay.Attempt) []byte {
-	var rec []byte
-	rec = binary.AppendUvarint(rec, uint64(a.Number))
-	rec = putTime(rec, epoch(eventID), a.StartedAt)
-	rec = binary.AppendVarint(rec, int64(a.Duration))
-	rec = binary.AppendUvarint(rec, uint64(a.Status))
-	rec = putString(rec, a.Error)
-	rec = putString(rec, a.Body)
-	return append(binary.AppendUvarint(make([]byte, 0, len(rec)+2), uint64(len(rec))), rec...)
+	// One allocation: the fields after room for the longest length, which
+	// then goes right before them.
+	const room = binary.MaxVarintLen64
+	b := make([]byte, room, room+40+len(a.Error)+len(a.Body))
+	b = binary.AppendUvarint(b, uint64(a.Number))
+	b = putTime(b, epoch(eventID), a.StartedAt)
+	b = binary.AppendVarint(b, int64(a.Duration))
+	b = binary.AppendUvarint(b, uint64(a.Status))
+	b = putString(b, a.Error)
+	b = putString(b, a.Body)
+	var n [room]byte
+	k := binary.PutUvarint(n[:], uint64(len(b)-room))
+	copy(b[room-k:], n[:k])
+	return b[room-k:]
 }
 
 // decodeHistory decodes the history field of a delivery of event id:

@@ -60,9 +60,32 @@ func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 	if o.Attempt != nil {
 		att = encodeAttempt(d.EventID, o.Attempt)
 	}
-	return []string{s.dealsKey(d.EventID), s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target),
-			s.eventKey(d.EventID), s.stateIndexKey(d.State, d.Target)},
-		[]any{d.EventID, d.Target, rec, ms(d.NextAttemptAt), att, s.retention.Milliseconds(), s.owner}, nil
+	tk := s.keysOf(d.Target)
+	final := tk.delivered
+	if d.State != relay.Delivered {
+		final = s.stateIndexKey(d.State, d.Target)
+	}
+	eid := any(d.EventID)
+	return []string{s.dealsKey(d.EventID), tk.queue, tk.held, tk.owner, s.eventKey(d.EventID), final},
+		[]any{eid, tk.name, rec, ms(d.NextAttemptAt), att, s.keepArg, s.ownerArg}, nil
+}
+
+// targetKeys are the keys and name of a target, made once: every outcome
+// names them.
+type targetKeys struct {
+	queue, held, owner, delivered string
+	name                          any
+}
+
+// keysOf returns the keys of target.
+func (s *Store) keysOf(target string) *targetKeys {
+	if tk, ok := s.targetKeys.Load(target); ok {
+		return tk.(*targetKeys)
+	}
+	tk := &targetKeys{queue: s.queueKey(target), held: s.heldKey(target), owner: s.ownerKey(target),
+		delivered: s.stateIndexKey(relay.Delivered, target), name: target}
+	s.targetKeys.Store(target, tk)
+	return tk
 }
 
 // Complete implements relay.Queue through the collector (collect.go): a

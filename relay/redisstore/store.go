@@ -86,6 +86,10 @@ type Store struct {
 	// taken deliveries that this process never heard of. They are found by
 	// owner and put back once Redis answers.
 	uncertain map[string]bool
+	// targetKeys caches keysOf; keepArg and ownerArg are the retention in
+	// ms and owner as script arguments, boxed once.
+	targetKeys        sync.Map
+	keepArg, ownerArg any
 	// knownTargets are the targets this process added to the list.
 	knownTargets map[string]bool
 	// owner marks this process's claims in Redis.
@@ -127,6 +131,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
 		held: map[string]relay.Delivery{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
 		opts: opts, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1), full: make(chan struct{}, 1)}
+	s.keepArg, s.ownerArg = s.retention.Milliseconds(), s.owner
 	s.wg.Add(2)
 	go s.collectLoop()
 	go s.checkDurability()
