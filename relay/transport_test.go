@@ -54,8 +54,10 @@ func TestClientSpeaksHTTP2ToTLSTargets(t *testing.T) {
 	}
 }
 
-// Under load, attempts reuse the target's connections: no more are opened
-// than attempts run at once.
+// Under load, attempts reuse the target's connections. A dial may race a
+// connection going back to the pool, so a few more than run at once can be
+// opened; a client that did not keep connections alive would open one per
+// request.
 func TestClientKeepsConnectionsAlive(t *testing.T) {
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +91,7 @@ func TestClientKeepsConnectionsAlive(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := conns.Load(); n > inFlight {
-		t.Errorf("%d requests, %d at a time, opened %d connections; want at most %d", inFlight*each, inFlight, n, inFlight)
+	if n := conns.Load(); n > 2*inFlight {
+		t.Errorf("%d requests, %d at a time, opened %d connections; want at most %d", inFlight*each, inFlight, n, 2*inFlight)
 	}
 }
