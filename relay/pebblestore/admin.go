@@ -1,0 +1,373 @@
+package pebblestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// view runs fn as a call in progress, or returns ErrClosed.
+func (s *Store) view(fn func() error) error {
+	if !s.enter() {
+		return relay.ErrClosed
+	}
+	defer s.leave()
+	return fn()
+}
+
+// bounds returns the iterator bounds of the keys with prefix p that come
+// before (or after, with after set) the key p+at; at "" means all of them.
+func bounds(p []byte, at string, after bool) *pebble.IterOptions {
+	o := &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)}
+	if at != "" {
+		k := append(bytes.Clone(p), at...)
+		if after {
+			o.LowerBound = append(k, 0) // the first key after p+at
+		} else {
+			o.UpperBound = k
+		}
+	}
+	return o
+}
+
+// Events implements relay.Admin: events newest first, from the event keys
+// or, when f filters, from the index of the task, the status or both.
+func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
+	limit := relay.PageSize(f.Limit)
+	var out []relay.EventSummary
+	err := s.view(func() error {
+		var prefix []byte
+		switch {
+		case f.Task != "" && f.Status != "":
+			prefix = key(kTaskStat, f.Task, f.Status)
+		case f.Task != "":
+			prefix = key(kTask, f.Task)
+		case f.Status != "":
+			prefix = key(kStatus, f.Status)
+		default:
+			prefix = []byte{kEvent}
+		}
+		it, err := s.db.NewIter(bounds(prefix, f.Before, false))
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.Last(); ok && len(out) < limit; ok = it.Prev() {
+			id := string(it.Key()[len(prefix):])
+			var ev *relay.Event
+			if prefix[0] == kEvent {
+				ev, err = decodeEvent(it.Value(), false)
+			} else {
+				ev, err = s.loadEvent(id, false)
+			}
+			if err != nil {
+				return err
+			}
+			if ev == nil {
+				continue
+			}
+			ds, err := s.deliveriesOf(ev)
+			if err != nil {
+				return err
+			}
+			out = append(out, relay.EventSummary{Event: ev, Deliveries: ds})
+		}
+		return it.Error()
+	})
+	return out, err
+}
+
+// loadEvent reads the event id, nil when there is none.
+func (s *Store) loadEvent(id string, withPayload bool) (*relay.Event, error) {
+	v, closer, err := s.db.Get(eventKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	ev, err := decodeEvent(v, withPayload)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return ev, nil
+}
+
+func (s *Store) deliveriesOf(ev *relay.Event) ([]relay.Delivery, error) {
+	ds := make([]relay.Delivery, 0, len(ev.Targets))
+	for _, t := range ev.Targets {
+		d, ok, err := s.loadDelivery(relay.DeliveryID(ev.ID, t))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds, nil
+}
+
+// Event implements relay.Admin.
+func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error) {
+	var out *relay.EventDetail
+	err := s.view(func() error {
+		ev, err := s.loadEvent(id, true)
+		if err != nil {
+			return err
+		}
+		if ev == nil {
+			return relay.EventNotFound(id)
+		}
+		ds, err := s.deliveriesOf(ev)
+		if err != nil {
+			return err
+		}
+		out = &relay.EventDetail{Event: ev}
+		for _, d := range ds {
+			dd := relay.DeliveryDetail{Delivery: d}
+			if dd.History, err = s.attempts(d.ID()); err != nil {
+				return err
+			}
+			out.Deliveries = append(out.Deliveries, dd)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// attempts returns the attempts of delivery id, oldest first.
+func (s *Store) attempts(id string) ([]relay.Attempt, error) {
+	p := attemptPrefix(id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []relay.Attempt
+	for ok := it.First(); ok; ok = it.Next() {
+		a, err := decodeAttempt(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("attempt %q: %w", it.Key(), err)
+		}
+		out = append(out, a)
+	}
+	return out, it.Error()
+}
+
+// Deliveries implements relay.Admin. Without a filter it walks the
+// delivery records in id order; with one, it merges the indexes of the
+// states and targets asked for, each in id order.
+func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay.Delivery, error) {
+	limit := relay.PageSize(f.Limit)
+	var out []relay.Delivery
+	err := s.view(func() error {
+		if f.State == "" && f.Target == "" {
+			p := []byte{kDelivery}
+			it, err := s.db.NewIter(bounds(p, f.Before, f.Oldest))
+			if err != nil {
+				return err
+			}
+			defer it.Close()
+			step := it.Prev
+			ok := it.Last()
+			if f.Oldest {
+				step, ok = it.Next, it.First()
+			}
+			for ; ok && len(out) < limit; ok = step() {
+				var d relay.Delivery
+				if err := decodeDelivery(it.Value(), &d); err != nil {
+					return fmt.Errorf("delivery %s: %w", it.Key()[1:], err)
+				}
+				out = append(out, d)
+			}
+			return it.Error()
+		}
+		ids, err := s.indexed(f, limit)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			d, ok, err := s.loadDelivery(id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, d)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// indexed returns up to limit delivery ids that f selects, in its order,
+// by merging one index iterator per state and target.
+func (s *Store) indexed(f relay.DeliveryFilter, limit int) ([]string, error) {
+	codes := []byte{'p', 'd', 'x'}
+	if f.State != "" {
+		c, ok := stateCode(f.State)
+		if !ok {
+			return nil, nil
+		}
+		codes = []byte{c}
+	}
+	targets := []string{f.Target}
+	if f.Target == "" {
+		counts, err := s.counts()
+		if err != nil {
+			return nil, err
+		}
+		targets = targets[:0]
+		for t := range counts {
+			targets = append(targets, t)
+		}
+	}
+	type cursor struct {
+		it     *pebble.Iterator
+		prefix int
+		ok     bool
+	}
+	var cs []*cursor
+	defer func() {
+		for _, c := range cs {
+			c.it.Close()
+		}
+	}()
+	for _, code := range codes {
+		for _, t := range targets {
+			p := stateIndexPrefix(code, t)
+			it, err := s.db.NewIter(bounds(p, f.Before, f.Oldest))
+			if err != nil {
+				return nil, err
+			}
+			c := &cursor{it: it, prefix: len(p)}
+			if f.Oldest {
+				c.ok = it.First()
+			} else {
+				c.ok = it.Last()
+			}
+			cs = append(cs, c)
+		}
+	}
+	var ids []string
+	for len(ids) < limit {
+		var best *cursor
+		for _, c := range cs {
+			if !c.ok {
+				continue
+			}
+			if best == nil {
+				best = c
+				continue
+			}
+			cmp := bytes.Compare(c.it.Key()[c.prefix:], best.it.Key()[best.prefix:])
+			if (f.Oldest && cmp < 0) || (!f.Oldest && cmp > 0) {
+				best = c
+			}
+		}
+		if best == nil {
+			break
+		}
+		ids = append(ids, string(best.it.Key()[best.prefix:]))
+		if f.Oldest {
+			best.ok = best.it.Next()
+		} else {
+			best.ok = best.it.Prev()
+		}
+	}
+	for _, c := range cs {
+		if err := c.it.Error(); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// Counts implements relay.Admin from the counter keys.
+func (s *Store) Counts(ctx context.Context) (map[string]relay.StateCounts, error) {
+	var out map[string]relay.StateCounts
+	err := s.view(func() (err error) {
+		out, err = s.counts()
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) counts() (map[string]relay.StateCounts, error) {
+	p := []byte{kCount}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := make(map[string]relay.StateCounts)
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[1:]
+		n, w := binary.Uvarint(k)
+		if w <= 0 || uint64(len(k)-w) != n+1 {
+			return nil, fmt.Errorf("corrupt counter key %q", it.Key())
+		}
+		target, code := string(k[w:w+int(n)]), k[len(k)-1]
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		c := out[target]
+		switch code {
+		case 'p':
+			c.Pending = int(readCount(v))
+		case 'd':
+			c.Delivered = int(readCount(v))
+		case 'x':
+			c.Dead = int(readCount(v))
+		}
+		out[target] = c
+	}
+	for t, c := range out {
+		if c == (relay.StateCounts{}) {
+			delete(out, t)
+		}
+	}
+	return out, it.Error()
+}
+
+// SetPaused implements relay.Admin.
+func (s *Store) SetPaused(ctx context.Context, target string, paused bool) error {
+	err := s.view(func() error {
+		b := s.db.NewBatch()
+		if paused {
+			b.Set(pausedKey(target), nil, nil)
+		} else {
+			b.Delete(pausedKey(target), nil)
+		}
+		return s.commit(b, true)
+	})
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", target, err)
+	}
+	return nil
+}
+
+// Paused implements relay.Admin.
+func (s *Store) Paused(ctx context.Context) (map[string]bool, error) {
+	out := make(map[string]bool)
+	err := s.view(func() error {
+		p := []byte{kPaused}
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			out[string(it.Key()[1:])] = true
+		}
+		return it.Error()
+	})
+	return out, err
+}
