@@ -278,7 +278,7 @@ func Default() *Config {
 		},
 		Store: Store{
 			Kind: StoreEmbedded,
-			Path: "./data/hooxrelay.db",
+			Path: "./data/store",
 			Redis: Redis{
 				URL:    "redis://127.0.0.1:6379/0",
 				Prefix: "hooxrelay",

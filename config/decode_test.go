@@ -69,7 +69,7 @@ func TestParseFull(t *testing.T) {
 			WriteTimeout: d("25s"), IdleTimeout: d("90s"), ShutdownTimeout: d("45s"),
 		},
 		Store: Store{
-			Kind: "redis", Path: "/var/lib/hooxrelay/relay.db",
+			Kind: "redis", Path: "/var/lib/hooxrelay/store",
 			Redis:     Redis{URL: "rediss://redis.internal:6380/2", Prefix: "relay-a", Lease: Duration(45 * time.Second)},
 			Retention: d("72h"),
 		},
@@ -165,7 +165,7 @@ func TestParseDefaults(t *testing.T) {
 		{"server.idle_timeout", got.Server.IdleTimeout, d("60s")},
 		{"server.shutdown_timeout", got.Server.ShutdownTimeout, d("30s")},
 		{"store.kind", got.Store.Kind, "embedded"},
-		{"store.path", got.Store.Path, "./data/hooxrelay.db"},
+		{"store.path", got.Store.Path, "./data/store"},
 		{"store.redis.url", got.Store.Redis.URL, "redis://127.0.0.1:6379/0"},
 		{"store.redis.prefix", got.Store.Redis.Prefix, "hooxrelay"},
 		{"store.retention", got.Store.Retention, d("168h")},

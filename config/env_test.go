@@ -57,7 +57,7 @@ func TestParseEnv(t *testing.T) {
 		got, want any
 	}{
 		{"server.listen (quoted default)", c.Server.Listen, ":8080"},
-		{"store.path (set)", c.Store.Path, "/var/lib/hooxrelay/hooxrelay.db"},
+		{"store.path (set)", c.Store.Path, "/var/lib/hooxrelay/store"},
 		{"sources[0].path (default inside a string)", c.Sources[0].Path, "/hooks/hoox"},
 		{"targets[0].url", c.Targets[0].URL, "http://127.0.0.1:9101/hook"},
 		{"targets[0].max_in_flight (default as an int)", c.Targets[0].MaxInFlight, 4},

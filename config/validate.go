@@ -149,7 +149,7 @@ func (v *validator) store() {
 	switch s.Kind {
 	case StoreEmbedded:
 		if strings.TrimSpace(s.Path) == "" {
-			v.add("store.path", "is required for the embedded store; set a file such as ./data/hooxrelay.db")
+			v.add("store.path", "is required for the embedded store; set a directory such as ./data/store")
 		}
 	case StoreRedis:
 		u, err := url.Parse(s.Redis.URL)

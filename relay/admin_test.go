@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
@@ -52,7 +52,7 @@ func (h *relayHarness) api(t testing.TB, method, path string, out any) int {
 func TestAdminAPI(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
 		testAdminAPI(t, func() relay.Store {
-			s, err := boltstore.Open(filepath.Join(t.TempDir(), "admin.db"), boltstore.Options{})
+			s, err := pebblestore.Open(filepath.Join(t.TempDir(), "admin"), pebblestore.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,9 +307,9 @@ func testAdminAPI(t *testing.T, open func() relay.Store) {
 func TestPauseOutlastsRestart(t *testing.T) {
 	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", ok)
 	set := adminSettings(t, good, flaky)
-	path := filepath.Join(t.TempDir(), "pause.db")
+	path := filepath.Join(t.TempDir(), "pause")
 	open := func() relay.Store {
-		s, err := boltstore.Open(path, boltstore.Options{})
+		s, err := pebblestore.Open(path, pebblestore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 )
 
 // BenchmarkIngest posts unique webhooks over real HTTP, from many
@@ -40,7 +40,7 @@ func BenchmarkIngest(b *testing.B) {
 		defer target.Close()
 		set := settingsFor(b, benchTarget("a", target.URL+"/a"), benchTarget("b", target.URL+"/b"))
 		set.Server.MaxBodyBytes = 1 << 20
-		store, err := boltstore.Open(filepath.Join(b.TempDir(), "bench.db"), boltstore.Options{})
+		store, err := pebblestore.Open(filepath.Join(b.TempDir(), "bench"), pebblestore.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

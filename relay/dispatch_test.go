@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 )
 
@@ -74,7 +74,7 @@ func TestMaxAgeMakesDead(t *testing.T) {
 
 // stalledStore is the embedded store with an ingest that never finishes,
 // like a disk that stopped answering.
-type stalledStore struct{ *boltstore.Store }
+type stalledStore struct{ *pebblestore.Store }
 
 func (s stalledStore) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
 	<-ctx.Done()
@@ -87,7 +87,7 @@ func (s stalledStore) Ingest(ctx context.Context, ev *relay.Event, ttl time.Dura
 func TestIngressAnswers503WhenTheWriteStalls(t *testing.T) {
 	set := settingsFor(t, target(&sink{name: "t", url: "http://127.0.0.1:1/hook"}))
 	set.Server.MaxBodyBytes, set.Server.WriteTimeout = 1<<20, time.Second
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "stall.db"), boltstore.Options{})
+	bs, err := pebblestore.Open(filepath.Join(t.TempDir(), "stall"), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestIngressAnswers503WhenTheWriteStalls(t *testing.T) {
 // pauseMarksLate is the embedded store with pause marks that cannot be read
 // until ready is closed, like a store still coming up.
 type pauseMarksLate struct {
-	*boltstore.Store
+	*pebblestore.Store
 	ready chan struct{}
 }
 
@@ -146,7 +146,7 @@ func (s pauseMarksLate) Paused(ctx context.Context) (map[string]bool, error) {
 func TestPauseMarksUnreadableAtStart(t *testing.T) {
 	good, held := newSink(t, "good", ok), newSink(t, "flaky", ok)
 	set := adminSettings(t, good, held)
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "late.db"), boltstore.Options{})
+	bs, err := pebblestore.Open(filepath.Join(t.TempDir(), "late"), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestDeliveriesSayWhyTheyWait(t *testing.T) {
 // until the test ends or stop is called; stop returns what Run returned.
 func runDispatcher(t *testing.T, opts relay.DispatcherOptions, targets ...relay.TargetSettings) (d *relay.Dispatcher, store relay.Store, stop func() error) {
 	t.Helper()
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "dispatch.db"), boltstore.Options{})
+	bs, err := pebblestore.Open(filepath.Join(t.TempDir(), "dispatch"), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestReconfigureAfterRunIsRefused(t *testing.T) {
 
 // refusingMarks is the embedded store with pause marks that cannot be
 // written, like a store that is down.
-type refusingMarks struct{ *boltstore.Store }
+type refusingMarks struct{ *pebblestore.Store }
 
 func (refusingMarks) SetPaused(context.Context, string, bool) error {
 	return errors.New("store down")
@@ -350,7 +350,7 @@ func TestPauseKeepsTheMarkAndApplies(t *testing.T) {
 		t.Errorf("after Pause(a, false): store marks %v, Paused(a) %v; want neither", marks, d.Paused("a"))
 	}
 
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "refusing.db"), boltstore.Options{})
+	bs, err := pebblestore.Open(filepath.Join(t.TempDir(), "refusing"), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 // never reads a config file: the command maps its config onto them.
 // Storage is behind the Store interface declared here (store.go: the Queue
 // and the Admin halves, and the retention contract); adapters live in
-// sub-packages named after their technology (boltstore, redisstore) and
+// sub-packages named after their technology (pebblestore, redisstore) and
 // import relay, never the reverse. They keep records only: the records a
 // delivery goes through besides an attempt's outcome are made in
 // lifecycle.go (NewDelivery, Requeue, RequeueDead).

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
@@ -210,12 +210,12 @@ func testLogger(t *testing.T) *slog.Logger {
 // a new one in a temp dir) until the test ends; cleanup stops it, checks
 // that Run returned nil, and closes the store. The store is opened as
 // `hooxrelay serve` opens it; storeOpts may change that.
-func startRelay(t *testing.T, set relay.Settings, dbPath string, storeOpts ...func(*boltstore.Options)) *relayHarness {
+func startRelay(t *testing.T, set relay.Settings, dbPath string, storeOpts ...func(*pebblestore.Options)) *relayHarness {
 	t.Helper()
 	if dbPath == "" {
-		dbPath = filepath.Join(t.TempDir(), "relay.db")
+		dbPath = filepath.Join(t.TempDir(), "relay")
 	}
-	so := boltstore.Options{
+	so := pebblestore.Options{
 		Logger:    testLogger(t),
 		Retention: retention,
 		DedupTTL:  set.DedupTTL,
@@ -223,7 +223,7 @@ func startRelay(t *testing.T, set relay.Settings, dbPath string, storeOpts ...fu
 	for _, f := range storeOpts {
 		f(&so)
 	}
-	store, err := boltstore.Open(dbPath, so)
+	store, err := pebblestore.Open(dbPath, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

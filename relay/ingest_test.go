@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/rules"
 )
@@ -488,9 +488,9 @@ func TestIngressAnswers(t *testing.T) {
 
 func TestIngressStoreFailure(t *testing.T) {
 	a := newSink(t, "a", ok)
-	h := startRelay(t, settingsFor(t, target(a)), "", func(o *boltstore.Options) {
+	h := startRelay(t, settingsFor(t, target(a)), "", func(o *pebblestore.Options) {
 		// No background pruning: closing the store right after opening it
-		// races with the pruner (boltstore TestCloseWhilePruningIsRaceFree).
+		// races with the pruner.
 		o.Retention, o.DedupTTL = 0, 0
 	})
 	h.send(t, videoBody("before_failure"))

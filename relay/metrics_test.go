@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/prometheus/common/expfmt"
@@ -100,7 +100,7 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 	good := newSink(t, "good", ok)
 	flaky := newSink(t, "flaky", failFirst(1, http.StatusServiceUnavailable))
 	h := startRelayOn(t, adminSettings(t, good, flaky), func() relay.Store {
-		s, err := boltstore.Open(filepath.Join(t.TempDir(), "m.db"), boltstore.Options{})
+		s, err := pebblestore.Open(filepath.Join(t.TempDir(), "m"), pebblestore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 )
 
 // A reload that removes a target lets its attempt in flight finish and be
@@ -67,7 +67,7 @@ func TestReloadRaisesDedupTTLForPruning(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // past the old ttl
-	if _, err := h.store.(*boltstore.Store).Prune(t.Context()); err != nil {
+	if _, err := h.store.(*pebblestore.Store).Prune(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	r := h.post(t, "/hooks/hoox", videoBody("ttl_raised"))

@@ -106,7 +106,7 @@ func adminRelay(t *testing.T) (ingestURL string, target *adminTarget) {
 	dir := t.TempDir()
 	ingest, admin := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(dir, "hooxrelay.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, adminTestConfig, ingest, admin, filepath.Join(dir, "relay.db"), srv.URL, srv.URL), 0o600); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, adminTestConfig, ingest, admin, filepath.Join(dir, "relay"), srv.URL, srv.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startRelay(t, cfg, ingest, admin)

@@ -83,7 +83,7 @@ routes:
         - path: result.error
           op: %s
 `
-	empty := tempConfig(t, fmt.Sprintf(base, filepath.Join(t.TempDir(), "a.db"), "in\n          value: []"))
+	empty := tempConfig(t, fmt.Sprintf(base, filepath.Join(t.TempDir(), "a"), "in\n          value: []"))
 	want := empty + `:12: routes[0].match.where[0].value: must not be empty for op "in": an empty list never matches`
 	for _, cmd := range []string{"check", "serve", "route"} {
 		_, stderr, code := runCmd(t, "{}", cmd, "--config", empty)
@@ -92,7 +92,7 @@ routes:
 		}
 	}
 
-	null := fmt.Sprintf(base, filepath.Join(t.TempDir(), "b.db"), "eq\n          value: null")
+	null := fmt.Sprintf(base, filepath.Join(t.TempDir(), "b"), "eq\n          value: null")
 	if _, stderr, code := runCmd(t, "", "check", "--config", tempConfig(t, null)); code != 0 {
 		t.Errorf("check of eq: null: exit %d, %s", code, stderr)
 	}

@@ -54,7 +54,7 @@ targets:
     retry: {initial_interval: 50ms, max_interval: 50ms, jitter: 0}
     breaker: {min_requests: 1, failure_ratio: 1, open_timeout: 300ms}
 routes: [{name: all, targets: [t]}]
-`, ingest, admin, filepath.Join(dir, "relay.db"), target.URL), 0o600)
+`, ingest, admin, filepath.Join(dir, "relay"), target.URL), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

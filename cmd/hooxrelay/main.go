@@ -130,7 +130,7 @@ config error; errors are one line on stderr.`,
 		newDemoCmd(e), newSinkCmd(e), newSendCmd(e), newBenchCmd(e),
 		newStatusCmd(e), newTargetsCmd(e), newEventsCmd(e), newEventCmd(e), newDeliveriesCmd(e),
 		newRetryCmd(e), newRetryDeadCmd(e), newPauseCmd(e, true), newPauseCmd(e, false),
-		newHealthCmd(e), newVersionCmd(e), newCompletionCmd(e),
+		newStoreCmd(e), newHealthCmd(e), newVersionCmd(e), newCompletionCmd(e),
 	)
 	root.SetHelpCommand(newHelpCmd(root))
 	return root

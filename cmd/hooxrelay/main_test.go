@@ -400,7 +400,7 @@ targets:
 routes:
   - name: all
     targets: [a, b]
-`, ingest, admin, filepath.Join(dir, "relay.db"), targetURL+"/a", targetURL+"/b")
+`, ingest, admin, filepath.Join(dir, "relay"), targetURL+"/a", targetURL+"/b")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	defer ts2.Close()
 	dir := t.TempDir()
 	ingest, admin := freeAddr(t), freeAddr(t)
-	db := filepath.Join(dir, "relay.db")
+	db := filepath.Join(dir, "relay")
 	path := filepath.Join(dir, "hooxrelay.yaml")
 	write := func(text string) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

@@ -55,7 +55,7 @@ targets:
 routes:
   - name: all
     targets: [t]
-`, ingest, admin, filepath.Join(t.TempDir(), "relay.db"), target)
+`, ingest, admin, filepath.Join(t.TempDir(), "relay"), target)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ store: {path: %q}
 sources: [{name: hoox, path: /hooks/hoox}]
 targets: [{name: t, url: "http://127.0.0.1:1/x"}]
 routes: [{name: all, targets: [t]}]
-`, ingest, admin, certFile, keyFile, filepath.Join(dir, "relay.db"))
+`, ingest, admin, certFile, keyFile, filepath.Join(dir, "relay"))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

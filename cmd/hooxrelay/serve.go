@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
 	rungroup "github.com/oklog/run"
 	"github.com/spf13/cobra"
@@ -98,7 +99,7 @@ type daemon struct {
 	hup   <-chan os.Signal            // nil: no reloads
 	// embedded, when set, adjusts the embedded store's options (tests
 	// make its disk hang).
-	embedded func(*boltstore.Options)
+	embedded func(*pebblestore.Options)
 }
 
 // run serves until ctx ends. The signal, the SIGHUP loop, the ingress, the
@@ -255,7 +256,7 @@ func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
 	cfg, log := d.cfg, d.log
 	switch cfg.Store.Kind {
 	case "embedded":
-		opts := boltstore.Options{
+		opts := pebblestore.Options{
 			Logger:    log,
 			Retention: cfg.Store.Retention.D(),
 			DedupTTL:  cfg.Dedup.TTL.D(),
@@ -263,7 +264,10 @@ func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
 		if d.embedded != nil {
 			d.embedded(&opts)
 		}
-		return boltstore.Open(cfg.Store.Path, opts)
+		if err := refuseOldDefault(cfg.Store.Path); err != nil {
+			return nil, err
+		}
+		return pebblestore.Open(cfg.Store.Path, opts)
 	case "redis":
 		redisstore.SetLogger(log)
 		rdb, err := redisstore.NewClient(cfg.Store.Redis.URL)
@@ -291,6 +295,26 @@ func (d *daemon) openStore(ctx context.Context) (relay.Store, error) {
 		}), nil
 	}
 	return nil, usagef("store.kind %q is not supported by this build", cfg.Store.Kind)
+}
+
+// oldDefaultPath is where earlier versions kept the embedded store (one
+// bbolt file) when store.path was not set.
+const oldDefaultPath = "./data/hooxrelay.db"
+
+// refuseOldDefault refuses to start a new, empty store at the default path
+// while the earlier versions' default file is beside it: the relay would
+// otherwise start without the events and deliveries kept there.
+func refuseOldDefault(path string) error {
+	if filepath.Clean(path) != filepath.Clean(config.Default().Store.Path) {
+		return nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		return nil // the store is there already
+	}
+	if fi, err := os.Stat(oldDefaultPath); err == nil && !fi.IsDir() {
+		return fmt.Errorf("store.path %s does not exist yet, but %s, the store of an earlier hooxrelay, does: run `hooxrelay store migrate --from %s --to %s` first (or set store.path to start empty)", path, oldDefaultPath, oldDefaultPath, path)
+	}
+	return nil
 }
 
 // loadConfig loads and validates a config; its problems are usage errors.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 )
 
 // TestShutdownWithAHungDisk runs the real serve() over an embedded store
@@ -24,7 +24,7 @@ import (
 func TestShutdownWithAHungDisk(t *testing.T) {
 	var frozen atomic.Bool
 	held, release := make(chan struct{}, 100), make(chan struct{})
-	hang := func(o *boltstore.Options) {
+	hang := func(o *pebblestore.Options) {
 		o.BeforeCommit = func() {
 			if frozen.Load() {
 				select {
@@ -55,7 +55,7 @@ store: {path: %q}
 sources: [{name: hoox, path: /hooks/hoox}]
 targets: [{name: a, url: %q}]
 routes: [{name: all, targets: [a]}]
-`, filepath.Join(t.TempDir(), "relay.db"), target.URL), "hung.yaml")
+`, filepath.Join(t.TempDir(), "relay"), target.URL), "hung.yaml")
 	if err == nil {
 		err = cfg.Validate()
 	}

@@ -63,7 +63,7 @@ targets:
   - {name: right, url: "http://%s/hook", signing_secret: %q, headers: {X-Team: media}}
   - {name: wrong, url: "http://%s/hook", signing_secret: %q}
 routes: [{name: all, targets: [right, wrong]}]
-`, filepath.Join(t.TempDir(), "r.db"), right, secret, wrong, secret)
+`, filepath.Join(t.TempDir(), "r"), right, secret, wrong, secret)
 	ingress, _, err := startLocal(ctx, &wg, []byte(cfg), "sink-test.yaml", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/internal/adminclient"
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/boltstore"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
@@ -84,7 +84,7 @@ func startRelay(t *testing.T) *testRelay {
 		Targets:   []relay.TargetSettings{deliverTo("media"), deliverTo("audit")},
 		Routes:    routes,
 	}
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "relay.db"), boltstore.Options{})
+	store, err := pebblestore.Open(filepath.Join(t.TempDir(), "relay"), pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func (o *crashFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 	defer r.close()
-	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "relay.db"), 2*time.Second)
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "relay"), 2*time.Second)
 	if err != nil {
 		return err
 	}

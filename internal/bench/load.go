@@ -81,7 +81,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 	defer r.close()
-	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench"), 30*time.Second)
 	if err != nil {
 		return err
 	}

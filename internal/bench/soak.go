@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -49,7 +49,7 @@ type SoakSample struct {
 	Goroutines int64   `json:"goroutines"`
 	FDs        int     `json:"open_fds"` // files and sockets the process holds
 	Pending    int64   `json:"pending"`
-	StoreBytes int64   `json:"store_bytes"` // size of the store file
+	StoreBytes int64   `json:"store_bytes"` // size of the store directory
 	Acked      int64   `json:"acked"`
 }
 
@@ -106,7 +106,7 @@ func (o *soakFlags) run(ctx context.Context, env *Env) error {
 	if err := r.start(targets...); err != nil {
 		return err
 	}
-	dbPath := filepath.Join(r.dir, "relay.db")
+	dbPath := filepath.Join(r.dir, "relay")
 	child, err := r.child(bin, fmt.Sprintf("{path: %q}", dbPath),
 		targetConfig{"first", targets[0].url(), ""}, targetConfig{"second", targets[1].url(), ""})
 	if err != nil {
@@ -129,9 +129,7 @@ func (o *soakFlags) run(ctx context.Context, env *Env) error {
 		pid := strconv.Itoa(child.pid())
 		sizes := procStatus(pid)
 		s.RSS, s.Anon, s.FDs = sizes["VmRSS"], sizes["RssAnon"], openFiles(pid)
-		if fi, err := os.Stat(dbPath); err == nil {
-			s.StoreBytes = fi.Size()
-		}
+		s.StoreBytes = dirSize(dbPath)
 		if m, err := scrape(child.admin); err == nil {
 			s.Goroutines = int64(m.sum("go_goroutines"))
 			s.Pending = int64(m.sum("hooxrelay_queue_depth", "state", "pending"))
@@ -231,9 +229,23 @@ func (r SoakResult) table(w io.Writer) {
 		fmt.Fprintf(w, "%-11s first %s, last %s, max %s: %s (last third %+.1f%% on the first)\n", t.name, t.f(t.t.First), t.f(t.t.Last), t.f(t.t.Max), t.t.Verdict, t.t.ChangePct)
 	}
 	if last := r.Samples[len(r.Samples)-1]; r.RSS.Verdict != r.Anon.Verdict {
-		fmt.Fprintf(w, "file-backed %.1f MiB of the RSS at the end (RSS - anon: the pages of the binary and of the mapped store file, now %.1f MiB)\n", mib(last.RSS-last.Anon), mib(last.StoreBytes))
+		fmt.Fprintf(w, "file-backed %.1f MiB of the RSS at the end (RSS - anon: the pages of the binary and of the store files mapped, the store now %.1f MiB)\n", mib(last.RSS-last.Anon), mib(last.StoreBytes))
 	}
 	a := r.Acks
 	fmt.Fprintf(w, "acked       %d of %d sent (%.0f/s); p50 %.1f ms, p99 %.1f ms\n", a.Acked, a.Sent, float64(a.Acked)/r.Seconds, a.P50ms, a.P99ms)
 	fmt.Fprintf(w, "lost        %d\nduplicated  %d\ndrain       %.1fs after the load ended\n", r.Delivery.Lost, r.Delivery.Dups, r.Delivery.DrainSec)
+}
+
+// dirSize returns the bytes of the files in dir, the store's directory.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -176,7 +176,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		return nil, nil, err
 	}
 	defer r.close()
-	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench.db"), 30*time.Second)
+	storeYAML, storeName, err := storeConfig(o.redisURL, filepath.Join(r.dir, "bench"), 30*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}

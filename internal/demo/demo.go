@@ -124,7 +124,7 @@ func Run(ctx context.Context, env *Env, keep bool) error {
 	if err != nil {
 		return err
 	}
-	ingress, served, err := env.Start(ctx, &wg, fmt.Appendf(nil, config, filepath.Join(dir, "hooxrelay.db"), addrs[0], addrs[1], addrs[2]),
+	ingress, served, err := env.Start(ctx, &wg, fmt.Appendf(nil, config, filepath.Join(dir, "store"), addrs[0], addrs[1], addrs[2]),
 		slog.New(slog.NewJSONHandler(logf, nil)))
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ type Options struct {
 	FS vfs.FS
 	// MemTableSize is pebble's memtable size; 0 means 64 MiB.
 	MemTableSize uint64
+	// BeforeCommit, when set, runs before each commit. Tests use it to
+	// hold the disk still; nil in production.
+	BeforeCommit func()
 }
 
 // Store is the embedded store. It is safe for concurrent use.
@@ -257,6 +260,9 @@ func (s *Store) commit(b *pebble.Batch, sync bool) (err error) {
 			s.log.Error("store write failed", "err", err)
 		}
 	}()
+	if s.opts.BeforeCommit != nil {
+		s.opts.BeforeCommit()
+	}
 	wo := pebble.NoSync
 	if sync {
 		wo = pebble.Sync

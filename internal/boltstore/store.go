@@ -1,15 +1,12 @@
-// Package boltstore is the embedded relay.Store: one bbolt file, no server.
+// Package boltstore is the embedded store of hooxrelay before version 2:
+// one bbolt file. The relay no longer serves from it: it is kept to read
+// such a file for `hooxrelay store migrate` (Export), and to write one in
+// the tests of the migration.
 //
 // Every write goes through one committer goroutine that gathers the writes
-// waiting at that moment into a single transaction (group commit), so
-// concurrent requests share an fsync instead of queueing for one each. The
-// queue of pending deliveries is indexed in memory and rebuilt from the file
-// on open; claims are held in memory only, so deliveries that were in flight
-// when the process died are simply pending again at the next start.
-//
-// The store only keeps records: which record a delivery gets is decided in
-// relay (NewDelivery at ingest, the operator's moves over SwapDeliveries).
-// Their encoding, with a layout version first, is in codec.go.
+// waiting at that moment into a single transaction (group commit). The
+// queue of pending deliveries is indexed in memory and rebuilt from the
+// file on open; claims are held in memory only.
 package boltstore
 
 import (

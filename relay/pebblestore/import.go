@@ -1,0 +1,75 @@
+package pebblestore
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// importBatch is how many bytes of records an Importer gathers per commit.
+const importBatch = 4 << 20
+
+// Importer writes records copied from another store (`hooxrelay store
+// migrate`) into a new store, with their queue, index and counter keys, in
+// large batches. It is for a store that nothing else uses meanwhile.
+type Importer struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// Importer returns an importer into s; Finish ends it.
+func (s *Store) Importer() *Importer {
+	return &Importer{s: s, b: s.db.NewBatch()}
+}
+
+func (im *Importer) maybeCommit() error {
+	if im.b.Len() < importBatch {
+		return nil
+	}
+	b := im.b
+	im.b = im.s.db.NewBatch()
+	return im.s.commit(b, false)
+}
+
+// Event writes an event and its index keys, not its deliveries or mark.
+func (im *Importer) Event(ev *relay.Event) error {
+	im.b.Set(eventKey(ev.ID), appendEvent(nil, ev), nil)
+	im.b.Set(taskKey(ev), nil, nil)
+	im.b.Set(statusKey(ev), nil, nil)
+	im.b.Set(taskStatKey(ev), nil, nil)
+	return im.maybeCommit()
+}
+
+// Delivery writes a delivery, in the queue when it is pending.
+func (im *Importer) Delivery(d *relay.Delivery) error {
+	if _, err := move(im.b, nil, nil, d); err != nil {
+		return err
+	}
+	return im.maybeCommit()
+}
+
+// Attempt writes an attempt of the delivery id.
+func (im *Importer) Attempt(id string, a *relay.Attempt) error {
+	im.b.Set(attemptKey(id, a.Number), appendAttempt(nil, a), nil)
+	return im.maybeCommit()
+}
+
+// Mark writes a dedup mark, its key already in the stored form
+// (relay.MarkKey).
+func (im *Importer) Mark(source, markKey, eventID string) error {
+	im.b.Set(append(key(kMark, source), markKey...), []byte(eventID), nil)
+	return im.maybeCommit()
+}
+
+// Paused writes a target's pause mark.
+func (im *Importer) Paused(target string) error {
+	im.b.Set(pausedKey(target), nil, nil)
+	return im.maybeCommit()
+}
+
+// Finish commits what is left and syncs the store to disk.
+func (im *Importer) Finish() error {
+	if err := im.s.commit(im.b, true); err != nil {
+		return err
+	}
+	return im.s.db.Flush()
+}
