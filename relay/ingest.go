@@ -20,6 +20,7 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -169,6 +170,19 @@ type source struct {
 	verifier *verify.Verifier
 	allow    []netip.Prefix // empty: every address
 	limiters *ipLimiters    // nil: no rate limit
+	// requests caches the source's request counters by task label and
+	// outcome (both bounded), so that a request costs no label lookup.
+	requests sync.Map // [2]string → prometheus.Counter
+}
+
+// countRequest counts a request of src with the task label and outcome.
+func (in *Ingress) countRequest(src *source, task, outcome string) {
+	k := [2]string{task, outcome}
+	c, ok := src.requests.Load(k)
+	if !ok {
+		c, _ = src.requests.LoadOrStore(k, in.opts.Metrics.IngressRequests.WithLabelValues(src.name, task, outcome))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 var (
@@ -207,7 +221,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	)
 	defer func() {
 		elapsed := in.opts.Now().Sub(start)
-		in.opts.Metrics.IngressRequests.WithLabelValues(src.name, taskLabel(task), outcome).Inc()
+		in.countRequest(src, taskLabel(task), outcome)
 		in.opts.Metrics.IngressDuration.Observe(elapsed.Seconds())
 		line.task, line.outcome, line.duration = task, outcome, elapsed
 		line.log(r.Context(), in.opts.Logger)
@@ -312,7 +326,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		ReceivedAt: start,
 		RemoteAddr: ip,
 		Targets:    match.Targets,
-		Payload:    bytes.Clone(body),
+		Payload:    body, // not kept by the store past Ingest, so not copied
 	}
 	for _, h := range keptHeaders {
 		if v := r.Header.Get(h); v != "" {
@@ -353,11 +367,35 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	if in.opts.Accepted != nil {
 		in.opts.Accepted(ev)
 	}
-	targets := match.Targets
-	if targets == nil {
-		targets = []string{}
+	writeRaw(w, http.StatusOK, appendAccepted(make([]byte, 0, 128), ev.ID, match.Targets))
+}
+
+// appendAccepted appends the 200 "accepted" answer, as writeJSON would
+// encode it, without reflection.
+func appendAccepted(b []byte, id string, targets []string) []byte {
+	b = append(b, `{"status":"accepted","event_id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"targets":[`...)
+	for i, t := range targets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
 	}
-	writeJSON(w, http.StatusOK, answer{Status: "accepted", EventID: ev.ID, Targets: &targets})
+	return append(b, "]}\n"...)
+}
+
+// appendJSONString appends s as encoding/json quotes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // overloaded answers a request that the body budget cannot take: 503, so

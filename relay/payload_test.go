@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -171,6 +172,24 @@ func TestKnownTask(t *testing.T) {
 	} {
 		if got := KnownTask(task); got != want {
 			t.Errorf("KnownTask(%q) = %v, want %v", task, got, want)
+		}
+	}
+}
+
+// The accepted answer, appended by hand on the hot path, is what
+// encoding/json makes of it, escapes included.
+func TestAppendAcceptedIsJSON(t *testing.T) {
+	for _, targets := range [][]string{nil, {"a"}, {"media", "a<b>&\"c\\", "é", "tab\there"}} {
+		want := []string{}
+		if targets != nil {
+			want = targets
+		}
+		js, err := json.Marshal(answer{Status: "accepted", EventID: "evt_01H", Targets: &want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(appendAccepted(nil, "evt_01H", targets)); got != string(js)+"\n" {
+			t.Errorf("appendAccepted(%q) = %s, want %s", targets, got, js)
 		}
 	}
 }

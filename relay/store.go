@@ -49,7 +49,8 @@ type Queue interface {
 	// (ev.Source, ev.DedupKey), in one atomic, durable step. A mark is live
 	// while ev.ReceivedAt is less than ttl after the marked event's
 	// ReceivedAt; when one is, Ingest writes nothing and returns the first
-	// event's id with Duplicate set.
+	// event's id with Duplicate set. ev.Payload is the caller's buffer,
+	// reused once Ingest returns: a store copies what it keeps.
 	Ingest(ctx context.Context, ev *Event, ttl time.Duration) (IngestResult, error)
 
 	// Claim holds up to max deliveries of target that are due at now,

@@ -3,7 +3,6 @@ package pebblestore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -219,12 +218,8 @@ func (s *Store) indexed(f relay.DeliveryFilter, limit int) ([]string, error) {
 	}
 	targets := []string{f.Target}
 	if f.Target == "" {
-		counts, err := s.counts()
-		if err != nil {
-			return nil, err
-		}
 		targets = targets[:0]
-		for t := range counts {
+		for t := range s.countsNow() {
 			targets = append(targets, t)
 		}
 	}
@@ -292,55 +287,17 @@ func (s *Store) indexed(f relay.DeliveryFilter, limit int) ([]string, error) {
 // Counts implements relay.Admin from the counter keys.
 func (s *Store) Counts(ctx context.Context) (map[string]relay.StateCounts, error) {
 	var out map[string]relay.StateCounts
-	err := s.view(func() (err error) {
-		out, err = s.counts()
-		return err
+	err := s.view(func() error {
+		out = s.countsNow()
+		return nil
 	})
 	return out, err
-}
-
-func (s *Store) counts() (map[string]relay.StateCounts, error) {
-	p := []byte{kCount}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	out := make(map[string]relay.StateCounts)
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()[1:]
-		n, w := binary.Uvarint(k)
-		if w <= 0 || uint64(len(k)-w) != n+1 {
-			return nil, fmt.Errorf("corrupt counter key %q", it.Key())
-		}
-		target, code := string(k[w:w+int(n)]), k[len(k)-1]
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, err
-		}
-		c := out[target]
-		switch code {
-		case 'p':
-			c.Pending = int(readCount(v))
-		case 'd':
-			c.Delivered = int(readCount(v))
-		case 'x':
-			c.Dead = int(readCount(v))
-		}
-		out[target] = c
-	}
-	for t, c := range out {
-		if c == (relay.StateCounts{}) {
-			delete(out, t)
-		}
-	}
-	return out, it.Error()
 }
 
 // SetPaused implements relay.Admin.
 func (s *Store) SetPaused(ctx context.Context, target string, paused bool) error {
 	err := s.view(func() error {
-		b := s.db.NewBatch()
+		b := s.newBatch()
 		if paused {
 			b.Set(pausedKey(target), nil, nil)
 		} else {

@@ -1,7 +1,6 @@
 package pebblestore
 
 import (
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
@@ -13,12 +12,12 @@ const importBatch = 4 << 20
 // large batches. It is for a store that nothing else uses meanwhile.
 type Importer struct {
 	s *Store
-	b *pebble.Batch
+	b *batch
 }
 
 // Importer returns an importer into s; Finish ends it.
 func (s *Store) Importer() *Importer {
-	return &Importer{s: s, b: s.db.NewBatch()}
+	return &Importer{s: s, b: s.newBatch()}
 }
 
 func (im *Importer) maybeCommit() error {
@@ -26,7 +25,7 @@ func (im *Importer) maybeCommit() error {
 		return nil
 	}
 	b := im.b
-	im.b = im.s.db.NewBatch()
+	im.b = im.s.newBatch()
 	return im.s.commit(b, false)
 }
 

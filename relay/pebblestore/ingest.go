@@ -34,7 +34,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	} else if err != pebble.ErrNotFound {
 		return relay.IngestResult{}, fmt.Errorf("ingest %s: read dedup mark: %w", ev.ID, err)
 	}
-	b := s.db.NewBatchWithSize(eventSize(ev) + 256*len(ev.Targets) + 256)
+	b := s.newBatchSize(eventSize(ev) + 256*len(ev.Targets) + 256)
 	buf := make([]byte, 0, eventSize(ev))
 	rec := appendEvent(buf, ev)
 	b.Set(eventKey(ev.ID), rec, nil)
@@ -54,7 +54,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		qks[i] = queueKey(t, d.NextAttemptAt, d.ID())
 		b.Set(qks[i], nil, nil)
 		b.Set(stateIndexKey('p', &d), nil, nil)
-		b.Merge(countKey(t, 'p'), plusOne, nil)
+		b.count(t, 'p', 1)
 	}
 	if err := s.commit(b, true); err != nil {
 		return relay.IngestResult{}, fmt.Errorf("ingest %s: %w", ev.ID, err)

@@ -100,7 +100,7 @@ func (s *Store) lockMarks(ks [][]byte) func() {
 
 // deleteMarks deletes in b each mark of marks that still names its event.
 // Called with the marks' locks held.
-func (s *Store) deleteMarks(b *pebble.Batch, marks map[string]string) error {
+func (s *Store) deleteMarks(b *batch, marks map[string]string) error {
 	for mk, id := range marks {
 		v, err := s.get([]byte(mk))
 		if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) pruneMarks(cutoff time.Time) (bool, error) {
 	}
 	unlock := s.lockMarks(keys)
 	defer unlock()
-	b := s.db.NewBatch()
+	b := s.newBatch()
 	if err := s.deleteMarks(b, marks); err != nil {
 		b.Close()
 		return false, err
@@ -228,7 +228,7 @@ func (s *Store) pruneEvents(cutoff time.Time, resume *[]byte) (deleted int, more
 	}
 	unlock := s.lockMarks(keys)
 	defer unlock()
-	b := s.db.NewBatch()
+	b := s.newBatch()
 	if err := s.deleteMarks(b, marks); err != nil {
 		b.Close()
 		return 0, false, err
@@ -245,7 +245,7 @@ func (s *Store) pruneEvents(cutoff time.Time, resume *[]byte) (deleted int, more
 // deleteEvent writes into b the deletion of a finished event and of what is
 // keyed under it: its index keys, its deliveries, their index keys and
 // counts, and their attempts (by key range).
-func (s *Store) deleteEvent(b *pebble.Batch, ev *relay.Event) error {
+func (s *Store) deleteEvent(b *batch, ev *relay.Event) error {
 	b.Delete(eventKey(ev.ID), nil)
 	b.Delete(taskKey(ev), nil)
 	b.Delete(statusKey(ev), nil)
@@ -262,7 +262,7 @@ func (s *Store) deleteEvent(b *pebble.Batch, ev *relay.Event) error {
 		code, _ := stateCode(d.State)
 		b.Delete(deliveryKey(id), nil)
 		b.Delete(stateIndexKey(code, &d), nil)
-		b.Merge(countKey(t, code), minusOne, nil)
+		b.count(t, code, -1)
 		p := attemptPrefix(id)
 		b.DeleteRange(p, prefixEnd(p), nil)
 	}

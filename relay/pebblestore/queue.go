@@ -201,14 +201,13 @@ func (s *Store) Backlog(ctx context.Context, target string) (int, error) {
 		return 0, relay.ErrClosed
 	}
 	defer s.leave()
-	v, err := s.get(countKey(target, 'p'))
-	return int(readCount(v)), err
+	return int(s.countsOf(target).pending.Load()), nil
 }
 
 // move writes into b the change of the delivery id from its stored record
 // cur (nil: none) to d: the record, its queue key (oldQ, when cur is
 // pending), the index of its state and the counters.
-func move(b *pebble.Batch, cur *relay.Delivery, oldQ []byte, d *relay.Delivery) ([]byte, error) {
+func move(b *batch, cur *relay.Delivery, oldQ []byte, d *relay.Delivery) ([]byte, error) {
 	rec, err := appendDelivery(nil, d)
 	if err != nil {
 		return nil, err
@@ -230,10 +229,10 @@ func move(b *pebble.Batch, cur *relay.Delivery, oldQ []byte, d *relay.Delivery) 
 		if cur != nil {
 			was, _ := stateCode(cur.State)
 			b.Delete(stateIndexKey(was, cur), nil)
-			b.Merge(countKey(cur.Target, was), minusOne, nil)
+			b.count(cur.Target, was, -1)
 		}
 		b.Set(stateIndexKey(code, d), nil, nil)
-		b.Merge(countKey(d.Target, code), plusOne, nil)
+		b.count(d.Target, code, 1)
 	}
 	return newQ, nil
 }
@@ -274,7 +273,7 @@ func (s *Store) complete(outcomes []relay.Outcome) error {
 	defer s.leave()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	b := s.db.NewBatch()
+	b := s.newBatch()
 	type done struct {
 		q    *queue
 		id   string
@@ -356,7 +355,7 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 	defer s.leave()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	b := s.db.NewBatch()
+	b := s.newBatch()
 	var lowers [][]byte
 	var err error
 	for _, rd := range ds {

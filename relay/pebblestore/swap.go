@@ -47,7 +47,7 @@ func (s *Store) SwapDeliveries(ctx context.Context, swaps ...relay.Swap) (int, e
 	err := s.view(func() error {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
-		b := s.db.NewBatch()
+		b := s.newBatch()
 		type change struct {
 			q        *queue
 			id       string
