@@ -109,6 +109,9 @@ type Store struct {
 	wg     sync.WaitGroup
 }
 
+// blockCache is the size of pebble's block cache.
+const blockCache = 32 << 20
+
 // ErrOldFile is the error of Open on a path that holds a bbolt file, the
 // embedded store of earlier versions.
 var ErrOldFile = errors.New("old store file")
@@ -148,6 +151,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// A block cache that keeps the filter and index blocks of the tables
+	// while claims read payloads: a dedup check then reads no block from
+	// disk.
+	po.Cache = pebble.NewCache(blockCache)
+	defer po.Cache.Unref()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) || isLockErr(err) {
