@@ -80,6 +80,9 @@ type Server struct {
 	WriteTimeout         Duration `yaml:"write_timeout"`
 	IdleTimeout          Duration `yaml:"idle_timeout"`
 	ShutdownTimeout      Duration `yaml:"shutdown_timeout"`
+	// RejectedLog is how many refused webhook requests are kept in memory
+	// for GET /api/v1/rejected; 0 keeps none.
+	RejectedLog int `yaml:"rejected_log"`
 }
 
 // ServerTLS is the ingress certificate. Both fields empty (the zero value)
@@ -275,6 +278,7 @@ func Default() *Config {
 			WriteTimeout:         Duration(15 * time.Second),
 			IdleTimeout:          Duration(60 * time.Second),
 			ShutdownTimeout:      Duration(30 * time.Second),
+			RejectedLog:          1000,
 		},
 		Store: Store{
 			Kind: StoreEmbedded,

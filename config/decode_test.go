@@ -66,7 +66,7 @@ func TestParseFull(t *testing.T) {
 			TLS:            ServerTLS{CertFile: "/etc/hooxrelay/tls.crt", KeyFile: "/etc/hooxrelay/tls.key"},
 			TrustedProxies: []string{"10.1.0.0/16", "fd00::1"},
 			MaxBodyBytes:   2097152, MaxBufferedBodyBytes: 33554432, ReadHeaderTimeout: d("2s"), ReadTimeout: d("20s"),
-			WriteTimeout: d("25s"), IdleTimeout: d("90s"), ShutdownTimeout: d("45s"),
+			WriteTimeout: d("25s"), IdleTimeout: d("90s"), ShutdownTimeout: d("45s"), RejectedLog: 1000,
 		},
 		Store: Store{
 			Kind: "redis", Path: "/var/lib/hooxrelay/store",
@@ -164,6 +164,7 @@ func TestParseDefaults(t *testing.T) {
 		{"server.write_timeout", got.Server.WriteTimeout, d("15s")},
 		{"server.idle_timeout", got.Server.IdleTimeout, d("60s")},
 		{"server.shutdown_timeout", got.Server.ShutdownTimeout, d("30s")},
+		{"server.rejected_log", got.Server.RejectedLog, 1000},
 		{"store.kind", got.Store.Kind, "embedded"},
 		{"store.path", got.Store.Path, "./data/store"},
 		{"store.redis.url", got.Store.Redis.URL, "redis://127.0.0.1:6379/0"},

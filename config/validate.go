@@ -102,7 +102,14 @@ func (v *validator) server() {
 	v.positive("server.write_timeout", s.WriteTimeout)
 	v.positive("server.idle_timeout", s.IdleTimeout)
 	v.positive("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.RejectedLog < 0 || s.RejectedLog > MaxRejectedLog {
+		v.add("server.rejected_log", "must be a number of requests from 0 (keep none) to %d, such as 1000, got %d", MaxRejectedLog, s.RejectedLog)
+	}
 }
+
+// MaxRejectedLog bounds server.rejected_log: each refused request kept
+// holds up to a few KiB.
+const MaxRejectedLog = 100000
 
 // hostPort checks a listen address and reports whether it is valid. Port 0
 // (any free port) is allowed: tests and the demo listen on 127.0.0.1:0.

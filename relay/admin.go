@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,24 +147,69 @@ func (s *Server) deliveryJSON(d Delivery) DeliveryJSON {
 // large retry-dead is many short writes, not one long one.
 const retryChunk = 500
 
+// apiRoute is one endpoint of the admin API and the query parameters it
+// takes: any other is refused, so that a misspelt or unsupported filter
+// is not silently ignored.
+type apiRoute struct {
+	method, path string
+	params       []string
+	handle       httprouter.Handle
+}
+
+func (s *Server) apiRoutes() []apiRoute {
+	return []apiRoute{
+		{"GET", "/api/v1/status", nil, s.apiStatus},
+		{"GET", "/api/v1/events", []string{"task", "status", "limit", "before"}, s.apiEvents},
+		{"GET", "/api/v1/events/:id", nil, s.apiEvent},
+		{"GET", "/api/v1/deliveries", []string{"state", "target", "limit", "before"}, s.apiDeliveries},
+		{"POST", "/api/v1/deliveries/:id/retry", nil, s.apiRetry},
+		{"GET", "/api/v1/targets", nil, s.apiTargets},
+		{"POST", "/api/v1/targets/:name/retry-dead", []string{"limit"}, s.apiRetryDead},
+		{"POST", "/api/v1/targets/:name/pause", nil, s.apiPause(true)},
+		{"POST", "/api/v1/targets/:name/resume", nil, s.apiPause(false)},
+		{"GET", "/api/v1/rejected", []string{"limit"}, s.apiRejected},
+	}
+}
+
+// onlyParams answers 400 naming the first query parameter that the
+// endpoint does not take.
+func onlyParams(endpoint string, params []string, next httprouter.Handle) httprouter.Handle {
+	takes := "no query parameters"
+	if len(params) > 0 {
+		takes = strings.Join(params, ", ")
+	}
+	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+		if r.URL.RawQuery != "" {
+			q := r.URL.Query()
+			names := make([]string, 0, len(q))
+			for k := range q {
+				names = append(names, k)
+			}
+			slices.Sort(names) // the same name every time for the same query
+			for _, k := range names {
+				if !slices.Contains(params, k) {
+					apiError(w, http.StatusBadRequest, "invalid_request",
+						fmt.Sprintf("%s takes %s, not %q; remove it", endpoint, takes, k))
+					return
+				}
+			}
+		}
+		next(w, r, p)
+	}
+}
+
 func (s *Server) apiHandler() http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		apiError(w, http.StatusNotFound, "not_found", "no such endpoint; see GET /api/v1/targets, /events, /deliveries, /status")
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint; see GET /api/v1/targets, /events, /deliveries, /rejected, /status")
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		apiError(w, http.StatusMethodNotAllowed, "method_not_allowed", "this endpoint takes another method: GET to read, POST to act")
 	})
-	r.GET("/api/v1/status", s.apiStatus)
-	r.GET("/api/v1/events", s.apiEvents)
-	r.GET("/api/v1/events/:id", s.apiEvent)
-	r.GET("/api/v1/deliveries", s.apiDeliveries)
-	r.POST("/api/v1/deliveries/:id/retry", s.apiRetry)
-	r.GET("/api/v1/targets", s.apiTargets)
-	r.POST("/api/v1/targets/:name/retry-dead", s.apiRetryDead)
-	r.POST("/api/v1/targets/:name/pause", s.apiPause(true))
-	r.POST("/api/v1/targets/:name/resume", s.apiPause(false))
+	for _, rt := range s.apiRoutes() {
+		r.Handle(rt.method, rt.path, onlyParams(rt.method+" "+rt.path, rt.params, rt.handle))
+	}
 	return s.requireToken(r)
 }
 

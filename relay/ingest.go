@@ -57,6 +57,9 @@ type IngressOptions struct {
 	// budget is shared with the ingresses that reloads build; nil means
 	// one of this ingress's own.
 	budget *bodyBudget
+	// rejected keeps refused requests for GET /api/v1/rejected; nil keeps
+	// none.
+	rejected *rejectedLog
 }
 
 // maxLimiters bounds the per-IP limiters of one source: a flood from many
@@ -101,14 +104,16 @@ func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, erro
 	for _, sc := range set.Sources {
 		sourceOf[sc.Path] = sc.Name
 	}
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		opts.Metrics.IngressRequests.WithLabelValues("none", "none", "not_found").Inc()
 		writeRaw(w, http.StatusNotFound, bodyNotFound)
+		opts.rejected.note(r, opts.Now(), nil, in.clientAddr(r).String(), "not_found", "no source has this path", nil)
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		opts.Metrics.IngressRequests.WithLabelValues(sourceOf[r.URL.Path], "none", "method_not_allowed").Inc()
 		w.Header().Set("Allow", http.MethodPost)
 		writeRaw(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
+		opts.rejected.note(r, opts.Now(), &source{name: sourceOf[r.URL.Path]}, in.clientAddr(r).String(), "method_not_allowed", "sources take POST only", nil)
 	})
 	r.PanicHandler = func(w http.ResponseWriter, _ *http.Request, v any) {
 		opts.Logger.Error("ingress handler panicked", "err", v)
@@ -119,7 +124,7 @@ func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, erro
 		Message: fmt.Sprintf("the body is over the limit of %d bytes (server.max_body_bytes)", in.maxBody)})
 	in.bodyTooLarge = append(in.bodyTooLarge, '\n')
 	for i, sc := range set.Sources {
-		s := &source{name: sc.Name, allow: sc.Allow}
+		s := &source{name: sc.Name, allow: sc.Allow, secretHeader: sc.Verify.Header}
 		var err error
 		if s.verifier, err = verify.New(sc.Verify); err != nil {
 			return nil, fmt.Errorf("sources[%d].verify: %w", i, err)
@@ -173,6 +178,9 @@ type source struct {
 	// requests caches the source's request counters by task label and
 	// outcome (both bounded), so that a request costs no label lookup.
 	requests sync.Map // [2]string → prometheus.Counter
+	// secretHeader holds the source's token or signature: masked in the
+	// rejected log.
+	secretHeader string
 }
 
 // countRequest counts a request of src with the task label and outcome.
@@ -218,6 +226,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	var (
 		task, outcome string
 		line          = outcomeLine{source: src.name, remote: ip}
+		buf           *bytes.Buffer // back to its pool last: a refusal keeps part of it
 	)
 	defer func() {
 		elapsed := in.opts.Now().Sub(start)
@@ -225,6 +234,12 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		in.opts.Metrics.IngressDuration.Observe(elapsed.Seconds())
 		line.task, line.outcome, line.duration = task, outcome, elapsed
 		line.log(r.Context(), in.opts.Logger)
+		if outcome != "accepted" && outcome != "duplicate" {
+			in.opts.rejected.note(r, start, src, ip, outcome, line.why(), buf)
+		}
+		if buf != nil {
+			bufPool.Put(buf)
+		}
 	}()
 
 	if len(src.allow) > 0 && !contains(src.allow, addr) {
@@ -270,9 +285,8 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		from = br
 	}
 	defer budget.release(reserved)
-	buf := bufPool.Get().(*bytes.Buffer)
+	buf = bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead) // no doubling to find the end
 	}

@@ -33,6 +33,7 @@ type Server struct {
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
 	budget     *bodyBudget // shared by every ingress a reload builds
+	rejected   *rejectedLog
 	version    string
 	started    time.Time
 
@@ -94,6 +95,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 		started:  time.Now(),
 		hash:     opts.ConfigHash,
 		budget:   newBodyBudget(set.Server.MaxBufferedBodyBytes),
+		rejected: newRejectedLog(set.Server.RejectedLog),
 	}
 	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hooxrelay_ingress_buffered_body_bytes",
@@ -133,9 +135,10 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 
 func (s *Server) newIngress(set *Settings) (*Ingress, error) {
 	return NewIngress(set, s.store, IngressOptions{
-		Logger:  s.log,
-		Metrics: s.metrics,
-		budget:  s.budget,
+		Logger:   s.log,
+		Metrics:  s.metrics,
+		budget:   s.budget,
+		rejected: s.rejected,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
 				s.dispatcher.Kick(t)
@@ -188,6 +191,7 @@ func (s *Server) reload(ctx context.Context, set *Settings, hash string) error {
 	old := s.settings.Load()
 	s.settings.Store(set)
 	s.budget.setMax(set.Server.MaxBufferedBodyBytes)
+	s.rejected.resize(set.Server.RejectedLog)
 	if st, ok := s.store.(interface{ SetDedupTTL(time.Duration) }); ok {
 		st.SetDedupTTL(set.DedupTTL) // a store that prunes marks itself
 	}

@@ -52,6 +52,9 @@ type ServerSettings struct {
 	// ShutdownTimeout bounds a shutdown, from its start: requests and
 	// attempts still running then are cut off.
 	ShutdownTimeout time.Duration
+	// RejectedLog is how many refused webhook requests are kept for
+	// GET /api/v1/rejected, the newest; 0 keeps none.
+	RejectedLog int
 }
 
 // SourceSettings are one ingress endpoint: webhooks posted to Path are

@@ -393,6 +393,38 @@ func TestAdminCommands(t *testing.T) {
 			}
 		})
 	})
+
+	t.Run("rejected", func(t *testing.T) {
+		if out, _ := cli(t, "rejected"); out != "no refused requests\n" {
+			t.Errorf("rejected before any refusal printed %q, want \"no refused requests\"", out)
+		}
+		resp, err := http.Post(ingestURL, "application/json", strings.NewReader(`{"task":"video_generate","status":"completed"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		resp, err = http.Get(ingestURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		out, _ := cli(t, "rejected")
+		golden(t, "admin-rejected", normalise(out))
+
+		out, _ = cli(t, "rejected", "--full", "--limit", "1")
+		for _, want := range []string{"request  GET /hooks/hoox", "answer   405 method_not_allowed", "body     0 bytes"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("rejected --full --limit 1 printed %q, want %q in it", out, want)
+			}
+		}
+		args := []string{"rejected", "--json"}
+		out, _ = cli(t, args...)
+		var ans struct{ Rejected []relay.RejectedJSON }
+		decodeStrict(t, args, out, &ans)
+		if len(ans.Rejected) != 2 || ans.Rejected[1].Outcome != "invalid_payload" || !strings.Contains(ans.Rejected[1].Body, `"status":"completed"`) {
+			t.Errorf("rejected --json = %+v, want the 405 then the 400 with its body", ans.Rejected)
+		}
+	})
 }
 
 func eventIDs(es []relay.EventJSON) []string {

@@ -40,6 +40,7 @@ func relaySettings(cfg *config.Config) (relay.Settings, error) {
 			WriteTimeout:         sc.WriteTimeout.D(),
 			IdleTimeout:          sc.IdleTimeout.D(),
 			ShutdownTimeout:      sc.ShutdownTimeout.D(),
+			RejectedLog:          sc.RejectedLog,
 		},
 		DedupTTL:  cfg.Dedup.TTL.D(),
 		StoreKind: cfg.Store.Kind,

@@ -154,6 +154,16 @@ func (c *Client) pause(ctx context.Context, target, verb string) (relay.PauseJSO
 	return ans, err
 }
 
+// Rejected returns the last requests the ingress refused, at most limit
+// (0: the API's default), newest first: GET /api/v1/rejected.
+func (c *Client) Rejected(ctx context.Context, limit int) ([]relay.RejectedJSON, error) {
+	var ans struct {
+		Rejected []relay.RejectedJSON `json:"rejected"`
+	}
+	err := c.call(ctx, http.MethodGet, "/rejected", page(limit, ""), "rejected", &ans)
+	return ans.Rejected, err
+}
+
 // page returns the query of a page of a list: limit and before, when set.
 func page(limit int, before string) url.Values {
 	q := url.Values{}
