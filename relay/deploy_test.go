@@ -94,6 +94,14 @@ func exportedMetrics(t *testing.T) map[string]exportedMetric {
 	if err != nil {
 		t.Fatalf("Gather() error: %v", err)
 	}
+	// The metrics a Server adds to its registry besides Metrics, such as
+	// those computed at scrape time, from a real relay with one target.
+	h := startRelay(t, settingsFor(t, target(newSink(t, "x", ok))), "")
+	for name, mf := range h.metrics(t) {
+		if _, ok := out[name]; !ok && strings.HasPrefix(name, "hooxrelay_") {
+			families = append(families, mf)
+		}
+	}
 	for _, mf := range families {
 		em, ok := out[mf.GetName()]
 		if !ok {
@@ -407,6 +415,11 @@ tests:
         values: '1x200'
       - series: 'hooxrelay_targets_paused{job="hooxrelay",instance="r1",target="billing"}'
         values: '0x200'
+      # A delivery that waits on and on, and one that goes out in seconds.
+      - series: 'hooxrelay_oldest_pending_age_seconds{job="hooxrelay",instance="r1",target="media"}'
+        values: '0+60x200'
+      - series: 'hooxrelay_oldest_pending_age_seconds{job="hooxrelay",instance="r1",target="billing"}'
+        values: '0 5 0 3 0x196'
     alert_rule_test:
       - eval_time: 10m
         alertname: HooxrelayQueueGrowing
@@ -420,6 +433,12 @@ tests:
         alertname: HooxrelayTargetPaused
         exp_alerts:
           - exp_labels: {severity: info, target: media}
+      - eval_time: 63m
+        alertname: HooxrelayBacklogOld
+      - eval_time: 70m
+        alertname: HooxrelayBacklogOld
+        exp_alerts:
+          - exp_labels: {severity: warning, target: media}
 
   - interval: 1m
     input_series:

@@ -102,6 +102,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 		Help: "Bytes of webhook bodies being read or held until answered, bounded by server.max_buffered_body_bytes (past it: 503, outcome overloaded).",
 	}, func() float64 { return float64(s.budget.used.Load()) }))
 	s.settings.Store(&set)
+	opts.Registry.MustRegister(newBacklogAge(s))
 	s.metrics.ConfigInfo.WithLabelValues(opts.ConfigHash).Set(1)
 	// Counters exist from the start, so that increase() sees the first one.
 	s.metrics.ConfigReloads.WithLabelValues("success")
