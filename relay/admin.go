@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/docs"
 	"github.com/julienschmidt/httprouter"
 )
 
@@ -160,14 +161,15 @@ func (s *Server) apiRoutes() []apiRoute {
 	return []apiRoute{
 		{"GET", "/api/v1/status", nil, s.apiStatus},
 		{"GET", "/api/v1/events", []string{"task", "status", "limit", "before"}, s.apiEvents},
-		{"GET", "/api/v1/events/:id", nil, s.apiEvent},
+		{"GET", "/api/v1/events/:event_id", nil, s.apiEvent},
 		{"GET", "/api/v1/deliveries", []string{"state", "target", "limit", "before"}, s.apiDeliveries},
-		{"POST", "/api/v1/deliveries/:id/retry", nil, s.apiRetry},
+		{"POST", "/api/v1/deliveries/:delivery_id/retry", nil, s.apiRetry},
 		{"GET", "/api/v1/targets", nil, s.apiTargets},
 		{"POST", "/api/v1/targets/:name/retry-dead", []string{"limit"}, s.apiRetryDead},
 		{"POST", "/api/v1/targets/:name/pause", nil, s.apiPause(true)},
 		{"POST", "/api/v1/targets/:name/resume", nil, s.apiPause(false)},
 		{"GET", "/api/v1/rejected", []string{"limit"}, s.apiRejected},
+		{"GET", "/api/v1/openapi.yaml", nil, apiOpenAPI},
 	}
 }
 
@@ -277,6 +279,12 @@ func queryCtx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 10*time.Second)
 }
 
+// apiOpenAPI serves docs/openapi.yaml, the description of this API.
+func apiOpenAPI(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(docs.OpenAPI)
+}
+
 func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	s.reloadMu.Lock()
 	st := StatusJSON{Version: s.version, StartedAt: s.started, ConfigHash: s.hash, Reloads: s.reloads, LastReload: s.lastReload,
@@ -316,7 +324,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	d, err := s.store.Event(ctx, p.ByName("id"))
+	d, err := s.store.Event(ctx, p.ByName("event_id"))
 	if err != nil {
 		storeError(w, err)
 		return
@@ -368,7 +376,7 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	d, err := Requeue(ctx, s.store, p.ByName("id"), time.Now())
+	d, err := Requeue(ctx, s.store, p.ByName("delivery_id"), time.Now())
 	if err != nil {
 		storeError(w, err)
 		return

@@ -1,0 +1,23 @@
+package relay
+
+import "strings"
+
+// APIRoutes lists the routes of the admin API as "METHOD /path", with
+// path parameters as {name}, for the OpenAPI test.
+func APIRoutes(s *Server) map[string][]string {
+	out := map[string][]string{}
+	for _, rt := range s.apiRoutes() {
+		out[rt.method+" "+openAPIPath(rt.path)] = rt.params
+	}
+	return out
+}
+
+func openAPIPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if strings.HasPrefix(part, ":") {
+			parts[i] = "{" + part[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
