@@ -34,10 +34,11 @@ type RejectedJSON struct {
 // Bounds of one entry of the rejected log, so that a flood of refusals
 // costs at most rejectedLog × a few KiB.
 const (
-	rejectedBody      = 2 << 10 // first bytes of the body kept
-	rejectedHeaders   = 32      // headers kept, the rest dropped
-	rejectedHeaderLen = 256     // bytes of a header value kept
-	rejectedReason    = 512     // bytes of the reason kept
+	rejectedBody       = 2 << 10 // first bytes of the body kept
+	rejectedHeaders    = 32      // headers kept, the rest dropped
+	rejectedHeaderLen  = 256     // bytes of a header value kept
+	rejectedHeaderName = 64      // bytes of a header name kept
+	rejectedReason     = 512     // bytes of the reason kept
 )
 
 // masked replaces the value of a header that may carry a secret.
@@ -150,7 +151,7 @@ func maskHeaders(h http.Header, secret string) map[string]string {
 		if isSecretHeader(name, secret) {
 			v = masked
 		}
-		out[name] = cut(v, rejectedHeaderLen)
+		out[cut(name, rejectedHeaderName)] = cut(v, rejectedHeaderLen)
 	}
 	return out
 }

@@ -103,6 +103,23 @@ func TestRejectedLogIsBounded(t *testing.T) {
 		t.Errorf("rejected log = %+v, want the 404 of /nope, then the first 2048 bytes of the 3000-byte body", got)
 	}
 
+	// Many and long headers are cut to size.
+	many := http.Header{strings.Repeat("X-Long-Name", 20): {"v"}}
+	for i := range 40 {
+		many.Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("v", 1000))
+	}
+	h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader("not json"), many)
+	e := h.rejected(t, "?limit=1")[0]
+	if len(e.Headers) > 32 {
+		t.Errorf("rejected entry kept %d headers, want at most 32", len(e.Headers))
+	}
+	for k, v := range e.Headers {
+		if len(k) > 64+len("…") || len(v) > 256+len("…") {
+			t.Errorf("rejected entry kept header %q (%d bytes) with %d bytes of value, want names cut to 64 and values to 256", k[:min(len(k), 20)], len(k), len(v))
+		}
+	}
+	h.post(t, "/nope", "{}")
+
 	// A reload shrinks the log to the newest that fit; 0 keeps none.
 	set.Server.RejectedLog = 1
 	if err := h.srv.Reload(t.Context(), set, "smaller"); err != nil {
