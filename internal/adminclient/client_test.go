@@ -283,7 +283,14 @@ func TestAnswersOfSomethingElse(t *testing.T) {
 		{"nothing listening", nil, "cannot reach the admin API at " + unreachable + " (is the relay running? is --admin right?)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &adminclient.Client{URL: unreachable, Timeout: 100 * time.Millisecond}
+			// Only the slow server needs a short timeout; the others get a
+			// long one, so that a loaded machine does not turn their
+			// answers into timeouts.
+			timeout := 10 * time.Second
+			if tc.name == "too slow" {
+				timeout = 100 * time.Millisecond
+			}
+			c := &adminclient.Client{URL: unreachable, Timeout: timeout}
 			if tc.handler != nil {
 				srv := httptest.NewServer(tc.handler)
 				defer srv.Close()
