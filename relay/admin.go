@@ -376,14 +376,23 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	d, err := Requeue(ctx, s.store, p.ByName("delivery_id"), time.Now())
+	d, err := s.retry(ctx, p.ByName("delivery_id"))
 	if err != nil {
 		storeError(w, err)
 		return
 	}
+	writeJSON(w, http.StatusAccepted, s.deliveryJSON(d))
+}
+
+// retry puts delivery id back in line now, with a fresh budget.
+func (s *Server) retry(ctx context.Context, id string) (Delivery, error) {
+	d, err := Requeue(ctx, s.store, id, time.Now())
+	if err != nil {
+		return d, err
+	}
 	s.dispatcher.Kick(d.Target)
 	s.log.Info("delivery requeued by an operator", "delivery_id", d.ID(), "attempts", d.Attempts)
-	writeJSON(w, http.StatusAccepted, s.deliveryJSON(d))
+	return d, nil
 }
 
 // knownTarget answers 404 and reports false when name is not a target of
@@ -409,25 +418,35 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 	if !ok {
 		return
 	}
+	total, err := s.retryDead(r.Context(), name, limit)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, RequeuedJSON{Requeued: total})
+}
+
+// retryDead requeues up to limit dead letters of target name, all of
+// those dead now when limit is 0, in chunks of retryChunk, and returns how
+// many went back in line.
+func (s *Server) retryDead(parent context.Context, name string, limit int) (int, error) {
 	if limit == 0 {
 		// All of them means those dead now: a letter that dies again
 		// while this runs is not chased forever.
-		ctx, cancel := queryCtx(r)
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		counts, err := s.store.Counts(ctx)
 		cancel()
 		if err != nil {
-			storeError(w, err)
-			return
+			return 0, err
 		}
 		if limit = counts[name].Dead; limit == 0 {
-			writeJSON(w, http.StatusAccepted, RequeuedJSON{})
-			return
+			return 0, nil
 		}
 	}
 	total := 0
 	for total < limit {
 		chunk := min(retryChunk, limit-total)
-		ctx, cancel := queryCtx(r)
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		n, err := RequeueDead(ctx, s.store, name, time.Now(), chunk)
 		cancel()
 		total += n
@@ -435,8 +454,7 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 			if total > 0 {
 				s.dispatcher.Kick(name)
 			}
-			storeError(w, fmt.Errorf("after requeueing %d: %w", total, err))
-			return
+			return total, fmt.Errorf("after requeueing %d: %w", total, err)
 		}
 		if n == 0 {
 			break
@@ -446,16 +464,25 @@ func (s *Server) apiRetryDead(w http.ResponseWriter, r *http.Request, p httprout
 		s.dispatcher.Kick(name)
 		s.log.Info("dead deliveries requeued by an operator", "target", name, "requeued", total)
 	}
-	writeJSON(w, http.StatusAccepted, RequeuedJSON{Requeued: total})
+	return total, nil
 }
 
 func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	counts, err := s.store.Counts(ctx)
+	out, err := s.targets(ctx)
 	if err != nil {
 		storeError(w, err)
 		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]TargetJSON{"targets": out})
+}
+
+// targets returns every target of the config in use, with its counts.
+func (s *Server) targets(ctx context.Context) ([]TargetJSON, error) {
+	counts, err := s.store.Counts(ctx)
+	if err != nil {
+		return nil, err
 	}
 	targets := s.settings.Load().Targets
 	out := make([]TargetJSON, len(targets))
@@ -464,7 +491,7 @@ func (s *Server) apiTargets(w http.ResponseWriter, r *http.Request, _ httprouter
 		out[i] = TargetJSON{Name: t.Name, URL: t.URL, Breaker: s.dispatcher.BreakerState(t.Name), Paused: s.dispatcher.Paused(t.Name),
 			Pending: c.Pending, Dead: c.Dead, Delivered: c.Delivered}
 	}
-	writeJSON(w, http.StatusOK, map[string][]TargetJSON{"targets": out})
+	return out, nil
 }
 
 func (s *Server) apiPause(paused bool) httprouter.Handle {
@@ -475,11 +502,19 @@ func (s *Server) apiPause(paused bool) httprouter.Handle {
 		}
 		ctx, cancel := queryCtx(r)
 		defer cancel()
-		if err := s.dispatcher.Pause(ctx, name, paused); err != nil {
+		if err := s.pause(ctx, name, paused); err != nil {
 			storeError(w, err)
 			return
 		}
-		s.log.Info("target paused by an operator", "target", name, "paused", paused)
 		writeJSON(w, http.StatusOK, PauseJSON{Name: name, Paused: paused})
 	}
+}
+
+// pause pauses or resumes target name.
+func (s *Server) pause(ctx context.Context, name string, paused bool) error {
+	if err := s.dispatcher.Pause(ctx, name, paused); err != nil {
+		return err
+	}
+	s.log.Info("target paused by an operator", "target", name, "paused", paused)
+	return nil
 }

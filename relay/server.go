@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay/console"
 	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -257,7 +258,7 @@ func (s *Server) Ingress() http.Handler {
 func (s *Server) Dispatcher() *Dispatcher { return s.dispatcher }
 
 // AdminHandler serves /healthz, /readyz, /metrics and the admin API under
-// /api/v1 (see admin.go).
+// /api/v1 (see admin.go), and the web console under /ui/.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -278,5 +279,7 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	mux.Handle("/api/v1/", s.apiHandler())
+	mux.Handle("/ui/", console.New(consoleBackend{s}, s.log))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	return mux
 }

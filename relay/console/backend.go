@@ -1,0 +1,127 @@
+// Package console serves the relay's web console under /ui/ on the admin
+// listener: server-rendered pages over what the admin API knows, with a
+// little htmx for live updates and actions. It reads and acts through a
+// Backend, so that it needs nothing else of the relay.
+package console
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Backend is what the console needs from the relay.
+type Backend interface {
+	// Targets returns every target of the config in use, with its counts.
+	Targets(ctx context.Context) ([]Target, error)
+	// Counters returns the relay's running totals, for the live rates.
+	Counters() Counters
+	// Events returns up to q.Limit events, newest first.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+	// Event returns one event with every delivery and attempt, or an
+	// error that wraps ErrNotFound.
+	Event(ctx context.Context, id string) (*EventDetail, error)
+	// Dead returns up to limit dead deliveries of target, after the
+	// delivery id before ("" for the first page).
+	Dead(ctx context.Context, target, before string, limit int) ([]Delivery, error)
+	// Retry puts one dead or pending delivery back in line now.
+	Retry(ctx context.Context, deliveryID string) error
+	// RetryDead does the same for every dead delivery of target and
+	// returns how many it requeued.
+	RetryDead(ctx context.Context, target string) (int, error)
+	// Pause stops or restarts attempts to target.
+	Pause(ctx context.Context, target string, paused bool) error
+	// AdminToken returns server.admin_token as it is now ("" for none).
+	AdminToken() string
+}
+
+// ErrNotFound is what a Backend's errors wrap for an unknown id or name.
+var ErrNotFound = errors.New("not found")
+
+// Target is a target of the config in use.
+type Target struct {
+	Name      string
+	URL       string
+	Breaker   string // closed, open or half-open
+	Paused    bool
+	Pending   int
+	Dead      int
+	Delivered int
+	// OldestPending is how long the oldest pending delivery has waited
+	// since its event came in; zero when none is pending.
+	OldestPending time.Duration
+}
+
+// Counters are running totals since the relay started.
+type Counters struct {
+	// Ingress counts requests by outcome (accepted, duplicate, forbidden...).
+	Ingress map[string]float64
+	// Deliveries counts attempts' outcomes by target, then outcome
+	// (delivered, retry, dead).
+	Deliveries map[string]map[string]float64
+	// Latency is each target's attempts' total duration in seconds and
+	// their number.
+	LatencySum   map[string]float64
+	LatencyCount map[string]float64
+}
+
+// EventQuery selects events: the filters of GET /api/v1/events that the
+// store answers.
+type EventQuery struct {
+	Task   string
+	Status string
+	Before string // an event id: the page after it
+	Limit  int
+}
+
+// Event is an event in a list.
+type Event struct {
+	ID         string
+	Source     string
+	Task       string
+	Status     string
+	DedupKey   string
+	ReceivedAt time.Time
+	Deliveries []DeliveryState
+}
+
+// DeliveryState is where one delivery of a listed event stands.
+type DeliveryState struct {
+	Target   string
+	State    string
+	Attempts int
+}
+
+// EventDetail is one event with its payload and deliveries.
+type EventDetail struct {
+	Event
+	RemoteAddr string
+	Headers    map[string]string
+	Payload    []byte
+	Deliveries []Delivery
+}
+
+// Delivery is one delivery of an event to a target.
+type Delivery struct {
+	ID            string
+	EventID       string
+	Target        string
+	State         string
+	Attempts      int
+	NextAttemptAt time.Time
+	LastStatus    int
+	LastError     string
+	UpdatedAt     time.Time
+	Waiting       string // why a due pending delivery waits, or ""
+	History       []Attempt
+}
+
+// Attempt is one recorded attempt of a delivery.
+type Attempt struct {
+	Number    int
+	StartedAt time.Time
+	Duration  time.Duration
+	Status    int
+	Error     string
+	Body      string // the answer's excerpt
+}

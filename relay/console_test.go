@@ -1,0 +1,268 @@
+package relay_test
+
+// Handler tests of the web console under /ui/ over a real relay: access
+// (login, session cookie, CSRF, cross-origin refusal), security headers,
+// and hostile text shown as text.
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// uiClient is a browser-like client of the console: it keeps cookies and
+// does not follow redirects, so tests see them.
+type uiClient struct {
+	t    testing.TB
+	base string
+	c    *http.Client
+}
+
+func newUIClient(t testing.TB, h *relayHarness) *uiClient {
+	jar, _ := cookiejar.New(nil)
+	return &uiClient{t: t, base: h.adminURL, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (u *uiClient) do(method, path string, form url.Values, header http.Header) reply {
+	u.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(u.t.Context(), method, u.base+path, body)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := u.c.Do(req)
+	if err != nil {
+		u.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (u *uiClient) get(path string) reply { u.t.Helper(); return u.do(http.MethodGet, path, nil, nil) }
+
+// login posts the token and fails the test unless a session starts.
+func (u *uiClient) login(token string) {
+	u.t.Helper()
+	r := u.do(http.MethodPost, "/ui/login", url.Values{"token": {token}}, nil)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/" {
+		u.t.Fatalf("POST /ui/login with the right token: %s, want 303 to /ui/", r)
+	}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf returns the CSRF token of a console page.
+func (u *uiClient) csrf(path string) string {
+	u.t.Helper()
+	r := u.get(path)
+	m := csrfRE.FindSubmatch(r.body)
+	if r.status != http.StatusOK || m == nil {
+		u.t.Fatalf("GET %s: %d, no CSRF field in the page", path, r.status)
+	}
+	return string(m[1])
+}
+
+// checkHeaders fails unless r carries the console's security headers.
+func checkHeaders(t testing.TB, what string, r reply) {
+	t.Helper()
+	want := map[string]string{
+		"X-Content-Type-Options": "nosniff",
+		"Referrer-Policy":        "no-referrer",
+		"X-Frame-Options":        "DENY",
+	}
+	for k, v := range want {
+		if got := r.header.Get(k); got != v {
+			t.Errorf("%s: %s is %q, want %q", what, k, got, v)
+		}
+	}
+	csp := r.header.Get("Content-Security-Policy")
+	for _, d := range []string{"default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
+		if !strings.Contains(csp, d) {
+			t.Errorf("%s: Content-Security-Policy %q lacks %q", what, csp, d)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("%s: Content-Security-Policy %q allows inline or eval'd script", what, csp)
+	}
+}
+
+func TestConsoleAccess(t *testing.T) {
+	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", ok)
+	h := startRelay(t, adminSettings(t, good, flaky), "")
+	u := newUIClient(t, h)
+
+	r := u.get("/ui/")
+	checkHeaders(t, "GET /ui/ before login", r)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/ui/login" {
+		t.Fatalf("GET /ui/ before login: %s, want 303 to /ui/login", r)
+	}
+	if r := u.get("/ui/events"); r.status != http.StatusSeeOther {
+		t.Errorf("GET /ui/events before login: %s, want 303 to the login", r)
+	}
+	r = u.get("/ui/login")
+	checkHeaders(t, "GET /ui/login", r)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `type="password"`) {
+		t.Fatalf("GET /ui/login: %s, want a form with a password input", r)
+	}
+
+	r = u.do(http.MethodPost, "/ui/login", url.Values{"token": {"not-" + adminToken}}, nil)
+	if r.status != http.StatusUnauthorized || len(r.header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("POST /ui/login with a wrong token: %s, cookies %q; want 401 and no cookie", r, r.header.Values("Set-Cookie"))
+	}
+	if r := u.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Fatalf("GET /ui/ after a wrong token: %s, want 303 to the login", r)
+	}
+
+	r = u.do(http.MethodPost, "/ui/login", url.Values{"token": {adminToken}}, nil)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("POST /ui/login with the token: %s, want 303", r)
+	}
+	ck := r.header.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/ui/"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("session cookie %q lacks %s", ck, want)
+		}
+	}
+	if strings.Contains(ck, "Secure") {
+		t.Errorf("session cookie %q is Secure on a plain-HTTP admin listener; a browser would drop it", ck)
+	}
+	if strings.Contains(ck, adminToken) {
+		t.Errorf("session cookie %q carries the admin token", ck)
+	}
+
+	for _, p := range []string{"/ui/", "/ui/events", "/ui/dead", "/ui/targets", "/ui/live"} {
+		r := u.get(p)
+		checkHeaders(t, "GET "+p, r)
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s logged in: %s, want 200", p, r)
+		}
+		if strings.Contains(string(r.body), adminToken) {
+			t.Errorf("GET %s shows the admin token", p)
+		}
+	}
+
+	// A state change without the CSRF token, or with another session's,
+	// is refused and changes nothing.
+	other := newUIClient(t, h)
+	other.login(adminToken)
+	for name, form := range map[string]url.Values{
+		"no token":              {},
+		"another session's":     {"csrf": {other.csrf("/ui/targets")}},
+		"the token misspelled ": {"csrf": {"x" + u.csrf("/ui/targets")}},
+	} {
+		r := u.do(http.MethodPost, "/ui/targets/good/pause", form, nil)
+		if r.status != http.StatusForbidden {
+			t.Errorf("POST pause with %s CSRF token: %s, want 403", name, r)
+		}
+	}
+	if h.srv.Dispatcher().Paused("good") {
+		t.Fatal("a POST without the CSRF token paused the target")
+	}
+	// A cross-site POST is refused even with the token.
+	r = u.do(http.MethodPost, "/ui/targets/good/pause", url.Values{"csrf": {u.csrf("/ui/targets")}},
+		http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://evil.example"}})
+	if r.status != http.StatusForbidden || h.srv.Dispatcher().Paused("good") {
+		t.Fatalf("cross-site POST pause: %s, paused %v; want 403 and not paused", r, h.srv.Dispatcher().Paused("good"))
+	}
+	r = u.do(http.MethodPost, "/ui/targets/good/pause", url.Values{"csrf": {u.csrf("/ui/targets")}}, nil)
+	if r.status != http.StatusSeeOther || !h.srv.Dispatcher().Paused("good") {
+		t.Fatalf("POST pause with the CSRF token: %s, paused %v; want 303 and paused", r, h.srv.Dispatcher().Paused("good"))
+	}
+	if r := u.do(http.MethodPost, "/ui/targets/nope/pause", url.Values{"csrf": {u.csrf("/ui/targets")}}, nil); r.status != http.StatusNotFound {
+		t.Errorf("POST pause of an unknown target: %s, want 404", r)
+	}
+
+	// Logging out ends the session for good.
+	csrf := u.csrf("/ui/")
+	if r := u.do(http.MethodPost, "/ui/logout", url.Values{"csrf": {csrf}}, nil); r.status != http.StatusSeeOther {
+		t.Fatalf("POST /ui/logout: %s, want 303", r)
+	}
+	if r := u.get("/ui/"); r.status != http.StatusSeeOther {
+		t.Errorf("GET /ui/ after logout: %s, want 303 to the login", r)
+	}
+}
+
+// Without admin_token the console is open (the admin listener must then be
+// loopback), but state changes still need the CSRF token.
+func TestConsoleOpenWithoutToken(t *testing.T) {
+	good := newSink(t, "good", ok)
+	h := startRelay(t, settingsFor(t, target(good)), "")
+	u := newUIClient(t, h)
+	if r := u.get("/ui/login"); r.status != http.StatusSeeOther {
+		t.Errorf("GET /ui/login without a token set: %s, want 303 to /ui/", r)
+	}
+	if r := u.get("/ui/"); r.status != http.StatusOK {
+		t.Fatalf("GET /ui/ without a token set: %s, want 200", r)
+	}
+	if r := u.do(http.MethodPost, "/ui/targets/good/pause", url.Values{}, nil); r.status != http.StatusForbidden {
+		t.Errorf("POST pause without the CSRF token: %s, want 403", r)
+	}
+	if r := u.do(http.MethodPost, "/ui/targets/good/pause", url.Values{"csrf": {u.csrf("/ui/targets")}}, nil); r.status != http.StatusSeeOther {
+		t.Errorf("POST pause with the CSRF token: %s, want 303", r)
+	}
+	if !h.srv.Dispatcher().Paused("good") {
+		t.Error("the target is not paused")
+	}
+}
+
+// hostile is text that would run or inject markup if a page printed it
+// unescaped.
+const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
+
+func TestConsoleHostileText(t *testing.T) {
+	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", always(answer{status: http.StatusGone}))
+	set := adminSettings(t, good, flaky)
+	h := startRelay(t, set, "")
+	flaky.setRespond(func(int) answer { return answer{status: http.StatusGone} })
+
+	js := strings.ReplaceAll(hostile, `"`, `\"`)
+	body := `{"task":"` + js + `","status":"` + js + `","job_id":"` + js + `","note":"` + js + `"}`
+	id := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(body), http.Header{
+		"User-Agent": {hostile}, "X-Request-Id": {hostile},
+	}).answer(t).EventID
+	if id == "" {
+		t.Fatal("the hostile event was not accepted")
+	}
+	h.waitDeliveries(t, "flaky", "dead", 1, 10*time.Second)
+
+	u := newUIClient(t, h)
+	u.login(adminToken)
+	for _, p := range []string{"/ui/", "/ui/events", "/ui/events?task=" + url.QueryEscape(hostile) + "&status=" + url.QueryEscape(hostile),
+		"/ui/events/" + id, "/ui/dead?target=flaky", "/ui/targets", "/ui/events/" + url.PathEscape(hostile)} {
+		r := u.get(p)
+		page := string(r.body)
+		if r.status != http.StatusOK && r.status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 200 or 404", p, r.status)
+		}
+		for _, bad := range []string{"<script>alert", "<img src=x"} {
+			if strings.Contains(page, bad) {
+				t.Errorf("GET %s: the page holds %q unescaped:\n%s", p, bad, page)
+			}
+		}
+		if strings.Count(page, "<script") != 1 {
+			t.Errorf("GET %s: %d script elements, want only htmx's", p, strings.Count(page, "<script"))
+		}
+	}
+	// The event page shows the hostile text, escaped, in every field.
+	page := string(u.get("/ui/events/" + id).body)
+	if n := strings.Count(page, html.EscapeString(hostile)); n < 4 {
+		t.Errorf("the event page shows the hostile text escaped %d times, want at least 4 (task, status, two headers):\n%s", n, page)
+	}
+}
