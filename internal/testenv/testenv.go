@@ -1,5 +1,5 @@
 // Package testenv finds the programs that some tests need (redis-server,
-// redis-cli, promtool). A test that needs one must not pass by accident
+// redis-cli, promtool, chromium). A test that needs one must not pass by accident
 // where it is missing: in CI (CI=true) a missing tool fails the test, and
 // elsewhere the test is skipped with the command that installs the tool.
 package testenv
@@ -14,6 +14,7 @@ import (
 const (
 	InstallRedis    = "apt-get install redis-server redis-tools"
 	InstallPromtool = "apt-get install prometheus"
+	InstallChromium = "apt-get install chromium"
 )
 
 // LookPath returns the path of the program name. When it is not on the

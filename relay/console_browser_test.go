@@ -1,0 +1,306 @@
+package relay_test
+
+// The web console in a real browser: Debian's chromium, driven over the
+// DevTools protocol by chromedp, against a real relay and real targets.
+// One browser serves every step, so the test adds little time.
+//
+// HOOXRELAY_SCREENSHOTS=1 also writes a screenshot of each page to
+// docs/screenshots/, as the README shows them.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
+)
+
+// browserLog records what the page asked for and what went wrong in it.
+type browserLog struct {
+	mu       sync.Mutex
+	requests []string
+	problems []string
+}
+
+func (l *browserLog) listen(ev any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch e := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		l.requests = append(l.requests, e.Request.URL)
+	case *runtime.EventExceptionThrown:
+		l.problems = append(l.problems, "exception: "+e.ExceptionDetails.Text)
+	case *runtime.EventConsoleAPICalled:
+		if e.Type == runtime.ConsoleAPICalledTypeError {
+			l.problems = append(l.problems, "console.error called")
+		}
+	case *cdplog.EventEntryAdded:
+		// Network errors are the answers the test asks for (a 401 to a
+		// wrong token); anything else, a CSP violation above all, is not.
+		if e.Entry.Level == cdplog.EntryLevelError && e.Entry.Source != cdplog.EntrySourceNetwork {
+			l.problems = append(l.problems, fmt.Sprintf("console %s: %s (%s)", e.Entry.Source, e.Entry.Text, e.Entry.URL))
+		}
+	}
+}
+
+func (l *browserLog) seen(substr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.requests {
+		if strings.Contains(r, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// startBrowser starts chromium with a fresh profile until the test ends
+// and returns a tab's context.
+func startBrowser(t *testing.T, log *browserLog) context.Context {
+	t.Helper()
+	path := testenv.LookPath(t, "chromium", testenv.InstallChromium)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 760),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithListener(log.listen))
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	// The first action starts the browser, bound to the context it gets:
+	// this one, which lives as long as the test.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium (%s): %v", path, err)
+	}
+	return ctx
+}
+
+// run runs browser steps with a deadline, failing the test on error.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// get runs one browser action that reads a value.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+	return v
+}
+
+// shoot writes a screenshot of the page to docs/screenshots/name.png when
+// HOOXRELAY_SCREENSHOTS is set.
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("HOOXRELAY_SCREENSHOTS") == "" {
+		return
+	}
+	png := get(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	dir := filepath.Join("..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConsoleBrowser(t *testing.T) {
+	var blog browserLog
+	ctx := startBrowser(t, &blog)
+
+	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", always(answer{status: http.StatusGone}))
+	h := startRelay(t, adminSettings(t, good, flaky), "")
+	ui := h.adminURL + "/ui/"
+	events := []string{h.send(t, videoBody("job_1")), h.send(t, videoBody("job_2")), h.send(t, videoBody("job_3"))}
+	h.waitDeliveries(t, "good", "delivered", 3, 10*time.Second)
+	h.waitDeliveries(t, "flaky", "dead", 3, 10*time.Second)
+	text := func(what string, sel chromedp.CSS) string { t.Helper(); return get(t, ctx, what, chromedp.Text(sel)) }
+	// Each step needs the one before (the login above all): stop at the
+	// first that fails.
+	step := func(name string, f func(t *testing.T)) {
+		t.Helper()
+		if !t.Run(name, f) {
+			t.FailNow()
+		}
+	}
+
+	step("wrong token refused", func(t *testing.T) {
+		run(t, ctx, "log in with a wrong token",
+			chromedp.Navigate(ui),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), "not-the-token"),
+			chromedp.Submit(chromedp.ID("token")),
+			chromedp.WaitVisible(chromedp.CSS("p.error")),
+		)
+		msg, loc := text("read the error", "p.error"), get(t, ctx, "location", chromedp.Location())
+		if !strings.Contains(msg, "not the admin token") || !strings.HasSuffix(loc, "/ui/login") {
+			t.Fatalf("after a wrong token the page is %s saying %q; want the login page saying it is not the admin token", loc, msg)
+		}
+		shoot(t, ctx, "login")
+	})
+
+	step("log in, overview lists targets and breakers", func(t *testing.T) {
+		run(t, ctx, "log in",
+			chromedp.SendKeys(chromedp.ID("token"), adminToken),
+			chromedp.Submit(chromedp.ID("token")),
+			chromedp.WaitVisible(chromedp.CSS(`#targets tr[data-target="flaky"]`)),
+		)
+		goodRow, flakyRow := text("good's row", `#targets tr[data-target="good"]`), text("flaky's row", `#targets tr[data-target="flaky"]`)
+		if loc := get(t, ctx, "location", chromedp.Location()); strings.Contains(loc, adminToken) {
+			t.Errorf("the admin token is in the URL %s", loc)
+		}
+		for row, want := range map[string][]string{goodRow: {"good", "closed", "running"}, flakyRow: {"flaky", "closed", "running", "3"}} {
+			for _, w := range want {
+				if !strings.Contains(row, w) {
+					t.Errorf("overview row %q lacks %q", row, w)
+				}
+			}
+		}
+		if html := get(t, ctx, "read the page", chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(html, adminToken) {
+			t.Error("the overview page holds the admin token")
+		}
+		// htmx refreshes the table: the live updates work under the CSP.
+		storetest.Eventually(t, 10*time.Second, func() error {
+			if !blog.seen("/ui/live") {
+				return fmt.Errorf("no request to /ui/live yet: htmx's live update has not run")
+			}
+			return nil
+		})
+		run(t, ctx, "wait for the rates", chromedp.WaitVisible(chromedp.Search(`//p[contains(., "Rates over the last")]`)))
+		shoot(t, ctx, "overview")
+	})
+
+	step("open an event from the events page", func(t *testing.T) {
+		id := events[1]
+		run(t, ctx, "list events", chromedp.Navigate(ui+"events"), chromedp.WaitVisible(chromedp.ID("events")))
+		shoot(t, ctx, "events")
+		run(t, ctx, "open event "+id,
+			chromedp.Click(chromedp.CSS(`a[href="/ui/events/`+id+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("pre.payload")),
+		)
+		h1, payload := text("heading", "h1"), text("payload", "pre.payload")
+		if !strings.Contains(h1, id) || !strings.Contains(payload, `"job_id": "job_2"`) {
+			t.Fatalf("event page: heading %q, payload %q; want event %s with job_2 pretty-printed", h1, payload, id)
+		}
+		if att := text("attempts", "section.delivery table"); !strings.Contains(att, "200") {
+			t.Errorf("the event page's attempts %q lack good's 200", att)
+		}
+		shoot(t, ctx, "event")
+	})
+
+	step("retry a dead letter", func(t *testing.T) {
+		flaky.setRespond(ok)
+		before := flaky.count()
+		id := events[0] + ":flaky"
+		run(t, ctx, "list dead letters", chromedp.Navigate(ui+"dead?target=flaky"), chromedp.WaitVisible(chromedp.ID("dead")))
+		shoot(t, ctx, "dead")
+		run(t, ctx, "retry "+id,
+			chromedp.Click(chromedp.CSS(`button[aria-label="Retry `+id+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("p.flash")),
+		)
+		if flash := text("the flash", "p.flash"); !strings.Contains(flash, id) {
+			t.Errorf("after retry the page says %q, want it to name %s", flash, id)
+		}
+		flaky.waitCount(t, before+1, 10*time.Second)
+		if got := flaky.requests()[before].id(); got != events[0] {
+			t.Errorf("the target received %s after the retry, want %s", got, events[0])
+		}
+		// Retry all: the other two go out too.
+		run(t, ctx, "retry all dead of flaky",
+			chromedp.Click(chromedp.Search(`//button[contains(., "Retry all dead of flaky")]`)),
+			chromedp.WaitVisible(chromedp.Search(`//p[contains(@class, "flash") and contains(., "2 dead deliveries")]`)),
+		)
+		flaky.waitCount(t, before+3, 10*time.Second)
+	})
+
+	step("pause and resume a target", func(t *testing.T) {
+		run(t, ctx, "pause good",
+			chromedp.Navigate(ui+"targets"),
+			chromedp.WaitVisible(chromedp.ID("targets")),
+			chromedp.Click(chromedp.CSS(`button[aria-label="Pause good"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Resume good"]`)),
+		)
+		if !h.srv.Dispatcher().Paused("good") {
+			t.Fatal("the page says good is paused, the dispatcher does not")
+		}
+		shoot(t, ctx, "targets")
+		run(t, ctx, "resume good",
+			chromedp.Click(chromedp.CSS(`button[aria-label="Resume good"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Pause good"]`)),
+		)
+		if h.srv.Dispatcher().Paused("good") {
+			t.Fatal("the page says good is running, the dispatcher says paused")
+		}
+	})
+
+	step("keyboard and a phone's width", func(t *testing.T) {
+		run(t, ctx, "tab to the first link",
+			chromedp.Navigate(ui),
+			chromedp.WaitVisible(chromedp.ID("targets")),
+			chromedp.KeyEvent("\t"),
+		)
+		if focused := get(t, ctx, "focused", chromedp.Evaluate[string](`document.activeElement.textContent`)); !strings.Contains(focused, "Skip to content") {
+			t.Errorf("the first Tab focuses %q, want the skip link", focused)
+		}
+		run(t, ctx, "narrow the window",
+			chromedp.EmulateViewport(390, 800),
+			chromedp.Navigate(ui+"events"),
+			chromedp.WaitVisible(chromedp.ID("events")),
+		)
+		if get(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
+			t.Error("at 390 px the events page scrolls sideways; only its tables may")
+		}
+		run(t, ctx, "back to desktop width", chromedp.EmulateViewport(1000, 760))
+	})
+
+	step("no request to another origin", func(t *testing.T) {
+		blog.mu.Lock()
+		defer blog.mu.Unlock()
+		admin, _ := url.Parse(h.adminURL)
+		for _, r := range blog.requests {
+			u, err := url.Parse(r)
+			if err != nil || (u.Scheme != "data" && r != "about:blank" && u.Host != admin.Host) {
+				t.Errorf("the page requested %s, not on the relay's origin %s", r, h.adminURL)
+			}
+		}
+		if len(blog.requests) < 10 {
+			t.Errorf("only %d requests recorded; the recording is broken", len(blog.requests))
+		}
+		for _, p := range blog.problems {
+			t.Errorf("the browser reported: %s", p)
+		}
+	})
+}
