@@ -16,10 +16,14 @@ type consoleBackend struct{ s *Server }
 
 var _ console.Backend = consoleBackend{}
 
-// consoleErr marks an unknown id or name for the console.
+// consoleErr marks an unknown id or name, and a refused move, for the
+// console.
 func consoleErr(err error) error {
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("%w: %v", console.ErrNotFound, err)
+	case errors.Is(err, ErrConflict):
+		return fmt.Errorf("%w: %v", console.ErrConflict, err)
 	}
 	return err
 }

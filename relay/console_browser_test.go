@@ -120,14 +120,14 @@ func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
-// shoot writes a screenshot of the page to docs/screenshots/name.png when
+// shoot writes a screenshot of the whole page (PNG) to docs/screenshots/name.png when
 // HOOXRELAY_SCREENSHOTS is set.
 func shoot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if os.Getenv("HOOXRELAY_SCREENSHOTS") == "" {
 		return
 	}
-	png := get(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	dir := filepath.Join("..", "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

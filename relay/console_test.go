@@ -260,6 +260,11 @@ func TestConsoleHostileText(t *testing.T) {
 			t.Errorf("GET %s: %d script elements, want only htmx's", p, strings.Count(page, "<script"))
 		}
 	}
+	// A retry of a delivered delivery is refused: 409.
+	h.waitDeliveries(t, "good", "delivered", 1, 10*time.Second)
+	if r := u.do(http.MethodPost, "/ui/deliveries/"+id+":good/retry", url.Values{"csrf": {u.csrf("/ui/targets")}}, nil); r.status != http.StatusConflict {
+		t.Errorf("POST retry of a delivered delivery: %d, want 409", r.status)
+	}
 	// The event page shows the hostile text, escaped, in every field.
 	page := string(u.get("/ui/events/" + id).body)
 	if n := strings.Count(page, html.EscapeString(hostile)); n < 4 {

@@ -35,8 +35,12 @@ type Backend interface {
 	AdminToken() string
 }
 
-// ErrNotFound is what a Backend's errors wrap for an unknown id or name.
-var ErrNotFound = errors.New("not found")
+// What a Backend's errors wrap: an unknown id or name, and a move the
+// delivery's state refuses (a retry of one delivered or being attempted).
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
 
 // Target is a target of the config in use.
 type Target struct {

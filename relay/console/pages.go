@@ -89,10 +89,14 @@ func (c *Console) fail(w http.ResponseWriter, _ *http.Request, status int, msg s
 }
 
 // backendError answers a failed read or action: 404 for an unknown id,
-// else 503 (the store did not answer).
+// 409 for a refused move, else 503 (the store did not answer).
 func (c *Console) backendError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		c.fail(w, r, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, ErrConflict):
+		c.fail(w, r, http.StatusConflict, err.Error()+". Reload the page to see where it stands.")
 		return
 	}
 	c.log.Warn("console: the store did not answer", "path", r.URL.Path, "err", err)
