@@ -275,13 +275,13 @@ func TestConsoleBrowser(t *testing.T) {
 		if focused := get(t, ctx, "focused", chromedp.Evaluate[string](`document.activeElement.textContent`)); !strings.Contains(focused, "Skip to content") {
 			t.Errorf("the first Tab focuses %q, want the skip link", focused)
 		}
-		run(t, ctx, "narrow the window",
-			chromedp.EmulateViewport(390, 800),
-			chromedp.Navigate(ui+"events"),
-			chromedp.WaitVisible(chromedp.ID("events")),
-		)
-		if get(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
-			t.Error("at 390 px the events page scrolls sideways; only its tables may")
+		run(t, ctx, "narrow the window", chromedp.EmulateViewport(390, 800))
+		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "targets"} {
+			run(t, ctx, "open /ui/"+p+" at 390 px", chromedp.Navigate(ui+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
+			if get(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
+				wide := get(t, ctx, "wide elements", chromedp.Evaluate[string](`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement.closest(".scroll")).map(e => e.tagName + "." + e.className + ":" + Math.round(e.getBoundingClientRect().right)).join(" ")`))
+				t.Errorf("at 390 px /ui/%s scrolls sideways (too wide: %s); only its tables may", p, wide)
+			}
 		}
 		run(t, ctx, "back to desktop width", chromedp.EmulateViewport(1000, 760))
 	})
