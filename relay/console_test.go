@@ -158,6 +158,20 @@ func TestConsoleAccess(t *testing.T) {
 		}
 	}
 
+	// Through a proxy that ended TLS the cookie is Secure.
+	proxied := newUIClient(t, h)
+	r = proxied.do(http.MethodPost, "/ui/login", url.Values{"token": {adminToken}}, http.Header{"X-Forwarded-Proto": {"https"}})
+	if ck := r.header.Get("Set-Cookie"); r.status != http.StatusSeeOther || !strings.Contains(ck, "; Secure") {
+		t.Errorf("login with X-Forwarded-Proto: https: %s, cookie %q; want 303 and a Secure cookie", r, ck)
+	}
+	// The static files are there, their folder is not listed.
+	if r := u.get("/ui/static/htmx.min.js"); r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
+		t.Errorf("GET /ui/static/htmx.min.js: %d %q, want 200 JavaScript", r.status, r.header.Get("Content-Type"))
+	}
+	if r := u.get("/ui/static/"); r.status != http.StatusNotFound {
+		t.Errorf("GET /ui/static/: %d, want 404 (no listing)", r.status)
+	}
+
 	// A state change without the CSRF token, or with another session's,
 	// is refused and changes nothing.
 	other := newUIClient(t, h)

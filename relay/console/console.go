@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -62,7 +63,8 @@ func New(b Backend, log *slog.Logger) *Console {
 		origin: http.NewCrossOriginProtection()}
 	static, _ := fs.Sub(staticFS, "static")
 	m := http.NewServeMux()
-	m.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	m.HandleFunc("GET /ui/static/{file}", func(w http.ResponseWriter, r *http.Request) { files.ServeHTTP(w, r) })
 	m.HandleFunc("GET /ui/login", c.loginPage)
 	m.HandleFunc("POST /ui/login", c.login)
 	m.HandleFunc("POST /ui/logout", c.authed(c.logout))
@@ -185,8 +187,15 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, token str
 	c.sessions[id] = s
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/ui/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, Expires: s.expires, MaxAge: int(SessionTTL / time.Second)})
+		SameSite: http.SameSiteStrictMode, Secure: overTLS(r), Expires: s.expires, MaxAge: int(SessionTTL / time.Second)})
 	return s
+}
+
+// overTLS reports whether the browser reached the console over TLS: here,
+// or through a proxy that ended TLS and says so. A client that lies only
+// makes its own cookie stricter.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func randomString() string {
