@@ -266,6 +266,26 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	})
 
+	step("hostile text shown, never run", func(t *testing.T) {
+		js := strings.ReplaceAll(hostile, `"`, `\"`)
+		id := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(`{"task":"`+js+`","status":"`+js+`","job_id":"`+js+`"}`),
+			http.Header{"User-Agent": {hostile}}).answer(t).EventID
+		if id == "" {
+			t.Fatal("the hostile event was not accepted")
+		}
+		run(t, ctx, "open the hostile event", chromedp.Navigate(ui+"events/"+id), chromedp.WaitVisible(chromedp.CSS("pre.payload")))
+		if n := get(t, ctx, "count injected elements", chromedp.Evaluate[int](`document.querySelectorAll("main img, main script, body > script:not([src])").length`)); n != 0 {
+			t.Errorf("the hostile event's page has %d injected img or script elements", n)
+		}
+		if facts := text("the event's facts", "dl.facts"); strings.Count(facts, hostile) < 3 {
+			t.Errorf("the facts %q show the hostile text as text fewer than 3 times (task, status, User-Agent)", facts)
+		}
+		run(t, ctx, "list events with it", chromedp.Navigate(ui+"events"), chromedp.WaitVisible(chromedp.ID("events")))
+		if n := get(t, ctx, "count injected elements", chromedp.Evaluate[int](`document.querySelectorAll("main img, main script").length`)); n != 0 {
+			t.Errorf("the events page has %d injected img or script elements", n)
+		}
+	})
+
 	step("keyboard and a phone's width", func(t *testing.T) {
 		run(t, ctx, "tab to the first link",
 			chromedp.Navigate(ui),
