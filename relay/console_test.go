@@ -5,6 +5,7 @@ package relay_test
 // and hostile text shown as text.
 
 import (
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -284,4 +285,80 @@ func TestConsoleHostileText(t *testing.T) {
 	if n := strings.Count(page, html.EscapeString(hostile)); n < 4 {
 		t.Errorf("the event page shows the hostile text escaped %d times, want at least 4 (task, status, two headers):\n%s", n, page)
 	}
+}
+
+var (
+	eventLinkRE = regexp.MustCompile(`href="/ui/events/(evt_[0-9A-Z]+)"`)
+	nextRE      = regexp.MustCompile(`href="(/ui/[a-z]+\?[^"]+)" rel="next"`)
+)
+
+// walkPages follows a list's "next" links from path and returns the
+// event ids of each page; every link must keep keep (the filter).
+func walkPages(t *testing.T, u *uiClient, path, keep string) [][]string {
+	t.Helper()
+	var pages [][]string
+	for path != "" {
+		r := u.get(html.UnescapeString(path))
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, r)
+		}
+		var ids []string
+		for _, m := range eventLinkRE.FindAllSubmatch(r.body, -1) {
+			ids = append(ids, string(m[1]))
+		}
+		pages = append(pages, ids)
+		path = ""
+		if m := nextRE.FindSubmatch(r.body); m != nil {
+			path = string(m[1])
+			if !strings.Contains(path, keep) {
+				t.Errorf("the next page's link %s drops %s", path, keep)
+			}
+		}
+		if len(pages) > 3 {
+			t.Fatal("more than 3 pages")
+		}
+	}
+	return pages
+}
+
+// checkPages fails unless pages are 50 ids then the rest, each of sent
+// once.
+func checkPages(t *testing.T, what string, pages [][]string, sent map[string]bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, p := range pages {
+		for _, id := range p {
+			if seen[id] || !sent[id] {
+				t.Errorf("%s page %d lists %s again, or one it should not", what, i+1, id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(pages) != 2 || len(pages[0]) != 50 || len(seen) != len(sent) {
+		t.Errorf("%s: %d pages listed %d of %d, want 2 pages, 50 on the first, listing all", what, len(pages), len(seen), len(sent))
+	}
+}
+
+// The events and dead-letter pages show 50 a page, with a link to the
+// next page that keeps the filter; together the pages list each once.
+func TestConsolePaging(t *testing.T) {
+	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", always(answer{status: http.StatusGone}))
+	h := startRelay(t, adminSettings(t, good, flaky), "")
+	const n = 53
+	sent := map[string]bool{}
+	for i := range n {
+		sent[h.send(t, videoBody(fmt.Sprintf("page_%d", i)))] = true
+	}
+	h.send(t, `{"task":"avatar_create","avatar_id":"av_1","look_id":"l1","status":"completed"}`) // filtered out
+	h.waitDeliveries(t, "flaky", "dead", n+1, 20*time.Second)
+	u := newUIClient(t, h)
+	u.login(adminToken)
+	checkPages(t, "events", walkPages(t, u, "/ui/events?task=video_generate", "task=video_generate"), sent)
+	avatar := eventLinkRE.FindAllSubmatch(u.get("/ui/events?task=avatar_create").body, -1)
+	if len(avatar) != 1 || sent[string(avatar[0][1])] {
+		t.Errorf("the task filter avatar_create lists %d events, want the 1 sent", len(avatar))
+	} else {
+		sent[string(avatar[0][1])] = true
+	}
+	checkPages(t, "dead letters", walkPages(t, u, "/ui/dead?target=flaky", "target=flaky"), sent)
 }

@@ -192,7 +192,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, st reqState) {
 type eventsData struct {
 	Task, Status string
 	Events       []Event
-	Next         string // the query of the next page, "" on the last
+	Next         template.URL // the next page, "" on the last
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, st reqState) {
@@ -215,7 +215,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, st reqState) {
 		if eq.Status != "" {
 			next.Set("status", eq.Status)
 		}
-		d.Next = next.Encode()
+		d.Next = template.URL("/ui/events?" + next.Encode())
 	}
 	c.show(w, r, st, "events", "events", "Events", d)
 }
@@ -245,7 +245,7 @@ type deadData struct {
 	Targets []Target
 	Target  string
 	Dead    []Delivery
-	Next    string
+	Next    template.URL // the next page, "" on the last
 }
 
 // targetList returns the targets, or answers the error and returns false.
@@ -292,7 +292,7 @@ func (c *Console) dead(w http.ResponseWriter, r *http.Request, st reqState) {
 		d.Dead = ds
 		if len(ds) > pageSize {
 			d.Dead = ds[:pageSize]
-			d.Next = url.Values{"target": {d.Target}, "before": {ds[pageSize-1].ID}}.Encode()
+			d.Next = template.URL("/ui/dead?" + url.Values{"target": {d.Target}, "before": {ds[pageSize-1].ID}}.Encode())
 		}
 	}
 	c.show(w, r, st, "dead", "dead", "Dead letters", d)
