@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -200,6 +201,26 @@ func TestConsoleBrowser(t *testing.T) {
 			return nil
 		})
 		run(t, ctx, "wait for the rates", chromedp.WaitVisible(chromedp.Search(`//p[contains(., "Rates over the last")]`)))
+
+		// Traffic while flaky is paused: good's rate and latency move,
+		// flaky's deliveries wait and age.
+		if err := h.srv.Dispatcher().Pause(t.Context(), "flaky", true); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			h.send(t, videoBody(fmt.Sprintf("paused_%d", i)))
+		}
+		h.waitDeliveries(t, "good", "delivered", 7, 10*time.Second)
+		storetest.Eventually(t, 10*time.Second, func() error {
+			good, flaky := text("good's row", `#targets tr[data-target="good"]`), text("flaky's row", `#targets tr[data-target="flaky"]`)
+			if strings.Contains(good, "\t0.00/s\t") || !strings.Contains(good, " ms") {
+				return fmt.Errorf("good's row %q shows no delivered rate or latency yet", good)
+			}
+			if !strings.Contains(flaky, "paused") || !strings.Contains(flaky, "\t4\t") || !regexp.MustCompile(`\t[1-9][0-9]*s\t`).MatchString(flaky) {
+				return fmt.Errorf("flaky's row %q does not show it paused with 4 pending, the oldest some seconds old", flaky)
+			}
+			return nil
+		})
 		shoot(t, ctx, "overview")
 	})
 
@@ -223,6 +244,10 @@ func TestConsoleBrowser(t *testing.T) {
 
 	step("retry a dead letter", func(t *testing.T) {
 		flaky.setRespond(ok)
+		if err := h.srv.Dispatcher().Pause(t.Context(), "flaky", false); err != nil {
+			t.Fatal(err)
+		}
+		h.waitDeliveries(t, "flaky", "delivered", 4, 10*time.Second) // those that waited
 		before := flaky.count()
 		id := events[0] + ":flaky"
 		run(t, ctx, "list dead letters", chromedp.Navigate(ui+"dead?target=flaky"), chromedp.WaitVisible(chromedp.ID("dead")))
