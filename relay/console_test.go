@@ -223,8 +223,14 @@ func TestConsoleOpenWithoutToken(t *testing.T) {
 	if r := u.get("/ui/login"); r.status != http.StatusSeeOther {
 		t.Errorf("GET /ui/login without a token set: %s, want 303 to /ui/", r)
 	}
+	if r := u.get("/ui"); r.status != http.StatusMovedPermanently || r.header.Get("Location") != "/ui/" {
+		t.Errorf("GET /ui: %s, want 301 to /ui/", r)
+	}
 	if r := u.get("/ui/"); r.status != http.StatusOK {
 		t.Fatalf("GET /ui/ without a token set: %s, want 200", r)
+	}
+	if r := u.get("/ui/nothing-here"); r.status != http.StatusNotFound {
+		t.Errorf("GET /ui/nothing-here: %s, want 404", r)
 	}
 	if r := u.do(http.MethodPost, "/ui/targets/good/pause", url.Values{}, nil); r.status != http.StatusForbidden {
 		t.Errorf("POST pause without the CSRF token: %s, want 403", r)
