@@ -9,6 +9,7 @@ package relay_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -148,7 +149,13 @@ func TestConsoleBrowser(t *testing.T) {
 	events := []string{h.send(t, videoBody("job_1")), h.send(t, videoBody("job_2")), h.send(t, videoBody("job_3"))}
 	h.waitDeliveries(t, "good", "delivered", 3, 10*time.Second)
 	h.waitDeliveries(t, "flaky", "dead", 3, 10*time.Second)
-	text := func(what string, sel chromedp.CSS) string { t.Helper(); return get(t, ctx, what, chromedp.Text(sel)) }
+	// text reads an element's text in one step in the page, so that a
+	// live refresh swapping it between a lookup and a read cannot fail it.
+	text := func(what string, sel chromedp.CSS) string {
+		t.Helper()
+		q, _ := json.Marshal(string(sel))
+		return get(t, ctx, what, chromedp.Evaluate[string](`(document.querySelector(`+string(q)+`) || {innerText: ""}).innerText`))
+	}
 	// Each step needs the one before (the login above all): stop at the
 	// first that fails.
 	step := func(name string, f func(t *testing.T)) {
@@ -319,6 +326,19 @@ func TestConsoleBrowser(t *testing.T) {
 		)
 		if focused := get(t, ctx, "focused", chromedp.Evaluate[string](`document.activeElement.textContent`)); !strings.Contains(focused, "Skip to content") {
 			t.Errorf("the first Tab focuses %q, want the skip link", focused)
+		}
+		// Focus in the live table holds its refresh, so the focus stays.
+		run(t, ctx, "focus flaky's dead count", chromedp.Focus(chromedp.CSS(`#targets a[href="/ui/dead?target=flaky"]`)))
+		storetest.Eventually(t, 10*time.Second, func() error {
+			if n := get(t, ctx, "skipped", chromedp.Evaluate[int](`Number(document.getElementById("live").dataset.skipped || 0)`)); n < 2 {
+				// Two: a refresh that went ahead would have dropped the
+				// focus, and no later one would be skipped.
+				return fmt.Errorf("%d live refreshes skipped, waiting for 2", n)
+			}
+			return nil
+		})
+		if href := get(t, ctx, "focused", chromedp.Evaluate[string](`document.activeElement.getAttribute("href") || ""`)); href != "/ui/dead?target=flaky" {
+			t.Errorf("after refreshes with the focus in the live table, the focus is on %q", href)
 		}
 		run(t, ctx, "narrow the window", chromedp.EmulateViewport(390, 800))
 		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "targets"} {
