@@ -30,8 +30,6 @@ func consoleErr(err error) error {
 
 func (b consoleBackend) AdminToken() string { return b.s.settings.Load().Server.AdminToken }
 
-// Targets adds to each target the age of its oldest pending delivery:
-// one query per target, not per row.
 func (b consoleBackend) Targets(ctx context.Context) ([]console.Target, error) {
 	ts, err := b.s.targets(ctx)
 	if err != nil {
@@ -41,26 +39,16 @@ func (b consoleBackend) Targets(ctx context.Context) ([]console.Target, error) {
 	for i, t := range ts {
 		out[i] = console.Target{Name: t.Name, URL: t.URL, Breaker: t.Breaker, Paused: t.Paused,
 			Pending: t.Pending, Dead: t.Dead, Delivered: t.Delivered}
-		if t.Pending == 0 {
-			continue
-		}
-		ds, err := b.s.store.Deliveries(ctx, DeliveryFilter{State: Pending, Target: t.Name, Oldest: true, Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(ds) == 1 {
-			if at, ok := EventTime(ds[0].EventID); ok {
-				out[i].OldestPending = max(time.Since(at), time.Second)
-			}
-		}
 	}
 	return out, nil
 }
 
-// Counters reads the running totals off the relay's own metrics.
+// Counters reads the running totals off the relay's own metrics, and the
+// backlog's age off hooxrelay_oldest_pending_age_seconds, which asks the
+// store for one delivery per target as a scrape does.
 func (b consoleBackend) Counters() console.Counters {
 	c := console.Counters{Ingress: map[string]float64{}, Deliveries: map[string]map[string]float64{},
-		LatencySum: map[string]float64{}, LatencyCount: map[string]float64{}}
+		LatencySum: map[string]float64{}, LatencyCount: map[string]float64{}, OldestPending: map[string]time.Duration{}}
 	fams, err := b.s.registry.Gather()
 	if err != nil {
 		b.s.log.Warn("console: gathering metrics failed; rates may be off", "err", err)
@@ -78,6 +66,10 @@ func (b consoleBackend) Counters() console.Counters {
 					c.Deliveries[t] = map[string]float64{}
 				}
 				c.Deliveries[t][label(m, "outcome")] += m.GetCounter().GetValue()
+			}
+		case "hooxrelay_oldest_pending_age_seconds":
+			for _, m := range f.GetMetric() {
+				c.OldestPending[label(m, "target")] = time.Duration(m.GetGauge().GetValue() * float64(time.Second))
 			}
 		case "hooxrelay_delivery_duration_seconds":
 			for _, m := range f.GetMetric() {

@@ -51,9 +51,6 @@ type Target struct {
 	Pending   int
 	Dead      int
 	Delivered int
-	// OldestPending is how long the oldest pending delivery has waited
-	// since its event came in; zero when none is pending.
-	OldestPending time.Duration
 }
 
 // Counters are running totals since the relay started.
@@ -67,6 +64,10 @@ type Counters struct {
 	// their number.
 	LatencySum   map[string]float64
 	LatencyCount map[string]float64
+	// OldestPending is, per target, how long its oldest pending delivery
+	// has waited (0 with none pending); a target is missing when the store
+	// did not tell.
+	OldestPending map[string]time.Duration
 }
 
 // EventQuery selects events: the filters of GET /api/v1/events that the

@@ -117,6 +117,7 @@ type overviewData struct {
 
 type targetRow struct {
 	Target
+	OldestPending   string
 	DeliveredPerSec string
 	Latency         string
 	Outcomes        []rateRow
@@ -149,7 +150,11 @@ func (c *Console) overviewData(r *http.Request) (overviewData, error) {
 		d.Ingress = append(d.Ingress, rateRow{Name: k, Rate: rate(now.Ingress[k], prev.Ingress[k])})
 	}
 	for _, t := range ts {
-		row := targetRow{Target: t, DeliveredPerSec: rate(now.Deliveries[t.Name]["delivered"], prev.Deliveries[t.Name]["delivered"]), Latency: "—"}
+		row := targetRow{Target: t, DeliveredPerSec: rate(now.Deliveries[t.Name]["delivered"], prev.Deliveries[t.Name]["delivered"]),
+			Latency: "—", OldestPending: "—"}
+		if age, ok := now.OldestPending[t.Name]; ok && age > 0 {
+			row.OldestPending = duration(max(age, time.Second))
+		}
 		for _, o := range sortedKeys(now.Deliveries[t.Name]) {
 			row.Outcomes = append(row.Outcomes, rateRow{Name: o, Rate: rate(now.Deliveries[t.Name][o], prev.Deliveries[t.Name][o])})
 		}
