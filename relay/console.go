@@ -30,6 +30,16 @@ func consoleErr(err error) error {
 
 func (b consoleBackend) AdminToken() string { return b.s.settings.Load().Server.AdminToken }
 
+// Rejected reads the same ring as GET /api/v1/rejected.
+func (b consoleBackend) Rejected(limit int) []console.Rejected {
+	rs := b.s.rejected.list(limit)
+	out := make([]console.Rejected, len(rs))
+	for i, r := range rs {
+		out[i] = console.Rejected(r)
+	}
+	return out
+}
+
 func (b consoleBackend) Targets(ctx context.Context) ([]console.Target, error) {
 	ts, err := b.s.targets(ctx)
 	if err != nil {

@@ -148,7 +148,7 @@ func TestConsoleAccess(t *testing.T) {
 		t.Errorf("session cookie %q carries the admin token", ck)
 	}
 
-	for _, p := range []string{"/ui/", "/ui/events", "/ui/dead", "/ui/targets", "/ui/live"} {
+	for _, p := range []string{"/ui/", "/ui/events", "/ui/dead", "/ui/targets", "/ui/rejected", "/ui/live"} {
 		r := u.get(p)
 		checkHeaders(t, "GET "+p, r)
 		if r.status != http.StatusOK {
@@ -367,4 +367,61 @@ func TestConsolePaging(t *testing.T) {
 		sent[string(avatar[0][1])] = true
 	}
 	checkPages(t, "dead letters", walkPages(t, u, "/ui/dead?target=flaky", "target=flaky"), sent)
+}
+
+// The rejected page lists a refused request with hostile headers and body
+// as text, with its secrets masked, and pages with ?limit=.
+func TestConsoleRejected(t *testing.T) {
+	set := adminSettings(t, newSink(t, "good", ok), newSink(t, "flaky", ok))
+	set.Server.RejectedLog = 100
+	h := startRelay(t, set, "")
+	secrets := []string{"bearer-secret-1", "key-secret-2", "cookie-secret-3"}
+	r := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(hostile+" not JSON"), http.Header{
+		"User-Agent": {hostile}, "X-Request-Id": {hostile},
+		"Authorization": {"Bearer " + secrets[0]}, "X-Api-Key": {secrets[1]}, "Cookie": {"s=" + secrets[2]},
+	})
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("POST a body that is not JSON: %s, want 400", r)
+	}
+	u := newUIClient(t, h)
+	if r := u.get("/ui/rejected"); r.status != http.StatusSeeOther {
+		t.Errorf("GET /ui/rejected before login: %s, want 303 to the login", r)
+	}
+	u.login(adminToken)
+	r = u.get("/ui/rejected")
+	checkHeaders(t, "GET /ui/rejected", r)
+	page := string(r.body)
+	if r.status != http.StatusOK || strings.Count(page, `<tr class="rejected">`) != 1 {
+		t.Fatalf("GET /ui/rejected: %s, want 200 listing the one refused request:\n%s", r, page)
+	}
+	for _, bad := range append([]string{"<script>alert", "<img src=x"}, secrets...) {
+		if strings.Contains(page, bad) {
+			t.Errorf("the rejected page holds %q:\n%s", bad, page)
+		}
+	}
+	if n := strings.Count(page, html.EscapeString(hostile)); n < 3 {
+		t.Errorf("the rejected page shows the hostile text escaped %d times, want 3 (two headers, the body)", n)
+	}
+	for _, want := range []string{"invalid_payload", "400", "127.0.0.1", "POST /hooks/hoox", "<dt>Authorization</dt><dd>***</dd>", "<dt>X-Api-Key</dt><dd>***</dd>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the rejected page lacks %q", want)
+		}
+	}
+	if n := strings.Count(page, "<script"); n != 2 {
+		t.Errorf("the rejected page has %d script elements, want the console's 2", n)
+	}
+
+	// More refusals than a page: 50, then a link to more, newest first.
+	for i := range 51 {
+		h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(fmt.Sprintf("refused-%d", i)), nil)
+	}
+	page = string(u.get("/ui/rejected").body)
+	m := nextRE.FindStringSubmatch(page)
+	if n := strings.Count(page, `<tr class="rejected">`); n != 50 || m == nil || !strings.Contains(page, "refused-50") || strings.Contains(page, "refused-0<") {
+		t.Fatalf("GET /ui/rejected with 52 kept: %d rows, next link %v; want the newest 50 and a link to more", n, m)
+	}
+	page = string(u.get(html.UnescapeString(m[1])).body)
+	if n := strings.Count(page, `<tr class="rejected">`); n != 52 || nextRE.MatchString(page) {
+		t.Errorf("GET %s: %d rows, want all 52 and no link to more", m[1], n)
+	}
 }

@@ -31,6 +31,9 @@ type Backend interface {
 	RetryDead(ctx context.Context, target string) (int, error)
 	// Pause stops or restarts attempts to target.
 	Pause(ctx context.Context, target string, paused bool) error
+	// Rejected returns up to limit of the ingress's refused requests kept
+	// in memory, newest first, their secrets already masked.
+	Rejected(limit int) []Rejected
 	// AdminToken returns server.admin_token as it is now ("" for none).
 	AdminToken() string
 }
@@ -129,4 +132,20 @@ type Attempt struct {
 	Status    int
 	Error     string
 	Body      string // the answer's excerpt
+}
+
+// Rejected is a request the ingress refused, as the rejected log keeps it.
+type Rejected struct {
+	At         time.Time
+	Source     string // "" for an unknown path
+	Method     string
+	Path       string
+	RemoteAddr string
+	Status     int
+	Outcome    string
+	Reason     string
+	Headers    map[string]string // auth and signature values are ***
+	Body       string            // the first 2 KiB
+	BodyBytes  int
+	Truncated  bool
 }

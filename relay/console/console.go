@@ -74,6 +74,7 @@ func New(b Backend, log *slog.Logger) *Console {
 	m.HandleFunc("GET /ui/events/{id}", c.authed(c.event))
 	m.HandleFunc("GET /ui/dead", c.authed(c.dead))
 	m.HandleFunc("GET /ui/targets", c.authed(c.targets))
+	m.HandleFunc("GET /ui/rejected", c.authed(c.rejected))
 	m.HandleFunc("POST /ui/deliveries/{id}/retry", c.authed(c.retry))
 	m.HandleFunc("POST /ui/targets/{name}/retry-dead", c.authed(c.retryDead))
 	m.HandleFunc("POST /ui/targets/{name}/pause", c.authed(c.pause(true)))

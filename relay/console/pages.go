@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,7 +65,7 @@ func duration(d time.Duration) string {
 func parsePages() map[string]*template.Template {
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "overview", "events", "event", "dead", "targets", "error"} {
+	for _, name := range []string{"login", "overview", "events", "event", "dead", "targets", "rejected", "error"} {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
 	return pages
@@ -307,6 +308,34 @@ func (c *Console) targets(w http.ResponseWriter, r *http.Request, st reqState) {
 	if ts, ok := c.targetList(w, r); ok {
 		c.show(w, r, st, "targets", "targets", "Targets", ts)
 	}
+}
+
+// maxRejected bounds the rejected page's limit, whatever the ring holds.
+const maxRejected = 1000
+
+type rejectedData struct {
+	Rejected []Rejected
+	Limit    int
+	Next     template.URL // the page with more rows, "" when none are left
+}
+
+// rejected shows the newest refused requests: pageSize of them, more with
+// ?limit= (the log is a ring in memory, so it has no stable cursor).
+func (c *Console) rejected(w http.ResponseWriter, r *http.Request, st reqState) {
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = pageSize
+	}
+	limit = min(limit, maxRejected)
+	rs := c.backend.Rejected(limit + 1)
+	d := rejectedData{Rejected: rs, Limit: limit}
+	if len(rs) > limit {
+		d.Rejected = rs[:limit]
+		if limit < maxRejected {
+			d.Next = template.URL("/ui/rejected?" + url.Values{"limit": {strconv.Itoa(min(limit+pageSize, maxRejected))}}.Encode())
+		}
+	}
+	c.show(w, r, st, "rejected", "rejected", "Rejected requests", d)
 }
 
 // back is where an action returns: the form's "back" field when it is a
