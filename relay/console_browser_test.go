@@ -144,7 +144,9 @@ func TestConsoleBrowser(t *testing.T) {
 	ctx := startBrowser(t, &blog)
 
 	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", always(answer{status: http.StatusGone}))
-	h := startRelay(t, adminSettings(t, good, flaky), "")
+	set := adminSettings(t, good, flaky)
+	set.Server.RejectedLog = 100
+	h := startRelay(t, set, "")
 	ui := h.adminURL + "/ui/"
 	events := []string{h.send(t, videoBody("job_1")), h.send(t, videoBody("job_2")), h.send(t, videoBody("job_3"))}
 	h.waitDeliveries(t, "good", "delivered", 3, 10*time.Second)
@@ -318,6 +320,33 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	})
 
+	step("rejected requests listed", func(t *testing.T) {
+		r := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(`{"task":"video_generate",`+hostile),
+			http.Header{"User-Agent": {hostile}, "Authorization": {"Bearer refused-secret"}})
+		if r.status != http.StatusBadRequest {
+			t.Fatalf("POST a broken body: %s, want 400", r)
+		}
+		run(t, ctx, "open the rejected page and a request's details",
+			chromedp.Navigate(ui+"rejected"),
+			chromedp.WaitVisible(chromedp.ID("rejected")),
+			chromedp.Click(chromedp.CSS("#rejected tr.rejected summary")),
+			chromedp.WaitVisible(chromedp.CSS("#rejected tr.rejected pre.payload")),
+		)
+		row := text("the newest refused request", "#rejected tr.rejected")
+		for _, want := range []string{"hoox", "127.0.0.1", "400", "invalid_payload", "User-Agent\n" + hostile, "Authorization\n***", hostile} {
+			if !strings.Contains(row, want) {
+				t.Errorf("the rejected row %q lacks %q", row, want)
+			}
+		}
+		if strings.Contains(row, "refused-secret") {
+			t.Errorf("the rejected row %q shows the Authorization header's secret", row)
+		}
+		if n := get(t, ctx, "count injected elements", chromedp.Evaluate[int](`document.querySelectorAll("main img, main script").length`)); n != 0 {
+			t.Errorf("the rejected page has %d injected img or script elements", n)
+		}
+		shoot(t, ctx, "rejected")
+	})
+
 	step("keyboard and a phone's width", func(t *testing.T) {
 		run(t, ctx, "tab to the first link",
 			chromedp.Navigate(ui),
@@ -341,7 +370,7 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Errorf("after refreshes with the focus in the live table, the focus is on %q", href)
 		}
 		run(t, ctx, "narrow the window", chromedp.EmulateViewport(390, 800))
-		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "targets"} {
+		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "targets", "rejected"} {
 			run(t, ctx, "open /ui/"+p+" at 390 px", chromedp.Navigate(ui+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 			if get(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
 				wide := get(t, ctx, "wide elements", chromedp.Evaluate[string](`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement.closest(".scroll")).map(e => e.tagName + "." + e.className + ":" + Math.round(e.getBoundingClientRect().right)).join(" ")`))
