@@ -47,6 +47,7 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	Targets []Target `yaml:"targets"`
 	Routes  []Route  `yaml:"routes"`
+	Notify  []Notify `yaml:"notify"`
 
 	// File is the path the config was loaded from, or the name given to
 	// Parse; "" when it has neither. Error messages start with it.
@@ -180,6 +181,9 @@ type Target struct {
 	// Success are the statuses that count as delivered; empty means any
 	// 2xx.
 	Success []int `yaml:"success"`
+	// Notify names the notify entries that hear about this target; empty
+	// means all of them.
+	Notify []string `yaml:"notify"`
 }
 
 // Request is how a target's requests are shaped for a legacy endpoint:

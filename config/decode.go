@@ -117,6 +117,7 @@ var (
 	secretsType  = reflect.TypeFor[Secrets]()
 	sourceType   = reflect.TypeFor[Source]()
 	targetType   = reflect.TypeFor[Target]()
+	notifyType   = reflect.TypeFor[Notify]()
 )
 
 // defaultElem returns the value a new list element starts from.
@@ -127,6 +128,8 @@ func defaultElem(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(DefaultSource()))
 	case targetType:
 		v.Set(reflect.ValueOf(DefaultTarget()))
+	case notifyType:
+		v.Set(reflect.ValueOf(DefaultNotify()))
 	}
 	return v
 }

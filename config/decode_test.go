@@ -97,7 +97,14 @@ func TestParseFull(t *testing.T) {
 				Auth: RequestAuth{Kind: "oauth2", Username: "u", Password: "p", Token: "t", TokenURL: "https://auth.internal/token",
 					ClientID: "c", ClientSecret: "s", Scopes: []string{"a", "b"}}},
 			Success: []int{200, 204},
+			Notify:  []string{"media-team"},
 		}},
+		Notify: []Notify{
+			{Name: "media-team", URL: "https://media.internal/alerts", Kind: "webhook",
+				SigningSecret: Secrets{"whsec_c2Vjb25kLXNlY3JldA=="},
+				Events:        []string{"breaker_closed", "target_paused", "store_unavailable", "backlog_age"}, BacklogAge: d("20m"), MinInterval: d("1m")},
+		},
+
 		Routes: []Route{{
 			Name: "finished-videos",
 			Match: Match{
@@ -220,7 +227,7 @@ func TestParseUnknownKeys(t *testing.T) {
 		f + `:4: storage: unknown key; did you mean "store"?`,
 		f + `:10: sources[0].verify.knd: unknown key; did you mean "kind"?`,
 		f + `:15: targets[0].retry.max_attemps: unknown key; did you mean "max_attempts"?`,
-		f + `:16: targets[0].colour: unknown key; known keys here are name, url, timeout, max_in_flight, rate_limit, retry, breaker, headers, signing_secret, tls, request, success`,
+		f + `:16: targets[0].colour: unknown key; known keys here are name, url, timeout, max_in_flight, rate_limit, retry, breaker, headers, signing_secret, tls, request, success, notify`,
 		f + `:21: routes[0].match.where[0].vaule: unknown key; did you mean "value"?`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
@@ -381,10 +388,10 @@ func TestLine(t *testing.T) {
 		{"targets[0].headers.X-Team", 60},
 		{"targets[0].request.body", 65},
 		{"targets[0].success[1]", 69},
-		{"routes[0]", 72},
-		{"routes[0].match.where[1]", 78},
-		{"routes[0].match.where[1].op", 78},
-		{"routes[0].targets[0]", 81},
+		{"routes[0]", 73},
+		{"routes[0].match.where[1]", 79},
+		{"routes[0].match.where[1].op", 79},
+		{"routes[0].targets[0]", 82},
 		{"targets[1]", 0},
 		{"nope", 0},
 	}

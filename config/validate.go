@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	v.sources()
 	v.targets()
 	v.routes()
+	v.notify()
 	return joinSorted(v.errs)
 }
 

@@ -158,6 +158,7 @@ func TestConfigurationReference(t *testing.T) {
 	collect(keys, "sources[]", reflect.ValueOf(config.DefaultSource()))
 	collect(keys, "targets[]", reflect.ValueOf(config.DefaultTarget()))
 	collect(keys, "routes[]", reflect.ValueOf(config.Route{}))
+	collect(keys, "notify[]", reflect.ValueOf(config.DefaultNotify()))
 	if len(keys) < 50 {
 		t.Fatalf("found %d keys in the config types; the walk must be broken", len(keys))
 	}

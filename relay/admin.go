@@ -516,5 +516,8 @@ func (s *Server) pause(ctx context.Context, name string, paused bool) error {
 		return err
 	}
 	s.log.Info("target paused by an operator", "target", name, "paused", paused)
+	if paused {
+		s.targetPaused(name)
+	}
 	return nil
 }

@@ -39,29 +39,38 @@ func BenchmarkIngest(b *testing.B) {
 		}))
 		defer target.Close()
 		set := settingsFor(b, benchTarget("a", target.URL+"/a"), benchTarget("b", target.URL+"/b"))
-		set.Server.MaxBodyBytes = 1 << 20
-		store, err := pebblestore.Open(filepath.Join(b.TempDir(), "bench"), pebblestore.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer store.Close()
-		srv, err := relay.NewServer(set, store, relay.ServerOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Run(ctx, ln, nil) }()
-		postParallel(b, "http://"+ln.Addr().String()+"/hooks/hoox")
+		url, _, stop := benchRelay(b, set)
+		postParallel(b, url+"/hooks/hoox")
+		stop()
+	})
+}
+
+// benchRelay runs a relay with set on the embedded store until stop,
+// and returns its ingress URL and store.
+func benchRelay(b *testing.B, set relay.Settings) (url string, store relay.Store, stop func()) {
+	set.Server.MaxBodyBytes = 1 << 20
+	st, err := pebblestore.Open(filepath.Join(b.TempDir(), "bench"), pebblestore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := relay.NewServer(set, st, relay.ServerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, nil) }()
+	return "http://" + ln.Addr().String(), st, func() {
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-	})
+		st.Close()
+	}
 }
 
 // benchTarget is a target with the config file's defaults.

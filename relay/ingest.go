@@ -52,6 +52,8 @@ type IngressOptions struct {
 	// Accepted is called after an event is durably stored, to wake the
 	// dispatcher of its targets.
 	Accepted func(ev *Event)
+	// StoreFailed, when set, is told of a write the store refused.
+	StoreFailed func(error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// budget is shared with the ingresses that reloads build; nil means
@@ -364,6 +366,9 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 	cancel()
 	if err != nil {
 		outcome, line.err = "unavailable", err
+		if in.opts.StoreFailed != nil {
+			in.opts.StoreFailed(err)
+		}
 		w.Header().Set("Retry-After", "1")
 		writeRaw(w, http.StatusServiceUnavailable, bodyUnavailable)
 		return

@@ -85,6 +85,13 @@ func (s *Server) Add(ctx context.Context, g *run.Group, ln, adminLn net.Listener
 		<-dispatched // the admin endpoints answer until the attempts end
 	})
 
+	watching, stopWatching := context.WithCancel(context.WithoutCancel(ctx))
+	g.Add(func() error {
+		s.watch(watching)
+		s.notifier.Close()
+		return nil
+	}, func(error) { stopWatching() })
+
 	if adminLn != nil {
 		g.Add(func() error {
 			return serveHTTP(admin, adminLn, "admin")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay/console"
+	"github.com/hooxrelay/hooxrelay/relay/notify"
 	"github.com/hooxrelay/hooxrelay/relay/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,7 @@ type Server struct {
 	registry   *prometheus.Registry
 	metrics    *Metrics
 	dispatcher *Dispatcher
+	notifier   *notify.Notifier
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
 	budget     *bodyBudget // shared by every ingress a reload builds
@@ -108,6 +110,10 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 	// Counters exist from the start, so that increase() sees the first one.
 	s.metrics.ConfigReloads.WithLabelValues("success")
 	s.metrics.ConfigReloads.WithLabelValues("failure")
+	s.notifier = notify.New(notify.Options{Logger: opts.Logger, Registry: opts.Registry})
+	if err := s.notifier.Configure(set.Notify); err != nil {
+		return nil, err
+	}
 	var err error
 	if set.Server.CertFile != "" || set.Server.KeyFile != "" {
 		if s.cert, err = tlsconf.NewServerCert(set.Server.CertFile, set.Server.KeyFile); err != nil {
@@ -122,7 +128,9 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 			in := s.ingress.Load()
 			return in != nil && in.Busy()
 		},
-		Reserve: opts.Reserve,
+		Reserve:         opts.Reserve,
+		OnBreakerChange: s.breakerChanged,
+		OnDead:          s.deliveryDead,
 	})
 	if err != nil {
 		return nil, err
@@ -137,10 +145,11 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 
 func (s *Server) newIngress(set *Settings) (*Ingress, error) {
 	return NewIngress(set, s.store, IngressOptions{
-		Logger:   s.log,
-		Metrics:  s.metrics,
-		budget:   s.budget,
-		rejected: s.rejected,
+		Logger:      s.log,
+		Metrics:     s.metrics,
+		budget:      s.budget,
+		rejected:    s.rejected,
+		StoreFailed: s.storeFailed,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
 				s.dispatcher.Kick(t)
@@ -187,7 +196,13 @@ func (s *Server) reload(ctx context.Context, set *Settings, hash string) error {
 	if err != nil {
 		return err
 	}
+	if err := notify.Check(set.Notify); err != nil {
+		return err
+	}
 	if err := s.dispatcher.Reconfigure(set.Targets); err != nil {
+		return err
+	}
+	if err := s.notifier.Configure(set.Notify); err != nil {
 		return err
 	}
 	old := s.settings.Load()

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay/notify"
 	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
@@ -25,6 +26,8 @@ type Settings struct {
 	Targets   []TargetSettings
 	// Routes sends each event to its targets; nil routes nothing.
 	Routes *rules.Table
+	// Notify says who hears about what breaks; the zero value: nobody.
+	Notify notify.Settings
 }
 
 // ServerSettings are the ingress and admin listeners' settings. The

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/notify"
 	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
@@ -69,6 +70,7 @@ func relaySettings(cfg *config.Config) (relay.Settings, error) {
 	for i, t := range cfg.Targets {
 		set.Targets[i] = targetSettings(t)
 	}
+	set.Notify = notifySettings(cfg)
 	return set, nil
 }
 
@@ -100,6 +102,28 @@ func targetSettings(t config.Target) relay.TargetSettings {
 		Request:        shapeSettings(t.Request),
 		Success:        t.Success,
 	}
+}
+
+func notifySettings(cfg *config.Config) notify.Settings {
+	var set notify.Settings
+	for _, n := range cfg.Notify {
+		if len(n.Events) == 0 {
+			n.Events = notify.Types
+		}
+		set.Endpoints = append(set.Endpoints, notify.Endpoint{
+			Name: n.Name, URL: n.URL, Kind: n.Kind, SigningSecrets: n.SigningSecret,
+			Events: n.Events, BacklogAge: n.BacklogAge.D(), MinInterval: n.MinInterval.D(),
+		})
+	}
+	for _, t := range cfg.Targets {
+		if len(t.Notify) > 0 {
+			if set.Targets == nil {
+				set.Targets = map[string][]string{}
+			}
+			set.Targets[t.Name] = t.Notify
+		}
+	}
+	return set
 }
 
 func shapeSettings(r config.Request) shape.Settings {
