@@ -77,7 +77,13 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 	d := c.Delivery
 	n := d.Attempts + 1
 	start := t.opts.Now()
-	r, de := t.send(actx, c.Event, out, n)
+	tp, endSpan := t.opts.Tracer.Attempt(actx, c.Event, t.set.Name, n)
+	r, de := t.send(context.WithValue(actx, traceKey{}, tp), c.Event, out, n)
+	if de != nil {
+		endSpan(r.status, de.Error())
+	} else {
+		endSpan(r.status, "")
+	}
 	if de != nil && r.status == 0 && actx.Err() != nil {
 		// Cut off by shutdown: the target may or may not have it, so it
 		// goes again later, uncharged (at least once).

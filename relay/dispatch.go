@@ -56,6 +56,8 @@ type DispatcherOptions struct {
 	// dispatcher's goroutines and must not block.
 	OnBreakerChange func(target, from, to string)
 	OnDead          func(Delivery)
+	// Tracer starts each attempt's span; nil makes the ids only.
+	Tracer Tracer
 	// Now and Rand are the clock and the jitter source; nil means the real ones.
 	Now  func() time.Time
 	Rand func() float64
@@ -72,6 +74,9 @@ func NewDispatcher(store Store, targets []TargetSettings, opts DispatcherOptions
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "hooxrelay"
+	}
+	if opts.Tracer == nil {
+		opts.Tracer = ids{}
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 5 * time.Second

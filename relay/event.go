@@ -19,7 +19,10 @@ type Event struct {
 	RemoteAddr string            `json:"remote_addr,omitempty"`
 	Headers    map[string]string `json:"headers,omitempty"`
 	Targets    []string          `json:"targets"`
-	Payload    []byte            `json:"-"`
+	// Trace is the traceparent of the ingest span: every attempt's span
+	// is its child. "" for events stored before traces were kept.
+	Trace   string `json:"-"`
+	Payload []byte `json:"-"`
 }
 
 // NewEventID returns a unique, URL-safe id that sorts by receive time.

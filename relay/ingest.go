@@ -52,6 +52,8 @@ type IngressOptions struct {
 	// Accepted is called after an event is durably stored, to wake the
 	// dispatcher of its targets.
 	Accepted func(ev *Event)
+	// Tracer starts each webhook's trace; nil makes the ids only.
+	Tracer Tracer
 	// StoreFailed, when set, is told of a write the store refused.
 	StoreFailed func(error)
 	// Now is the clock; nil means time.Now.
@@ -80,6 +82,9 @@ func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, erro
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Tracer == nil {
+		opts.Tracer = ids{}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -344,6 +349,9 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		Targets:    match.Targets,
 		Payload:    body, // not kept by the store past Ingest, so not copied
 	}
+	var endSpan func(string)
+	ev.Trace, endSpan = in.opts.Tracer.Ingest(r.Context(), r.Header.Get("Traceparent"), src.name)
+	defer func() { endSpan(outcome) }()
 	for _, h := range keptHeaders {
 		if v := r.Header.Get(h); v != "" {
 			if ev.Headers == nil {

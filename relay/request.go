@@ -57,6 +57,9 @@ func (t *target) request(ctx context.Context, ev *Event, out *shape.Request, n i
 		ua: t.opts.UserAgent, id: ev.ID, unix: strconv.FormatInt(now.Unix(), 10),
 		sig: sig, task: ev.Task, attempt: strconv.Itoa(n), token: token,
 	})
+	if tp, _ := ctx.Value(traceKey{}).(string); tp != "" {
+		req.Header["Traceparent"] = []string{tp}
+	}
 	return req, nil
 }
 

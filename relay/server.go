@@ -33,6 +33,7 @@ type Server struct {
 	metrics    *Metrics
 	dispatcher *Dispatcher
 	notifier   *notify.Notifier
+	tracer     Tracer
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
 	budget     *bodyBudget // shared by every ingress a reload builds
@@ -64,6 +65,9 @@ type ServerOptions struct {
 	// Reserve is the rate limit shared by every relay; see
 	// DispatcherOptions.
 	Reserve func(ctx context.Context, target string, rps float64, burst int) (time.Duration, error)
+	// Tracer starts the spans of each webhook; nil makes the traceparent
+	// ids only and records nothing.
+	Tracer Tracer
 	// ConfigHash names the config in use on /api/v1/status and in
 	// hooxrelay_config_info; see ConfigHash.
 	ConfigHash string
@@ -99,6 +103,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 		hash:     opts.ConfigHash,
 		budget:   newBodyBudget(set.Server.MaxBufferedBodyBytes),
 		rejected: newRejectedLog(set.Server.RejectedLog),
+		tracer:   opts.Tracer,
 	}
 	opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hooxrelay_ingress_buffered_body_bytes",
@@ -131,6 +136,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 		Reserve:         opts.Reserve,
 		OnBreakerChange: s.breakerChanged,
 		OnDead:          s.deliveryDead,
+		Tracer:          opts.Tracer,
 	})
 	if err != nil {
 		return nil, err
@@ -150,6 +156,7 @@ func (s *Server) newIngress(set *Settings) (*Ingress, error) {
 		budget:      s.budget,
 		rejected:    s.rejected,
 		StoreFailed: s.storeFailed,
+		Tracer:      s.tracer,
 		Accepted: func(ev *Event) {
 			for _, t := range ev.Targets {
 				s.dispatcher.Kick(t)

@@ -17,6 +17,11 @@ import (
 // (times in unix nanoseconds, the zero time as math.MinInt64).
 const recordVersion = 1
 
+// eventVersion is the layout of event records written now: version 1's
+// fields, then the event's trace context (relay.AppendTrace). Version 1 event
+// records, written before traces were kept, are still read.
+const eventVersion = 2
+
 var errCorrupt = errors.New("corrupt record")
 
 // checkVersion returns the record without its version byte.
@@ -112,10 +117,11 @@ func (r *reader) byte() byte {
 // appendEvent lays an event out: its metadata, then the payload as
 // received, to the end of the record.
 func appendEvent(b []byte, ev *relay.Event) []byte {
-	b = append(b, recordVersion)
+	b = append(b, eventVersion)
 	for _, s := range [...]string{ev.ID, ev.Source, ev.Task, ev.Status, ev.DedupKey, ev.RemoteAddr} {
 		b = putString(b, s)
 	}
+	b = relay.AppendTrace(b, ev.Trace)
 	b = putTime(b, ev.ReceivedAt)
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	for k, v := range ev.Headers {
@@ -130,7 +136,7 @@ func appendEvent(b []byte, ev *relay.Event) []byte {
 
 // eventSize is an upper bound of the length of ev's record.
 func eventSize(ev *relay.Event) int {
-	n := 64 + len(ev.ID) + len(ev.Source) + len(ev.Task) + len(ev.Status) + len(ev.DedupKey) + len(ev.RemoteAddr) + len(ev.Payload)
+	n := 64 + relay.TraceLen + len(ev.ID) + len(ev.Source) + len(ev.Task) + len(ev.Status) + len(ev.DedupKey) + len(ev.RemoteAddr) + len(ev.Payload)
 	for k, v := range ev.Headers {
 		n += 20 + len(k) + len(v)
 	}
@@ -143,12 +149,18 @@ func eventSize(ev *relay.Event) int {
 // decodeEvent reverses appendEvent; the payload is copied only when
 // withPayload is set, so b may be the store's memory.
 func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
-	b, err := checkVersion(b)
-	if err != nil {
-		return nil, err
+	if len(b) == 0 {
+		return nil, errors.New("empty record")
 	}
-	r := reader{b: b}
+	version := b[0]
+	if version != recordVersion && version != eventVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d and %d): the store was written by another version of hooxrelay", version, recordVersion, eventVersion)
+	}
+	r := reader{b: b[1:]}
 	ev := &relay.Event{ID: r.string(), Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string(), RemoteAddr: r.string()}
+	if version == eventVersion {
+		ev.Trace = r.trace()
+	}
 	ev.ReceivedAt = r.time()
 	if n := r.uint(); n > 0 && r.err == nil {
 		if n > uint64(len(r.b)) {
@@ -270,4 +282,18 @@ func decodeAttempt(b []byte) (relay.Attempt, error) {
 	r := reader{b: b}
 	a := relay.Attempt{Number: int(r.int()), StartedAt: r.time(), Duration: time.Duration(r.int()), Status: int(r.int()), Error: r.string(), Body: r.string()}
 	return a, r.err
+}
+
+// trace reads what relay.AppendTrace wrote.
+func (r *reader) trace() string {
+	if r.err != nil {
+		return ""
+	}
+	tp, rest, ok := relay.ReadTrace(r.b)
+	if !ok {
+		r.err = errCorrupt
+		return ""
+	}
+	r.b = rest
+	return tp
 }

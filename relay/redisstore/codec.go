@@ -17,6 +17,14 @@ import (
 // another version of hooxrelay are refused instead of misread.
 const layoutVersion = 2
 
+// eventTraceVersion is the first byte of event records written now:
+// layoutVersion's fields, with the event's trace context
+// (relay.AppendTrace) after the remote address. The keys are as in
+// layoutVersion, which the layout key keeps; records of layoutVersion,
+// written before traces were kept, are still read, and a relay that
+// predates this one refuses these records with its version error.
+const eventTraceVersion = 3
+
 // The records are binary and compact: Redis keeps every pending event in
 // memory, and JSON's field names and RFC 3339 times would double its size.
 // Strings are a uvarint length and the bytes; counts are uvarints; times
@@ -171,8 +179,8 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 			return nil, fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
 		}
 	}
-	b := make([]byte, 0, 64+len(ev.DedupKey)+len(ev.Payload)+48*len(ev.Headers))
-	b = append(b, layoutVersion)
+	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.Payload)+48*len(ev.Headers))
+	b = append(b, eventTraceVersion)
 	mark := relay.MarkKey(ev.DedupKey)
 	if mark == ev.DedupKey {
 		mark = ""
@@ -180,6 +188,7 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 	for _, s := range []string{ev.Source, ev.Task, ev.Status, ev.DedupKey, mark, ev.RemoteAddr} {
 		b = putString(b, s)
 	}
+	b = relay.AppendTrace(b, ev.Trace)
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	names := make([]string, 0, len(ev.Headers))
 	for k := range ev.Headers {
@@ -260,14 +269,24 @@ end
 // decodeEvent decodes the record of event id; targets are its deliveries'
 // hash's, NUL-joined. The payload is left out unless withPayload.
 func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*relay.Event, error) {
-	b, err := checkVersion(rec)
-	if err != nil {
-		return nil, err
+	if len(rec) == 0 {
+		return nil, errors.New("empty record")
 	}
-	r := &reader{b: b, base: epoch(id)}
+	version := rec[0]
+	if version != layoutVersion && version != eventTraceVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d and %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventTraceVersion)
+	}
+	r := &reader{b: rec[1:], base: epoch(id)}
 	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string()}
 	r.string() // the mark's key
 	ev.RemoteAddr = r.string()
+	if version == eventTraceVersion && r.err == nil {
+		tp, rest, ok := relay.ReadTrace(r.b)
+		if !ok {
+			return nil, errCorrupt
+		}
+		ev.Trace, r.b = tp, rest
+	}
 	if n := r.int(); n > 0 && r.err == nil {
 		ev.Headers = make(map[string]string, min(n, 64))
 		for range n {

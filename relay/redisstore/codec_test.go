@@ -78,3 +78,31 @@ func TestCodecRefusesUnknownVersions(t *testing.T) {
 		}
 	}
 }
+
+// Event records keep the trace context, and those written before it was
+// kept (layoutVersion, no trace) are still read.
+func TestCodecEventTrace(t *testing.T) {
+	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at, RemoteAddr: "10.0.0.1",
+		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Trace: tp, Payload: []byte(`{"x":1}`)}
+	rec, err := encodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeEvent(ev.ID, rec, "", true); err != nil || got.Trace != tp || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) {
+		t.Errorf("decodeEvent of an event with a trace = %+v, %v; want trace %s", got, err, tp)
+	}
+	// The same event as the previous layout wrote it: no trace byte.
+	ev.Trace = ""
+	rec, _ = encodeEvent(ev)
+	head := 1
+	for range 6 { // source, task, status, dedup key, mark, remote address
+		head += 1 + int(rec[head])
+	}
+	old := append([]byte{layoutVersion}, rec[1:head]...)
+	old = append(old, rec[head+1:]...)
+	if got, err := decodeEvent(ev.ID, old, "", true); err != nil || got.Trace != "" || got.RemoteAddr != "10.0.0.1" || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) {
+		t.Errorf("decodeEvent of a record of layout %d = %+v, %v; want the event without a trace", layoutVersion, got, err)
+	}
+}

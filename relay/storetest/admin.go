@@ -155,7 +155,7 @@ func testEventDetail(t *testing.T, h Harness) {
 		if err != nil {
 			return err
 		}
-		if got.Event.ID != ev.ID || string(got.Event.Payload) != string(ev.Payload) || got.Event.Headers["User-Agent"] != "Hoox/1.0" {
+		if got.Event.ID != ev.ID || string(got.Event.Payload) != string(ev.Payload) || got.Event.Headers["User-Agent"] != "Hoox/1.0" || got.Event.Trace != Trace {
 			return fmt.Errorf("Event = %+v with payload %q, want the event as ingested", got.Event, got.Event.Payload)
 		}
 		if len(got.Deliveries) != 2 {

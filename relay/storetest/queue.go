@@ -36,7 +36,7 @@ func testClaim(t *testing.T, h Harness) {
 		t.Fatalf("claimed delivery %s has no event", c.Delivery.ID())
 	}
 	if string(c.Event.Payload) != string(e1.Payload) || c.Event.DedupKey != "k1" ||
-		!c.Event.ReceivedAt.Equal(Base) || !slices.Equal(c.Event.Targets, []string{"a", "b"}) || c.Event.Headers["User-Agent"] != "Hoox/1.0" {
+		!c.Event.ReceivedAt.Equal(Base) || !slices.Equal(c.Event.Targets, []string{"a", "b"}) || c.Event.Headers["User-Agent"] != "Hoox/1.0" || c.Event.Trace != Trace {
 		t.Errorf("claimed event = %+v (payload %q), want e1 as ingested (payload %q)", c.Event, c.Event.Payload, e1.Payload)
 	}
 	d := c.Delivery

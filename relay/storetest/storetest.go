@@ -187,9 +187,13 @@ func Event(at time.Time, key string, targets ...string) *relay.Event {
 		ReceivedAt: at,
 		Targets:    targets,
 		Headers:    map[string]string{"User-Agent": "Hoox/1.0"},
+		Trace:      Trace,
 		Payload:    fmt.Appendf(nil, " {\"task\":\"video_generate\",\n\"job_id\":%q, \"status\":\"completed\",\"é\":\"🎬\"}\t", key),
 	}
 }
+
+// Trace is the trace context of Event's events.
+const Trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 // Ingest ingests ev into s, failing t on an error.
 func Ingest(t testing.TB, s relay.Store, ev *relay.Event, ttl time.Duration) relay.IngestResult {

@@ -1,0 +1,39 @@
+package pebblestore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hooxrelay/hooxrelay/relay"
+)
+
+// Event records keep the trace context, and version 1 records, written
+// before it was kept, are still read.
+func TestEventRecordTrace(t *testing.T) {
+	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at, RemoteAddr: "10.0.0.1",
+		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Targets: []string{"a"}, Trace: tp, Payload: []byte(`{"x":1}`)}
+	rec := appendEvent(nil, ev)
+	if rec[0] != eventVersion {
+		t.Fatalf("an event record starts with %d, want %d", rec[0], eventVersion)
+	}
+	if got, err := decodeEvent(rec, true); err != nil || got.Trace != tp || got.RemoteAddr != "10.0.0.1" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
+		t.Errorf("decodeEvent of an event with a trace = %+v, %v; want trace %s", got, err, tp)
+	}
+	ev.Trace = ""
+	rec = appendEvent(nil, ev)
+	head := 1
+	for range 6 { // id, source, task, status, dedup key, remote address
+		head += 1 + int(rec[head])
+	}
+	old := append([]byte{recordVersion}, rec[1:head]...)
+	old = append(old, rec[head+1:]...)
+	if got, err := decodeEvent(old, true); err != nil || got.Trace != "" || got.ID != ev.ID || got.RemoteAddr != "10.0.0.1" || !got.ReceivedAt.Equal(at) ||
+		got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
+		t.Errorf("decodeEvent of a version 1 record = %+v, %v; want the event without a trace", got, err)
+	}
+	if _, err := decodeEvent(append([]byte{9}, rec[1:]...), true); err == nil {
+		t.Error("decodeEvent of a version 9 record succeeded")
+	}
+}
