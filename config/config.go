@@ -48,6 +48,7 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	Routes  []Route  `yaml:"routes"`
 	Notify  []Notify `yaml:"notify"`
+	Tracing Tracing  `yaml:"tracing"`
 
 	// File is the path the config was loaded from, or the name given to
 	// Parse; "" when it has neither. Error messages start with it.
@@ -294,7 +295,8 @@ func Default() *Config {
 			},
 			Retention: Duration(168 * time.Hour),
 		},
-		Dedup: Dedup{TTL: Duration(24 * time.Hour)},
+		Dedup:   Dedup{TTL: Duration(24 * time.Hour)},
+		Tracing: Tracing{SampleRatio: 1},
 	}
 }
 

@@ -105,6 +105,7 @@ func TestParseFull(t *testing.T) {
 				Events:        []string{"breaker_closed", "target_paused", "store_unavailable", "backlog_age"}, BacklogAge: d("20m"), MinInterval: d("1m")},
 		},
 
+		Tracing: Tracing{OTLPEndpoint: "http://127.0.0.1:4318", SampleRatio: 0.5},
 		Routes: []Route{{
 			Name: "finished-videos",
 			Match: Match{

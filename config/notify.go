@@ -38,7 +38,23 @@ func DefaultNotify() Notify {
 	}
 }
 
+// Tracing is where spans go. An empty OTLPEndpoint (and no
+// OTEL_EXPORTER_OTLP_ENDPOINT) exports nothing; deliveries carry a
+// traceparent either way.
+type Tracing struct {
+	OTLPEndpoint string  `yaml:"otlp_endpoint"`
+	SampleRatio  float64 `yaml:"sample_ratio"`
+}
+
 func (v *validator) notify() {
+	if r := v.c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.add("tracing.sample_ratio", "must be from 0 to 1, such as 1.0 (every trace) or 0.1, got %g", r)
+	}
+	if e := v.c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			v.add("tracing.otlp_endpoint", "must be an http or https URL such as http://127.0.0.1:4318, got %q", redactURL(e))
+		}
+	}
 	names := map[string]string{}
 	for i, n := range v.c.Notify {
 		p := fmt.Sprintf("notify[%d]", i)

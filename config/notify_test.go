@@ -18,6 +18,8 @@ func TestValidateNotify(t *testing.T) {
 			`notify[0].backlog_age: must be a positive duration`, 0},
 		{"duplicate", okAll + "notify:\n  - {name: ops, url: https://a.internal/x}\n  - {name: ops, url: https://a.internal/y} # <-\n",
 			`notify[1].name: duplicate name "ops"`, 0},
+		{"sample ratio", okAll + "tracing:\n  sample_ratio: 1.5 # <-\n", `tracing.sample_ratio: must be from 0 to 1`, 0},
+		{"otlp endpoint", okAll + "tracing:\n  otlp_endpoint: 127.0.0.1:4318 # <-\n", `tracing.otlp_endpoint: must be an http or https URL`, 0},
 		{"target names", okSources + okRoutes + "targets:\n  - name: media\n    url: http://127.0.0.1:9/x\n    notify: [nobody] # <-\n",
 			`targets[0].notify[0]: names no notify entry: "nobody"`, 0},
 	})

@@ -128,6 +128,18 @@ func (d *daemon) run(ctx context.Context) error {
 	if rs, ok := store.(*redisstore.Store); ok {
 		opts.Reserve = rs.Reserve // rate limits hold across every relay on the Redis
 	}
+	if tr, err := startTracing(ctx, cfg); err != nil {
+		return err
+	} else if tr != nil {
+		opts.Tracer = tr
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tr.Close(ctx); err != nil {
+				log.Warn("spans not exported at shutdown", "err", err)
+			}
+		}()
+	}
 	srv, err := relay.NewServer(set, store, opts)
 	if err != nil {
 		return err

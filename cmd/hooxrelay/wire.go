@@ -4,14 +4,17 @@ package main
 // is mapped onto the relay's own settings here, and nowhere else.
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 
 	"github.com/hooxrelay/hooxrelay/config"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/notify"
 	"github.com/hooxrelay/hooxrelay/relay/shape"
+	"github.com/hooxrelay/hooxrelay/relay/tracing"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 	"github.com/hooxrelay/hooxrelay/rules"
 )
@@ -126,6 +129,20 @@ func notifySettings(cfg *config.Config) notify.Settings {
 	return set
 }
 
+// startTracing returns the exporting tracer when tracing.otlp_endpoint or
+// OTEL_EXPORTER_OTLP_ENDPOINT (or its traces variant) is set, else nil:
+// deliveries then carry the traceparent ids only.
+func startTracing(ctx context.Context, cfg *config.Config) (*tracing.Tracer, error) {
+	if cfg.Tracing.OTLPEndpoint == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil, nil
+	}
+	tr, err := tracing.New(ctx, tracing.Settings{Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio, Version: versionString()})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w (check tracing.otlp_endpoint and the OTEL_EXPORTER_OTLP_* variables)", err)
+	}
+	return tr, nil
+}
+
 func shapeSettings(r config.Request) shape.Settings {
 	a := r.Auth
 	return shape.Settings{
@@ -183,6 +200,7 @@ func restartKeys(a, b *config.Config) []string {
 		{"server.idle_timeout", a.Server.IdleTimeout == b.Server.IdleTimeout},
 		{"server.shutdown_timeout", a.Server.ShutdownTimeout == b.Server.ShutdownTimeout},
 		{"store", reflect.DeepEqual(a.Store, b.Store)},
+		{"tracing", a.Tracing == b.Tracing},
 	} {
 		if !c.same {
 			keys = append(keys, c.key)
