@@ -48,12 +48,17 @@ func BenchmarkIngest(b *testing.B) {
 // benchRelay runs a relay with set on the embedded store until stop,
 // and returns its ingress URL and store.
 func benchRelay(b *testing.B, set relay.Settings) (url string, store relay.Store, stop func()) {
+	return benchRelayWith(b, set, relay.ServerOptions{})
+}
+
+// benchRelayWith is benchRelay with opts.
+func benchRelayWith(b *testing.B, set relay.Settings, opts relay.ServerOptions) (url string, store relay.Store, stop func()) {
 	set.Server.MaxBodyBytes = 1 << 20
 	st, err := pebblestore.Open(filepath.Join(b.TempDir(), "bench"), pebblestore.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := relay.NewServer(set, st, relay.ServerOptions{})
+	srv, err := relay.NewServer(set, st, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

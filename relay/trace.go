@@ -22,6 +22,9 @@ type Tracer interface {
 	Attempt(ctx context.Context, ev *Event, target string, n int) (traceparent string, end func(status int, err string))
 }
 
+// DefaultTracer returns the Tracer a relay uses when given none.
+func DefaultTracer() Tracer { return ids{} }
+
 // ids is the Tracer that records nothing: it only makes the ids.
 type ids struct{}
 

@@ -1,12 +1,18 @@
 package relay_test
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
+	"github.com/hooxrelay/hooxrelay/relay/tracing"
 )
 
 // Every attempt carries a traceparent: one trace id for all attempts of a
@@ -73,5 +79,56 @@ func TestParseTraceparent(t *testing.T) {
 		if _, _, _, ok := relay.ParseTraceparent(tp); ok != want {
 			t.Errorf("ParseTraceparent(%q) ok = %v, want %v", tp, ok, want)
 		}
+	}
+}
+
+// BenchmarkTraceIDs is what tracing costs a webhook when it is off: the
+// ingest's traceparent and one attempt's.
+func BenchmarkTraceIDs(b *testing.B) {
+	ev := &relay.Event{ID: "evt_01KBEX0000000000000000000A"}
+	tr := relay.DefaultTracer()
+	b.ReportAllocs()
+	for b.Loop() {
+		var end func(string)
+		ev.Trace, end = tr.Ingest(context.Background(), "", "hoox")
+		end("accepted")
+		_, done := tr.Attempt(context.Background(), ev, "media", 1)
+		done(200, "")
+	}
+}
+
+// BenchmarkDeliveryTracing acks b.N webhooks for two targets and waits
+// until all are delivered: with tracing off (the traceparent ids only)
+// and exporting every span to an OTLP/HTTP endpoint.
+func BenchmarkDeliveryTracing(b *testing.B) {
+	for _, name := range []string{"off", "otlp"} {
+		b.Run(name, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+			defer srv.Close()
+			set := settingsFor(b, benchTarget("a", srv.URL+"/a"), benchTarget("b", srv.URL+"/b"))
+			var opts relay.ServerOptions
+			if name == "otlp" {
+				tr, err := tracing.New(context.Background(), tracing.Settings{Endpoint: srv.URL, SampleRatio: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tr.Close(context.Background())
+				opts.Tracer = tr
+			}
+			url, store, stop := benchRelayWith(b, set, opts)
+			postParallel(b, url+"/hooks/hoox")
+			storetest.Eventually(b, time.Minute, func() error {
+				c, err := store.Counts(context.Background())
+				if err != nil {
+					return err
+				}
+				if c["a"].Delivered < b.N || c["b"].Delivered < b.N {
+					return fmt.Errorf("counts %+v, waiting for %d", c, b.N)
+				}
+				return nil
+			})
+			b.StopTimer()
+			stop()
+		})
 	}
 }
