@@ -1,6 +1,9 @@
 package relay
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // APIRoutes lists the routes of the admin API as "METHOD /path", with
 // path parameters as {name}, for the OpenAPI test.
@@ -20,4 +23,12 @@ func openAPIPath(p string) string {
 		}
 	}
 	return strings.Join(parts, "/")
+}
+
+// SetWatchEvery sets how often the notification watch looks at the store,
+// for tests that cannot wait 15s, and returns what restores it.
+func SetWatchEvery(d time.Duration) (restore func()) {
+	old := watchEvery
+	watchEvery = d
+	return func() { watchEvery = old }
 }

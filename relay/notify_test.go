@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/notify"
+	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/relay/verify"
 )
@@ -260,5 +262,59 @@ func BenchmarkDeliveryNotify(b *testing.B) {
 			b.StopTimer()
 			stop()
 		})
+	}
+}
+
+// A webhook the store refuses (503) sends store_unavailable, naming no
+// target.
+func TestNotifyStoreUnavailable(t *testing.T) {
+	a := newSink(t, "a", ok)
+	ops := newSink(t, "ops", ok)
+	set := settingsFor(t, target(a))
+	set.Notify = notify.Settings{Endpoints: []notify.Endpoint{endpoint(ops, time.Minute)}}
+	h := startRelay(t, set, "", func(o *pebblestore.Options) { o.Retention, o.DedupTTL = 0, 0 })
+	if err := h.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if r := h.post(t, "/hooks/hoox", videoBody(fmt.Sprint("u", i))); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("POST with the store closed: %v, want 503", r)
+		}
+	}
+	got := waitBodies(t, ops, notify.StoreUnavailable, 1)
+	if got[0].Target != "" || !strings.Contains(got[0].Detail, "503") {
+		t.Errorf("store_unavailable = %+v, want no target and the 503 in the detail", got[0])
+	}
+}
+
+// A target whose oldest pending delivery is older than backlog_age sends
+// backlog_age, to the entries whose threshold it passed.
+func TestNotifyBacklogAge(t *testing.T) {
+	t.Cleanup(relay.SetWatchEvery(50 * time.Millisecond)) // after the relay stops
+	media := newSink(t, "media", ok)
+	soon := newSink(t, "soon", ok)
+	late := newSink(t, "late", ok)
+	es, el := endpoint(soon, time.Hour), endpoint(late, time.Hour)
+	es.Events, el.Events = []string{notify.BacklogAge}, []string{notify.BacklogAge}
+	es.BacklogAge, el.BacklogAge = 300*time.Millisecond, time.Hour
+	set := settingsFor(t, target(media))
+	set.Notify = notify.Settings{Endpoints: []notify.Endpoint{es, el}}
+	h := startRelay(t, set, "")
+	if r := h.do(t, http.MethodPost, h.adminURL+"/api/v1/targets/media/pause", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("pause: %v", r)
+	}
+	h.send(t, videoBody("old"))
+	got := waitBodies(t, soon, notify.BacklogAge, 1)
+	if got[0].Target != "media" || !strings.Contains(got[0].Detail, "oldest pending delivery") {
+		t.Errorf("backlog_age = %+v, want target media and the delivery's age", got[0])
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := late.count(); n != 0 {
+		t.Errorf("the entry with backlog_age 1h got %d notifications for a backlog under a second old", n)
+	}
+	if n := len(bodies(t, soon, "")); n != 1 {
+		t.Errorf("%d notifications within min_interval (1h), want 1", n)
 	}
 }
