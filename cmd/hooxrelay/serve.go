@@ -33,11 +33,14 @@ func newServeCmd(e *env) *cobra.Command {
 		Long: `Runs the relay: webhook ingress on server.listen, admin endpoints (/healthz,
 /readyz, /metrics and the /api/v1 admin API) on server.admin_listen, and
 delivery to every target.
-SIGHUP re-reads the config file: a valid one replaces sources, routes and
-targets without dropping anything accepted or in flight; an invalid one is
-logged with every problem and the running config stays. It also re-reads
-the server.tls certificate. Listen addresses, server timeouts and the store
-take effect at the next restart.
+SIGHUP re-reads the config file: a valid one replaces sources, routes,
+targets and notify entries without dropping anything accepted or in
+flight; an invalid one is logged with every problem and the running config
+stays. It also re-reads the server.tls certificate. Listen addresses,
+server timeouts, the store and tracing take effect at the next restart.
+Spans are exported over OTLP/HTTP when tracing.otlp_endpoint or the
+OTEL_EXPORTER_OTLP_ENDPOINT environment variable is set (the other
+OTEL_EXPORTER_OTLP_* variables, such as _HEADERS, apply too).
 SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`,
 		Args: noArgs,
 	}
