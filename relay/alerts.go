@@ -21,7 +21,11 @@ func (s *Server) breakerChanged(target, from, to string) {
 }
 
 func (s *Server) deliveryDead(d Delivery) {
-	s.notifier.Notify(notify.Event{Type: notify.DeadLetter, Target: d.Target, Detail: fmt.Sprintf("delivery %s dead after %d attempts: %s", d.ID(), d.Attempts, d.LastError)}, 0)
+	detail := fmt.Sprintf("delivery %s is dead after attempt %d: %s", d.ID(), d.Attempts, d.LastError)
+	if d.Attempts == 0 {
+		detail = fmt.Sprintf("delivery %s is dead without an attempt: %s", d.ID(), d.LastError)
+	}
+	s.notifier.Notify(notify.Event{Type: notify.DeadLetter, Target: d.Target, Detail: detail}, 0)
 }
 
 func (s *Server) targetPaused(target string) {

@@ -97,7 +97,10 @@ func TestNotifyDeadLetterBurst(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("dead_letter notifications = %+v, want 2", got)
 	}
-	if got[0].Target != "gone" || got[0].HeldBack != 0 || !strings.Contains(got[0].Detail, ":gone dead after 1 attempts") {
+	for _, r := range ops.requests() {
+		t.Logf("notification %s: %s", r.header.Get("Webhook-Id"), r.body)
+	}
+	if got[0].Target != "gone" || got[0].HeldBack != 0 || !strings.Contains(got[0].Detail, ":gone is dead after attempt 1: HTTP 410") {
 		t.Errorf("first dead_letter = %+v, want target gone, nothing held back, the delivery in the detail", got[0])
 	}
 	if got[1].Target != "gone" || got[1].HeldBack != n-1 {
@@ -164,6 +167,7 @@ func TestNotifySigned(t *testing.T) {
 	})
 	var sb notify.SlackBody
 	sr := slack.requests()[0]
+	t.Logf("slack notification: %s", sr.body)
 	if err := json.Unmarshal(sr.body, &sb); err != nil || !strings.HasPrefix(sb.Text, "hooxrelay: dead_letter on target gone: delivery evt_") {
 		t.Errorf("slack body %s (%v), want {\"text\": \"hooxrelay: dead_letter on target gone: delivery evt_...\"}", sr.body, err)
 	}
