@@ -12,9 +12,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
 )
 
 // BenchmarkIngest posts unique webhooks over real HTTP, from many
@@ -81,6 +83,27 @@ func benchRelayWith(b *testing.B, set relay.Settings, opts relay.ServerOptions) 
 // benchTarget is a target with the config file's defaults.
 func benchTarget(name, url string) relay.TargetSettings {
 	return target(&sink{name: name, url: url})
+}
+
+// waitFinished waits until every target of targets has at least b.N
+// deliveries in the state the map gives it (relay.Delivered or relay.Dead).
+func waitFinished(b *testing.B, store relay.Store, targets map[string]relay.State) {
+	storetest.Eventually(b, time.Minute, func() error {
+		c, err := store.Counts(context.Background())
+		if err != nil {
+			return err
+		}
+		for name, state := range targets {
+			n := c[name].Delivered
+			if state == relay.Dead {
+				n = c[name].Dead
+			}
+			if n < b.N {
+				return fmt.Errorf("counts %+v, waiting for %d", c, b.N)
+			}
+		}
+		return nil
+	})
 }
 
 var benchSeq atomic.Int64

@@ -1,7 +1,6 @@
 package relay_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -253,16 +252,7 @@ func BenchmarkDeliveryNotify(b *testing.B) {
 			}
 			url, store, stop := benchRelay(b, set)
 			postParallel(b, url+"/hooks/hoox")
-			storetest.Eventually(b, time.Minute, func() error {
-				c, err := store.Counts(context.Background())
-				if err != nil {
-					return err
-				}
-				if c["good"].Delivered < b.N || c["gone"].Dead < b.N {
-					return fmt.Errorf("counts %+v, waiting for %d", c, b.N)
-				}
-				return nil
-			})
+			waitFinished(b, store, map[string]relay.State{"good": relay.Delivered, "gone": relay.Dead})
 			b.StopTimer()
 			stop()
 		})

@@ -2,7 +2,6 @@ package relay_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
-	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/relay/tracing"
 )
 
@@ -117,16 +115,7 @@ func BenchmarkDeliveryTracing(b *testing.B) {
 			}
 			url, store, stop := benchRelayWith(b, set, opts)
 			postParallel(b, url+"/hooks/hoox")
-			storetest.Eventually(b, time.Minute, func() error {
-				c, err := store.Counts(context.Background())
-				if err != nil {
-					return err
-				}
-				if c["a"].Delivered < b.N || c["b"].Delivered < b.N {
-					return fmt.Errorf("counts %+v, waiting for %d", c, b.N)
-				}
-				return nil
-			})
+			waitFinished(b, store, map[string]relay.State{"a": relay.Delivered, "b": relay.Delivered})
 			b.StopTimer()
 			stop()
 		})
