@@ -69,13 +69,13 @@ func (s *Server) watchOnce(ctx context.Context) {
 	}
 	now := time.Now()
 	for _, t := range s.settings.Load().Targets {
-		ds, err := s.store.Deliveries(ctx, DeliveryFilter{State: Pending, Target: t.Name, Limit: 1, Oldest: true})
-		if err != nil || len(ds) == 0 {
+		d, ok, err := s.oldestPending(ctx, t.Name)
+		if err != nil || !ok {
 			continue
 		}
-		if age := now.Sub(ds[0].BudgetSince); age >= least {
+		if age := now.Sub(d.BudgetSince); age >= least {
 			s.notifier.Notify(notify.Event{Type: notify.BacklogAge, Target: t.Name, At: now,
-				Detail: fmt.Sprintf("the oldest pending delivery (%s) is %s old", ds[0].ID(), age.Round(time.Second))}, age)
+				Detail: fmt.Sprintf("the oldest pending delivery (%s) is %s old", d.ID(), age.Round(time.Second))}, age)
 		}
 	}
 }

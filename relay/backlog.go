@@ -35,15 +35,26 @@ func (b *backlogAge) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	now := time.Now()
 	for _, t := range b.s.settings.Load().Targets {
-		ds, err := b.s.store.Deliveries(ctx, DeliveryFilter{State: Pending, Target: t.Name, Limit: 1, Oldest: true})
+		d, ok, err := b.s.oldestPending(ctx, t.Name)
 		if err != nil {
 			b.s.log.Debug("oldest pending delivery not known for the metric", "target", t.Name, "err", err)
 			continue
 		}
 		age := 0.0
-		if len(ds) > 0 {
-			age = max(now.Sub(ds[0].BudgetSince).Seconds(), 0)
+		if ok {
+			age = max(now.Sub(d.BudgetSince).Seconds(), 0)
 		}
 		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, age, t.Name)
 	}
+}
+
+// oldestPending returns the pending delivery of target's oldest event, read
+// from the store's pending index: what the backlog age metric and the
+// backlog_age notification both measure.
+func (s *Server) oldestPending(ctx context.Context, target string) (Delivery, bool, error) {
+	ds, err := s.store.Deliveries(ctx, DeliveryFilter{State: Pending, Target: target, Limit: 1, Oldest: true})
+	if err != nil || len(ds) == 0 {
+		return Delivery{}, false, err
+	}
+	return ds[0], true, nil
 }
