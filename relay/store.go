@@ -183,12 +183,21 @@ type Swap struct {
 	New Delivery
 }
 
-// EventFilter selects events. Zero fields select everything.
+// EventFilter selects events, listed newest first, or oldest first with
+// Oldest. Zero fields select everything; set fields all apply. Each is
+// answered from an index, never by reading every event.
 type EventFilter struct {
-	Task   string
-	Status string // the payload's status
-	Before string // an event id: only events received before it
-	Limit  int    // at most this many; 0 means DefaultLimit
+	Task     string
+	Status   string    // the payload's status
+	JobID    string    // the payload's job_id
+	AvatarID string    // the payload's avatar_id; with LookID, both must match
+	LookID   string    // the payload's look_id
+	DedupKey string    // the dedup key as the ingress computed it
+	Since    time.Time // received at or after; zero means no bound
+	Until    time.Time // received before; zero means no bound
+	Before   string    // an event id: only events before it in the order
+	Limit    int       // at most this many; 0 means DefaultLimit
+	Oldest   bool      // list the oldest event first
 }
 
 // DeliveryFilter selects deliveries, listed newest event first, or oldest
