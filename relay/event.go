@@ -10,11 +10,16 @@ import (
 // Event is one accepted webhook as stored. Payload is the request body byte
 // for byte; it is what every target receives.
 type Event struct {
-	ID         string            `json:"event_id"`
-	Source     string            `json:"source"`
-	Task       string            `json:"task"`
-	Status     string            `json:"status"`
-	DedupKey   string            `json:"dedup_key"`
+	ID       string `json:"event_id"`
+	Source   string `json:"source"`
+	Task     string `json:"task"`
+	Status   string `json:"status"`
+	DedupKey string `json:"dedup_key"`
+	// JobID, AvatarID and LookID are the payload's ids of a known task
+	// (docs/http.md), "" when it has none; events are searched by them.
+	JobID      string            `json:"job_id,omitempty"`
+	AvatarID   string            `json:"avatar_id,omitempty"`
+	LookID     string            `json:"look_id,omitempty"`
 	ReceivedAt time.Time         `json:"received_at"`
 	RemoteAddr string            `json:"remote_addr,omitempty"`
 	Headers    map[string]string `json:"headers,omitempty"`

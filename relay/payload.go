@@ -13,7 +13,10 @@ type Payload struct {
 	Task     string
 	Status   string
 	DedupKey string
-	Doc      map[string]any // the decoded body, for routing conditions
+	// JobID, AvatarID and LookID are the known task's id fields, "" for
+	// those it has not: the store indexes them for search.
+	JobID, AvatarID, LookID string
+	Doc                     map[string]any // the decoded body, for routing conditions
 }
 
 // PayloadError says why a body is not a valid Hoox webhook. Field names the
@@ -82,6 +85,14 @@ func ParsePayload(body []byte) (*Payload, error) {
 		}
 		key = append(key, ':')
 		key = append(key, v...)
+		switch f {
+		case fieldJobID:
+			p.JobID = v
+		case fieldAvatarID:
+			p.AvatarID = v
+		case fieldLookID:
+			p.LookID = v
+		}
 	}
 	if p.Status, err = readField(doc, &raw, fieldStatus); err != nil {
 		return nil, err

@@ -143,7 +143,7 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 	err = concurrently(n, func(i int) error {
 		now := time.Now()
 		ev := &relay.Event{ID: relay.NewEventID(now), Source: "hoox", Task: "video_generate", Status: "completed",
-			DedupKey: fmt.Sprintf("video_generate:run_%d:completed", i), ReceivedAt: now, RemoteAddr: "127.0.0.1",
+			DedupKey: fmt.Sprintf("video_generate:run_%d:completed", i), JobID: fmt.Sprintf("run_%d", i), ReceivedAt: now, RemoteAddr: "127.0.0.1",
 			Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "Go-http-client/1.1"},
 			Targets: targets, Payload: fmt.Appendf(nil, tasks[0], i, i)}
 		_, err := s.Ingest(ctx, ev, time.Hour)

@@ -34,29 +34,35 @@ func bounds(p []byte, at string, after bool) *pebble.IterOptions {
 	return o
 }
 
-// Events implements relay.Admin: events newest first, from the event keys
-// or, when f filters, from the index of the task, the status or both.
+// Events implements relay.Admin: it walks the most selective index of f
+// (searchPrefix) over the ids of f's time range and page, and checks the
+// other fields on the events it yields.
 func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
 	limit := relay.PageSize(f.Limit)
 	var out []relay.EventSummary
 	err := s.view(func() error {
-		var prefix []byte
-		switch {
-		case f.Task != "" && f.Status != "":
-			prefix = key(kTaskStat, f.Task, f.Status)
-		case f.Task != "":
-			prefix = key(kTask, f.Task)
-		case f.Status != "":
-			prefix = key(kStatus, f.Status)
-		default:
-			prefix = []byte{kEvent}
+		prefix := searchPrefix(&f)
+		lo, hi := f.IDRange()
+		o := &pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), lo...), UpperBound: prefixEnd(prefix)}
+		if hi != "" {
+			o.UpperBound = append(bytes.Clone(prefix), hi...)
 		}
-		it, err := s.db.NewIter(bounds(prefix, f.Before, false))
+		if bytes.Compare(o.LowerBound, o.UpperBound) >= 0 {
+			return nil
+		}
+		it, err := s.db.NewIter(o)
 		if err != nil {
 			return err
 		}
 		defer it.Close()
-		for ok := it.Last(); ok && len(out) < limit; ok = it.Prev() {
+		step, ok := it.Prev, it.Last()
+		if f.Oldest {
+			step, ok = it.Next, it.First()
+		}
+		for ; ok && len(out) < limit; ok = step() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			id := string(it.Key()[len(prefix):])
 			var ev *relay.Event
 			if prefix[0] == kEvent {
@@ -67,7 +73,7 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 			if err != nil {
 				return err
 			}
-			if ev == nil {
+			if ev == nil || !f.Match(ev) {
 				continue
 			}
 			ds, err := s.deliveriesOf(ev)

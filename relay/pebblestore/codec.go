@@ -17,10 +17,13 @@ import (
 // (times in unix nanoseconds, the zero time as math.MinInt64).
 const recordVersion = 1
 
-// eventVersion is the layout of event records written now: version 1's
-// fields, then the event's trace context (relay.AppendTrace). Version 1 event
-// records, written before traces were kept, are still read.
-const eventVersion = 2
+// Event records: version 2 added the event's trace context
+// (relay.AppendTrace) after version 1's fields, eventVersion the payload's
+// ids after it. Records of every earlier version are still read.
+const (
+	eventTraceVersion = 2
+	eventVersion      = 3
+)
 
 var errCorrupt = errors.New("corrupt record")
 
@@ -122,6 +125,7 @@ func appendEvent(b []byte, ev *relay.Event) []byte {
 		b = putString(b, s)
 	}
 	b = relay.AppendTrace(b, ev.Trace)
+	b = putString(putString(putString(b, ev.JobID), ev.AvatarID), ev.LookID)
 	b = putTime(b, ev.ReceivedAt)
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	for k, v := range ev.Headers {
@@ -136,7 +140,8 @@ func appendEvent(b []byte, ev *relay.Event) []byte {
 
 // eventSize is an upper bound of the length of ev's record.
 func eventSize(ev *relay.Event) int {
-	n := 64 + relay.TraceLen + len(ev.ID) + len(ev.Source) + len(ev.Task) + len(ev.Status) + len(ev.DedupKey) + len(ev.RemoteAddr) + len(ev.Payload)
+	n := 64 + relay.TraceLen + len(ev.ID) + len(ev.Source) + len(ev.Task) + len(ev.Status) + len(ev.DedupKey) + len(ev.RemoteAddr) + len(ev.Payload) +
+		len(ev.JobID) + len(ev.AvatarID) + len(ev.LookID)
 	for k, v := range ev.Headers {
 		n += 20 + len(k) + len(v)
 	}
@@ -153,13 +158,16 @@ func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
 		return nil, errors.New("empty record")
 	}
 	version := b[0]
-	if version != recordVersion && version != eventVersion {
-		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d and %d): the store was written by another version of hooxrelay", version, recordVersion, eventVersion)
+	if version < recordVersion || version > eventVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the store was written by another version of hooxrelay", version, recordVersion, eventVersion)
 	}
 	r := reader{b: b[1:]}
 	ev := &relay.Event{ID: r.string(), Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string(), RemoteAddr: r.string()}
-	if version == eventVersion {
+	if version >= eventTraceVersion {
 		ev.Trace = r.trace()
+	}
+	if version >= eventVersion {
+		ev.JobID, ev.AvatarID, ev.LookID = r.string(), r.string(), r.string()
 	}
 	ev.ReceivedAt = r.time()
 	if n := r.uint(); n > 0 && r.err == nil {

@@ -35,6 +35,9 @@ func (im *Importer) Event(ev *relay.Event) error {
 	im.b.Set(taskKey(ev), nil, nil)
 	im.b.Set(statusKey(ev), nil, nil)
 	im.b.Set(taskStatKey(ev), nil, nil)
+	for _, k := range searchKeys(ev) {
+		im.b.Set(k, nil, nil)
+	}
 	return im.maybeCommit()
 }
 

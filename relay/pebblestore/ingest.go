@@ -42,6 +42,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	b.Set(taskKey(ev), nil, nil)
 	b.Set(statusKey(ev), nil, nil)
 	b.Set(taskStatKey(ev), nil, nil)
+	for _, k := range searchKeys(ev) {
+		b.Set(k, nil, nil)
+	}
 	qks := make([][]byte, len(ev.Targets))
 	for i, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)

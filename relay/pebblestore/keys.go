@@ -22,6 +22,10 @@ const (
 	kTask     = 't' // t <task> <event id> → ""
 	kStatus   = 'u' // u <status> <event id> → ""
 	kTaskStat = 'v' // v <task> <status> <event id> → ""
+	kJob      = 'j' // j <job id> <event id> → ""
+	kAvatar   = 'r' // r <avatar id> <event id> → ""
+	kLook     = 'l' // l <look id> <event id> → ""
+	kDedup    = 'g' // g <mark key of the dedup key> <event id> → ""
 	kPaused   = 'p' // p <target> → "": a pause mark
 	kMeta     = 'z' // z <name> → the store's own bookkeeping
 )
@@ -106,6 +110,43 @@ func countKey(target string, code byte) []byte {
 func taskKey(ev *relay.Event) []byte     { return append(key(kTask, ev.Task), ev.ID...) }
 func statusKey(ev *relay.Event) []byte   { return append(key(kStatus, ev.Status), ev.ID...) }
 func taskStatKey(ev *relay.Event) []byte { return append(key(kTaskStat, ev.Task, ev.Status), ev.ID...) }
+
+// searchKeys are the keys of ev in the indexes of its payload's ids and
+// its dedup key; an id the event has not is not indexed.
+func searchKeys(ev *relay.Event) [][]byte {
+	out := make([][]byte, 0, 4)
+	for _, ix := range [...]struct {
+		kind byte
+		v    string
+	}{{kJob, ev.JobID}, {kAvatar, ev.AvatarID}, {kLook, ev.LookID}, {kDedup, relay.MarkKey(ev.DedupKey)}} {
+		if ix.v != "" {
+			out = append(out, append(key(ix.kind, ix.v), ev.ID...))
+		}
+	}
+	return out
+}
+
+// searchPrefix is the prefix of the index that answers f with the fewest
+// events: an id's, the task and status's, or every event's.
+func searchPrefix(f *relay.EventFilter) []byte {
+	switch {
+	case f.DedupKey != "":
+		return key(kDedup, relay.MarkKey(f.DedupKey))
+	case f.JobID != "":
+		return key(kJob, f.JobID)
+	case f.LookID != "":
+		return key(kLook, f.LookID)
+	case f.AvatarID != "":
+		return key(kAvatar, f.AvatarID)
+	case f.Task != "" && f.Status != "":
+		return key(kTaskStat, f.Task, f.Status)
+	case f.Task != "":
+		return key(kTask, f.Task)
+	case f.Status != "":
+		return key(kStatus, f.Status)
+	}
+	return []byte{kEvent}
+}
 
 func pausedKey(target string) []byte { return append([]byte{kPaused}, target...) }
 

@@ -250,6 +250,9 @@ func (s *Store) deleteEvent(b *batch, ev *relay.Event) error {
 	b.Delete(taskKey(ev), nil)
 	b.Delete(statusKey(ev), nil)
 	b.Delete(taskStatKey(ev), nil)
+	for _, k := range searchKeys(ev) {
+		b.Delete(k, nil)
+	}
 	for _, t := range ev.Targets {
 		id := relay.DeliveryID(ev.ID, t)
 		d, ok, err := s.loadDelivery(id)

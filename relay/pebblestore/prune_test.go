@@ -38,6 +38,7 @@ func TestPrune(t *testing.T) {
 	unrouted := storetest.Event(base, "unrouted")         // no deliveries at all
 	recent := storetest.Event(base.Add(90*time.Minute), "recent", "a")
 	for _, ev := range []*relay.Event{done, pending, unrouted, recent} {
+		ev.JobID = "run_" + ev.DedupKey
 		storetest.Ingest(t, s, ev, ttl)
 	}
 	var outcomes []relay.Outcome
@@ -77,6 +78,11 @@ func TestPrune(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("Prune at +2h with retention 1h deleted %d events, want 2 (the finished one and the unrouted one)", n)
+	}
+	// The search index keys of the two events went with them: a job's
+	// and a dedup key's for each of the two left.
+	if n, err := pebblestore.SearchKeys(s); err != nil || n != 4 {
+		t.Errorf("search index keys after Prune = %d, %v; want 4, those of the events kept", n, err)
 	}
 	// Left: a delivered for pending and recent, b pending for pending.
 	counts, err := s.Counts(t.Context())

@@ -11,15 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// lexBefore is the exclusive upper bound of a reverse walk of an index
-// from before ("" for the newest).
-func lexBefore(before string) string {
-	if before == "" {
-		return "+"
-	}
-	return "(" + before
-}
-
 // combos returns the tasks and statuses (see combo) that f selects: one,
 // or, for a filter on the task or the status only or on neither, every
 // one seen that matches it.
@@ -36,67 +27,6 @@ func (s *Store) combos(ctx context.Context, f relay.EventFilter) ([]string, erro
 		task, status, ok := strings.Cut(c, "\x00")
 		if ok && (f.Task == "" || f.Task == task) && (f.Status == "" || f.Status == status) {
 			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-// Events implements relay.Admin by merging the indexes of the filter: no
-// key is read that is not returned. Entries whose keys expired and are
-// not pruned yet are skipped.
-func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
-	if s.isClosed() {
-		return nil, relay.ErrClosed
-	}
-	limit := relay.PageSize(f.Limit)
-	combos, err := s.combos(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	var indexes []string
-	for _, c := range combos {
-		indexes = append(indexes, s.eventIndexKey(true, c), s.eventIndexKey(false, c))
-	}
-	var out []relay.EventSummary
-	before := "" // a member: see memberOf
-	if f.Before != "" {
-		before = memberOf(f.Before)
-	}
-	for len(out) < limit && len(indexes) > 0 {
-		want := int64(limit - len(out))
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringSliceCmd, len(indexes))
-		for i, key := range indexes {
-			cmds[i] = pipe.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: lexBefore(before), Min: "-", Count: want})
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, s.fail("list events", err)
-		}
-		var ids []string
-		for _, c := range cmds {
-			ids = append(ids, c.Val()...)
-		}
-		if len(ids) == 0 {
-			break
-		}
-		slices.Sort(ids)
-		slices.Reverse(ids)
-		ids = slices.Compact(ids)
-		ids = ids[:min(len(ids), int(want))]
-		before = ids[len(ids)-1]
-		for i, m := range ids {
-			ids[i] = eidOf(m)
-		}
-		evs, err := s.readEvents(ctx, ids, false)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			ds, err := e.deliveries()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, relay.EventSummary{Event: e.ev, Deliveries: ds})
 		}
 	}
 	return out, nil

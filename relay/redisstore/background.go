@@ -103,6 +103,31 @@ end
 return {ids[#ids], gone}
 `)
 
+// pruneSearchScript walks the search index from after a cursor and
+// removes the members of events received before the cutoff whose record
+// key expired. Its members sort by value, not time, so the walk covers the
+// whole index, a chunk per call. It returns the last member looked at
+// ("" when the walk is done) and how many it removed.
+// KEYS: the search index. ARGV: cursor ("" for the start), cutoff (an
+// event member), record key prefix, max members to look at.
+var pruneSearchScript = redis.NewScript(luaMembers + `
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ms = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, tonumber(ARGV[4]))
+local gone = 0
+for _, x in ipairs(ms) do
+  local m = string.match(x, '%z([^%z]*)$')
+  if m and m < ARGV[2] and redis.call('EXISTS', ARGV[3] .. eidOf(m)) == 0 then
+    redis.call('ZREM', KEYS[1], x)
+    gone = gone + 1
+  end
+end
+if #ms < tonumber(ARGV[4]) then
+  return {'', gone}
+end
+return {ms[#ms], gone}
+`)
+
 // pruneChunk bounds the members one prune script looks at, so that no
 // script blocks Redis for long.
 const pruneChunk = 500
@@ -179,5 +204,28 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return total, nil
+	n, err := s.pruneSearch(ctx, cutoff, record)
+	return total + n, err
+}
+
+// pruneSearch removes the search index's members of events whose keys
+// expired, a chunk per script.
+func (s *Store) pruneSearch(ctx context.Context, cutoff, record string) (int, error) {
+	total, cursor := 0, ""
+	for {
+		select {
+		case <-s.stop:
+			return total, nil
+		default:
+		}
+		res, err := pruneSearchScript.Run(ctx, s.rdb, []string{s.searchKey()}, cursor, cutoff, record, pruneChunk).Slice()
+		if err != nil {
+			return total, s.fail("prune the search index", err)
+		}
+		n, _ := res[1].(int64)
+		total += int(n)
+		if cursor, _ = res[0].(string); cursor == "" {
+			return total, nil
+		}
+	}
 }

@@ -25,6 +25,11 @@ const layoutVersion = 2
 // predates this one refuses these records with its version error.
 const eventTraceVersion = 3
 
+// eventIDsVersion is the first byte of event records written now:
+// eventTraceVersion's, with the payload's job, avatar and look ids after
+// the trace context. Records of the two earlier versions are still read.
+const eventIDsVersion = 4
+
 // The records are binary and compact: Redis keeps every pending event in
 // memory, and JSON's field names and RFC 3339 times would double its size.
 // Strings are a uvarint length and the bytes; counts are uvarints; times
@@ -179,8 +184,8 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 			return nil, fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
 		}
 	}
-	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.Payload)+48*len(ev.Headers))
-	b = append(b, eventTraceVersion)
+	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.JobID)+len(ev.AvatarID)+len(ev.LookID)+len(ev.Payload)+48*len(ev.Headers))
+	b = append(b, eventIDsVersion)
 	mark := relay.MarkKey(ev.DedupKey)
 	if mark == ev.DedupKey {
 		mark = ""
@@ -189,6 +194,7 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 		b = putString(b, s)
 	}
 	b = relay.AppendTrace(b, ev.Trace)
+	b = putString(putString(putString(b, ev.JobID), ev.AvatarID), ev.LookID)
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	names := make([]string, 0, len(ev.Headers))
 	for k := range ev.Headers {
@@ -273,19 +279,22 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 		return nil, errors.New("empty record")
 	}
 	version := rec[0]
-	if version != layoutVersion && version != eventTraceVersion {
-		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d and %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventTraceVersion)
+	if version < layoutVersion || version > eventIDsVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventIDsVersion)
 	}
 	r := &reader{b: rec[1:], base: epoch(id)}
 	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string()}
 	r.string() // the mark's key
 	ev.RemoteAddr = r.string()
-	if version == eventTraceVersion && r.err == nil {
+	if version >= eventTraceVersion && r.err == nil {
 		tp, rest, ok := relay.ReadTrace(r.b)
 		if !ok {
 			return nil, errCorrupt
 		}
 		ev.Trace, r.b = tp, rest
+	}
+	if version >= eventIDsVersion {
+		ev.JobID, ev.AvatarID, ev.LookID = r.string(), r.string(), r.string()
 	}
 	if n := r.int(); n > 0 && r.err == nil {
 		ev.Headers = make(map[string]string, min(n, 64))

@@ -34,6 +34,7 @@ func TestPruneIndexes(t *testing.T) {
 	now := time.Now()
 	done, pending, unrouted := storetest.Event(now, "done", "a"), storetest.Event(now, "pending", "a"), storetest.Event(now, "unrouted")
 	for _, ev := range []*relay.Event{done, pending, unrouted} {
+		ev.JobID = "run_" + ev.DedupKey
 		if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -54,9 +55,13 @@ func TestPruneIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// done's event and its dead delivery, unrouted's event; each event in
-	// the one index of its task and status.
-	if n != 1+1+1 {
-		t.Errorf("Prune removed %d index entries, want 3", n)
+	// the one index of its task and status, and twice in the search index
+	// (its job, and its dedup key, which is not made of its ids).
+	if n != 1+1+1+2*2 {
+		t.Errorf("Prune removed %d index entries, want 7", n)
+	}
+	if n, _ := rdb.ZCard(ctx, "{prune}:x").Result(); n != 2 {
+		t.Errorf("ZCARD of the search index = %d after Prune, want 2 (the pending event's job and key)", n)
 	}
 	es, err := s.Events(ctx, relay.EventFilter{})
 	if err != nil || len(es) != 1 || es[0].Event.ID != pending.ID {

@@ -20,6 +20,8 @@
 //	i:f:TASK\0STATUS and status with a pending delivery, and the others;
 //	                 "ix" lists the tasks and statuses
 //	s:STATE:T        sorted set: T's delivered or dead deliveries
+//	x                sorted set (score 0, by member): the search index of
+//	                 the payloads' ids and dedup keys (search.go)
 //	targets, paused  sets of target names
 //
 // A claim moves deliveries from q:T to h:T until the end of their lease. A
@@ -204,15 +206,18 @@ func (s *Store) isClosed() bool {
 // nothing, and so costs no append-only file write, but for a new one; the
 // targets are added only the first time this process sees them.
 // KEYS: mark, event, deliveries, the task and status's pending and final
-// event indexes, the list of tasks and statuses, targets, then per target
-// its queue.
+// event indexes, the list of tasks and statuses, targets, the search
+// index, then per target its queue.
 // ARGV: event id, received ms, ttl ms, retention ms (0: none), record,
-// targets (NUL-joined), task and status (combo), then per target its name
-// and delivery record, then the targets to add to the list.
+// targets (NUL-joined), task and status (combo), the number of search
+// members and the members, then per target its name and delivery record,
+// then the targets to add to the list.
 var ingestScript = redis.NewScript(luaMembers + `
 local m = memberOf(ARGV[1])
 local keep = tonumber(ARGV[4])
-local n = #KEYS - 7
+local n = #KEYS - 8
+local k = tonumber(ARGV[8])
+local base = 8 + k
 -- An event without deliveries is final at once: its mark goes with it.
 local px = math.max(tonumber(ARGV[3]), keep)
 if n == 0 and keep > 0 then
@@ -232,11 +237,19 @@ end
 redis.call('SET', KEYS[2], ARGV[5])
 local fields = {'HSET', KEYS[3], 't', ARGV[6], 'o', n}
 for i = 1, n do
-  fields[#fields + 1] = 'd:' .. ARGV[6 + 2 * i]
-  fields[#fields + 1] = ARGV[7 + 2 * i]
+  fields[#fields + 1] = 'd:' .. ARGV[base + 2 * i - 1]
+  fields[#fields + 1] = ARGV[base + 2 * i]
 end
 redis.call(unpack(fields))
 redis.call('SADD', KEYS[6], ARGV[7])
+if k > 0 then
+  local z = {'ZADD', KEYS[8]}
+  for i = 1, k do
+    z[#z + 1] = 0
+    z[#z + 1] = ARGV[8 + i]
+  end
+  redis.call(unpack(z))
+end
 if n == 0 then
   redis.call('ZADD', KEYS[5], 0, m)
   if keep > 0 then
@@ -247,10 +260,10 @@ if n == 0 then
 end
 redis.call('ZADD', KEYS[4], 0, m)
 for i = 1, n do
-  redis.call('ZADD', KEYS[7 + i], ARGV[2], m)
+  redis.call('ZADD', KEYS[8 + i], ARGV[2], m)
 end
-if ARGV[8 + 2 * n] then
-  redis.call('SADD', KEYS[7], unpack(ARGV, 8 + 2 * n))
+if ARGV[base + 2 * n + 1] then
+  redis.call('SADD', KEYS[7], unpack(ARGV, base + 2 * n + 1))
 end
 return {0, ARGV[1]}
 `)
@@ -264,12 +277,14 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if err != nil {
 		return relay.IngestResult{}, err
 	}
-	keys := make([]string, 0, 7+len(ev.Targets))
+	keys := make([]string, 0, 8+len(ev.Targets))
 	c := combo(ev.Task, ev.Status)
 	keys = append(keys, s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID), s.dealsKey(ev.ID),
-		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey())
-	args := make([]any, 0, 7+3*len(ev.Targets))
-	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, strings.Join(ev.Targets, "\x00"), c)
+		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey(), s.searchKey())
+	members := searchMembers(ev)
+	args := make([]any, 0, 8+len(members)+3*len(ev.Targets))
+	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, strings.Join(ev.Targets, "\x00"), c, len(members))
+	args = append(args, members...)
 	for _, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
 		drec, err := encodeDelivery(&d)

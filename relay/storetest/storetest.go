@@ -89,6 +89,8 @@ func Run(t *testing.T, h Harness) {
 		{"ReopenRestoresPending", testReopenRestoresPending},
 		{"Closed", testClosed},
 		{"Events", testEvents},
+		{"Search", testSearch},
+		{"SearchPaging", testSearchPaging},
 		{"EventDetail", testEventDetail},
 		{"Deliveries", testDeliveries},
 		{"LoadDelivery", testLoadDelivery},
