@@ -27,6 +27,9 @@ type EventJSON struct {
 	Task       string              `json:"task"`
 	Status     string              `json:"status"`
 	DedupKey   string              `json:"dedup_key"`
+	JobID      string              `json:"job_id,omitempty"`
+	AvatarID   string              `json:"avatar_id,omitempty"`
+	LookID     string              `json:"look_id,omitempty"`
 	ReceivedAt time.Time           `json:"received_at"`
 	Deliveries []DeliveryStateJSON `json:"deliveries"`
 }
@@ -46,6 +49,9 @@ type EventDetailJSON struct {
 	Task       string               `json:"task"`
 	Status     string               `json:"status"`
 	DedupKey   string               `json:"dedup_key"`
+	JobID      string               `json:"job_id,omitempty"`
+	AvatarID   string               `json:"avatar_id,omitempty"`
+	LookID     string               `json:"look_id,omitempty"`
 	ReceivedAt time.Time            `json:"received_at"`
 	RemoteAddr string               `json:"remote_addr,omitempty"`
 	Headers    map[string]string    `json:"headers,omitempty"`
@@ -160,7 +166,7 @@ type apiRoute struct {
 func (s *Server) apiRoutes() []apiRoute {
 	return []apiRoute{
 		{"GET", "/api/v1/status", nil, s.apiStatus},
-		{"GET", "/api/v1/events", []string{"task", "status", "limit", "before"}, s.apiEvents},
+		{"GET", "/api/v1/events", eventParams, s.apiEvents},
 		{"GET", "/api/v1/events/:event_id", nil, s.apiEvent},
 		{"GET", "/api/v1/deliveries", []string{"state", "target", "limit", "before"}, s.apiDeliveries},
 		{"POST", "/api/v1/deliveries/:delivery_id/retry", nil, s.apiRetry},
@@ -297,14 +303,13 @@ func (s *Server) apiStatus(w http.ResponseWriter, _ *http.Request, _ httprouter.
 }
 
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	limit, ok := limitParam(w, r)
+	f, ok := eventFilterParams(w, r, time.Now())
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	es, err := s.store.Events(ctx, EventFilter{Task: q.Get("task"), Status: q.Get("status"), Before: q.Get("before"), Limit: limit})
+	es, err := s.store.Events(ctx, f)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -313,7 +318,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 	for i, e := range es {
 		ev := e.Event
 		out[i] = EventJSON{EventID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
-			ReceivedAt: ev.ReceivedAt, Deliveries: make([]DeliveryStateJSON, len(e.Deliveries))}
+			JobID: ev.JobID, AvatarID: ev.AvatarID, LookID: ev.LookID, ReceivedAt: ev.ReceivedAt, Deliveries: make([]DeliveryStateJSON, len(e.Deliveries))}
 		for j, d := range e.Deliveries {
 			out[i].Deliveries[j] = DeliveryStateJSON{Target: d.Target, State: d.State, Attempts: d.Attempts}
 		}
@@ -331,7 +336,7 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.P
 	}
 	ev := d.Event
 	out := EventDetailJSON{EventID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
-		ReceivedAt: ev.ReceivedAt, RemoteAddr: ev.RemoteAddr, Headers: ev.Headers, Payload: ev.Payload,
+		JobID: ev.JobID, AvatarID: ev.AvatarID, LookID: ev.LookID, ReceivedAt: ev.ReceivedAt, RemoteAddr: ev.RemoteAddr, Headers: ev.Headers, Payload: ev.Payload,
 		Deliveries: make([]DeliveryDetailJSON, len(d.Deliveries))}
 	if !json.Valid(ev.Payload) {
 		out.Payload, _ = json.Marshal(string(ev.Payload))

@@ -12,8 +12,8 @@ func TestAdminUnknownParameter(t *testing.T) {
 	h := startRelay(t, settingsFor(t, target(newSink(t, "a", ok))), "")
 	h.send(t, videoBody("listed"))
 	for _, tc := range []struct{ path, param string }{
-		{"/api/v1/events?job_id=listed", "job_id"},
-		{"/api/v1/events?task=video_generate&avatar_id=x", "avatar_id"},
+		{"/api/v1/events?jobid=listed", "jobid"},
+		{"/api/v1/events?task=video_generate&avatar=x", "avatar"},
 		{"/api/v1/deliveries?state=pending&evnt=1", "evnt"},
 		{"/api/v1/rejected?limit=5&since=2h", "since"},
 		{"/api/v1/targets?name=a", "name"},

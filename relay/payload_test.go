@@ -193,3 +193,19 @@ func TestAppendAcceptedIsJSON(t *testing.T) {
 		}
 	}
 }
+
+// The ids of a known task are kept apart for the store's search indexes;
+// an unknown task's are not read.
+func TestParsePayloadIDs(t *testing.T) {
+	for _, tc := range []struct{ body, job, avatar, look string }{
+		{`{"task":"video_export","job_id":"run_9","status":"failed"}`, "run_9", "", ""},
+		{`{"task":"avatar_create","avatar_id":"avtr_1","look_id":"look_1","status":"completed"}`, "", "avtr_1", "look_1"},
+		{`{"task":"video_generate","job_id":"j","avatar_id":"a","status":"s"}`, "j", "", ""},
+		{`{"task":"image_upscale","job_id":"j","status":"done"}`, "", "", ""},
+	} {
+		p, err := ParsePayload([]byte(tc.body))
+		if err != nil || p.JobID != tc.job || p.AvatarID != tc.avatar || p.LookID != tc.look {
+			t.Errorf("ParsePayload(%s) = ids %q %q %q, %v; want %q %q %q", tc.body, p.JobID, p.AvatarID, p.LookID, err, tc.job, tc.avatar, tc.look)
+		}
+	}
+}

@@ -20,12 +20,29 @@ func newEventsCmd(e *env) *cobra.Command {
 	cmd, o := adminCmd("events", "list received events, newest first, with their deliveries",
 		`Lists the events a relay received, newest first, with where each of their
 deliveries stands (target:state/attempts). --status is the payload's
-status, e.g. completed or error. For the next page, pass the last event id
-shown as --before. Calls GET /api/v1/events.`, noArgs)
+status, e.g. completed or error. Every filter is answered from an index of
+the store, and filters combine: --job-id run_0123 --since 2h lists what the
+relay received for that job in the last two hours. --look-id may be given
+alone or with --avatar-id (then both must match). --since and --until take
+an RFC 3339 time (2024-01-15T10:30:00Z) or a duration back from now (2h,
+30m). For the next page, pass the last event id shown as --before. Calls
+GET /api/v1/events.
+
+Examples:
+  hooxrelay events --job-id run_0123
+  hooxrelay events --avatar-id avtr_abc --look-id look_edit_789 --status error
+  hooxrelay events --dedup-key video_generate:run_0123:completed
+  hooxrelay events --task video_generate --since 2h --until 1h`, noArgs)
 	f := cmd.Flags()
 	var filter adminclient.EventFilter
 	f.StringVar(&filter.Task, "task", "", "only events of this `TASK`, e.g. video_generate")
 	f.StringVar(&filter.Status, "status", "", "only events whose payload has this `STATUS`, e.g. error")
+	f.StringVar(&filter.JobID, "job-id", "", "only events whose payload has this `JOB_ID` (video tasks)")
+	f.StringVar(&filter.AvatarID, "avatar-id", "", "only events whose payload has this `AVATAR_ID` (avatar tasks)")
+	f.StringVar(&filter.LookID, "look-id", "", "only events whose payload has this `LOOK_ID` (avatar tasks)")
+	f.StringVar(&filter.DedupKey, "dedup-key", "", "only events with this dedup `KEY`, e.g. video_generate:run_0123:completed")
+	f.StringVar(&filter.Since, "since", "", "only events received at or after `TIME`: RFC 3339, or a duration back from now such as 2h")
+	f.StringVar(&filter.Until, "until", "", "only events received before `TIME`: RFC 3339, or a duration back from now such as 30m")
 	limitFlag(f, &filter.Limit, "events")
 	f.StringVar(&filter.Before, "before", "", "only events received before this `EVENT_ID` (the next page)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return listEvents(cmd.Context(), e, o, filter) }

@@ -239,6 +239,25 @@ func TestAdminCommands(t *testing.T) {
 			t.Errorf("events --before the third event listed %v, want %v", got, []string{evs[1], evs[0]})
 		}
 
+		for _, tc := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--job-id", "run_2"}, []string{evs[1]}},
+			{[]string{"--avatar-id", "avtr_1", "--look-id", "look_1"}, []string{evs[2]}},
+			{[]string{"--look-id", "look_2", "--status", "completed"}, []string{evs[3]}},
+			{[]string{"--dedup-key", "video_generate:run_1:completed", "--since", "1h"}, []string{evs[0]}},
+			{[]string{"--since", "1h", "--until", "2h"}, nil},
+		} {
+			args := append([]string{"events", "--json"}, tc.args...)
+			out, _ := cli(t, args...)
+			var ans struct{ Events []relay.EventJSON }
+			decodeStrict(t, args, out, &ans)
+			if got := eventIDs(ans.Events); !slices.Equal(got, tc.want) {
+				t.Errorf("hooxrelay %q listed %v, want %v", args, got, tc.want)
+			}
+		}
+
 		if out, _ := cli(t, "events", "--task", "voice_clone"); out != "no events\n" {
 			t.Errorf("events of a task never seen printed %q, want \"no events\"", out)
 		}
@@ -375,6 +394,7 @@ func TestAdminCommands(t *testing.T) {
 			{"retry-dead without target", []string{"retry-dead"}, 2, "--target is required"},
 			{"bad state", []string{"deliveries", "--state", "lost"}, 2, `--state must be pending, delivered or dead, got "lost"`},
 			{"bad limit", []string{"events", "--limit", "0"}, 2, "--limit must be from 1 to 1000"},
+			{"bad since", []string{"events", "--since", "yesterday"}, 1, `since: "yesterday" is neither an RFC 3339 time`},
 			{"bad admin url", []string{"targets", "--admin", "ftp://x"}, 2, `--admin "ftp://x"`},
 			{"extra argument", []string{"targets", "audit"}, 2, "targets takes no arguments"},
 		} {

@@ -16,10 +16,16 @@ import (
 // EventFilter selects the events Events lists; its zero value lists the
 // newest relay.DefaultLimit events.
 type EventFilter struct {
-	Task   string // e.g. video_generate
-	Status string // the payload's status, e.g. error
-	Before string // an event id: only events received before it (the next page)
-	Limit  int    // at most this many, up to relay.MaxLimit; 0 means the API's default
+	Task     string // e.g. video_generate
+	Status   string // the payload's status, e.g. error
+	JobID    string // the payload's job_id
+	AvatarID string // the payload's avatar_id
+	LookID   string // the payload's look_id
+	DedupKey string // the dedup key, e.g. video_generate:run_1:completed
+	Since    string // received at or after: an RFC 3339 time or a duration back from now (2h)
+	Until    string // received before: as Since
+	Before   string // an event id: only events received before it (the next page)
+	Limit    int    // at most this many, up to relay.MaxLimit; 0 means the API's default
 }
 
 // DeliveryFilter selects the deliveries Deliveries lists; its zero value
@@ -53,6 +59,12 @@ func (c *Client) Events(ctx context.Context, f EventFilter) ([]relay.EventJSON, 
 	q := page(f.Limit, f.Before)
 	setIf(q, "task", f.Task)
 	setIf(q, "status", f.Status)
+	setIf(q, "job_id", f.JobID)
+	setIf(q, "avatar_id", f.AvatarID)
+	setIf(q, "look_id", f.LookID)
+	setIf(q, "dedup_key", f.DedupKey)
+	setIf(q, "since", f.Since)
+	setIf(q, "until", f.Until)
 	var ans struct {
 		Events []relay.EventJSON `json:"events"`
 	}
