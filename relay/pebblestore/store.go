@@ -67,9 +67,10 @@ type Options struct {
 
 // Store is the embedded store. It is safe for concurrent use.
 type Store struct {
-	db   *pebble.DB
-	opts Options
-	log  *slog.Logger
+	db    *pebble.DB
+	cache *pebble.Cache // db's block cache
+	opts  Options
+	log   *slog.Logger
 
 	// closeMu is held shared by every call while it uses the database,
 	// and exclusively by Close, which so waits for them.
@@ -112,6 +113,11 @@ type Store struct {
 // blockCache is the size of pebble's block cache.
 const blockCache = 32 << 20
 
+// memTableReserve is how many memtables the block cache is made larger
+// for: pebble's default stop-writes threshold, one filling and one being
+// flushed.
+const memTableReserve = 2
+
 // ErrOldFile is the error of Open on a path that holds a bbolt file, the
 // embedded store of earlier versions.
 var ErrOldFile = errors.New("old store file")
@@ -153,8 +159,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// A block cache that keeps the filter and index blocks of the tables
 	// while claims read payloads: a dedup check then reads no block from
-	// disk.
-	po.Cache = pebble.NewCache(blockCache)
+	// disk. Pebble takes the memtables' size out of the cache's (a
+	// reservation, no memory), so the cache is made that much larger: a
+	// cache of blockCache alone held nothing while a memtable existed, and
+	// every table read went to the disk.
+	po.Cache = pebble.NewCache(blockCache + int64(memTableReserve*opts.MemTableSize))
 	defer po.Cache.Unref()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
@@ -167,7 +176,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %q: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: log, queues: make(map[string]*queue), markSeed: maphash.MakeSeed()}
+	s := &Store{db: db, cache: po.Cache, opts: opts, log: log, queues: make(map[string]*queue), markSeed: maphash.MakeSeed()}
 	if err := s.loadCounts(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %q: read counts: %w", dir, err)
