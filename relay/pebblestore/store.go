@@ -78,8 +78,10 @@ type Store struct {
 	closed  bool
 
 	// marks serialise the check and write of one dedup key: stripes of
-	// locks by the key's hash, held across the commit.
-	marks    [256]sync.Mutex
+	// locks by the key's hash, held across the commit. Enough stripes
+	// that two of 64 concurrent ingests rarely share one: with 256, a
+	// fifth of them waited a whole commit for another key's.
+	marks    [4096]sync.Mutex
 	markSeed maphash.Seed
 
 	// writeMu serialises the read-modify-writes of existing deliveries
