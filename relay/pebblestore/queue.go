@@ -249,23 +249,6 @@ func (s *Store) loadDelivery(id string) (d relay.Delivery, ok bool, err error) {
 	return d, true, nil
 }
 
-// Complete implements relay.Queue. The batch is not synced on its own: it
-// is durable with the next synced commit, an ingest's or Close's, and a
-// crash before that attempts the delivery again, as the interface allows.
-//
-// A caller whose ctx ends while the disk holds the write (a shutdown) is
-// answered then; the deliveries stay held until the write ends.
-func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
-	done := make(chan error, 1)
-	go func() { done <- s.complete(outcomes) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("complete deliveries: %w", ctx.Err())
-	}
-}
-
 func (s *Store) complete(outcomes []relay.Outcome) error {
 	if !s.enter() {
 		return relay.ErrClosed

@@ -89,6 +89,12 @@ type Store struct {
 	// its queue key, its index keys and the counters move together.
 	writeMu sync.Mutex
 
+	// cmu guards cwait, the Complete calls waiting to be written, and
+	// cwriting, set while a goroutine writes them (complete.go).
+	cmu      sync.Mutex
+	cwait    []*completion
+	cwriting bool
+
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue
 	// counts holds a *counts per target (counts.go).
