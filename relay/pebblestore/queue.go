@@ -17,12 +17,19 @@ import (
 type queue struct {
 	prefix []byte // of the target's queue keys
 	mu     sync.Mutex
-	// head is a queue key at or before every pending delivery's: keys
-	// before it were all deleted. Scans start there instead of at the
-	// prefix, so that the tombstones of finished deliveries are not
-	// walked again. Writers lower it after their commit.
+	// head is a queue key at or before every pending delivery's, once
+	// lowest is applied: keys before it were all deleted. Scans start
+	// there instead of at the prefix, so that the tombstones of finished
+	// deliveries are not walked again.
 	head []byte
 	held map[string][]byte // delivery id → its queue key
+
+	// lowest is the lowest queue key written since the last scan: writers
+	// note it after their commit under lmu alone, so that an ingest never
+	// waits for a scan in progress, and the next scan moves head back to
+	// it before it starts.
+	lmu    sync.Mutex
+	lowest []byte
 }
 
 func (s *Store) queue(target string) *queue {
@@ -37,13 +44,25 @@ func (s *Store) queue(target string) *queue {
 	return q
 }
 
-// lower moves head back to k, a queue key just committed, if it is before.
+// lower notes k, a queue key just committed: the next scan starts at it
+// if it is before head.
 func (q *queue) lower(k []byte) {
-	q.mu.Lock()
-	if bytes.Compare(k, q.head) < 0 {
-		q.head = k
+	q.lmu.Lock()
+	if q.lowest == nil || bytes.Compare(k, q.lowest) < 0 {
+		q.lowest = k
 	}
-	q.mu.Unlock()
+	q.lmu.Unlock()
+}
+
+// applyLowest moves head back to the lowest key written since the last
+// scan. Called with q.mu held.
+func (q *queue) applyLowest() {
+	q.lmu.Lock()
+	if q.lowest != nil && bytes.Compare(q.lowest, q.head) < 0 {
+		q.head = q.lowest
+	}
+	q.lowest = nil
+	q.lmu.Unlock()
 }
 
 // isHeld reports whether a claim (or a swap being written) holds id.
@@ -81,6 +100,7 @@ func (s *Store) scan(q *queue, upper []byte, fn func(id string, k []byte) bool) 
 	if upper == nil {
 		upper = prefixEnd(q.prefix)
 	}
+	q.applyLowest()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: q.head, UpperBound: upper})
 	if err != nil {
 		return err
