@@ -56,6 +56,7 @@ type EventDetailJSON struct {
 	RemoteAddr string               `json:"remote_addr,omitempty"`
 	Headers    map[string]string    `json:"headers,omitempty"`
 	Payload    json.RawMessage      `json:"payload"`
+	Trail      TrailJSON            `json:"trail"`
 	Deliveries []DeliveryDetailJSON `json:"deliveries"`
 }
 
@@ -337,7 +338,7 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.P
 	ev := d.Event
 	out := EventDetailJSON{EventID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
 		JobID: ev.JobID, AvatarID: ev.AvatarID, LookID: ev.LookID, ReceivedAt: ev.ReceivedAt, RemoteAddr: ev.RemoteAddr, Headers: ev.Headers, Payload: ev.Payload,
-		Deliveries: make([]DeliveryDetailJSON, len(d.Deliveries))}
+		Trail: trailJSON(ev), Deliveries: make([]DeliveryDetailJSON, len(d.Deliveries))}
 	if !json.Valid(ev.Payload) {
 		out.Payload, _ = json.Marshal(string(ev.Payload))
 	}

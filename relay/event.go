@@ -27,6 +27,7 @@ type Event struct {
 	// Trace is the traceparent of the ingest span: every attempt's span
 	// is its child. "" for events stored before traces were kept.
 	Trace   string `json:"-"`
+	Trail   Trail  `json:"-"`
 	Payload []byte `json:"-"`
 }
 

@@ -131,7 +131,7 @@ func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, erro
 		Message: fmt.Sprintf("the body is over the limit of %d bytes (server.max_body_bytes)", in.maxBody)})
 	in.bodyTooLarge = append(in.bodyTooLarge, '\n')
 	for i, sc := range set.Sources {
-		s := &source{name: sc.Name, allow: sc.Allow, secretHeader: sc.Verify.Header}
+		s := &source{name: sc.Name, allow: sc.Allow, secretHeader: sc.Verify.Header, verifyKind: sc.Verify.Kind}
 		var err error
 		if s.verifier, err = verify.New(sc.Verify); err != nil {
 			return nil, fmt.Errorf("sources[%d].verify: %w", i, err)
@@ -180,8 +180,10 @@ func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type source struct {
 	name     string
 	verifier *verify.Verifier
-	allow    []netip.Prefix // empty: every address
-	limiters *ipLimiters    // nil: no rate limit
+	// verifyKind is the verify kind, for the trail of the events.
+	verifyKind string
+	allow      []netip.Prefix // empty: every address
+	limiters   *ipLimiters    // nil: no rate limit
 	// requests caches the source's request counters by task label and
 	// outcome (both bounded), so that a request costs no label lookup.
 	requests sync.Map // [2]string → prometheus.Counter
@@ -350,6 +352,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		ReceivedAt: start,
 		RemoteAddr: ip,
 		Targets:    match.Targets,
+		Trail:      Trail{Verify: src.verifyKind, Routes: match.Routes, Chosen: len(match.Targets)},
 		Payload:    body, // not kept by the store past Ingest, so not copied
 	}
 	var endSpan func(string)

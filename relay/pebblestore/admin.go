@@ -3,8 +3,10 @@ package pebblestore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -129,6 +131,9 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 		if ev == nil {
 			return relay.EventNotFound(id)
 		}
+		if err := s.loadDuplicates(ev); err != nil {
+			return err
+		}
 		ds, err := s.deliveriesOf(ev)
 		if err != nil {
 			return err
@@ -144,6 +149,24 @@ func (s *Store) Event(ctx context.Context, id string) (*relay.EventDetail, error
 		return nil
 	})
 	return out, err
+}
+
+// loadDuplicates reads the count of ev's later duplicates into its trail.
+func (s *Store) loadDuplicates(ev *relay.Event) error {
+	v, closer, err := s.db.Get(dupKey(ev.ID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 16 {
+		return fmt.Errorf("duplicates of event %s: %w", ev.ID, errCorrupt)
+	}
+	ev.Trail.Duplicates = int(binary.LittleEndian.Uint64(v))
+	ev.Trail.LastDuplicate = time.Unix(0, int64(binary.LittleEndian.Uint64(v[8:]))).UTC()
+	return nil
 }
 
 // attempts returns the attempts of delivery id, oldest first.

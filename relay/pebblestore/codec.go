@@ -18,11 +18,13 @@ import (
 const recordVersion = 1
 
 // Event records: version 2 added the event's trace context
-// (relay.AppendTrace) after version 1's fields, eventVersion the payload's
-// ids after it. Records of every earlier version are still read.
+// (relay.AppendTrace) after version 1's fields, version 3 the payload's ids
+// after it, eventVersion the trail (verify kind, chosen targets, routes)
+// after those. Records of every earlier version are still read.
 const (
 	eventTraceVersion = 2
-	eventVersion      = 3
+	eventIDsVersion   = 3
+	eventVersion      = 4
 )
 
 var errCorrupt = errors.New("corrupt record")
@@ -126,6 +128,12 @@ func appendEvent(b []byte, ev *relay.Event) []byte {
 	}
 	b = relay.AppendTrace(b, ev.Trace)
 	b = putString(putString(putString(b, ev.JobID), ev.AvatarID), ev.LookID)
+	b = putString(b, ev.Trail.Verify)
+	b = binary.AppendUvarint(b, uint64(ev.Trail.Chosen))
+	b = binary.AppendUvarint(b, uint64(len(ev.Trail.Routes)))
+	for _, r := range ev.Trail.Routes {
+		b = putString(b, r)
+	}
 	b = putTime(b, ev.ReceivedAt)
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	for k, v := range ev.Headers {
@@ -141,7 +149,10 @@ func appendEvent(b []byte, ev *relay.Event) []byte {
 // eventSize is an upper bound of the length of ev's record.
 func eventSize(ev *relay.Event) int {
 	n := 64 + relay.TraceLen + len(ev.ID) + len(ev.Source) + len(ev.Task) + len(ev.Status) + len(ev.DedupKey) + len(ev.RemoteAddr) + len(ev.Payload) +
-		len(ev.JobID) + len(ev.AvatarID) + len(ev.LookID)
+		len(ev.JobID) + len(ev.AvatarID) + len(ev.LookID) + len(ev.Trail.Verify)
+	for _, r := range ev.Trail.Routes {
+		n += 10 + len(r)
+	}
 	for k, v := range ev.Headers {
 		n += 20 + len(k) + len(v)
 	}
@@ -166,8 +177,20 @@ func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
 	if version >= eventTraceVersion {
 		ev.Trace = r.trace()
 	}
-	if version >= eventVersion {
+	if version >= eventIDsVersion {
 		ev.JobID, ev.AvatarID, ev.LookID = r.string(), r.string(), r.string()
+	}
+	if version >= eventVersion {
+		ev.Trail.Verify, ev.Trail.Chosen = r.string(), int(r.uint())
+		if n := r.uint(); n > 0 && r.err == nil {
+			if n > uint64(len(r.b)) {
+				return nil, errCorrupt
+			}
+			ev.Trail.Routes = make([]string, n)
+			for i := range ev.Trail.Routes {
+				ev.Trail.Routes[i] = r.string()
+			}
+		}
 	}
 	ev.ReceivedAt = r.time()
 	if n := r.uint(); n > 0 && r.err == nil {

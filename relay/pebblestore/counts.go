@@ -109,7 +109,10 @@ func (s *Store) countsNow() map[string]relay.StateCounts {
 	return out
 }
 
-// counterMerger adds the int64 deltas merged into a counter key.
+// counterMerger adds the int64 deltas merged into a counter key, and the
+// duplicates merged into a dupKey: 16 bytes, a count that adds up and a
+// time of which the latest is kept. (Pebble keeps one merger, by name, for
+// a store's life: a second name would not open older stores.)
 var counterMerger = &pebble.Merger{
 	Name: "hooxrelay.counter.v1",
 	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
@@ -118,10 +121,18 @@ var counterMerger = &pebble.Merger{
 	},
 }
 
-type counter struct{ n int64 }
+type counter struct {
+	n, last int64
+	wide    bool // a dupKey's value
+}
 
 func (c *counter) MergeNewer(v []byte) error {
-	if len(v) != 8 {
+	switch len(v) {
+	case 8:
+	case 16:
+		c.wide = true
+		c.last = max(c.last, int64(binary.LittleEndian.Uint64(v[8:])))
+	default:
 		return errCorrupt
 	}
 	c.n += int64(binary.LittleEndian.Uint64(v))
@@ -131,5 +142,9 @@ func (c *counter) MergeNewer(v []byte) error {
 func (c *counter) MergeOlder(v []byte) error { return c.MergeNewer(v) }
 
 func (c *counter) Finish(bool) ([]byte, io.Closer, error) {
-	return binary.LittleEndian.AppendUint64(nil, uint64(c.n)), nil, nil
+	b := binary.LittleEndian.AppendUint64(nil, uint64(c.n))
+	if c.wide {
+		b = binary.LittleEndian.AppendUint64(b, uint64(c.last))
+	}
+	return b, nil, nil
 }

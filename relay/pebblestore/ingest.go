@@ -29,6 +29,9 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		id := string(first)
 		closer.Close()
 		if t, ok := relay.EventTime(id); ok && ev.ReceivedAt.Sub(t) < ttl {
+			// For the first event's trail; not synced, and a duplicate
+			// is answered even if this fails: it is a count, not work.
+			_ = s.db.Merge(dupKey(id), dupValue(ev.ReceivedAt), pebble.NoSync)
 			return relay.IngestResult{EventID: id, Duplicate: true}, nil
 		}
 	} else if err != pebble.ErrNotFound {

@@ -26,6 +26,7 @@ const (
 	kAvatar   = 'r' // r <avatar id> <event id> → ""
 	kLook     = 'l' // l <look id> <event id> → ""
 	kDedup    = 'g' // g <mark key of the dedup key> <event id> → ""
+	kDup      = 'n' // n <event id> → its later duplicates: count and last time, merged (dupValue)
 	kPaused   = 'p' // p <target> → "": a pause mark
 	kMeta     = 'z' // z <name> → the store's own bookkeeping
 )
@@ -146,6 +147,15 @@ func searchPrefix(f *relay.EventFilter) []byte {
 		return key(kStatus, f.Status)
 	}
 	return []byte{kEvent}
+}
+
+func dupKey(id string) []byte { return append([]byte{kDup}, id...) }
+
+// dupValue is one duplicate received at t, as merged into a dupKey:
+// a count and a time in unix nanoseconds, 8 bytes each (counterMerger).
+func dupValue(t time.Time) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 16), 1)
+	return binary.LittleEndian.AppendUint64(b, uint64(t.UnixNano()))
 }
 
 func pausedKey(target string) []byte { return append([]byte{kPaused}, target...) }

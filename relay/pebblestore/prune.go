@@ -253,6 +253,7 @@ func (s *Store) deleteEvent(b *batch, ev *relay.Event) error {
 	for _, k := range searchKeys(ev) {
 		b.Delete(k, nil)
 	}
+	b.Delete(dupKey(ev.ID), nil)
 	for _, t := range ev.Targets {
 		id := relay.DeliveryID(ev.ID, t)
 		d, ok, err := s.loadDelivery(id)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/redis/go-redis/v9"
@@ -77,6 +79,11 @@ func (s *Store) readEvents(ctx context.Context, ids []string, withPayload bool) 
 		ev, err := decodeEvent(id, rec, dels[i].Val()["t"], withPayload)
 		if err != nil {
 			return nil, fmt.Errorf("decode event %s: %w", id, err)
+		}
+		if n, ok := dels[i].Val()["n"]; ok {
+			ev.Trail.Duplicates, _ = strconv.Atoi(n)
+			last, _ := strconv.ParseInt(dels[i].Val()["l"], 10, 64)
+			ev.Trail.LastDuplicate = time.UnixMilli(last).UTC()
 		}
 		out = append(out, storedEvent{ev, dels[i].Val()})
 	}

@@ -25,10 +25,14 @@ const layoutVersion = 2
 // predates this one refuses these records with its version error.
 const eventTraceVersion = 3
 
-// eventIDsVersion is the first byte of event records written now:
-// eventTraceVersion's, with the payload's job, avatar and look ids after
-// the trace context. Records of the two earlier versions are still read.
-const eventIDsVersion = 4
+// eventIDsVersion added the payload's job, avatar and look ids after the
+// trace context; eventTrailVersion, the first byte of event records
+// written now, adds the trail (verify kind, chosen targets, routes) after
+// them. Records of every earlier version are still read.
+const (
+	eventIDsVersion   = 4
+	eventTrailVersion = 5
+)
 
 // The records are binary and compact: Redis keeps every pending event in
 // memory, and JSON's field names and RFC 3339 times would double its size.
@@ -184,8 +188,8 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 			return nil, fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
 		}
 	}
-	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.JobID)+len(ev.AvatarID)+len(ev.LookID)+len(ev.Payload)+48*len(ev.Headers))
-	b = append(b, eventIDsVersion)
+	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.Trail.Verify)+16*len(ev.Trail.Routes)+len(ev.JobID)+len(ev.AvatarID)+len(ev.LookID)+len(ev.Payload)+48*len(ev.Headers))
+	b = append(b, eventTrailVersion)
 	mark := relay.MarkKey(ev.DedupKey)
 	if mark == ev.DedupKey {
 		mark = ""
@@ -195,6 +199,12 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 	}
 	b = relay.AppendTrace(b, ev.Trace)
 	b = putString(putString(putString(b, ev.JobID), ev.AvatarID), ev.LookID)
+	b = putString(b, ev.Trail.Verify)
+	b = binary.AppendUvarint(b, uint64(ev.Trail.Chosen))
+	b = binary.AppendUvarint(b, uint64(len(ev.Trail.Routes)))
+	for _, r := range ev.Trail.Routes {
+		b = putString(b, r)
+	}
 	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
 	names := make([]string, 0, len(ev.Headers))
 	for k := range ev.Headers {
@@ -279,8 +289,8 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 		return nil, errors.New("empty record")
 	}
 	version := rec[0]
-	if version < layoutVersion || version > eventIDsVersion {
-		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventIDsVersion)
+	if version < layoutVersion || version > eventTrailVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventTrailVersion)
 	}
 	r := &reader{b: rec[1:], base: epoch(id)}
 	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string()}
@@ -295,6 +305,18 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 	}
 	if version >= eventIDsVersion {
 		ev.JobID, ev.AvatarID, ev.LookID = r.string(), r.string(), r.string()
+	}
+	if version >= eventTrailVersion {
+		ev.Trail.Verify, ev.Trail.Chosen = r.string(), r.int()
+		if n := r.int(); n > 0 && r.err == nil {
+			if n > len(r.b) {
+				return nil, errCorrupt
+			}
+			ev.Trail.Routes = make([]string, n)
+			for i := range ev.Trail.Routes {
+				ev.Trail.Routes[i] = r.string()
+			}
+		}
 	}
 	if n := r.int(); n > 0 && r.err == nil {
 		ev.Headers = make(map[string]string, min(n, 64))

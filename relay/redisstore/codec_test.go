@@ -86,30 +86,38 @@ func TestCodecEventTrace(t *testing.T) {
 	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ev := &relay.Event{ID: relay.NewEventID(at), Source: "hoox", Task: "t", Status: "s", DedupKey: "k", ReceivedAt: at, RemoteAddr: "10.0.0.1",
-		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Trace: tp, Payload: []byte(`{"x":1}`), JobID: "run_1", AvatarID: "avtr_1", LookID: "look_1"}
+		Headers: map[string]string{"User-Agent": "Hoox/1.0"}, Trace: tp, Payload: []byte(`{"x":1}`), JobID: "run_1", AvatarID: "avtr_1", LookID: "look_1",
+		Trail: relay.Trail{Verify: "hmac-sha256", Routes: []string{"videos", "all"}, Chosen: 1}}
 	rec, err := encodeEvent(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := decodeEvent(ev.ID, rec, "", true); err != nil || got.Trace != tp || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) ||
-		got.JobID != "run_1" || got.AvatarID != "avtr_1" || got.LookID != "look_1" {
+		got.JobID != "run_1" || got.AvatarID != "avtr_1" || got.LookID != "look_1" ||
+		got.Trail.Verify != "hmac-sha256" || got.Trail.Chosen != 1 || len(got.Trail.Routes) != 2 || got.Trail.Routes[1] != "all" {
 		t.Errorf("decodeEvent of an event with a trace = %+v, %v; want trace %s", got, err, tp)
 	}
 	// The same event as the previous layouts wrote it: no ids (three
 	// empty strings, a byte each), and no trace byte either.
-	ev.Trace, ev.JobID, ev.AvatarID, ev.LookID = "", "", "", ""
+	ev.Trace, ev.JobID, ev.AvatarID, ev.LookID, ev.Trail = "", "", "", "", relay.Trail{}
 	rec, _ = encodeEvent(ev)
 	head := 1
 	for range 6 { // source, task, status, dedup key, mark, remote address
 		head += 1 + int(rec[head])
 	}
+	// The empty trail is three bytes more.
+	v4 := append([]byte{eventIDsVersion}, rec[1:head+4]...)
+	v4 = append(v4, rec[head+7:]...)
+	if got, err := decodeEvent(ev.ID, v4, "", true); err != nil || got.Trail.Verify != "" || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) {
+		t.Errorf("decodeEvent of a record of version %d = %+v, %v; want the event without a trail", eventIDsVersion, got, err)
+	}
 	v3 := append([]byte{eventTraceVersion}, rec[1:head+1]...)
-	v3 = append(v3, rec[head+4:]...)
+	v3 = append(v3, rec[head+7:]...)
 	if got, err := decodeEvent(ev.ID, v3, "", true); err != nil || got.JobID != "" || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) {
 		t.Errorf("decodeEvent of a record of version %d = %+v, %v; want the event without ids", eventTraceVersion, got, err)
 	}
 	old := append([]byte{layoutVersion}, rec[1:head]...)
-	old = append(old, rec[head+4:]...)
+	old = append(old, rec[head+7:]...)
 	if got, err := decodeEvent(ev.ID, old, "", true); err != nil || got.Trace != "" || got.RemoteAddr != "10.0.0.1" || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || !got.ReceivedAt.Equal(at) {
 		t.Errorf("decodeEvent of a record of layout %d = %+v, %v; want the event without a trace", layoutVersion, got, err)
 	}

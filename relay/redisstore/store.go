@@ -8,9 +8,10 @@
 // in one script:
 //
 //	e:EVENT          string: the event's record and payload (codec.go)
-//	d:EVENT          hash: "t" its targets, "o" how many are pending, and
-//	                 per target "d:T" the delivery record and "a:T" its
-//	                 attempts
+//	d:EVENT          hash: "t" its targets, "o" how many are pending, "n"
+//	                 and "l" how many duplicates came and the last one's
+//	                 ms, and per target "d:T" the delivery record and
+//	                 "a:T" its attempts
 //	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms"
 //	q:T, h:T         sorted sets of event ids (as every sorted set here,
 //	                 without "evt_": memberOf): T's deliveries due (scored
@@ -230,7 +231,15 @@ if not redis.call('SET', KEYS[1], value, 'NX', 'PX', px) then
   local mark = redis.call('GET', KEYS[1])
   local sep = string.find(mark, '|', 1, true)
   if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
-    return {1, string.sub(mark, 1, sep - 1)}
+    local first = string.sub(mark, 1, sep - 1)
+    -- The first event's trail counts its duplicates: "n" and "l" (the
+    -- last one's ms) in its deliveries' hash, KEYS[3]'s name for it.
+    local dels = string.sub(KEYS[3], 1, #KEYS[3] - #ARGV[1]) .. first
+    if redis.call('EXISTS', dels) == 1 then
+      redis.call('HINCRBY', dels, 'n', 1)
+      redis.call('HSET', dels, 'l', ARGV[2])
+    end
+    return {1, first}
   end
   redis.call('SET', KEYS[1], value, 'PX', px)
 end

@@ -91,6 +91,7 @@ func Run(t *testing.T, h Harness) {
 		{"Events", testEvents},
 		{"Search", testSearch},
 		{"SearchPaging", testSearchPaging},
+		{"Trail", testTrail},
 		{"EventDetail", testEventDetail},
 		{"Deliveries", testDeliveries},
 		{"LoadDelivery", testLoadDelivery},
