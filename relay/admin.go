@@ -95,6 +95,11 @@ type AttemptJSON struct {
 	Status     int       `json:"status,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	Body       string    `json:"body,omitempty"`
+	// Waited and WaitedMS: what held the delivery back before the
+	// attempt (Attempt.Waited); Replay: the replay that requeued it.
+	Waited   string  `json:"waited,omitempty"`
+	WaitedMS float64 `json:"waited_ms,omitempty"`
+	Replay   string  `json:"replay,omitempty"`
 }
 
 // TargetJSON is a target in GET /api/v1/targets.
@@ -346,7 +351,8 @@ func (s *Server) apiEvent(w http.ResponseWriter, r *http.Request, p httprouter.P
 		out.Deliveries[i] = DeliveryDetailJSON{DeliveryJSON: s.deliveryJSON(dd.Delivery), History: make([]AttemptJSON, len(dd.History))}
 		for j, a := range dd.History {
 			out.Deliveries[i].History[j] = AttemptJSON{Attempt: a.Number, StartedAt: a.StartedAt,
-				DurationMS: float64(a.Duration.Microseconds()) / 1000, Status: a.Status, Error: a.Error, Body: a.Body}
+				DurationMS: float64(a.Duration.Microseconds()) / 1000, Status: a.Status, Error: a.Error, Body: a.Body,
+				Waited: a.Waited, WaitedMS: float64(a.WaitedFor.Microseconds()) / 1000, Replay: a.Replay}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -2,11 +2,14 @@ package relay_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/storetest"
 	"github.com/hooxrelay/hooxrelay/rules"
 )
 
@@ -46,4 +49,33 @@ func TestAdminEventTrail(t *testing.T) {
 	if len(got.Routes) != 0 || len(got.Targets) != 0 || got.Duplicates != 0 || got.LastDuplicateAt != nil || got.Verify == nil {
 		t.Errorf("trail of the unrouted event = %+v, want no routes, no targets, no duplicates", got)
 	}
+}
+
+// An attempt made after a pause records that the delivery waited for it.
+func TestAttemptWaitedForPause(t *testing.T) {
+	a := newSink(t, "a", ok)
+	h := startRelay(t, settingsFor(t, target(a)), "")
+	if r := h.do(t, http.MethodPost, h.adminURL+"/api/v1/targets/a/pause", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("pause: %s", r)
+	}
+	id := h.send(t, videoBody("paused"))
+	time.Sleep(200 * time.Millisecond) // the delivery waits, due
+	if r := h.do(t, http.MethodPost, h.adminURL+"/api/v1/targets/a/resume", nil, nil); r.status != http.StatusOK {
+		t.Fatalf("resume: %s", r)
+	}
+	a.waitCount(t, 1, 10*time.Second)
+	storetest.Eventually(t, 5*time.Second, func() error {
+		r := h.admin(t, "/api/v1/events/"+id)
+		var ev relay.EventDetailJSON
+		if err := json.Unmarshal(r.body, &ev); err != nil {
+			return err
+		}
+		if len(ev.Deliveries) != 1 || len(ev.Deliveries[0].History) != 1 {
+			return fmt.Errorf("event %s has deliveries %+v, want one attempt", id, ev.Deliveries)
+		}
+		if at := ev.Deliveries[0].History[0]; at.Waited != relay.WaitingPaused || at.WaitedMS < 100 {
+			return fmt.Errorf("attempt = %+v, want waited paused for at least the 200 ms the target was paused (less a margin)", at)
+		}
+		return nil
+	})
 }

@@ -72,8 +72,8 @@ func (t *target) statusError(status int) *DeliveryError {
 
 // attempt makes attempt n of a claim and records its outcome, under actx,
 // which ends only when a shutdown cuts attempts off; done tells the
-// breaker.
-func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done func(error)) {
+// breaker; why and waited are what held it back before (waitOf).
+func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done func(error), why string, waited time.Duration) {
 	d := c.Delivery
 	n := d.Attempts + 1
 	start := t.opts.Now()
@@ -107,7 +107,7 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 	}
 	elapsed := t.opts.Now().Sub(start)
 	t.metrics.DeliveryDuration.WithLabelValues(t.set.Name).Observe(elapsed.Seconds())
-	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body}
+	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body, Waited: why, WaitedFor: waited}
 	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, r.status, "", t.opts.Now()
 	outcome := ""
 	switch {

@@ -98,6 +98,14 @@ type Attempt struct {
 	Status    int           `json:"status,omitempty"`
 	Error     string        `json:"error,omitempty"`
 	Body      string        `json:"body,omitempty"` // at most MaxAttemptBody bytes of the answer
+	// Waited is what held the delivery back, due, before this attempt
+	// (WaitingPaused, WaitingBreakerOpen, WaitRateLimit), and WaitedFor
+	// for how long: what the dispatcher knew, "" when nothing did.
+	Waited    string        `json:"waited,omitempty"`
+	WaitedFor time.Duration `json:"waited_ns,omitempty"`
+	// Replay is the id of the replay that put the delivery back in line
+	// for this attempt, "" for none.
+	Replay string `json:"replay,omitempty"`
 }
 
 // MaxAttemptBody is how much of a target's answer an attempt record keeps.

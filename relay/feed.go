@@ -46,7 +46,9 @@ func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 	storeFailing := false
 	for ctx.Err() == nil {
 		if t.paused.Load() {
+			from := t.opts.Now()
 			t.sleep(ctx, time.Time{}) // Pause(false) kicks
+			t.held(WaitingPaused, from)
 			continue
 		}
 		free := t.slots.take(ctx)
@@ -57,7 +59,9 @@ func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 		switch t.breaker.State() {
 		case gobreaker.StateOpen:
 			t.slots.give(free)
+			from := t.opts.Now()
 			t.sleep(ctx, t.breaker.probeDue())
+			t.held(WaitingBreakerOpen, from)
 			continue
 		case gobreaker.StateHalfOpen:
 			if t.breaker.probeOut() {
@@ -178,10 +182,12 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 			t.slots.give(1)
 			continue
 		}
+		paceFrom := t.opts.Now()
 		if err := t.pace(ctx); err != nil {
 			t.release(actx, claims[i:], t.opts.Now())
 			return false
 		}
+		why, waited := t.waitOf(&c.Delivery, t.opts.Now().Sub(paceFrom))
 		done, err := t.breaker.Allow()
 		if err != nil {
 			// Opened (or a probe is out) since the claim: not attempted,
@@ -194,7 +200,7 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 		t.attemptsOut.Add(1)
 		go func() {
 			defer attempts.Done()
-			t.attempt(actx, c, out, done)
+			t.attempt(actx, c, out, done, why, waited)
 			t.attemptsOut.Add(-1)
 			t.inFlight.Dec()
 			t.slots.give(1)

@@ -39,6 +39,9 @@ type target struct {
 	// them, the pending gauge does not.
 	attemptsOut atomic.Int64
 	paused      atomic.Bool
+	// hold is the last time the feeder held the target's due deliveries
+	// back (paused, breaker open), for the attempts' Waited.
+	hold atomic.Pointer[hold]
 	// stopFeeding ends this target's feeder alone (a reload removed or
 	// replaced it); nil until it starts.
 	stopFeeding context.CancelFunc
@@ -99,7 +102,47 @@ const (
 	WaitingBreakerOpen    = "breaker_open"
 	WaitingBreakerProbing = "breaker_half_open"
 	WaitingNoTarget       = "no_target"
+	// WaitRateLimit is an attempt's Waited when the target's rate limit
+	// paced it.
+	WaitRateLimit = "rate_limit"
 )
+
+// hold is a time, from and to, when the feeder held a target's due
+// deliveries back, and why.
+type hold struct {
+	why      string
+	from, to time.Time
+}
+
+// held records that the feeder held the deliveries back since from, for
+// why, until now; a hold that goes on (a pause woken by a kick) extends
+// the last one.
+func (t *target) held(why string, from time.Time) {
+	if last := t.hold.Load(); last != nil && last.why == why && !last.to.Before(from.Add(-time.Second)) {
+		from = last.from
+	}
+	t.hold.Store(&hold{why: why, from: from, to: t.opts.Now()})
+}
+
+// waitOf is what held d back, due, before its attempt: the target's last
+// hold when d was due during it, else the rate limit when it paced d for
+// paced (1 ms or more).
+func (t *target) waitOf(d *Delivery, paced time.Duration) (string, time.Duration) {
+	if h := t.hold.Load(); h != nil && d.NextAttemptAt.Before(h.to) {
+		return h.why, h.to.Sub(later(h.from, d.NextAttemptAt)) + paced
+	}
+	if paced >= time.Millisecond {
+		return WaitRateLimit, paced
+	}
+	return "", 0
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
 // Waiting says why target's pending deliveries are not attempted when they
 // fall due, and until when when that is known (an open breaker); "" when

@@ -296,22 +296,36 @@ func deliveryState(b []byte) (relay.State, error) {
 	return st, nil
 }
 
+// attemptVersion is the layout of attempt records written now: version
+// 1's fields, then the wait before the attempt and the replay. Version 1
+// records are still read.
+const attemptVersion = 2
+
 func appendAttempt(b []byte, a *relay.Attempt) []byte {
-	b = append(b, recordVersion)
+	b = append(b, attemptVersion)
 	b = binary.AppendVarint(b, int64(a.Number))
 	b = putTime(b, a.StartedAt)
 	b = binary.AppendVarint(b, int64(a.Duration))
 	b = binary.AppendVarint(b, int64(a.Status))
-	return putString(putString(b, a.Error), a.Body)
+	b = putString(putString(b, a.Error), a.Body)
+	b = putString(b, a.Waited)
+	b = binary.AppendVarint(b, int64(a.WaitedFor))
+	return putString(b, a.Replay)
 }
 
 func decodeAttempt(b []byte) (relay.Attempt, error) {
-	b, err := checkVersion(b)
-	if err != nil {
-		return relay.Attempt{}, err
+	if len(b) == 0 {
+		return relay.Attempt{}, errors.New("empty record")
 	}
-	r := reader{b: b}
+	version := b[0]
+	if version != recordVersion && version != attemptVersion {
+		return relay.Attempt{}, fmt.Errorf("attempt record layout version %d is not one this hooxrelay reads (it reads %d and %d): the store was written by another version of hooxrelay", version, recordVersion, attemptVersion)
+	}
+	r := reader{b: b[1:]}
 	a := relay.Attempt{Number: int(r.int()), StartedAt: r.time(), Duration: time.Duration(r.int()), Status: int(r.int()), Error: r.string(), Body: r.string()}
+	if version == attemptVersion {
+		a.Waited, a.WaitedFor, a.Replay = r.string(), time.Duration(r.int()), r.string()
+	}
 	return a, r.err
 }
 

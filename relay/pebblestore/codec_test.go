@@ -55,3 +55,24 @@ func TestEventRecordTrace(t *testing.T) {
 		t.Error("decodeEvent of a version 9 record succeeded")
 	}
 }
+
+// Attempt records keep the wait before the attempt and the replay;
+// version 1 records, written before, are still read.
+func TestAttemptRecord(t *testing.T) {
+	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
+	a := relay.Attempt{Number: 2, StartedAt: at, Duration: time.Millisecond, Status: 200, Body: "ok",
+		Waited: relay.WaitingBreakerOpen, WaitedFor: 30 * time.Second, Replay: "rpl_1"}
+	rec := appendAttempt(nil, &a)
+	if got, err := decodeAttempt(rec); err != nil || got != a {
+		t.Errorf("decodeAttempt(appendAttempt(%+v)) = %+v, %v", a, got, err)
+	}
+	a.Waited, a.WaitedFor, a.Replay = "", 0, ""
+	rec = appendAttempt(nil, &a)
+	old := append([]byte{recordVersion}, rec[1:len(rec)-3]...) // without the three empty fields
+	if got, err := decodeAttempt(old); err != nil || got != a {
+		t.Errorf("decodeAttempt of a version 1 record = %+v, %v; want %+v", got, err, a)
+	}
+	if _, err := decodeAttempt(append([]byte{9}, rec[1:]...)); err == nil {
+		t.Error("decodeAttempt of a version 9 record succeeded")
+	}
+}

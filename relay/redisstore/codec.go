@@ -343,18 +343,28 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 
 // An attempt is appended to its delivery's history field as a uvarint
 // length and then its fields, so that a script only concatenates. Its
-// time counts from the epoch of its event.
+// time counts from the epoch of its event. The first layout ends after
+// the body; attemptWaitVersion, after it, marks the wait before the
+// attempt and the replay, written only when one is set (most attempts
+// neither waited nor were replayed, and Redis keeps them in memory).
+const attemptWaitVersion = 2
+
 func encodeAttempt(eventID string, a *relay.Attempt) []byte {
 	// One allocation: the fields after room for the longest length, which
 	// then goes right before them.
 	const room = binary.MaxVarintLen64
-	b := make([]byte, room, room+40+len(a.Error)+len(a.Body))
+	b := make([]byte, room, room+48+len(a.Error)+len(a.Body)+len(a.Waited)+len(a.Replay))
 	b = binary.AppendUvarint(b, uint64(a.Number))
 	b = putTime(b, epoch(eventID), a.StartedAt)
 	b = binary.AppendVarint(b, int64(a.Duration))
 	b = binary.AppendUvarint(b, uint64(a.Status))
 	b = putString(b, a.Error)
 	b = putString(b, a.Body)
+	if a.Waited != "" || a.WaitedFor != 0 || a.Replay != "" {
+		b = putString(append(b, attemptWaitVersion), a.Waited)
+		b = binary.AppendVarint(b, int64(a.WaitedFor))
+		b = putString(b, a.Replay)
+	}
 	var n [room]byte
 	k := binary.PutUvarint(n[:], uint64(len(b)-room))
 	copy(b[room-k:], n[:k])
@@ -377,6 +387,19 @@ func decodeHistory(id string, b []byte) ([]relay.Attempt, error) {
 		one.b = one.b[n:]
 		a.Duration = time.Duration(d)
 		a.Status, a.Error, a.Body = one.int(), one.string(), one.string()
+		if len(one.b) > 0 && one.err == nil {
+			if one.b[0] != attemptWaitVersion {
+				return out, fmt.Errorf("attempt layout version %d is not one this hooxrelay reads (it reads 1 and %d): the keys were written by another version of hooxrelay", one.b[0], attemptWaitVersion)
+			}
+			one.b = one.b[1:]
+			a.Waited = one.string()
+			w, n := binary.Varint(one.b)
+			if n <= 0 {
+				return out, errCorrupt
+			}
+			one.b = one.b[n:]
+			a.WaitedFor, a.Replay = time.Duration(w), one.string()
+		}
 		if one.err != nil {
 			return out, one.err
 		}

@@ -47,13 +47,15 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Number: 1, StartedAt: at, Duration: time.Millisecond, Status: 503, Body: "busy"},
 		{Number: 2, StartedAt: at.Add(time.Second), Duration: 2 * time.Second, Error: "connection refused"},
 		{Number: 3, Status: 500, Body: strings.Repeat("x", relay.MaxAttemptBody)}, // a length of two bytes
+		{Number: 4, Status: 200, Waited: relay.WaitingBreakerOpen, WaitedFor: 30 * time.Second, Replay: "rpl_1"},
+		{Number: 5, Status: 200, Replay: "rpl_2"},
 	}
 	var hist []byte
 	for i := range as {
 		hist = append(hist, encodeAttempt(ev.ID, &as[i])...)
 	}
-	if got, err := decodeHistory(ev.ID, hist); err != nil || len(got) != 3 || got[2] != as[2] || !got[0].StartedAt.Equal(at) || got[0].Body != "busy" || got[1].Error != "connection refused" || got[1].Duration != 2*time.Second {
-		t.Errorf("decodeHistory of three attempts = %+v, %v", got, err)
+	if got, err := decodeHistory(ev.ID, hist); err != nil || len(got) != 5 || got[2] != as[2] || got[3] != as[3] || got[4] != as[4] || !got[0].StartedAt.Equal(at) || got[0].Body != "busy" || got[1].Error != "connection refused" || got[1].Duration != 2*time.Second {
+		t.Errorf("decodeHistory of five attempts = %+v, %v", got, err)
 	}
 	if _, err := decodeHistory(ev.ID, hist[:len(hist)-1]); err == nil {
 		t.Error("decodeHistory of a cut record succeeded")

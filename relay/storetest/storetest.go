@@ -92,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 		{"Search", testSearch},
 		{"SearchPaging", testSearchPaging},
 		{"Trail", testTrail},
+		{"AttemptWaits", testAttemptWaits},
 		{"EventDetail", testEventDetail},
 		{"Deliveries", testDeliveries},
 		{"LoadDelivery", testLoadDelivery},

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -65,4 +66,30 @@ func testTrail(t *testing.T, h Harness) {
 	if got := eventDetail(t, s, accepted.ID).Event.Trail; got.Duplicates != 2 || got.Verify != "hmac-sha256" {
 		t.Errorf("trail after a reopen = %+v, want it kept", got)
 	}
+}
+
+// An attempt keeps what the delivery waited for before it, and the replay
+// that put it back in line.
+func testAttemptWaits(t *testing.T, h Harness) {
+	s := open(t, h)
+	ev := Event(Base, "waits", "a")
+	Ingest(t, s, ev, time.Hour)
+	cs := Claim(t, s, "a", Base, 1)
+	d := cs[0].Delivery
+	d.State, d.Attempts, d.LastStatus, d.UpdatedAt = relay.Delivered, 1, 200, Base.Add(time.Minute)
+	want := relay.Attempt{Number: 1, StartedAt: Base.Add(time.Minute), Duration: time.Millisecond, Status: 200,
+		Waited: relay.WaitingBreakerOpen, WaitedFor: 30 * time.Second, Replay: "rpl_01"}
+	a := want
+	complete(t, s, relay.Outcome{Delivery: d, Attempt: &a})
+	Eventually(t, 5*time.Second, func() error {
+		ds := eventDetail(t, s, ev.ID).Deliveries
+		if len(ds) != 1 || len(ds[0].History) != 1 {
+			return fmt.Errorf("deliveries %+v, want one with one attempt", ds)
+		}
+		got := ds[0].History[0]
+		if got.Waited != want.Waited || got.WaitedFor != want.WaitedFor || got.Replay != want.Replay || got.Status != 200 || !got.StartedAt.Equal(want.StartedAt) {
+			return fmt.Errorf("attempt = %+v, want %+v", got, want)
+		}
+		return nil
+	})
 }
