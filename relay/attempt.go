@@ -78,7 +78,11 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 	n := d.Attempts + 1
 	start := t.opts.Now()
 	tp, endSpan := t.opts.Tracer.Attempt(actx, c.Event, t.set.Name, n)
-	r, de := t.send(context.WithValue(actx, traceKey{}, tp), c.Event, out, n)
+	ctx := context.WithValue(actx, traceKey{}, tp)
+	if d.Replay != "" {
+		ctx = context.WithValue(ctx, replayKey{}, d.Replay)
+	}
+	r, de := t.send(ctx, c.Event, out, n)
 	if de != nil {
 		endSpan(r.status, de.Error())
 	} else {

@@ -77,6 +77,10 @@ type Delivery struct {
 	BudgetAttempts int       `json:"budget_attempts,omitempty"`
 	BudgetSince    time.Time `json:"budget_since"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// Replay is the id of the replay that last put this delivery back in
+	// line or created it, "" for none: its attempts carry Hooxrelay-Replay,
+	// and the replay skips a delivery that already has its id.
+	Replay string `json:"replay,omitempty"`
 }
 
 // ID returns the delivery id, "<event_id>:<target>".

@@ -53,9 +53,10 @@ func (t *target) request(ctx context.Context, ev *Event, out *shape.Request, n i
 	if token != "" {
 		token = "Bearer " + token
 	}
+	replay, _ := ctx.Value(replayKey{}).(string)
 	setHeaders(req.Header, &t.set, out, stamp{
 		ua: t.opts.UserAgent, id: ev.ID, unix: strconv.FormatInt(now.Unix(), 10),
-		sig: sig, task: ev.Task, attempt: strconv.Itoa(n), token: token,
+		sig: sig, task: ev.Task, attempt: strconv.Itoa(n), token: token, replay: replay,
 	})
 	if tp, _ := ctx.Value(traceKey{}).(string); tp != "" {
 		req.Header["Traceparent"] = []string{tp}
@@ -65,8 +66,12 @@ func (t *target) request(ctx context.Context, ev *Event, out *shape.Request, n i
 
 // stamp is what the headers of one attempt carry besides the shaped ones.
 type stamp struct {
-	ua, id, unix, sig, task, attempt, token string
+	ua, id, unix, sig, task, attempt, token, replay string
 }
+
+// replayKey carries, in an attempt's context, the id of the replay that
+// requeued its delivery (Delivery.Replay), for Hooxrelay-Replay.
+type replayKey struct{}
 
 // setHeaders sets every header of an attempt on h: the target's static
 // headers, then the shaped ones, then those of every delivery. A dry run
@@ -96,6 +101,9 @@ func setHeaders(h http.Header, set *TargetSettings, out *shape.Request, s stamp)
 	}
 	put("Hooxrelay-Task", s.task)
 	put("Hooxrelay-Attempt", s.attempt)
+	if s.replay != "" {
+		put("Hooxrelay-Replay", s.replay)
+	}
 }
 
 // Preview is the request a dry run shows: what the first attempt of an

@@ -27,6 +27,11 @@ const (
 	eventVersion      = 4
 )
 
+// deliveryVersion is the layout of delivery records written now: version
+// 1's fields, then the replay that last requeued the delivery. Version 1
+// delivery records, written before replays, are still read.
+const deliveryVersion = 2
+
 var errCorrupt = errors.New("corrupt record")
 
 // checkVersion returns the record without its version byte.
@@ -253,7 +258,7 @@ func appendDelivery(b []byte, d *relay.Delivery) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("encode delivery %s: unknown state %q", d.ID(), d.State)
 	}
-	b = append(b, recordVersion, code)
+	b = append(b, deliveryVersion, code)
 	b = putString(putString(b, d.EventID), d.Target)
 	b = binary.AppendVarint(b, int64(d.Attempts))
 	b = putTime(b, d.NextAttemptAt)
@@ -261,11 +266,24 @@ func appendDelivery(b []byte, d *relay.Delivery) ([]byte, error) {
 	b = putString(b, d.LastError)
 	b = binary.AppendVarint(b, int64(d.BudgetAttempts))
 	b = putTime(b, d.BudgetSince)
-	return putTime(b, d.UpdatedAt), nil
+	b = putTime(b, d.UpdatedAt)
+	return putString(b, d.Replay), nil
+}
+
+// checkDeliveryVersion returns a delivery record without its version byte,
+// and the version.
+func checkDeliveryVersion(b []byte) ([]byte, byte, error) {
+	switch {
+	case len(b) == 0:
+		return nil, 0, errors.New("empty record")
+	case b[0] != recordVersion && b[0] != deliveryVersion:
+		return nil, 0, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d and %d): the store was written by another version of hooxrelay", b[0], recordVersion, deliveryVersion)
+	}
+	return b[1:], b[0], nil
 }
 
 func decodeDelivery(b []byte, d *relay.Delivery) error {
-	b, err := checkVersion(b)
+	b, version, err := checkDeliveryVersion(b)
 	if err != nil {
 		return err
 	}
@@ -277,12 +295,15 @@ func decodeDelivery(b []byte, d *relay.Delivery) error {
 	*d = relay.Delivery{State: st, EventID: r.string(), Target: r.string(), Attempts: int(r.int()),
 		NextAttemptAt: r.time(), LastStatus: int(r.int()), LastError: r.string(),
 		BudgetAttempts: int(r.int()), BudgetSince: r.time(), UpdatedAt: r.time()}
+	if version == deliveryVersion {
+		d.Replay = r.string()
+	}
 	return r.err
 }
 
 // deliveryState reads the state of a delivery record.
 func deliveryState(b []byte) (relay.State, error) {
-	b, err := checkVersion(b)
+	b, _, err := checkDeliveryVersion(b)
 	if err != nil {
 		return "", err
 	}

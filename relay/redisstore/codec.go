@@ -41,17 +41,6 @@ const (
 // are close to it), and 0 stands for the zero time, 1 for that
 // millisecond itself.
 
-// checkVersion returns the record without its version byte.
-func checkVersion(b []byte) ([]byte, error) {
-	switch {
-	case len(b) == 0:
-		return nil, errors.New("empty record")
-	case b[0] != layoutVersion:
-		return nil, fmt.Errorf("record layout version %d is not one this hooxrelay reads (it reads %d): the keys were written by another version of hooxrelay", b[0], layoutVersion)
-	}
-	return b[1:], nil
-}
-
 func putString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
@@ -135,13 +124,18 @@ var stateCodes = map[relay.State]byte{relay.Pending: 'p', relay.Delivered: 'd', 
 const luaStateAt = `local function stateAt(rec) return string.sub(rec, 2, 2) end
 `
 
+// deliveryReplayVersion is the first byte of delivery records written now:
+// layoutVersion's fields, then the replay that last requeued the delivery.
+// Records of layoutVersion, written before replays, are still read.
+const deliveryReplayVersion = 3
+
 func encodeDelivery(d *relay.Delivery) ([]byte, error) {
 	code, ok := stateCodes[d.State]
 	if !ok {
 		return nil, fmt.Errorf("encode delivery %s: unknown state %q", d.ID(), d.State)
 	}
-	b := make([]byte, 0, 40+len(d.LastError))
-	b = append(b, layoutVersion, code)
+	b := make([]byte, 0, 40+len(d.LastError)+len(d.Replay))
+	b = append(b, deliveryReplayVersion, code)
 	b = binary.AppendUvarint(b, uint64(d.Attempts))
 	b = binary.AppendUvarint(b, uint64(d.BudgetAttempts))
 	b = binary.AppendUvarint(b, uint64(d.LastStatus))
@@ -149,15 +143,19 @@ func encodeDelivery(d *relay.Delivery) ([]byte, error) {
 	b = putTime(b, base, d.NextAttemptAt)
 	b = putTime(b, base, d.BudgetSince)
 	b = putTime(b, base, d.UpdatedAt)
-	return putString(b, d.LastError), nil
+	return putString(putString(b, d.LastError), d.Replay), nil
 }
 
 func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
 	d := relay.Delivery{EventID: eventID, Target: target}
-	b, err := checkVersion(b)
-	if err != nil {
-		return d, err
+	if len(b) == 0 {
+		return d, errors.New("empty record")
 	}
+	version := b[0]
+	if version != layoutVersion && version != deliveryReplayVersion {
+		return d, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d and %d): the keys were written by another version of hooxrelay", version, layoutVersion, deliveryReplayVersion)
+	}
+	b = b[1:]
 	if len(b) < 1 {
 		return d, errCorrupt
 	}
@@ -173,6 +171,9 @@ func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
 	d.Attempts, d.BudgetAttempts, d.LastStatus = r.int(), r.int(), r.int()
 	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = r.time(), r.time(), r.time()
 	d.LastError = r.string()
+	if version == deliveryReplayVersion {
+		d.Replay = r.string()
+	}
 	return d, r.err
 }
 

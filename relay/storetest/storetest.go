@@ -102,6 +102,8 @@ func Run(t *testing.T, h Harness) {
 		{"Requeue", testRequeue},
 		{"RequeueDeadAndCounts", testRequeueDeadAndCounts},
 		{"Paused", testPaused},
+		{"ReplayRecords", testReplayRecords},
+		{"DeliveryReplay", testDeliveryReplay},
 		{"Retention", testRetention},
 		{"SharedStorage", testSharedStorage},
 		{"LeaseTakeover", testLeaseTakeover},
