@@ -79,6 +79,8 @@ type DeliveryJSON struct {
 	// half-open probe).
 	Waiting      string     `json:"waiting,omitempty"`
 	WaitingUntil *time.Time `json:"waiting_until,omitempty"`
+	// ReplayID is the replay that last requeued or created the delivery.
+	ReplayID string `json:"replay_id,omitempty"`
 }
 
 // DeliveryDetailJSON is a delivery of one event, with its attempts.
@@ -145,7 +147,7 @@ type ErrorJSON struct {
 
 func (s *Server) deliveryJSON(d Delivery) DeliveryJSON {
 	dj := DeliveryJSON{DeliveryID: d.ID(), EventID: d.EventID, Target: d.Target, State: d.State, Attempts: d.Attempts,
-		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt}
+		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt, ReplayID: d.Replay}
 	if d.State == Pending {
 		why, until := s.dispatcher.Waiting(d.Target)
 		dj.Waiting = why
@@ -181,6 +183,10 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"POST", "/api/v1/targets/:name/pause", nil, s.apiPause(true)},
 		{"POST", "/api/v1/targets/:name/resume", nil, s.apiPause(false)},
 		{"GET", "/api/v1/rejected", []string{"limit"}, s.apiRejected},
+		{"POST", "/api/v1/replays", nil, s.apiCreateReplay},
+		{"GET", "/api/v1/replays", []string{"limit"}, s.apiReplays},
+		{"GET", "/api/v1/replays/:replay_id", nil, s.apiReplay},
+		{"DELETE", "/api/v1/replays/:replay_id", nil, s.apiCancelReplay},
 		{"GET", "/api/v1/openapi.yaml", nil, apiOpenAPI},
 	}
 }
@@ -388,7 +394,14 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	d, err := s.retry(ctx, p.ByName("delivery_id"))
+	id := p.ByName("delivery_id")
+	d, err := s.retry(ctx, id)
+	if errors.Is(err, ErrConflict) {
+		// A delivered one is sent again as a replay of its event to it.
+		if cur, held, lerr := s.store.LoadDelivery(ctx, id); lerr == nil && !held && cur.State == Delivered {
+			_, d, err = s.resend(ctx, cur)
+		}
+	}
 	if err != nil {
 		storeError(w, err)
 		return

@@ -85,6 +85,17 @@ func (s *Server) Add(ctx context.Context, g *run.Group, ln, adminLn net.Listener
 		<-dispatched // the admin endpoints answer until the attempts end
 	})
 
+	// Replays resume at start and stop, still running, at shutdown.
+	replaying := make(chan struct{})
+	g.Add(func() error {
+		s.replays.resume()
+		<-replaying
+		return nil
+	}, func(error) {
+		s.replays.shutdown()
+		close(replaying)
+	})
+
 	watching, stopWatching := context.WithCancel(context.WithoutCancel(ctx))
 	g.Add(func() error {
 		s.watch(watching)

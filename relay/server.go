@@ -33,6 +33,7 @@ type Server struct {
 	metrics    *Metrics
 	dispatcher *Dispatcher
 	notifier   *notify.Notifier
+	replays    *replayer
 	tracer     Tracer
 	cert       *tlsconf.ServerCert // nil: plain HTTP ingress
 	ready      atomic.Bool
@@ -146,6 +147,7 @@ func NewServer(set Settings, store Store, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s.ingress.Store(in)
+	s.replays = newReplayer(s)
 	return s, nil
 }
 
