@@ -287,11 +287,14 @@ func (s *Server) resend(ctx context.Context, d Delivery) (Replay, Delivery, erro
 	if err := s.replays.store.CreateReplay(ctx, rp); err != nil {
 		return rp, d, err
 	}
-	page, err := replayPage(ctx, s.store, &rp, "", 1)
-	if err == nil {
-		rp.Deliveries, err = s.replays.batch(ctx, &rp, page)
+	// Swapped here rather than through a batch, so that the answer is the
+	// record as stored, before an attempt changes it.
+	nd := replayedDelivery(d, rp.ID, time.Now())
+	n, err := s.store.SwapDeliveries(ctx, Swap{Old: &d, New: nd})
+	if err == nil && n == 0 {
+		err = InFlightConflict(d.ID()) // it changed under us: an attempt is on
 	}
-	rp.State, rp.FinishedAt, rp.EventsDone = ReplayDone, time.Now(), len(page)
+	rp.State, rp.FinishedAt, rp.EventsDone, rp.Deliveries = ReplayDone, time.Now(), 1, n
 	if err != nil {
 		rp.State, rp.Error = ReplayFailed, err.Error()
 	}
@@ -301,10 +304,7 @@ func (s *Server) resend(ctx context.Context, d Delivery) (Replay, Delivery, erro
 	if err != nil {
 		return rp, d, err
 	}
-	nd, _, err := s.store.LoadDelivery(ctx, d.ID())
-	if err == nil && nd.Replay != rp.ID {
-		err = InFlightConflict(d.ID()) // it changed under us: an attempt is on
-	}
+	s.dispatcher.Kick(d.Target)
 	s.log.Info("delivered delivery resent by an operator", "delivery_id", d.ID(), "replay_id", rp.ID)
-	return rp, nd, err
+	return rp, nd, nil
 }

@@ -19,11 +19,14 @@ import (
 var retryDeadChunk = adminclient.DefaultChunk
 
 func newRetryCmd(e *env) *cobra.Command {
-	cmd, o := adminCmd("retry DELIVERY_ID", "put one dead or pending delivery back in line now",
+	cmd, o := adminCmd("retry DELIVERY_ID", "put one delivery back in line now, or send a delivered one again",
 		`Puts one dead or pending delivery back in line, due now, with a fresh budget
 (max_attempts and max_age count from now; attempt numbers go on).
 DELIVERY_ID is EVENT_ID:TARGET, as "hooxrelay deliveries" lists it. A
-delivered delivery, or one being attempted right now, is refused.
+delivered delivery is sent again the same way, as a replay of its event to
+its target: its attempts carry Hooxrelay-Replay, and "hooxrelay replays"
+lists it. One being attempted right now is refused; try again when the
+attempt ends.
 Calls POST /api/v1/deliveries/DELIVERY_ID/retry.`, oneArg("a DELIVERY_ID (EVENT_ID:TARGET)", `"hooxrelay deliveries --state dead" lists them`))
 	cmd.RunE = func(cmd *cobra.Command, args []string) error { return retry(cmd.Context(), e, o, args[0]) }
 	return cmd
@@ -40,6 +43,10 @@ func retry(ctx context.Context, e *env, o *adminOpts, id string) error {
 	d, err := c.Retry(ctx, id)
 	if err != nil || o.json {
 		return err
+	}
+	if d.ReplayID != "" {
+		fmt.Fprintf(e.stdout, "resending %s as replay %s: attempt %d is due now\n", d.DeliveryID, d.ReplayID, d.Attempts+1)
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "requeued %s: attempt %d is due now\n", d.DeliveryID, d.Attempts+1)
 	return nil

@@ -300,25 +300,30 @@ func TestAdminCommands(t *testing.T) {
 		if d.DeliveryID != id || d.State != relay.Pending || d.Attempts != 1 {
 			t.Errorf("retry --json = %+v, want %s pending after 1 attempt", d, id)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			args := []string{"deliveries", "--state", "delivered", "--target", "audit", "--json"}
-			out, _ := cli(t, args...)
-			var ans struct{ Deliveries []relay.DeliveryJSON }
-			decodeStrict(t, args, out, &ans)
-			if slices.ContainsFunc(ans.Deliveries, func(d relay.DeliveryJSON) bool { return d.DeliveryID == id && d.Attempts == 2 }) {
-				break
+		waitDelivered := func(attempts int) {
+			t.Helper()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				args := []string{"deliveries", "--state", "delivered", "--target", "audit", "--json"}
+				out, _ := cli(t, args...)
+				var ans struct{ Deliveries []relay.DeliveryJSON }
+				decodeStrict(t, args, out, &ans)
+				if slices.ContainsFunc(ans.Deliveries, func(d relay.DeliveryJSON) bool { return d.DeliveryID == id && d.Attempts == attempts }) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s not delivered (with attempt %d) within 5s of its retry; delivered: %+v", id, attempts, ans.Deliveries)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not delivered (with attempt 2) within 5s of its retry; delivered: %+v", id, ans.Deliveries)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-		// Now that it is delivered, a second retry is refused.
-		_, stderr, code := runCmd(t, "", "retry", id)
-		if code != 1 || !strings.Contains(stderr, "was delivered; only dead or pending deliveries can be retried") {
-			t.Errorf("retry of a delivered delivery: exit %d, stderr %q; want exit 1 and the API's conflict message", code, stderr)
+		waitDelivered(2)
+		// Now that it is delivered, a retry sends it again, as a replay.
+		out, _ = cli(t, "retry", id)
+		if !regexp.MustCompile(`^resending ` + id + ` as replay rpl_[0-9A-Z]{26}: attempt 3 is due now\n$`).MatchString(out) {
+			t.Errorf("retry of a delivered delivery printed %q, want it resent as a replay", out)
 		}
+		waitDelivered(3)
 		target.gone.Store(true)
 	})
 

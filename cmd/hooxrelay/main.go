@@ -129,7 +129,7 @@ config error; errors are one line on stderr.`,
 		newServeCmd(e), newCheckCmd(e), newRouteCmd(e),
 		newDemoCmd(e), newSinkCmd(e), newSendCmd(e), newBenchCmd(e),
 		newStatusCmd(e), newTargetsCmd(e), newEventsCmd(e), newEventCmd(e), newDeliveriesCmd(e), newRejectedCmd(e),
-		newRetryCmd(e), newRetryDeadCmd(e), newPauseCmd(e, true), newPauseCmd(e, false),
+		newRetryCmd(e), newRetryDeadCmd(e), newPauseCmd(e, true), newPauseCmd(e, false), newReplayCmd(e), newReplaysCmd(e),
 		newStoreCmd(e), newHealthCmd(e), newVersionCmd(e), newCompletionCmd(e),
 	)
 	root.SetHelpCommand(newHelpCmd(root))

@@ -10,6 +10,7 @@
 package adminclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,11 @@ func (e *APIError) Error() string {
 // call sends a request to path (under /api/v1) and decodes a 2xx answer,
 // which must be an object with the field key, into out.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, key string, out any) error {
+	return c.callWith(ctx, method, path, q, nil, key, out)
+}
+
+// callWith is call with a JSON body, when body is not nil.
+func (c *Client) callWith(ctx context.Context, method, path string, q url.Values, body []byte, key string, out any) error {
 	u := c.URL + "/api/v1" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -87,11 +93,18 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, ke
 		reqCtx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(reqCtx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, u, rd)
 	if err != nil {
 		return fmt.Errorf("the admin API's URL %q: %w", c.URL, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
@@ -103,7 +116,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, ke
 		return c.sendError(ctx, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("read the answer of the admin API at %s: %v", c.URL, err)
 	}
