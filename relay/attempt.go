@@ -111,7 +111,7 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 	}
 	elapsed := t.opts.Now().Sub(start)
 	t.metrics.DeliveryDuration.WithLabelValues(t.set.Name).Observe(elapsed.Seconds())
-	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body, Waited: why, WaitedFor: waited}
+	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body, Waited: why, WaitedFor: waited, Replay: d.Replay}
 	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, r.status, "", t.opts.Now()
 	outcome := ""
 	switch {
