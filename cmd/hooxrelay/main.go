@@ -128,7 +128,7 @@ config error; errors are one line on stderr.`,
 	root.AddCommand(
 		newServeCmd(e), newCheckCmd(e), newRouteCmd(e),
 		newDemoCmd(e), newSinkCmd(e), newSendCmd(e), newBenchCmd(e),
-		newStatusCmd(e), newTargetsCmd(e), newEventsCmd(e), newEventCmd(e), newDeliveriesCmd(e), newRejectedCmd(e),
+		newStatusCmd(e), newTargetsCmd(e), newEventsCmd(e), newEventCmd(e), newExplainCmd(e), newDeliveriesCmd(e), newRejectedCmd(e),
 		newRetryCmd(e), newRetryDeadCmd(e), newPauseCmd(e, true), newPauseCmd(e, false), newReplayCmd(e), newReplaysCmd(e),
 		newStoreCmd(e), newHealthCmd(e), newVersionCmd(e), newCompletionCmd(e),
 	)
