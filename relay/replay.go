@@ -169,7 +169,7 @@ func (rp *replayer) run(ctx context.Context, r Replay) {
 			}
 			return
 		}
-		if err := lim.WaitN(ctx, len(page)); err != nil {
+		if err := lim.WaitN(ctx, len(page)); err != nil || !rp.yield(ctx) {
 			rp.ended(ctx, &r)
 			return
 		}
@@ -188,6 +188,30 @@ func (rp *replayer) run(ctx context.Context, r Replay) {
 			return
 		}
 	}
+}
+
+// Yielding to a burst of webhooks: while the ingress is busy a replay
+// waits up to replayYield before each batch, a slice at a time, so that
+// acking webhooks comes first and the replay still moves.
+const (
+	replayYield      = time.Second
+	replayYieldSlice = 50 * time.Millisecond
+)
+
+// yield waits while the ingress is busy, up to replayYield; it reports
+// false when ctx ended.
+func (rp *replayer) yield(ctx context.Context) bool {
+	for waited := time.Duration(0); waited < replayYield; waited += replayYieldSlice {
+		if in := rp.s.ingress.Load(); in == nil || !in.Busy() {
+			return true
+		}
+		select {
+		case <-time.After(replayYieldSlice):
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
 }
 
 // retry calls fn until it succeeds, replayRetries times at most, waiting
@@ -334,11 +358,15 @@ func (rp *replayer) again(ctx context.Context, r *Replay, eventID, target string
 
 // count goes over the events of r and returns how many there are and,
 // with swaps, how many deliveries a run would requeue or create: the dry
-// run, and a replay's events_total.
+// run, and a replay's events_total. Without swaps (a running replay's
+// count) it yields to a busy ingress between pages, as batches do.
 func (rp *replayer) count(ctx context.Context, r *Replay, swaps bool) (events, deliveries int, err error) {
 	set := rp.s.settings.Load()
 	after := ""
 	for {
+		if !swaps && !rp.yield(ctx) {
+			return events, deliveries, ctx.Err()
+		}
 		page, err := replayPage(ctx, rp.s.store, r, after, MaxLimit)
 		if err != nil || len(page) == 0 {
 			return events, deliveries, err
