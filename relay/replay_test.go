@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,24 @@ func TestReplayAfterRouteGainedTarget(t *testing.T) {
 				t.Errorf("a request to fresh has Hooxrelay-Replay %q, want %s", got, started.ReplayID)
 			}
 		}
+		// The attempts record the replay too.
+		storetest.Eventually(t, 10*time.Second, func() error {
+			for id := range ids {
+				var ev relay.EventDetailJSON
+				h.api(t, "GET", "/api/v1/events/"+id, &ev)
+				for _, d := range ev.Deliveries {
+					var got []string
+					for _, a := range d.History {
+						got = append(got, a.Replay)
+					}
+					want := map[string][]string{"old": {"", started.ReplayID}, "fresh": {started.ReplayID}, "held": nil}[d.Target]
+					if !slices.Equal(got, want) {
+						return fmt.Errorf("event %s to %s has attempts of replays %q, want %q", id, d.Target, got, want)
+					}
+				}
+			}
+			return nil
+		})
 		if held.count() != 0 {
 			t.Errorf("held, paused, received %d requests", held.count())
 		}
