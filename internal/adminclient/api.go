@@ -93,9 +93,10 @@ func (c *Client) Deliveries(ctx context.Context, f DeliveryFilter) ([]relay.Deli
 	return ans.Deliveries, err
 }
 
-// Retry puts a dead or pending delivery (EVENT_ID:TARGET) back in line,
+// Retry puts a delivery (EVENT_ID:TARGET) back in line,
 // due now, and returns it as it is then: POST
-// /api/v1/deliveries/{id}/retry. A delivered one is a 409 *APIError.
+// /api/v1/deliveries/{id}/retry. A delivered one is sent again, as a
+// replay that the answer's ReplayID names.
 func (c *Client) Retry(ctx context.Context, id string) (relay.DeliveryJSON, error) {
 	var d relay.DeliveryJSON
 	err := c.call(ctx, http.MethodPost, "/deliveries/"+url.PathEscape(id)+"/retry", nil, "delivery_id", &d)

@@ -51,7 +51,7 @@ type Client struct {
 
 // APIError is an answer of the admin API other than 2xx: it refused the
 // token (401), or said what is wrong in its error body (relay.ErrorJSON),
-// such as an unknown event (404), a retry of a delivered delivery (409) or
+// such as an unknown event (404), a retry of a delivery being attempted (409) or
 // a store that does not answer (503). Its message is the API's, or for a
 // 401 and a 503, what to do about it.
 type APIError struct {

@@ -118,9 +118,13 @@ func TestClient(t *testing.T) {
 			t.Fatalf("Retry(%s) = %+v, %v; want it pending after 1 attempt", id, d, err)
 		}
 		r.waitCounts(t, map[string][2]int{"audit": {1, 3}})
-		// Now that it is delivered, a second retry is refused.
-		_, err = c.Retry(ctx, id)
-		wantAPIError(t, "Retry of a delivered delivery", err, http.StatusConflict, "conflict", "was delivered; only dead or pending deliveries can be retried")
+		// Now that it is delivered, a second retry sends it again, as a
+		// replay.
+		d, err = c.Retry(ctx, id)
+		if err != nil || d.DeliveryID != id || !strings.HasPrefix(d.ReplayID, "rpl_") {
+			t.Fatalf("Retry of a delivered delivery = %+v, %v; want it resent by a replay", d, err)
+		}
+		r.waitCounts(t, map[string][2]int{"audit": {1, 3}})
 	})
 
 	t.Run("retry-dead", func(t *testing.T) {
