@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
+	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
 )
 
 // replayRecorder is a target that answers 200 and remembers, per target
@@ -63,12 +64,27 @@ func adminCall(t *testing.T, method, url, body string, out any) {
 // at the kill may be sent twice with the same attempt number: delivery is
 // at least once; a step of the replay done twice would be a new attempt.)
 func TestReplayResumesAfterSIGKILL(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		testReplayResumesAfterSIGKILL(t, func(ingest, admin, targetURL string) (string, []string) {
+			return writeConfig(t, t.TempDir(), ingest, admin, targetURL), []string{"/a", "/b"}
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		r := redistest.Start(t, false)
+		testReplayResumesAfterSIGKILL(t, func(ingest, admin, targetURL string) (string, []string) {
+			return redisConfig(t, "replay", r.Addr, ingest, admin, targetURL+"/t", ""), []string{"/t"}
+		})
+	})
+}
+
+// testReplayResumesAfterSIGKILL runs the test with the config that
+// config writes, whose targets receive at paths.
+func testReplayResumesAfterSIGKILL(t *testing.T, config func(ingest, admin, targetURL string) (string, []string)) {
 	rec := &replayRecorder{attempts: map[string]map[string]bool{}}
 	target := httptest.NewServer(rec)
 	defer target.Close()
-	dir := t.TempDir()
 	ingest, admin := freeAddr(t), freeAddr(t)
-	cfg := writeConfig(t, dir, ingest, admin, target.URL)
+	cfg, paths := config(ingest, admin, target.URL)
 	p := startRelay(t, cfg, ingest, admin)
 
 	const n = 60
@@ -82,12 +98,14 @@ func TestReplayResumesAfterSIGKILL(t *testing.T) {
 	}
 	waitFor(t, func() bool {
 		for _, id := range ids {
-			if rec.sends("/a", id, "") != 1 || rec.sends("/b", id, "") != 1 {
-				return false
+			for _, path := range paths {
+				if rec.sends(path, id, "") != 1 {
+					return false
+				}
 			}
 		}
 		return true
-	}, "every event delivered to both targets")
+	}, "every event delivered to every target")
 
 	var r relay.ReplayJSON
 	adminCall(t, "POST", "http://"+admin+"/api/v1/replays", `{"since":"1h","rate":10}`, &r)
@@ -109,20 +127,22 @@ func TestReplayResumesAfterSIGKILL(t *testing.T) {
 		adminCall(t, "GET", "http://"+admin+"/api/v1/replays/"+r.ReplayID, "", &r)
 		return r.State != relay.ReplayRunning
 	}, "the resumed replay to end")
-	if r.State != relay.ReplayDone || r.EventsDone != n || r.EventsTotal != n || r.Deliveries != 2*n {
-		t.Fatalf("the resumed replay ended as %+v, want done with %d events and %d deliveries", r, n, 2*n)
+	if r.State != relay.ReplayDone || r.EventsDone != n || r.EventsTotal != n || r.Deliveries != len(paths)*n {
+		t.Fatalf("the resumed replay ended as %+v, want done with %d events and %d deliveries", r, n, len(paths)*n)
 	}
 	waitFor(t, func() bool {
 		for _, id := range ids {
-			if rec.sends("/a", id, r.ReplayID) == 0 || rec.sends("/b", id, r.ReplayID) == 0 {
-				return false
+			for _, path := range paths {
+				if rec.sends(path, id, r.ReplayID) == 0 {
+					return false
+				}
 			}
 		}
 		return true
-	}, "every event replayed to both targets")
+	}, "every event replayed to every target")
 	time.Sleep(500 * time.Millisecond) // room for a second send, if there were one
 	for _, id := range ids {
-		for _, path := range []string{"/a", "/b"} {
+		for _, path := range paths {
 			if got := rec.sends(path, id, r.ReplayID); got != 1 {
 				t.Errorf("%s got event %s in %d attempts marked with the replay, want 1", path, id, got)
 			}
