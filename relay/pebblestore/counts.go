@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -58,8 +59,23 @@ func (s *Store) newBatchSize(n int) *batch { return &batch{Batch: s.db.NewBatchW
 
 // count adds n to target's count of deliveries in state code.
 func (b *batch) count(target string, code byte, n int64) {
-	b.Merge(countKey(target, code), binary.LittleEndian.AppendUint64(nil, uint64(n)), nil)
+	var v [8]byte
+	binary.LittleEndian.PutUint64(v[:], uint64(n))
+	b.Merge(countKeyOf(target, code), v[:], nil)
 	b.deltas = append(b.deltas, delta{target, code, n})
+}
+
+// countKeys caches the counter keys by target and state: a batch copies
+// the key, and every ingest merges into the same few.
+var countKeys sync.Map // delta{target, code, 0} → []byte
+
+func countKeyOf(target string, code byte) []byte {
+	dk := delta{target, code, 0}
+	if k, ok := countKeys.Load(dk); ok {
+		return k.([]byte)
+	}
+	k, _ := countKeys.LoadOrStore(dk, countKey(target, code))
+	return k.([]byte)
 }
 
 // applied moves the counts in memory by b's deltas.

@@ -56,10 +56,11 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 			b.Close()
 			return relay.IngestResult{}, err
 		}
-		b.Set(deliveryKey(d.ID()), drec, nil)
-		qks[i] = queueKey(t, d.NextAttemptAt, d.ID())
+		id := d.ID()
+		b.Set(deliveryKey(id), drec, nil)
+		qks[i] = queueKey(t, d.NextAttemptAt, id)
 		b.Set(qks[i], nil, nil)
-		b.Set(stateIndexKey('p', &d), nil, nil)
+		b.Set(append(stateIndexPrefix('p', t), id...), nil, nil)
 		b.count(t, 'p', 1)
 	}
 	if err := s.commit(b, true); err != nil {
