@@ -20,7 +20,8 @@ func TestCompleteSharesCommits(t *testing.T) {
 	var commits atomic.Int64
 	hold := make(chan struct{})
 	var holding atomic.Bool
-	s, err := Open(filepath.Join(t.TempDir(), "complete"), Options{BeforeCommit: func() {
+	dir := filepath.Join(t.TempDir(), "complete")
+	s, err := Open(dir, Options{BeforeCommit: func() {
 		commits.Add(1)
 		if holding.CompareAndSwap(true, false) {
 			<-hold
@@ -29,7 +30,7 @@ func TestCompleteSharesCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { s.Close() }()
 	ctx := context.Background()
 	now := time.Now()
 	const n = 20
@@ -86,5 +87,19 @@ func TestCompleteSharesCommits(t *testing.T) {
 		if err != nil || !ok || d.State != relay.Delivered {
 			t.Errorf("delivery %s: %v, found %v, state %v; want delivered", c.Delivery.ID(), err, ok, d.State)
 		}
+	}
+	// The counter keys, merged once per batch, say the same after a
+	// restart.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := s.Backlog(ctx, "a"); err != nil || left != 0 {
+		t.Errorf("Backlog after a restart: %d, %v; want 0", left, err)
+	}
+	if got := s.countsNow()["a"]; got != (relay.StateCounts{Delivered: n}) {
+		t.Errorf("counts after a restart: %+v; want %d delivered", got, n)
 	}
 }

@@ -57,12 +57,35 @@ func (s *Store) newBatch() *batch { return &batch{Batch: s.db.NewBatch()} }
 
 func (s *Store) newBatchSize(n int) *batch { return &batch{Batch: s.db.NewBatchWithSize(n)} }
 
-// count adds n to target's count of deliveries in state code.
+// count adds n to target's count of deliveries in state code. The
+// counter keys are merged at the commit (mergeCounts).
 func (b *batch) count(target string, code byte, n int64) {
-	var v [8]byte
-	binary.LittleEndian.PutUint64(v[:], uint64(n))
-	b.Merge(countKeyOf(target, code), v[:], nil)
 	b.deltas = append(b.deltas, delta{target, code, n})
+}
+
+// mergeCounts writes b's deltas into its counter keys, one merge per key:
+// a batch of many outcomes of one target moves its counters once.
+func (b *batch) mergeCounts() {
+	var buf [4]delta
+	sums := buf[:0]
+next:
+	for _, d := range b.deltas {
+		for i := range sums {
+			if sums[i].target == d.target && sums[i].code == d.code {
+				sums[i].n += d.n
+				continue next
+			}
+		}
+		sums = append(sums, d)
+	}
+	for _, d := range sums {
+		if d.n == 0 {
+			continue
+		}
+		var v [8]byte
+		binary.LittleEndian.PutUint64(v[:], uint64(d.n))
+		b.Merge(countKeyOf(d.target, d.code), v[:], nil)
+	}
 }
 
 // countKeys caches the counter keys by target and state: a batch copies

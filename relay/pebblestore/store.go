@@ -299,6 +299,7 @@ func (s *Store) commit(b *batch, sync bool) (err error) {
 	if sync {
 		wo = pebble.Sync
 	}
+	b.mergeCounts()
 	if err = b.Commit(wo); err != nil {
 		s.commitErr.Store(&err)
 		s.log.Error("store commit failed", "err", err)
