@@ -102,7 +102,23 @@ func label(m *dto.Metric, name string) string {
 }
 
 func (b consoleBackend) Events(ctx context.Context, q console.EventQuery) ([]console.Event, error) {
-	es, err := b.s.store.Events(ctx, EventFilter{Task: q.Task, Status: q.Status, Before: q.Before, Limit: q.Limit})
+	f := EventFilter{Task: q.Task, Status: q.Status, JobID: q.JobID, AvatarID: q.AvatarID, LookID: q.LookID,
+		DedupKey: q.DedupKey, Before: q.Before, Limit: q.Limit}
+	now := time.Now()
+	for _, p := range []struct {
+		name, raw string
+		t         *time.Time
+	}{{"since", q.Since, &f.Since}, {"until", q.Until, &f.Until}} {
+		if p.raw == "" {
+			continue
+		}
+		t, err := ParseTimeBack(p.raw, now)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", console.ErrBadQuery, p.name, err)
+		}
+		*p.t = t
+	}
+	es, err := b.s.store.Events(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +133,8 @@ func (b consoleBackend) Events(ctx context.Context, q console.EventQuery) ([]con
 }
 
 func consoleEvent(ev *Event) console.Event {
-	return console.Event{ID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey, ReceivedAt: ev.ReceivedAt}
+	return console.Event{ID: ev.ID, Source: ev.Source, Task: ev.Task, Status: ev.Status, DedupKey: ev.DedupKey,
+		JobID: ev.JobID, AvatarID: ev.AvatarID, LookID: ev.LookID, ReceivedAt: ev.ReceivedAt}
 }
 
 func (b consoleBackend) Event(ctx context.Context, id string) (*console.EventDetail, error) {

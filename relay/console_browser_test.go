@@ -233,10 +233,18 @@ func TestConsoleBrowser(t *testing.T) {
 		shoot(t, ctx, "overview")
 	})
 
-	step("open an event from the events page", func(t *testing.T) {
+	step("search an event by job id and open it", func(t *testing.T) {
 		id := events[1]
 		run(t, ctx, "list events", chromedp.Navigate(ui+"events"), chromedp.WaitVisible(chromedp.ID("events")))
 		shoot(t, ctx, "events")
+		run(t, ctx, "search job_2",
+			chromedp.SendKeys(chromedp.CSS(`input[name="job_id"]`), "job_2"),
+			chromedp.Submit(chromedp.CSS(`input[name="job_id"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//form[@role="search"]//a[.="Clear"]`)), // the page of a search
+		)
+		if rows := get(t, ctx, "count rows", chromedp.Evaluate[int](`document.querySelectorAll("#events tbody a").length`)); rows != 1 {
+			t.Fatalf("searching job_2 lists %d events, want 1", rows)
+		}
 		run(t, ctx, "open event "+id,
 			chromedp.Click(chromedp.CSS(`a[href="/ui/events/`+id+`"]`)),
 			chromedp.WaitVisible(chromedp.CSS("pre.payload")),

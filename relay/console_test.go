@@ -299,8 +299,8 @@ var (
 )
 
 // walkPages follows a list's "next" links from path and returns the
-// event ids of each page; every link must keep keep (the filter).
-func walkPages(t *testing.T, u *uiClient, path, keep string) [][]string {
+// event ids of each page; every link must keep keep (the filters).
+func walkPages(t *testing.T, u *uiClient, path string, keep ...string) [][]string {
 	t.Helper()
 	var pages [][]string
 	for path != "" {
@@ -316,8 +316,10 @@ func walkPages(t *testing.T, u *uiClient, path, keep string) [][]string {
 		path = ""
 		if m := nextRE.FindSubmatch(r.body); m != nil {
 			path = string(m[1])
-			if !strings.Contains(path, keep) {
-				t.Errorf("the next page's link %s drops %s", path, keep)
+			for _, k := range keep {
+				if !strings.Contains(path, k) {
+					t.Errorf("the next page's link %s drops %s", path, k)
+				}
 			}
 		}
 		if len(pages) > 3 {
@@ -359,7 +361,8 @@ func TestConsolePaging(t *testing.T) {
 	h.waitDeliveries(t, "flaky", "dead", n+1, 20*time.Second)
 	u := newUIClient(t, h)
 	u.login(adminToken)
-	checkPages(t, "events", walkPages(t, u, "/ui/events?task=video_generate", "task=video_generate"), sent)
+	checkPages(t, "events", walkPages(t, u, "/ui/events?task=video_generate&since=1h&status=completed",
+		"task=video_generate", "since=1h", "status=completed"), sent)
 	avatar := eventLinkRE.FindAllSubmatch(u.get("/ui/events?task=avatar_create").body, -1)
 	if len(avatar) != 1 || sent[string(avatar[0][1])] {
 		t.Errorf("the task filter avatar_create lists %d events, want the 1 sent", len(avatar))

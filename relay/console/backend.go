@@ -38,11 +38,13 @@ type Backend interface {
 	AdminToken() string
 }
 
-// What a Backend's errors wrap: an unknown id or name, and a move the
-// delivery's state refuses (a retry of one delivered or being attempted).
+// What a Backend's errors wrap: an unknown id or name, a move the
+// delivery's state refuses (a retry of one delivered or being attempted),
+// and a filter value it cannot read.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	ErrBadQuery = errors.New("bad query")
 )
 
 // Target is a target of the config in use.
@@ -73,13 +75,21 @@ type Counters struct {
 	OldestPending map[string]time.Duration
 }
 
-// EventQuery selects events: the filters of GET /api/v1/events that the
-// store answers.
+// EventQuery selects events: the filters of GET /api/v1/events. Since
+// and Until are as the user typed them (an RFC 3339 time or a duration back
+// from now); a Backend that cannot read one returns an error wrapping
+// ErrBadQuery.
 type EventQuery struct {
-	Task   string
-	Status string
-	Before string // an event id: the page after it
-	Limit  int
+	Task     string
+	Status   string
+	JobID    string
+	AvatarID string
+	LookID   string
+	DedupKey string
+	Since    string
+	Until    string
+	Before   string // an event id: the page after it
+	Limit    int
 }
 
 // Event is an event in a list.
@@ -89,6 +99,9 @@ type Event struct {
 	Task       string
 	Status     string
 	DedupKey   string
+	JobID      string // the payload's ids, when its task has them
+	AvatarID   string
+	LookID     string
 	ReceivedAt time.Time
 	Deliveries []DeliveryState
 }

@@ -3,7 +3,6 @@ package console
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -193,58 +192,6 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, st reqState) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write(buf.Bytes())
-}
-
-type eventsData struct {
-	Task, Status string
-	Events       []Event
-	Next         template.URL // the next page, "" on the last
-}
-
-func (c *Console) events(w http.ResponseWriter, r *http.Request, st reqState) {
-	q := r.URL.Query()
-	eq := EventQuery{Task: strings.TrimSpace(q.Get("task")), Status: strings.TrimSpace(q.Get("status")), Before: q.Get("before"), Limit: pageSize + 1}
-	ctx, cancel := ctxOf(r)
-	defer cancel()
-	es, err := c.backend.Events(ctx, eq)
-	if err != nil {
-		c.backendError(w, r, err)
-		return
-	}
-	d := eventsData{Task: eq.Task, Status: eq.Status, Events: es}
-	if len(es) > pageSize {
-		d.Events = es[:pageSize]
-		next := url.Values{"before": {es[pageSize-1].ID}}
-		if eq.Task != "" {
-			next.Set("task", eq.Task)
-		}
-		if eq.Status != "" {
-			next.Set("status", eq.Status)
-		}
-		d.Next = template.URL("/ui/events?" + next.Encode())
-	}
-	c.show(w, r, st, "events", "events", "Events", d)
-}
-
-type eventData struct {
-	*EventDetail
-	Payload string // pretty-printed when JSON
-}
-
-func (c *Console) event(w http.ResponseWriter, r *http.Request, st reqState) {
-	ctx, cancel := ctxOf(r)
-	defer cancel()
-	e, err := c.backend.Event(ctx, r.PathValue("id"))
-	if err != nil {
-		c.backendError(w, r, err)
-		return
-	}
-	d := eventData{EventDetail: e, Payload: string(e.Payload)}
-	var buf bytes.Buffer
-	if json.Indent(&buf, e.Payload, "", "  ") == nil {
-		d.Payload = buf.String()
-	}
-	c.show(w, r, st, "event", "events", "Event "+e.ID, d)
 }
 
 type deadData struct {
