@@ -394,14 +394,7 @@ func (s *Server) apiDeliveries(w http.ResponseWriter, r *http.Request, _ httprou
 func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	id := p.ByName("delivery_id")
-	d, err := s.retry(ctx, id)
-	if errors.Is(err, ErrConflict) {
-		// A delivered one is sent again as a replay of its event to it.
-		if cur, held, lerr := s.store.LoadDelivery(ctx, id); lerr == nil && !held && cur.State == Delivered {
-			_, d, err = s.resend(ctx, cur)
-		}
-	}
+	d, _, err := s.retryOrResend(ctx, p.ByName("delivery_id"))
 	if err != nil {
 		storeError(w, err)
 		return
@@ -418,6 +411,20 @@ func (s *Server) retry(ctx context.Context, id string) (Delivery, error) {
 	s.dispatcher.Kick(d.Target)
 	s.log.Info("delivery requeued by an operator", "delivery_id", d.ID(), "attempts", d.Attempts)
 	return d, nil
+}
+
+// retryOrResend retries a dead or pending delivery; a delivered one is
+// sent again as a replay of its event to its target, whose id it returns.
+func (s *Server) retryOrResend(ctx context.Context, id string) (Delivery, string, error) {
+	d, err := s.retry(ctx, id)
+	if errors.Is(err, ErrConflict) {
+		if cur, held, lerr := s.store.LoadDelivery(ctx, id); lerr == nil && !held && cur.State == Delivered {
+			var rp Replay
+			rp, d, err = s.resend(ctx, cur)
+			return d, rp.ID, err
+		}
+	}
+	return d, "", err
 }
 
 // knownTarget answers 404 and reports false when name is not a target of

@@ -157,7 +157,7 @@ func (b consoleBackend) Event(ctx context.Context, id string) (*console.EventDet
 func (b consoleBackend) delivery(d Delivery) console.Delivery {
 	dj := b.s.deliveryJSON(d)
 	return console.Delivery{ID: dj.DeliveryID, EventID: d.EventID, Target: d.Target, State: string(d.State), Attempts: d.Attempts,
-		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt, Waiting: dj.Waiting}
+		NextAttemptAt: d.NextAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, UpdatedAt: d.UpdatedAt, Waiting: dj.Waiting, Replay: d.Replay}
 }
 
 func (b consoleBackend) Dead(ctx context.Context, target, before string, limit int) ([]console.Delivery, error) {
@@ -172,9 +172,9 @@ func (b consoleBackend) Dead(ctx context.Context, target, before string, limit i
 	return out, nil
 }
 
-func (b consoleBackend) Retry(ctx context.Context, id string) error {
-	_, err := b.s.retry(ctx, id)
-	return consoleErr(err)
+func (b consoleBackend) Retry(ctx context.Context, id string) (string, error) {
+	_, replay, err := b.s.retryOrResend(ctx, id)
+	return replay, consoleErr(err)
 }
 
 func (b consoleBackend) known(name string) error {

@@ -308,6 +308,59 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	})
 
+	step("replay: dry run, then the replay", func(t *testing.T) {
+		before := good.count()
+		dryRun := func() {
+			t.Helper()
+			run(t, ctx, "dry run of the videos to good",
+				chromedp.Navigate(ui+"replays"),
+				chromedp.WaitVisible(chromedp.ID("replay-form")),
+				chromedp.SetValue(chromedp.CSS(`#replay-form input[name="task"]`), "video_generate"),
+				chromedp.SetValue(chromedp.CSS(`#replay-form input[name="rate"]`), "1000"),
+				chromedp.Click(chromedp.CSS(`#replay-form input[name="targets"][value="good"]`)),
+				chromedp.Click(chromedp.Search(`//button[contains(., "Dry run")]`)),
+				chromedp.WaitVisible(chromedp.ID("plan")),
+			)
+		}
+		dryRun()
+		// 7 videos so far (3, then 4 while flaky was paused), each to good.
+		if plan := text("the dry run", "#plan"); !strings.Contains(plan, "over 7 events") || !strings.Contains(plan, "puts 7 deliveries") {
+			t.Fatalf("the dry run says %q, want 7 events and 7 deliveries", plan)
+		}
+		if n := good.count(); n != before {
+			t.Fatalf("good received %d requests after a dry run, want none", n-before)
+		}
+		run(t, ctx, "start the replay",
+			chromedp.Click(chromedp.ID("confirm")),
+			chromedp.WaitVisible(chromedp.Search(`//p[contains(@class, "flash") and contains(., "started")]`)),
+		)
+		good.waitCount(t, before+7, 10*time.Second)
+		for _, r := range good.requests()[before:] {
+			if !strings.HasPrefix(r.header.Get("Hooxrelay-Replay"), "rpl_") {
+				t.Errorf("a replayed request to good carries Hooxrelay-Replay %q", r.header.Get("Hooxrelay-Replay"))
+			}
+		}
+		// The list catches up by itself.
+		run(t, ctx, "see the replay done", chromedp.WaitVisible(chromedp.Search(`//tr[@data-replay][.//span[contains(@class, "state-done")]]//span[contains(@class, "progress") and .="7/7"]`)))
+		dryRun()
+		shoot(t, ctx, "replays")
+
+		// A POST without the CSRF token is refused, and nothing is sent.
+		before = good.count()
+		run(t, ctx, "post the confirm form without its CSRF token",
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="/ui/replays"] input[name="csrf"]').remove()`),
+			chromedp.Click(chromedp.ID("confirm")),
+			chromedp.WaitVisible(chromedp.CSS("p.error")),
+		)
+		if msg := text("the error", "p.error"); !strings.Contains(msg, "CSRF") {
+			t.Errorf("a POST without the CSRF token shows %q, want a refusal naming it", msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if n := good.count(); n != before {
+			t.Errorf("good received %d requests after a refused POST", n-before)
+		}
+	})
+
 	step("hostile text shown, never run", func(t *testing.T) {
 		js := strings.ReplaceAll(hostile, `"`, `\"`)
 		id := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(`{"task":"`+js+`","status":"`+js+`","job_id":"`+js+`"}`),
@@ -378,7 +431,7 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Errorf("after refreshes with the focus in the live table, the focus is on %q", href)
 		}
 		run(t, ctx, "narrow the window", chromedp.EmulateViewport(390, 800))
-		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "targets", "rejected"} {
+		for _, p := range []string{"", "events", "events/" + events[0], "dead?target=flaky", "replays", "targets", "rejected"} {
 			run(t, ctx, "open /ui/"+p+" at 390 px", chromedp.Navigate(ui+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 			if get(t, ctx, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)) {
 				wide := get(t, ctx, "wide elements", chromedp.Evaluate[string](`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.parentElement.closest(".scroll")).map(e => e.tagName + "." + e.className + ":" + Math.round(e.getBoundingClientRect().right)).join(" ")`))

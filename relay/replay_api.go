@@ -129,14 +129,24 @@ func (s *Server) apiCreateReplay(w http.ResponseWriter, r *http.Request, _ httpr
 	}
 	ctx, cancel := queryCtx(r)
 	defer cancel()
-	if err := s.replays.store.CreateReplay(ctx, rp); err != nil {
+	if err := s.startReplay(ctx, rp); err != nil {
 		storeError(w, err)
 		return
 	}
+	writeJSON(w, http.StatusAccepted, replayJSON(rp))
+}
+
+// startReplay stores the new replay rp and starts it (the admin API and
+// the console).
+func (s *Server) startReplay(ctx context.Context, rp Replay) error {
+	if err := s.replays.store.CreateReplay(ctx, rp); err != nil {
+		return err
+	}
+	rq := rp.ReplayRequest
 	s.log.Info("replay started by an operator", "replay_id", rp.ID, "since", rq.Since, "until", rq.Until,
 		"task", rq.Tasks, "status", rq.Statuses, "targets", rq.Targets, "rate", rq.Rate)
 	s.replays.start(rp)
-	writeJSON(w, http.StatusAccepted, replayJSON(rp))
+	return nil
 }
 
 // jsonError says what is wrong with a JSON body, naming an unknown field.

@@ -24,8 +24,10 @@ type Backend interface {
 	// Dead returns up to limit dead deliveries of target, after the
 	// delivery id before ("" for the first page).
 	Dead(ctx context.Context, target, before string, limit int) ([]Delivery, error)
-	// Retry puts one dead or pending delivery back in line now.
-	Retry(ctx context.Context, deliveryID string) error
+	// Retry puts one dead or pending delivery back in line now; a
+	// delivered one is sent again by a replay of its event to its target,
+	// whose id it returns.
+	Retry(ctx context.Context, deliveryID string) (replayID string, err error)
 	// RetryDead does the same for every dead delivery of target and
 	// returns how many it requeued.
 	RetryDead(ctx context.Context, target string) (int, error)
@@ -36,6 +38,7 @@ type Backend interface {
 	Rejected(limit int) []Rejected
 	// AdminToken returns server.admin_token as it is now ("" for none).
 	AdminToken() string
+	Replayer
 }
 
 // What a Backend's errors wrap: an unknown id or name, a move the
@@ -134,6 +137,7 @@ type Delivery struct {
 	LastError     string
 	UpdatedAt     time.Time
 	Waiting       string // why a due pending delivery waits, or ""
+	Replay        string // the replay that last requeued or created it, or ""
 	History       []Attempt
 }
 

@@ -44,6 +44,7 @@ var funcs = template.FuncMap{
 	"ms":   func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"q":    url.QueryEscape,
 	"path": func(s string) string { return url.PathEscape(s) },
+	"join": func(vs []string) string { return strings.Join(vs, ", ") },
 }
 
 // duration is d rounded for a reader: 3s, 4m12s, 2h5m, 3d4h.
@@ -64,7 +65,7 @@ func duration(d time.Duration) string {
 func parsePages() map[string]*template.Template {
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "overview", "events", "event", "dead", "targets", "rejected", "error"} {
+	for _, name := range []string{"login", "overview", "events", "event", "dead", "targets", "rejected", "replays", "error"} {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
 	return pages
@@ -306,8 +307,13 @@ func (c *Console) retry(w http.ResponseWriter, r *http.Request, _ reqState) {
 	ctx, cancel := ctxOf(r)
 	defer cancel()
 	id := r.PathValue("id")
-	if err := c.backend.Retry(ctx, id); err != nil {
+	replay, err := c.backend.Retry(ctx, id)
+	if err != nil {
 		c.backendError(w, r, err)
+		return
+	}
+	if replay != "" {
+		back(w, r, "/ui/dead", "Delivery "+id+" is sent again by replay "+replay+".")
 		return
 	}
 	back(w, r, "/ui/dead", "Delivery "+id+" is back in line.")
