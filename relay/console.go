@@ -143,11 +143,19 @@ func (b consoleBackend) Event(ctx context.Context, id string) (*console.EventDet
 		return nil, consoleErr(err)
 	}
 	out := &console.EventDetail{Event: consoleEvent(d.Event), RemoteAddr: d.Event.RemoteAddr, Headers: d.Event.Headers, Payload: d.Event.Payload}
+	tr := trailJSON(d.Event)
+	out.Trail = console.Trail{Kept: tr.Verify != nil, Routes: tr.Routes, Targets: tr.Targets, AddedTargets: tr.AddedTargets, Duplicates: tr.Duplicates}
+	if tr.Verify != nil {
+		out.Trail.Verify, out.Trail.Verified = tr.Verify.Kind, tr.Verify.Result
+	}
+	if tr.LastDuplicateAt != nil {
+		out.Trail.LastDuplicate = *tr.LastDuplicateAt
+	}
 	for _, dd := range d.Deliveries {
 		cd := b.delivery(dd.Delivery)
 		for _, a := range dd.History {
 			cd.History = append(cd.History, console.Attempt{Number: a.Number, StartedAt: a.StartedAt, Duration: a.Duration,
-				Status: a.Status, Error: a.Error, Body: a.Body})
+				Status: a.Status, Error: a.Error, Body: a.Body, Waited: a.Waited, WaitedFor: a.WaitedFor, Replay: a.Replay})
 		}
 		out.Deliveries = append(out.Deliveries, cd)
 	}

@@ -256,6 +256,9 @@ func TestConsoleBrowser(t *testing.T) {
 		if att := text("attempts", "section.delivery table"); !strings.Contains(att, "200") {
 			t.Errorf("the event page's attempts %q lack good's 200", att)
 		}
+		if trail := text("trail", "#trail"); !strings.Contains(trail, "routes matched\nall") || !strings.Contains(trail, "good, flaky") {
+			t.Errorf("the event page's trail %q lacks the route all and the targets good, flaky", trail)
+		}
 		shoot(t, ctx, "event")
 	})
 

@@ -173,7 +173,10 @@ func TestConsoleResend(t *testing.T) {
 	if got := good.requests()[1]; got.id() != id || got.header.Get("Hooxrelay-Replay") != m[1] {
 		t.Errorf("the target received %s with Hooxrelay-Replay %q, want %s with %s", got.id(), got.header.Get("Hooxrelay-Replay"), id, m[1])
 	}
-	if page := string(u.get("/ui/events/" + id).body); !strings.Contains(page, m[1]) {
-		t.Errorf("the event page does not name the replay %s that sent it again", m[1])
-	}
+	storetest.Eventually(t, 10*time.Second, func() error {
+		if page := string(u.get("/ui/events/" + id).body); !strings.Contains(page, `<td class="note">replay <a href="/ui/replays"><code>`+m[1]+`</code>`) {
+			return fmt.Errorf("the event page's second attempt does not name the replay %s that sent it again:\n%s", m[1], page)
+		}
+		return nil
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/rules"
 )
 
 var errorRE = regexp.MustCompile(`<p class="error" role="alert">([^<]*)</p>`)
@@ -89,5 +91,40 @@ func TestConsoleEventSearch(t *testing.T) {
 		if r.status != http.StatusBadRequest || msg == nil || !strings.HasPrefix(msg[1], name+": ") || !strings.Contains(page, `value="job_wanted"`) {
 			t.Errorf("GET /ui/events?%s: %d, error %q; want 400 with an error naming %s above the form kept:\n%s", query, r.status, msg, name, page)
 		}
+	}
+}
+
+// The event page shows the trail (verification, routes, targets chosen,
+// duplicates) and, per attempt, what held it back before.
+func TestConsoleEventTrail(t *testing.T) {
+	good, other := newSink(t, "good", ok), newSink(t, "other", ok)
+	set := settingsFor(t, target(good), target(other))
+	set.Routes = routes(t, rules.Route{Name: "videos", Tasks: []string{"video_generate"}, Targets: []string{"good"}},
+		rules.Route{Name: "done", Statuses: []string{"completed"}, Targets: []string{"good"}})
+	h := startRelay(t, set, "")
+	if err := h.srv.Dispatcher().Pause(t.Context(), "good", true); err != nil {
+		t.Fatal(err)
+	}
+	id := h.send(t, videoBody("trail"))
+	h.post(t, "/hooks/hoox", videoBody("trail")) // a duplicate
+	time.Sleep(300 * time.Millisecond)           // the delivery waits, paused
+	if err := h.srv.Dispatcher().Pause(t.Context(), "good", false); err != nil {
+		t.Fatal(err)
+	}
+	h.waitDeliveries(t, "good", "delivered", 1, 10*time.Second)
+	u := newUIClient(t, h)
+	page := string(u.get("/ui/events/" + id).body)
+	trail := regexp.MustCompile(`(?s)<dl class="facts" id="trail">(.*?)</dl>`).FindStringSubmatch(page)
+	if trail == nil {
+		t.Fatalf("the event page has no trail:\n%s", page)
+	}
+	for _, want := range []string{"<dd>none: not_checked</dd>", "1 later request answered as duplicate, the last 20",
+		"<code>videos</code>, <code>done</code>", "<dt>targets chosen</dt><dd>good</dd>"} {
+		if !strings.Contains(trail[1], want) {
+			t.Errorf("the trail lacks %q:\n%s", want, trail[1])
+		}
+	}
+	if !regexp.MustCompile(`<td class="note">waited [0-9.]+ (ms|s): paused</td>`).MatchString(page) {
+		t.Errorf("the attempt after the pause does not say it waited, paused:\n%s", page)
 	}
 }

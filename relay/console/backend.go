@@ -122,7 +122,20 @@ type EventDetail struct {
 	RemoteAddr string
 	Headers    map[string]string
 	Payload    []byte
+	Trail      Trail
 	Deliveries []Delivery
+}
+
+// Trail is how the ingress handled an event.
+type Trail struct {
+	Kept          bool   // false for an event stored before trails were kept
+	Verify        string // the source's verify kind
+	Verified      string // passed, or not_checked
+	Routes        []string
+	Targets       []string // the targets the routes chose
+	AddedTargets  []string // targets added later, by a replay
+	Duplicates    int      // later requests answered as its duplicates
+	LastDuplicate time.Time
 }
 
 // Delivery is one delivery of an event to a target.
@@ -148,7 +161,10 @@ type Attempt struct {
 	Duration  time.Duration
 	Status    int
 	Error     string
-	Body      string // the answer's excerpt
+	Body      string        // the answer's excerpt
+	Waited    string        // what held the delivery back, due, before it, or ""
+	WaitedFor time.Duration // and for how long
+	Replay    string        // the replay that put it back in line, or ""
 }
 
 // Rejected is a request the ingress refused, as the rejected log keeps it.
