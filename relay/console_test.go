@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/rules"
 )
 
 // uiClient is a browser-like client of the console: it keeps cookies and
@@ -250,6 +252,7 @@ const hostile = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
 func TestConsoleHostileText(t *testing.T) {
 	good, flaky := newSink(t, "good", ok), newSink(t, "flaky", always(answer{status: http.StatusGone}))
 	set := adminSettings(t, good, flaky)
+	set.Routes = routes(t, rules.Route{Name: hostile, Targets: []string{"good", "flaky"}}) // a route's name is free text
 	h := startRelay(t, set, "")
 	flaky.setRespond(func(int) answer { return answer{status: http.StatusGone} })
 
@@ -258,19 +261,40 @@ func TestConsoleHostileText(t *testing.T) {
 	id := h.do(t, http.MethodPost, h.url+"/hooks/hoox", strings.NewReader(body), http.Header{
 		"User-Agent": {hostile}, "X-Request-Id": {hostile},
 	}).answer(t).EventID
+	// A known task's ids are read, and make its dedup key.
+	video := h.send(t, `{"task":"video_generate","status":"completed","job_id":"`+js+`"}`)
 	if id == "" {
 		t.Fatal("the hostile event was not accepted")
 	}
-	h.waitDeliveries(t, "flaky", "dead", 1, 10*time.Second)
+	h.waitDeliveries(t, "flaky", "dead", 2, 10*time.Second)
 
 	u := newUIClient(t, h)
 	u.login(adminToken)
-	for _, p := range []string{"/ui/", "/ui/events", "/ui/events?task=" + url.QueryEscape(hostile) + "&status=" + url.QueryEscape(hostile),
-		"/ui/events/" + id, "/ui/dead?target=flaky", "/ui/targets", "/ui/events/" + url.PathEscape(hostile)} {
-		r := u.get(p)
+	// Replays whose task, and a form whose since, are hostile: the list
+	// and the form's error echo them.
+	csrf := u.csrf("/ui/replays")
+	if r := u.do(http.MethodPost, "/ui/replays", url.Values{"csrf": {csrf}, "since": {"1h"}, "task": {hostile}}, nil); r.status != http.StatusSeeOther {
+		t.Errorf("POST /ui/replays with a hostile task: %s, want 303", r)
+	}
+	plan := u.do(http.MethodPost, "/ui/replays/plan", url.Values{"csrf": {csrf}, "since": {hostile}, "task": {hostile}}, nil)
+	q := url.QueryEscape(hostile)
+	for p, r := range map[string]reply{
+		"/ui/":                     u.get("/ui/"),
+		"/ui/events":               u.get("/ui/events"),
+		"/ui/events?task=&status=": u.get("/ui/events?task=" + q + "&status=" + q),
+		"/ui/events?job_id=&dedup_key=&avatar_id=&look_id=&until=": u.get("/ui/events?job_id=" + q + "&dedup_key=" + q +
+			"&avatar_id=" + q + "&look_id=" + q + "&until=" + q),
+		"/ui/events/" + id:        u.get("/ui/events/" + id),
+		"/ui/dead?target=flaky":   u.get("/ui/dead?target=flaky"),
+		"/ui/targets":             u.get("/ui/targets"),
+		"/ui/replays":             u.get("/ui/replays"),
+		"/ui/replays/live":        u.get("/ui/replays/live"),
+		"POST /ui/replays/plan":   plan,
+		"/ui/events/(hostile id)": u.get("/ui/events/" + url.PathEscape(hostile)),
+	} {
 		page := string(r.body)
-		if r.status != http.StatusOK && r.status != http.StatusNotFound {
-			t.Errorf("GET %s: %d, want 200 or 404", p, r.status)
+		if r.status != http.StatusOK && r.status != http.StatusNotFound && r.status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 200, 400 or 404", p, r.status)
 		}
 		for _, bad := range []string{"<script>alert", "<img src=x"} {
 			if strings.Contains(page, bad) {
@@ -281,10 +305,27 @@ func TestConsoleHostileText(t *testing.T) {
 			t.Errorf("GET %s: %d script elements, %d of them the console's own; want only htmx and console.js", p, n, own)
 		}
 	}
-	// The event page shows the hostile text, escaped, in every field.
-	page := string(u.get("/ui/events/" + id).body)
-	if n := strings.Count(page, html.EscapeString(hostile)); n < 4 {
-		t.Errorf("the event page shows the hostile text escaped %d times, want at least 4 (task, status, two headers):\n%s", n, page)
+	// The pages show the hostile text, escaped, in every field.
+	for _, c := range []struct {
+		what string
+		page []byte
+		want int
+	}{
+		// task, status, two headers, the dedup key (task:sha256), the
+		// route in the trail
+		{"the event page", u.get("/ui/events/" + id).body, 6},
+		// job id, dedup key (task:job:status)
+		{"the video's page", u.get("/ui/events/" + video).body, 2},
+		// task, status, job id
+		{"the events page", u.get("/ui/events").body, 3},
+		// the task in the list
+		{"the replay page", u.get("/ui/replays").body, 1},
+		// the form keeps since and task
+		{"the refused dry run", plan.body, 2},
+	} {
+		if n := strings.Count(string(c.page), html.EscapeString(hostile)); n < c.want {
+			t.Errorf("%s shows the hostile text escaped %d times, want %d:\n%s", c.what, n, c.want, c.page)
+		}
 	}
 }
 

@@ -103,9 +103,15 @@ func readReplayForm(r *http.Request) ReplayForm {
 		Targets: r.PostForm["targets"], Rate: strings.TrimSpace(r.PostFormValue("rate"))}
 }
 
-// splitList reads "a, b c" as [a b c].
+// splitList reads "a, b" as [a b].
 func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' })
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (c *Console) replayList(ctx context.Context, limit int) (replayList, error) {
