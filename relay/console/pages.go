@@ -185,9 +185,14 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, st reqState) {
 		c.backendError(w, r, err)
 		return
 	}
+	c.fragment(w, "overview", "live", page{CSRF: st.csrf, Data: d})
+}
+
+// fragment writes one block of a page alone, for an htmx refresh.
+func (c *Console) fragment(w http.ResponseWriter, name, block string, p page) {
 	var buf bytes.Buffer
-	if err := c.pages["overview"].ExecuteTemplate(&buf, "live", page{CSRF: st.csrf, Data: d}); err != nil {
-		c.log.Error("console fragment failed to render", "err", err)
+	if err := c.pages[name].ExecuteTemplate(&buf, block, p); err != nil {
+		c.log.Error("console fragment failed to render", "page", name, "block", block, "err", err)
 		http.Error(w, "the page failed to render; see the relay's log", http.StatusInternalServerError)
 		return
 	}

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"html/template"
@@ -183,14 +182,7 @@ func (c *Console) replaysLive(w http.ResponseWriter, r *http.Request, st reqStat
 		c.backendError(w, r, err)
 		return
 	}
-	var buf bytes.Buffer
-	if err := c.pages["replays"].ExecuteTemplate(&buf, "replay-list", page{CSRF: st.csrf, Data: replaysData{List: l}}); err != nil {
-		c.log.Error("console fragment failed to render", "err", err)
-		http.Error(w, "the page failed to render; see the relay's log", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(buf.Bytes())
+	c.fragment(w, "replays", "replay-list", page{CSRF: st.csrf, Data: replaysData{List: l}})
 }
 
 // badForm renders the form again with what to fix, or answers another
