@@ -259,6 +259,23 @@ func TestConsoleBrowser(t *testing.T) {
 		if trail := text("trail", "#trail"); !strings.Contains(trail, "routes matched\nall") || !strings.Contains(trail, "good, flaky") {
 			t.Errorf("the event page's trail %q lacks the route all and the targets good, flaky", trail)
 		}
+		// Send the delivered delivery to good again: a replay of it.
+		before := good.count()
+		run(t, ctx, "send "+id+" to good again",
+			chromedp.Click(chromedp.CSS(`button[aria-label="Send `+id+`:good again"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//p[contains(@class, "flash") and contains(., "sent again by replay rpl_")]`)),
+		)
+		good.waitCount(t, before+1, 10*time.Second)
+		if r := good.requests()[before]; r.id() != id || !strings.HasPrefix(r.header.Get("Hooxrelay-Replay"), "rpl_") {
+			t.Errorf("good received %s with Hooxrelay-Replay %q, want %s sent again by a replay", r.id(), r.header.Get("Hooxrelay-Replay"), id)
+		}
+		storetest.Eventually(t, 10*time.Second, func() error {
+			run(t, ctx, "reload the event", chromedp.Navigate(ui+"events/"+id), chromedp.WaitVisible(chromedp.CSS("pre.payload")))
+			if note := text("the attempt's note", "section.delivery tbody tr:last-child td.note"); !strings.Contains(note, "rpl_") {
+				return fmt.Errorf("good's attempts do not name the replay yet (%q)", note)
+			}
+			return nil
+		})
 		shoot(t, ctx, "event")
 	})
 
