@@ -179,14 +179,14 @@ func (s *Server) replayRequest(req ReplayRequestJSON, now time.Time) (rq ReplayR
 	if req.Since == "" {
 		return rq, `since is required: an RFC 3339 time or a duration back from now, e.g. "2h"`
 	}
-	var ok bool
-	if rq.Since, ok = pointInTime(req.Since, now); !ok {
-		return rq, fmt.Sprintf(`since must be an RFC 3339 time or a duration back from now, e.g. "2h"; got %q`, req.Since)
+	var err error
+	if rq.Since, err = ParseTimeBack(req.Since, now); err != nil {
+		return rq, "since: " + err.Error()
 	}
 	rq.Until = now
 	if req.Until != "" {
-		if rq.Until, ok = pointInTime(req.Until, now); !ok {
-			return rq, fmt.Sprintf(`until must be an RFC 3339 time or a duration back from now, e.g. "30m"; got %q`, req.Until)
+		if rq.Until, err = ParseTimeBack(req.Until, now); err != nil {
+			return rq, "until: " + err.Error()
 		}
 	}
 	if !rq.Until.After(rq.Since) {
@@ -212,18 +212,6 @@ func (s *Server) replayRequest(req ReplayRequestJSON, now time.Time) (rq ReplayR
 		}
 	}
 	return rq, ""
-}
-
-// pointInTime reads an RFC 3339 time, or a positive duration back from
-// now.
-func pointInTime(raw string, now time.Time) (time.Time, bool) {
-	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
-		return t, true
-	}
-	if d, err := time.ParseDuration(raw); err == nil && d > 0 {
-		return now.Add(-d), true
-	}
-	return time.Time{}, false
 }
 
 func (s *Server) apiReplays(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -175,9 +175,9 @@ func TestReplayRequestErrors(t *testing.T) {
 	h := startRelay(t, replaySettings(t, old, fresh, held, "old"), "")
 	for body, want := range map[string]string{
 		`{}`:                              "since is required",
-		`{"since":"yesterday"}`:           "since must be",
-		`{"since":"-2h"}`:                 "since must be",
-		`{"since":"2h","until":"x"}`:      "until must be",
+		`{"since":"yesterday"}`:           `since: "yesterday" is neither an RFC 3339 time`,
+		`{"since":"-2h"}`:                 "since: \"-2h\": a duration counts back from now and must not be negative",
+		`{"since":"2h","until":"x"}`:      `until: "x" is neither`,
 		`{"since":"1h","until":"2h"}`:     "must be after since",
 		`{"since":"2h","targets":["no"]}`: `targets: "no" is not a target`,
 		`{"since":"2h","rate":0}`:         "rate must be",
