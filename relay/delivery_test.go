@@ -67,12 +67,8 @@ func TestRetryBackoffGrowsByMultiplier(t *testing.T) {
 			t.Errorf("gap between attempts %d and %d is %v, want at least %v (initial 100ms × 2^%d); all gaps %v", i+1, i+2, g, want, i, gaps)
 		}
 	}
-	for i := 1; i < len(gaps); i++ {
-		ratio := float64(gaps[i]) / float64(gaps[i-1])
-		if ratio < 1.6 || ratio > 2.6 {
-			t.Errorf("gap %d / gap %d = %.2f, want about 2 (multiplier 2, jitter 0); gaps %v", i+1, i, ratio, gaps)
-		}
-	}
+	// Only the lower bounds are checked: a loaded machine may delay an
+	// attempt, never make it early. TestBackoff checks the exact delays.
 	m := h.metrics(t)
 	for outcome, want := range map[string]float64{"retry": 4, "delivered": 1, "dead": 0} {
 		if v, _ := m.value("hooxrelay_deliveries_total", map[string]string{"target": "flaky", "outcome": outcome}); v != want {
