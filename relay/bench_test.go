@@ -154,4 +154,13 @@ func BenchmarkParsePayload(b *testing.B) {
 			}
 		}
 	})
+	// The ingress's parse when no route has conditions: no map.
+	b.Run("nodoc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := relay.ParsePayloadNoDoc(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

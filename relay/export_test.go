@@ -32,3 +32,6 @@ func SetWatchEvery(d time.Duration) (restore func()) {
 	watchEvery = d
 	return func() { watchEvery = old }
 }
+
+// ParsePayloadNoDoc is the ingress's parse when no route has conditions.
+func ParsePayloadNoDoc(body []byte) (*Payload, error) { return parsePayload(body, false) }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -42,6 +43,11 @@ func FuzzParsePayload(f *testing.F) {
 	fields := map[string]bool{"": true, "task": true, "status": true, "job_id": true, "avatar_id": true, "look_id": true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := ParsePayload(body)
+		// The ingress's parse without Doc answers alike.
+		q, qerr := parsePayload(body, false)
+		if fmt.Sprint(err) != fmt.Sprint(qerr) || (p == nil) != (q == nil) || (p != nil && (q.Doc != nil || [6]string{q.Task, q.Status, q.DedupKey, q.JobID, q.AvatarID, q.LookID} != [6]string{p.Task, p.Status, p.DedupKey, p.JobID, p.AvatarID, p.LookID})) {
+			t.Fatalf("parsePayload(%q, false) = %+v, %v; ParsePayload = %+v, %v", body, q, qerr, p, err)
+		}
 		if err != nil {
 			var pe *PayloadError
 			if !errors.As(err, &pe) {

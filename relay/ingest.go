@@ -42,6 +42,7 @@ type Ingress struct {
 	writeWait, answerBy time.Duration
 	proxies             []netip.Prefix // trusted proxies, whose X-Forwarded-For counts
 	opts                IngressOptions
+	needDoc             bool   // a route has conditions on the payload
 	bodyTooLarge        []byte // the 413 answer, which states the limit
 }
 
@@ -101,6 +102,7 @@ func NewIngress(set *Settings, store Store, opts IngressOptions) (*Ingress, erro
 		answerBy:  set.Server.WriteTimeout * 3 / 4,
 		proxies:   set.Server.TrustedProxies,
 		opts:      opts,
+		needDoc:   conditional(set),
 	}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -330,7 +332,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		writeRaw(w, http.StatusUnauthorized, bodyInvalidSignature)
 		return
 	}
-	p, err := ParsePayload(body)
+	p, err := parsePayload(body, in.needDoc)
 	if err != nil {
 		outcome, line.err = "invalid_payload", err
 		var pe *PayloadError

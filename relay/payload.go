@@ -61,25 +61,41 @@ func KnownTask(task string) bool { _, ok := taskIDs[task]; return ok }
 // share a key), present once (duplicate keys are read differently by
 // different parsers), free of control characters (task goes into a
 // header) and at most MaxFieldBytes long.
-func ParsePayload(body []byte) (*Payload, error) {
-	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, &PayloadError{Message: "body must be a JSON object: " + jsonProblem(err)}
+func ParsePayload(body []byte) (*Payload, error) { return parsePayload(body, true) }
+
+// parsePayload is ParsePayload; without withDoc it leaves Doc nil and, for
+// a valid JSON object, reads the fields from the raw body instead of
+// decoding all of it into a map (the ingress needs Doc only when a route
+// has conditions). Its answers are ParsePayload's.
+func parsePayload(body []byte, withDoc bool) (*Payload, error) {
+	var fr fields
+	if !withDoc && json.Valid(body) {
+		if i := skipSpace(body, 0); i < len(body) && body[i] == '{' {
+			fr.body = body
+		}
 	}
-	if doc == nil {
-		return nil, &PayloadError{Message: "body must be a JSON object, got null"}
+	if fr.body == nil {
+		if err := json.Unmarshal(body, &fr.doc); err != nil {
+			return nil, &PayloadError{Message: "body must be a JSON object: " + jsonProblem(err)}
+		}
+		if fr.doc == nil {
+			return nil, &PayloadError{Message: "body must be a JSON object, got null"}
+		}
 	}
-	raw := scanFields(body)
-	task, err := readField(doc, &raw, fieldTask)
+	fr.raw = scanFields(body)
+	task, err := fr.read(fieldTask)
 	if err != nil {
 		return nil, err
 	}
-	p := &Payload{Task: task, Doc: doc}
+	p := &Payload{Task: task}
+	if withDoc {
+		p.Doc = fr.doc
+	}
 	ids, known := taskIDs[task]
 	key := make([]byte, 0, 96)
 	key = append(key, task...)
 	for _, f := range ids {
-		v, err := readField(doc, &raw, f)
+		v, err := fr.read(f)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +110,7 @@ func ParsePayload(body []byte) (*Payload, error) {
 			p.LookID = v
 		}
 	}
-	if p.Status, err = readField(doc, &raw, fieldStatus); err != nil {
+	if p.Status, err = fr.read(fieldStatus); err != nil {
 		return nil, err
 	}
 	if known {
@@ -109,14 +125,29 @@ func ParsePayload(body []byte) (*Payload, error) {
 	return p, nil
 }
 
-// readField returns the field f of doc, a non-empty string that raw (how it
+// fields reads the payload's fields: from doc, the decoded body, or when
+// doc is nil, from body through raw.
+type fields struct {
+	doc  map[string]any
+	body []byte
+	raw  rawFields
+}
+
+// read returns the field f, a non-empty string that its raw form (how it
 // appears in the body) and its content allow.
-func readField(doc map[string]any, raw *rawFields, f field) (string, error) {
+func (fr *fields) read(f field) (string, error) {
 	name := fieldNames[f]
-	s, err := requiredString(doc, name)
+	var s string
+	var err error
+	if fr.body == nil {
+		s, err = requiredString(fr.doc, name)
+	} else {
+		s, err = fr.rawString(f)
+	}
 	if err != nil {
 		return "", err
 	}
+	raw := &fr.raw
 	if n := raw[f].count; n > 1 {
 		return "", &PayloadError{Field: name, Message: fmt.Sprintf("appears %d times in the object; send it once", n)}
 	}

@@ -22,11 +22,13 @@ const (
 var fieldNames = [numFields]string{"task", "status", "job_id", "avatar_id", "look_id"}
 
 // rawFields is how each field the relay reads appears in the raw body: how
-// many times its key occurs at the top level, and what is wrong with the raw
-// form of its last string value ("" when nothing).
+// many times its key occurs at the top level, where its last value is
+// (body[start:end]), and what is wrong with the raw form of that value when
+// it is a string ("" when nothing).
 type rawFields [numFields]struct {
-	count int
-	bad   string
+	count      int
+	start, end int
+	bad        string
 }
 
 // scanFields walks the top-level keys of body, a JSON object that
@@ -48,7 +50,7 @@ func scanFields(body []byte) (raw rawFields) {
 		i = skipValue(body, i)
 		if f, ok := fieldOf(key); ok {
 			raw[f].count++
-			raw[f].bad = ""
+			raw[f].start, raw[f].end, raw[f].bad = valStart, i, ""
 			if body[valStart] == '"' {
 				raw[f].bad = rawStringProblem(body[valStart+1 : i-1])
 			}
@@ -58,6 +60,51 @@ func scanFields(body []byte) (raw rawFields) {
 			i++
 		}
 	}
+}
+
+// rawString is requiredString for field f of a body that scanFields
+// scanned into fr.raw, with the same answers: its last value, decoded as
+// encoding/json would decode it into a map.
+func (fr *fields) rawString(f field) (string, error) {
+	name := fieldNames[f]
+	e := fr.raw[f]
+	if e.count == 0 {
+		return "", &PayloadError{Field: name, Message: "is required"}
+	}
+	v := fr.body[e.start:e.end]
+	if kind := rawKind(v[0]); kind != "" {
+		return "", &PayloadError{Field: name, Message: "must be a string, got " + kind}
+	}
+	var s string
+	if bytes.IndexByte(v, '\\') < 0 {
+		// Bytes that are not UTF-8 would decode otherwise, but e.bad
+		// refuses them before the value is used.
+		s = string(v[1 : len(v)-1])
+	} else if err := json.Unmarshal(v, &s); err != nil {
+		return "", &PayloadError{Field: name, Message: "must be a string"}
+	}
+	if s == "" {
+		return "", &PayloadError{Field: name, Message: "must not be empty"}
+	}
+	return s, nil
+}
+
+// rawKind names the JSON type of a value by its first byte as jsonType
+// does, and is "" for a string.
+func rawKind(c byte) string {
+	switch c {
+	case '"':
+		return ""
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	case '[':
+		return "an array"
+	case '{':
+		return "an object"
+	}
+	return "a number"
 }
 
 // fieldOf reports which field a raw key names, decoding it when it is
