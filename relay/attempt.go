@@ -110,7 +110,7 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 		done(nil)
 	}
 	elapsed := t.opts.Now().Sub(start)
-	t.metrics.DeliveryDuration.WithLabelValues(t.set.Name).Observe(elapsed.Seconds())
+	t.duration.Observe(elapsed.Seconds())
 	a := &Attempt{Number: n, StartedAt: start, Duration: elapsed, Status: r.status, Body: r.body, Waited: why, WaitedFor: waited, Replay: d.Replay}
 	d.Attempts, d.LastStatus, d.LastError, d.UpdatedAt = n, r.status, "", t.opts.Now()
 	outcome := ""
@@ -131,6 +131,9 @@ func (t *target) attempt(actx context.Context, c Claim, out *shape.Request, done
 	level := slog.LevelInfo
 	if outcome != "delivered" {
 		level = slog.LevelWarn
+	}
+	if !t.log.Enabled(actx, level) {
+		return
 	}
 	attrs := []slog.Attr{slog.String("event_id", d.EventID), slog.Int("attempt", n),
 		slog.Int("status", r.status), slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
@@ -221,7 +224,7 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 // finish hands an outcome to the store, counts it, and tells OnDead of a
 // delivery that went dead.
 func (t *target) finish(actx context.Context, o Outcome, outcome string) {
-	t.metrics.Deliveries.WithLabelValues(t.set.Name, outcome).Inc()
+	t.outcomes[outcome].Inc()
 	// Not cancelled by the end of claiming, only by the shutdown timeout:
 	// a store that does not answer must not hold the shutdown past it.
 	if err := t.store.Complete(actx, o); err != nil {

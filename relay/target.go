@@ -35,6 +35,11 @@ type target struct {
 	pending      prometheus.Gauge
 	inFlight     prometheus.Gauge
 	breakerGauge prometheus.Gauge
+	// outcomes counts attempts by outcome (delivered, retry, dead) and
+	// duration observes them: bound once, so that an attempt costs no
+	// label lookup.
+	outcomes map[string]prometheus.Counter
+	duration prometheus.Observer
 	// attemptsOut counts attempts in flight; the store's backlog includes
 	// them, the pending gauge does not.
 	attemptsOut atomic.Int64
@@ -60,9 +65,11 @@ func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target,
 		slots:   newSlots(ts.MaxInFlight),
 		wake:    make(chan struct{}, 1),
 	}
+	t.outcomes = make(map[string]prometheus.Counter, 3)
 	for _, outcome := range []string{"delivered", "retry", "dead"} {
-		t.metrics.Deliveries.WithLabelValues(ts.Name, outcome) // from 0, for increase()
+		t.outcomes[outcome] = t.metrics.Deliveries.WithLabelValues(ts.Name, outcome) // from 0, for increase()
 	}
+	t.duration = t.metrics.DeliveryDuration.WithLabelValues(ts.Name)
 	t.pending = t.metrics.QueueDepth.WithLabelValues(ts.Name, "pending")
 	t.inFlight = t.metrics.QueueDepth.WithLabelValues(ts.Name, "in_flight")
 	if ts.RateLimit.RPS > 0 && opts.Reserve == nil {
