@@ -40,6 +40,7 @@ type target struct {
 	// label lookup.
 	outcomes map[string]prometheus.Counter
 	duration prometheus.Observer
+	lastURL  atomic.Pointer[parsedURL] // of the last attempt
 	// attemptsOut counts attempts in flight; the store's backlog includes
 	// them, the pending gauge does not.
 	attemptsOut atomic.Int64
