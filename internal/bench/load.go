@@ -27,7 +27,10 @@ store in a temporary directory (durable: fsync'd before the ack; logging a
 JSON line per webhook and per attempt to a file there) fanning out to two
 local sinks. It drives each for --duration with --senders concurrent
 senders posting unique Hoox webhooks of every task type, then waits for the
-relay's deliveries to drain. It prints acked req/s, p50/p95/p99 ack latency
+relay's deliveries to drain. The relay delivers while it is driven, so the
+deliveries share the two cores with the ingest; with --hold it pauses both
+targets for the load and resumes them for the drain, which measures the
+ingest alone (every event is still delivered to both targets afterwards). It prints acked req/s, p50/p95/p99 ack latency
 and errors for both, their ratio, and the drain time. Only loopback is used.
 With --redis it also prints what the Redis store costs Redis: the CPU of
 Redis's main thread per acked webhook during the relay's run (INFO cpu),
@@ -43,6 +46,7 @@ per pending and per delivered event (kept for the retention).`,
 		f.StringVar(&o.redisURL, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
 		f.StringVar(&o.dir, "dir", "", "keep the relay's store in `DIR` (default: a temporary directory; put it on the disk you want to measure)")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the relay run to this `FILE`")
+		f.BoolVar(&o.hold, "hold", false, "pause both targets while the relay is driven and resume them for the drain: the ingest alone, without deliveries sharing the CPU")
 		return o.run
 	},
 }
@@ -55,6 +59,7 @@ type loadFlags struct {
 	redisURL   string
 	dir        string
 	cpuProfile string
+	hold       bool
 }
 
 // LoadResult is one load run against one server.
@@ -114,6 +119,9 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			return err
 		}
 	}
+	if err := pauseAll(rel.admin, targets, o.hold, "pause"); err != nil {
+		return err
+	}
 	res := measure(r.ctx, client, "relay", "http://"+rel.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
 
 	stopProfile()
@@ -124,6 +132,9 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			return err
 		}
 		cost = &RedisCost{USPerWebhook: (after.cpu - redisBefore.cpu) * 1e6 / float64(max(res.Requests-res.Errors, 1))}
+	}
+	if err := pauseAll(rel.admin, targets, o.hold, "resume"); err != nil {
+		return err
 	}
 	want := 2 * (res.Requests - res.Errors)
 	drainStart := time.Now()
@@ -162,12 +173,16 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": res,
-			"ratio": ratio, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
+			"ratio": ratio, "held": o.hold, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
 			"deliveries_per_sec": perSec, "peak_rss_bytes": peak, "redis": cost,
 		})
 	}
 	w := env.Stdout
-	fmt.Fprintf(w, "%d senders, %s each, relay (%s), fan-out to 2 targets\n\n", o.senders, o.duration, storeName)
+	mode := "delivering while driven"
+	if o.hold {
+		mode = "targets paused while driven (--hold): ingest alone"
+	}
+	fmt.Fprintf(w, "%d senders, %s each, relay (%s), fan-out to 2 targets, %s\n\n", o.senders, o.duration, storeName, mode)
 	fmt.Fprintf(w, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
 	for _, x := range []LoadResult{base, res} {
 		fmt.Fprintf(w, "%-9s %10.0f %8.2f %9s %9s %9s %7d\n", x.Name, x.ReqPerSec, x.ReqPerSec/base.ReqPerSec,
@@ -183,6 +198,20 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	for _, x := range []LoadResult{base, res} {
 		if x.firstError != "" {
 			fmt.Fprintf(w, "first %s error: %s\n", x.Name, x.firstError)
+		}
+	}
+	return nil
+}
+
+// pauseAll posts action ("pause" or "resume") for every target to the
+// relay's admin API when on is set.
+func pauseAll(admin string, targets []*target, on bool, action string) error {
+	if !on {
+		return nil
+	}
+	for _, t := range targets {
+		if err := adminPost(admin, "/api/v1/targets/"+t.name+"/"+action); err != nil {
+			return err
 		}
 	}
 	return nil
