@@ -287,7 +287,7 @@ func (s *Store) complete(outcomes []relay.Outcome) error {
 		d := &outcomes[i].Delivery
 		id := d.ID()
 		q := s.queue(d.Target)
-		cur, ok, err := s.loadDelivery(id)
+		cur, oldQ, ok, err := s.current(q, d)
 		if err != nil {
 			b.Close()
 			return s.completeFailed(outcomes, err)
@@ -297,7 +297,7 @@ func (s *Store) complete(outcomes []relay.Outcome) error {
 			dones = append(dones, dn) // pruned or never stored
 			continue
 		}
-		newQ, err := move(b, &cur, s.queueKeyOf(q, &cur), d)
+		newQ, err := move(b, &cur, oldQ, d)
 		if err != nil {
 			b.Close()
 			return s.completeFailed(outcomes, err)
@@ -318,6 +318,24 @@ func (s *Store) complete(outcomes []relay.Outcome) error {
 		dn.q.unhold(dn.id)
 	}
 	return nil
+}
+
+// current returns the stored record of the delivery d names and its
+// queue key (nil when it is not pending); ok is false when there is none.
+// A claimed delivery is not read again: nothing else writes a delivery a
+// claim holds (swaps skip it, pruning keeps pending ones), so it is still
+// pending under the key its claim holds.
+func (s *Store) current(q *queue, d *relay.Delivery) (cur relay.Delivery, oldQ []byte, ok bool, err error) {
+	q.mu.Lock()
+	k := q.held[d.ID()]
+	q.mu.Unlock()
+	if k != nil {
+		return relay.Delivery{EventID: d.EventID, Target: d.Target, State: relay.Pending}, k, true, nil
+	}
+	if cur, ok, err = s.loadDelivery(d.ID()); err != nil || !ok {
+		return cur, nil, ok, err
+	}
+	return cur, s.queueKeyOf(q, &cur), true, nil
 }
 
 // queueKeyOf returns the queue key of the stored delivery d: its hold's,
