@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/config"
+	"github.com/hooxrelay/hooxrelay/internal/logwriter"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/pebblestore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
@@ -50,7 +51,15 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`,
 	logFormat := f.String("log-format", "auto", "log `FORMAT`: json, text, or auto (text on a terminal, json otherwise)")
 	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log, err := newLogger(e.stderr, *logFormat, *logLevel)
+		out := e.stderr
+		if !interactive(out) {
+			// A line per webhook and per attempt: written in batches,
+			// not a system call each (see "Logs" in the README).
+			lw := logwriter.New(out, logwriter.Every, logwriter.Size)
+			defer lw.Close()
+			out = lw
+		}
+		log, err := newLogger(out, *logFormat, *logLevel)
 		if err != nil {
 			return err
 		}
@@ -350,18 +359,25 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: durationString}
+	var h slog.Handler
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "auto":
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
+			h = slog.NewTextHandler(w, opts)
+		} else {
+			h = slog.NewJSONHandler(w, opts)
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: want json, text or auto", format)
 	}
-	return nil, usagef("--log-format %q: want json, text or auto", format)
+	if lw, ok := w.(*logwriter.Writer); ok {
+		h = logwriter.Handler(h, lw)
+	}
+	return slog.New(h), nil
 }
 
 // durationString writes durations as Go duration strings ("1.032ms", "30s")

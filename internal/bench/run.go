@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/hooxrelay/hooxrelay/internal/logwriter"
 )
 
 // run is the setup every scenario shares: a directory (the --dir flag's,
@@ -25,7 +27,8 @@ type run struct {
 	wg     sync.WaitGroup
 	dir    string
 	rmdir  func()
-	logf   *os.File      // relay.log, opened by the first relay in this process
+	logf   *os.File // relay.log, opened by the first relay in this process
+	logw   *logwriter.Writer
 	kids   []*childRelay // relay processes, killed by close if still running
 }
 
@@ -56,6 +59,7 @@ func (r *run) close() {
 	r.cancel()
 	r.wg.Wait()
 	if r.logf != nil {
+		r.logw.Close()
 		r.logf.Close()
 	}
 	r.rmdir()
@@ -82,10 +86,10 @@ func (r *run) serve(store string, targets ...targetConfig) (*localRelay, error) 
 		if err != nil {
 			return nil, err
 		}
-		r.logf = f
+		r.logf, r.logw = f, logwriter.New(f, logwriter.Every, logwriter.Size)
 	}
 	rel := &localRelay{}
-	log := slog.New(&watchHandler{Handler: slog.NewJSONHandler(r.logf, nil), w: &rel.watch})
+	log := slog.New(&watchHandler{Handler: logwriter.Handler(slog.NewJSONHandler(r.logw, nil), r.logw), w: &rel.watch})
 	cfg := relayConfig("127.0.0.1:0", "127.0.0.1:0", store, targets...)
 	type addrs struct{ in, admin string }
 	ready := make(chan addrs, 1)
