@@ -283,6 +283,34 @@ func TestNewClientURLs(t *testing.T) {
 	}
 }
 
+// The pool is DefaultPoolSize unless the URL sets pool_size.
+func TestNewClientPoolSize(t *testing.T) {
+	for url, want := range map[string]int{
+		"redis://127.0.0.1:6379/0":                    redisstore.DefaultPoolSize,
+		"redis://127.0.0.1:6379/0?pool_size=7":        7,
+		"redis+sentinel://127.0.0.1:26379/mymaster/2": redisstore.DefaultPoolSize,
+		"redis+cluster://127.0.0.1:7000":              redisstore.DefaultPoolSize,
+	} {
+		rdb, err := redisstore.NewClient(url)
+		if err != nil {
+			t.Fatalf("NewClient(%q): %v", url, err)
+		}
+		var got int
+		switch c := rdb.(type) {
+		case *redis.Client:
+			got = c.Options().PoolSize
+		case *redis.ClusterClient:
+			got = c.Options().PoolSize
+		default:
+			t.Fatalf("NewClient(%q): a %T", url, rdb)
+		}
+		rdb.Close()
+		if got != want {
+			t.Errorf("NewClient(%q): pool of %d, want %d", url, got, want)
+		}
+	}
+}
+
 // go-redis's own messages go to slog, at most one a second.
 func TestSetLogger(t *testing.T) {
 	var buf strings.Builder

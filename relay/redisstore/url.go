@@ -13,6 +13,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// DefaultPoolSize is how many connections a relay keeps to Redis at most.
+// Every ingest holds one for its round trip, which with appendfsync always
+// includes Redis's fsync: go-redis's default (10 per CPU) let only 20 of 64
+// concurrent webhooks reach Redis at once on two cores, and Redis fsyncs
+// once for all the commands it read together, so more connections in use
+// means more webhooks per fsync.
+const DefaultPoolSize = 128
+
 // NewClient connects to the Redis that rawURL names:
 //
 //	redis://[user:password@]host:port[/db]       one server (rediss:// for TLS)
@@ -20,6 +28,8 @@ import (
 //	redis+cluster://[user:password@]host:port[,host:port…]
 //
 // Sentinel and Cluster take several seed addresses, comma-separated.
+// The pool holds up to DefaultPoolSize connections (per node of a
+// cluster); a redis:// URL may set its own with ?pool_size=N.
 func NewClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -31,6 +41,9 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
+		if !u.Query().Has("pool_size") {
+			o.PoolSize = DefaultPoolSize
+		}
 		return redis.NewClient(o), nil
 	case "redis+sentinel", "redis+cluster":
 	default:
@@ -40,7 +53,7 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 	if u.Host == "" || len(addrs) == 0 {
 		return nil, fmt.Errorf("redis url: no host:port")
 	}
-	o := &redis.UniversalOptions{Addrs: addrs}
+	o := &redis.UniversalOptions{Addrs: addrs, PoolSize: DefaultPoolSize}
 	if u.User != nil {
 		o.Username = u.User.Username()
 		o.Password, _ = u.User.Password()
