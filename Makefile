@@ -22,7 +22,7 @@ demo: build ## sample webhooks through a relay with local targets
 
 bench: build ## relay vs bare baseline, same run; the sustained rate; a backlog of a million
 	./bin/hooxrelay bench --duration 10s --senders 64
-	./bin/hooxrelay bench --duration 10s --senders 64 --hold
+	./bin/hooxrelay bench --duration 10s --senders 64 --hold --process
 	./bin/hooxrelay bench sustain --shaped
 	./bin/hooxrelay bench backlog
 	go test -run '^$$' -bench . -benchmem ./relay/... ./rules/...

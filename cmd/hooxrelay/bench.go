@@ -32,7 +32,7 @@ must be 0, or the command fails) and how many were delivered twice.
 	benchRun(cmd, e, def)
 	cmd.AddGroup(&cobra.Group{ID: "scenario", Title: "Scenarios (\"hooxrelay bench SCENARIO --help\" tells each one's flags):"})
 	for _, s := range bench.Scenarios {
-		sub := &cobra.Command{Use: s.Name, GroupID: "scenario", Short: s.Short, Long: s.Long, Args: noArgs}
+		sub := &cobra.Command{Use: s.Name, GroupID: "scenario", Short: s.Short, Long: s.Long, Args: noArgs, Hidden: s.Hidden}
 		benchRun(sub, e, s)
 		cmd.AddCommand(sub)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/internal/demo"
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
 	"github.com/spf13/cobra"
 )
 
@@ -298,22 +299,7 @@ type relayProc struct {
 }
 
 // syncBuffer is the relay's stderr, which tests read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testenv.Buffer
 
 func startRelay(t *testing.T, cfgPath, ingest, admin string, extraArgs ...string) *relayProc {
 	t.Helper()

@@ -29,7 +29,7 @@ import (
 
 // Scenarios are the scenarios in the order "hooxrelay bench --help" lists
 // them. The first, load, is what "hooxrelay bench" runs without one.
-var Scenarios = []*Scenario{load, sustain, backlog, burst, deadTarget, crash, redisOutage, soak}
+var Scenarios = []*Scenario{load, sustain, backlog, burst, deadTarget, crash, redisOutage, soak, bare}
 
 // A Scenario is one benchmark. Its fields are read-only once listed in
 // Scenarios.
@@ -37,6 +37,8 @@ type Scenario struct {
 	Name  string // the subcommand, such as "burst"
 	Short string // one line for the list of scenarios
 	Long  string // what it does and what it prints, for its --help
+	// Hidden scenarios serve other scenarios and are not listed.
+	Hidden bool
 	// Flags declares the scenario's flags on fs and returns the function
 	// that runs it with their values.
 	Flags func(fs *pflag.FlagSet) func(ctx context.Context, env *Env) error

@@ -2,10 +2,15 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/testenv"
 	"github.com/spf13/pflag"
 )
 
@@ -21,6 +26,7 @@ func TestScenarios(t *testing.T) {
 		"crash":        {"--kills", "0"},
 		"redis-outage": {"--rate", "0"},
 		"soak":         {"--every", "0s"},
+		"bare":         {"--listen", "192.0.2.1:80"},
 	}
 	seen := map[string]bool{}
 	for _, s := range Scenarios {
@@ -68,5 +74,37 @@ func TestServeNeeded(t *testing.T) {
 	err := run(t.Context(), &Env{Stdout: new(bytes.Buffer), Progress: &progress})
 	if err == nil || !strings.Contains(err.Error(), "Env.Serve is not set") {
 		t.Errorf("burst without Env.Serve = %v, want an error saying so", err)
+	}
+}
+
+// The baseline served by "bench bare" answers as the in-process one does.
+func TestBareServes(t *testing.T) {
+	fs := pflag.NewFlagSet("bare", pflag.ContinueOnError)
+	run := bare.Flags(fs)
+	fs.Parse(nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &testenv.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, &Env{Stdout: out, Progress: io.Discard}) }()
+	var addr string
+	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bench bare printed no address within 5s")
+		}
+		addr = strings.TrimSpace(out.String())
+	}
+	for body, want := range map[string]int{`{"task":"video_generate"}`: 200, `{not json`: 400} {
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST %s: %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("bench bare after its context ended: %v", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +29,9 @@ store in a temporary directory (durable: fsync'd before the ack; logging a
 JSON line per webhook and per attempt to a file there) fanning out to two
 local sinks. It drives each for --duration with --senders concurrent
 senders posting unique Hoox webhooks of every task type, then waits for the
-relay's deliveries to drain. The relay delivers while it is driven, so the
+relay's deliveries to drain. With --process the relay and the baseline run
+as processes of their own (the generator and the targets stay in this
+one), as a relay runs in production. The relay delivers while it is driven, so the
 deliveries share the two cores with the ingest; with --hold it pauses both
 targets for the load and resumes them for the drain, which measures the
 ingest alone (every event is still delivered to both targets afterwards). It prints acked req/s, p50/p95/p99 ack latency
@@ -46,6 +50,8 @@ per pending and per delivered event (kept for the retention).`,
 		f.StringVar(&o.redisURL, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
 		f.StringVar(&o.dir, "dir", "", "keep the relay's store in `DIR` (default: a temporary directory; put it on the disk you want to measure)")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the relay run to this `FILE`")
+		f.BoolVar(&o.process, "process", false, "run the relay and the baseline as processes of their own (this binary, or --relay-binary), as in production, instead of in this process beside the load generator and the targets")
+		f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run with --process (default: this one)")
 		f.BoolVar(&o.hold, "hold", false, "pause both targets while the relay is driven and resume them for the drain: the ingest alone, without deliveries sharing the CPU")
 		return o.run
 	},
@@ -60,6 +66,15 @@ type loadFlags struct {
 	dir        string
 	cpuProfile string
 	hold       bool
+	process    bool
+	relayBin   string
+}
+
+// servedRelay is the relay under test, in this process or as a child.
+type servedRelay struct {
+	ingress, admin string
+	stop           func() error
+	peak           func() int64 // its peak RSS, or that of the process it shares
 }
 
 // LoadResult is one load run against one server.
@@ -91,14 +106,42 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return err
 	}
 
-	baseURL, err := r.baseline()
-	if err != nil {
-		return err
+	if o.process && o.cpuProfile != "" {
+		return usagef("--cpuprofile profiles this process: it cannot be used with --process")
 	}
-
-	targets, rel, err := r.fanOut(storeYAML)
-	if err != nil {
-		return err
+	var baseURL string
+	var sut servedRelay
+	var targets []*target
+	if o.process {
+		bin, err := relayBinary(o.relayBin)
+		if err != nil {
+			return err
+		}
+		if baseURL, err = r.bareChild(bin); err != nil {
+			return err
+		}
+		targets = []*target{{name: "first"}, {name: "second"}}
+		if err := r.start(targets...); err != nil {
+			return err
+		}
+		c, err := r.child(bin, storeYAML, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
+		if err != nil {
+			return err
+		}
+		pid := strconv.Itoa(c.pid())
+		sut = servedRelay{c.ingress, c.admin, c.stop, func() int64 { return procStatus(pid)["VmHWM"] }}
+	} else {
+		var err error
+		if baseURL, err = r.baseline(); err != nil {
+			return err
+		}
+		var rel *localRelay
+		if targets, rel, err = r.fanOut(storeYAML); err != nil {
+			return err
+		}
+		// The relay shares this process with the targets and the load
+		// generator: its high-water mark bounds the relay's.
+		sut = servedRelay{rel.ingress, rel.admin, func() error { return r.stop(rel) }, func() int64 { return procStatus("self")["VmHWM"] }}
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
@@ -119,10 +162,10 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			return err
 		}
 	}
-	if err := pauseAll(rel.admin, targets, o.hold, "pause"); err != nil {
+	if err := pauseAll(sut.admin, targets, o.hold, "pause"); err != nil {
 		return err
 	}
-	res := measure(r.ctx, client, "relay", "http://"+rel.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
+	res := measure(r.ctx, client, "relay", "http://"+sut.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
 
 	stopProfile()
 	var cost *RedisCost
@@ -133,7 +176,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		}
 		cost = &RedisCost{USPerWebhook: (after.cpu - redisBefore.cpu) * 1e6 / float64(max(res.Requests-res.Errors, 1))}
 	}
-	if err := pauseAll(rel.admin, targets, o.hold, "resume"); err != nil {
+	if err := pauseAll(sut.admin, targets, o.hold, "resume"); err != nil {
 		return err
 	}
 	want := 2 * (res.Requests - res.Errors)
@@ -150,7 +193,8 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	fmt.Fprintln(env.Progress)
 	drain := time.Since(drainStart)
 	dups := targets[0].dups.Load() + targets[1].dups.Load()
-	if err := r.stop(rel); err != nil {
+	peak := sut.peak()
+	if err := sut.stop(); err != nil {
 		return err
 	}
 
@@ -165,22 +209,22 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	ratio := res.ReqPerSec / base.ReqPerSec
 	// Deliveries run during the relay's load and its drain.
 	perSec := float64(got) / (res.Duration + drain).Seconds()
-	// The relay shares this process with the targets and the load
-	// generator: its high-water mark bounds the relay's.
-	peak := procStatus("self")["VmHWM"]
 	if o.asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
 			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": res,
-			"ratio": ratio, "held": o.hold, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
+			"ratio": ratio, "held": o.hold, "processes": o.process, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
 			"deliveries_per_sec": perSec, "peak_rss_bytes": peak, "redis": cost,
 		})
 	}
 	w := env.Stdout
-	mode := "delivering while driven"
+	mode := "in this process, delivering while driven"
+	if o.process {
+		mode = "as processes of their own, delivering while driven"
+	}
 	if o.hold {
-		mode = "targets paused while driven (--hold): ingest alone"
+		mode = strings.Replace(mode, "delivering while driven", "targets paused while driven (--hold): ingest alone", 1)
 	}
 	fmt.Fprintf(w, "%d senders, %s each, relay (%s), fan-out to 2 targets, %s\n\n", o.senders, o.duration, storeName, mode)
 	fmt.Fprintf(w, "%-9s %10s %8s %9s %9s %9s %7s\n", "server", "req/s", "ratio", "p50", "p95", "p99", "errors")
@@ -189,7 +233,9 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			x.P50.Round(10*time.Microsecond), x.P95.Round(10*time.Microsecond), x.P99.Round(10*time.Microsecond), x.Errors)
 	}
 	fmt.Fprintf(w, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended; %.0f deliveries/s\n", got, want, dups, drain.Round(time.Millisecond), perSec)
-	if peak > 0 {
+	if peak > 0 && o.process {
+		fmt.Fprintf(w, "peak RSS: %.0f MiB (the relay process)\n", float64(peak)/(1<<20))
+	} else if peak > 0 {
 		fmt.Fprintf(w, "peak RSS: %.0f MiB (this process: relay, targets, baseline and load generator)\n", float64(peak)/(1<<20))
 	}
 	if cost != nil {
@@ -225,16 +271,7 @@ func (r *run) baseline() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var doc map[string]any
-		body, _ := io.ReadAll(r.Body)
-		if json.Unmarshal(body, &doc) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: bareHandler(), ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); srv.Serve(ln) }()
 	go func() { defer r.wg.Done(); <-r.ctx.Done(); srv.Close() }()

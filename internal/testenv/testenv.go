@@ -2,11 +2,14 @@
 // redis-cli, promtool, chromium). A test that needs one must not pass by accident
 // where it is missing: in CI (CI=true) a missing tool fails the test, and
 // elsewhere the test is skipped with the command that installs the tool.
+// It also holds small helpers that tests of several packages share.
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -35,3 +38,22 @@ func LookPath(t testing.TB, name, install string) string {
 
 // InCI reports whether the tests run in CI, where CI=true.
 func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Buffer is a bytes.Buffer that a test may read while a process or a
+// goroutine writes to it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
