@@ -519,3 +519,49 @@ func TestIngressStoreFailure(t *testing.T) {
 		t.Errorf("hooxrelay_ingress_requests_total{outcome=unavailable} = %v, want 1", v)
 	}
 }
+
+// A burst makes the ingress busy once 16 webhooks are in progress, and it
+// stays busy for a while after the count drops, so that deliveries do not
+// take the CPU back at every dip of a burst.
+func TestIngressBusyHoldsAfterABurst(t *testing.T) {
+	for _, tc := range []struct {
+		hold      time.Duration
+		busyAfter bool
+	}{
+		{time.Hour, true},
+		{0, false},
+	} {
+		t.Run(fmt.Sprintf("hold %s", tc.hold), func(t *testing.T) {
+			defer relay.SetBusyHold(tc.hold)()
+			gate := make(chan struct{})
+			var once sync.Once
+			h := startRelay(t, baseSettings(), "", func(o *pebblestore.Options) {
+				o.BeforeCommit = func() { <-gate }
+			})
+			release := func() { once.Do(func() { close(gate) }) }
+			defer release()
+			if relay.IngressBusy(h.srv) {
+				t.Fatal("busy before any webhook")
+			}
+			var wg sync.WaitGroup
+			for i := range 16 {
+				wg.Go(func() {
+					if r := h.post(t, "/hooks/hoox", videoBody(fmt.Sprintf("burst_%d", i))); r.status != 200 {
+						t.Errorf("webhook %d: %s", i, r)
+					}
+				})
+			}
+			storetest.Eventually(t, 10*time.Second, func() error {
+				if !relay.IngressBusy(h.srv) {
+					return fmt.Errorf("not busy with 16 webhooks waiting for the disk")
+				}
+				return nil
+			})
+			release()
+			wg.Wait()
+			if got := relay.IngressBusy(h.srv); got != tc.busyAfter {
+				t.Errorf("busy once every webhook is answered = %v, want %v", got, tc.busyAfter)
+			}
+		})
+	}
+}
