@@ -50,8 +50,7 @@ per pending and per delivered event (kept for the retention).`,
 		f.StringVar(&o.redisURL, "redis", "", "run the relay on the Redis at this loopback `URL` (e.g. redis://127.0.0.1:6379/15) instead of the embedded store; it writes keys under the prefix hooxrelay-bench")
 		f.StringVar(&o.dir, "dir", "", "keep the relay's store in `DIR` (default: a temporary directory; put it on the disk you want to measure)")
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the relay run to this `FILE`")
-		f.BoolVar(&o.process, "process", false, "run the relay and the baseline as processes of their own (this binary, or --relay-binary), as in production, instead of in this process beside the load generator and the targets")
-		f.StringVar(&o.relayBin, "relay-binary", "", "hooxrelay binary to run with --process (default: this one)")
+		o.processFlags.declare(f)
 		f.BoolVar(&o.hold, "hold", false, "pause both targets while the relay is driven and resume them for the drain: the ingest alone, without deliveries sharing the CPU")
 		return o.run
 	},
@@ -66,8 +65,26 @@ type loadFlags struct {
 	dir        string
 	cpuProfile string
 	hold       bool
-	process    bool
-	relayBin   string
+	processFlags
+}
+
+// processFlags are --process and --relay-binary.
+type processFlags struct {
+	process  bool
+	relayBin string
+}
+
+func (p *processFlags) declare(f *pflag.FlagSet) {
+	f.BoolVar(&p.process, "process", false, "run the relay and the baseline as processes of their own (this binary, or --relay-binary), as in production, instead of in this process beside the load generator and the targets")
+	f.StringVar(&p.relayBin, "relay-binary", "", "hooxrelay binary to run with --process (default: this one)")
+}
+
+// binary is the binary --process runs, or "" without --process.
+func (p *processFlags) binary() (string, error) {
+	if !p.process {
+		return "", nil
+	}
+	return relayBinary(p.relayBin)
 }
 
 // servedRelay is the relay under test, in this process or as a child.
@@ -109,39 +126,17 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	if o.process && o.cpuProfile != "" {
 		return usagef("--cpuprofile profiles this process: it cannot be used with --process")
 	}
-	var baseURL string
-	var sut servedRelay
-	var targets []*target
-	if o.process {
-		bin, err := relayBinary(o.relayBin)
-		if err != nil {
-			return err
-		}
-		if baseURL, err = r.bareChild(bin); err != nil {
-			return err
-		}
-		targets = []*target{{name: "first"}, {name: "second"}}
-		if err := r.start(targets...); err != nil {
-			return err
-		}
-		c, err := r.child(bin, storeYAML, targetConfig{"first", targets[0].url(), "max_in_flight: 32"}, targetConfig{"second", targets[1].url(), "max_in_flight: 32"})
-		if err != nil {
-			return err
-		}
-		pid := strconv.Itoa(c.pid())
-		sut = servedRelay{c.ingress, c.admin, c.stop, func() int64 { return procStatus(pid)["VmHWM"] }}
-	} else {
-		var err error
-		if baseURL, err = r.baseline(); err != nil {
-			return err
-		}
-		var rel *localRelay
-		if targets, rel, err = r.fanOut(storeYAML); err != nil {
-			return err
-		}
-		// The relay shares this process with the targets and the load
-		// generator: its high-water mark bounds the relay's.
-		sut = servedRelay{rel.ingress, rel.admin, func() error { return r.stop(rel) }, func() int64 { return procStatus("self")["VmHWM"] }}
+	bin, err := o.binary()
+	if err != nil {
+		return err
+	}
+	baseURL, err := r.bareBaseline(bin)
+	if err != nil {
+		return err
+	}
+	targets, sut, err := r.fanOut(bin, storeYAML, false)
+	if err != nil {
+		return err
 	}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders, MaxIdleConns: o.senders}}
@@ -278,25 +273,21 @@ func (r *run) baseline() (string, error) {
 	return "http://" + ln.Addr().String() + "/", nil
 }
 
-// fanOut starts two targets, "first" and "second", and a relay in this
-// process on store sending every webhook to both, up to 32 attempts in
-// flight each. The relay logs as serve does (a JSON line per webhook and
-// per attempt), so that the figures include that cost.
-func (r *run) fanOut(store string) ([]*target, *localRelay, error) {
-	return r.fanOutShaped(store, false)
-}
-
 // shapedRequest shapes a target's requests as a legacy endpoint would
 // want them, valid for every task the bench sends: a PUT to a URL with a
 // placeholder, a header template, a jq body sent as a form.
 const shapedRequest = `request: {method: PUT, format: form, headers: {X-Task: '{task}'}, ` +
 	`body: '{id: (.job_id // .avatar_id), state: (if .status == "completed" then "DONE" else "FAILED" end), cost: (.result.cost // 0)}'}`
 
-// fanOutShaped is fanOut, with every target's request shaped when shaped.
-func (r *run) fanOutShaped(store string, shaped bool) ([]*target, *localRelay, error) {
+// fanOut starts two targets, "first" and "second", and a relay on store
+// sending every webhook to both, up to 32 attempts in flight each, every
+// request shaped when shaped. The relay runs in this process, logging as
+// serve does (a JSON line per webhook and per attempt), or with bin set,
+// as "bin serve", a process of its own.
+func (r *run) fanOut(bin, store string, shaped bool) ([]*target, servedRelay, error) {
 	targets := []*target{{name: "first"}, {name: "second"}}
 	if err := r.start(targets...); err != nil {
-		return nil, nil, err
+		return nil, servedRelay{}, err
 	}
 	cfgs := []targetConfig{{"first", targets[0].url(), "max_in_flight: 32"}, {"second", targets[1].url(), "max_in_flight: 32"}}
 	if shaped {
@@ -305,8 +296,30 @@ func (r *run) fanOutShaped(store string, shaped bool) ([]*target, *localRelay, e
 			cfgs[i].extra += ", " + shapedRequest
 		}
 	}
+	if bin != "" {
+		c, err := r.child(bin, store, cfgs...)
+		if err != nil {
+			return nil, servedRelay{}, err
+		}
+		pid := strconv.Itoa(c.pid())
+		return targets, servedRelay{c.ingress, c.admin, c.stop, func() int64 { return procStatus(pid)["VmHWM"] }}, nil
+	}
 	rel, err := r.serve(store, cfgs...)
-	return targets, rel, err
+	if err != nil {
+		return nil, servedRelay{}, err
+	}
+	// The relay shares this process with the targets and the load
+	// generator: its high-water mark bounds the relay's.
+	return targets, servedRelay{rel.ingress, rel.admin, func() error { return r.stop(rel) }, func() int64 { return procStatus("self")["VmHWM"] }}, nil
+}
+
+// bareBaseline serves the bare baseline in this process, or with bin set
+// as "bin bench bare", and returns its URL.
+func (r *run) bareBaseline(bin string) (string, error) {
+	if bin != "" {
+		return r.bareChild(bin)
+	}
+	return r.baseline()
 }
 
 // tasks are the bodies of the webhooks the bench sends, one of each task

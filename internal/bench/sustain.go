@@ -32,6 +32,8 @@ It prints each step (rate, ratio, sent, acked, failed, p50/p99/max ack
 latency, backlog, verdict), the highest passing rate and its ratio to the
 baseline, and how many acked events were lost (must be 0) or delivered
 twice once everything drained.
+With --process the relay and the baseline run as processes of their own,
+as in production; the senders and the targets stay in this one.
 With --shaped the same steps run a second time, on a fresh relay and store,
 with every target's request shaped (a PUT to a URL with a placeholder, a
 header template, a jq body sent as a form); it prints that ladder too and
@@ -55,6 +57,7 @@ load drifts during the run favours neither.`,
 		redisFlag(f, &o.redisURL)
 		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
 		f.IntVar(&o.rounds, "rounds", 1, "with --shaped: pairs of ladders (unshaped and shaped) to run, alternating which goes first")
+		o.processFlags.declare(f)
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the steps (relay, targets and senders: one process; with --shaped, of the last ladder) to this `FILE`")
 		return o.run
 	},
@@ -73,6 +76,7 @@ type sustainFlags struct {
 	asJSON        bool
 	shaped        bool
 	rounds        int
+	processFlags
 }
 
 // SustainStep is one step of "bench sustain".
@@ -122,6 +126,9 @@ type SustainResult struct {
 func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 	if o.senders < 1 || o.baseline <= 0 || o.step <= 0 || o.from <= 0 || o.by <= 0 || o.to < o.from || o.p99 <= 0 || o.settle < 0 {
 		return usagef("--senders, --baseline, --step-duration, --from, --by and --p99 must be positive, and --to at least --from")
+	}
+	if o.process && o.cpuProfile != "" {
+		return usagef("--cpuprofile profiles this process: it cannot be used with --process")
 	}
 	var seq atomic.Int64
 	r, res, err := o.ladder(ctx, env, "", nil, &seq)
@@ -180,8 +187,12 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 	if err != nil {
 		return nil, nil, err
 	}
+	bin, err := o.binary()
+	if err != nil {
+		return nil, nil, err
+	}
 	if base == nil {
-		baseURL, err := r.baseline()
+		baseURL, err := r.bareBaseline(bin)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -195,7 +206,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 	}
 
 	shaped := strings.HasPrefix(variant, "shaped")
-	targets, rel, err := r.fanOutShaped(storeYAML, shaped)
+	targets, rel, err := r.fanOut(bin, storeYAML, shaped)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -237,7 +248,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		res.BestPerS, res.BestRatio = st.RatePerS, st.Ratio
 	}
 	res.Delivery = r.drain(targets, acked, time.Now(), o.wait)
-	if err := r.stop(rel); err != nil {
+	if err := rel.stop(); err != nil {
 		return nil, nil, err
 	}
 	res.LoadAvg = loadAvg()
