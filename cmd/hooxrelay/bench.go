@@ -45,6 +45,7 @@ func benchRun(cmd *cobra.Command, e *env, s *bench.Scenario) {
 	run := s.Flags(cmd.Flags())
 	env := &bench.Env{Stdout: e.stdout, Progress: e.stderr, Serve: benchServe}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		tuneGC() // as serve's: the relays and the baseline in this process share it
 		err := run(cmd.Context(), env)
 		if errors.Is(err, bench.ErrUsage) {
 			return usageError{err}

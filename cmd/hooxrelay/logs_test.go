@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,5 +106,20 @@ routes: [{name: all, targets: [t]}]
 				t.Errorf("%q line: %s %q is not a duration: %v", l["msg"], key, s, err)
 			}
 		}
+	}
+}
+
+// A relay process collects at GOGC=400, unless GOGC says otherwise.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(123))
+	t.Setenv("GOGC", "")
+	tuneGC()
+	if got := debug.SetGCPercent(123); got != gcPercent {
+		t.Errorf("without GOGC: the collector's target is %d, want %d", got, gcPercent)
+	}
+	t.Setenv("GOGC", "50")
+	tuneGC()
+	if got := debug.SetGCPercent(123); got != 123 {
+		t.Errorf("with GOGC set: tuneGC changed the target to %d", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,7 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`,
 	logFormat := f.String("log-format", "auto", "log `FORMAT`: json, text, or auto (text on a terminal, json otherwise)")
 	logLevel := f.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		tuneGC()
 		out := e.stderr
 		if !interactive(out) {
 			// A line per webhook and per attempt: written in batches,
@@ -73,6 +75,19 @@ SIGTERM or SIGINT shut it down cleanly within server.shutdown_timeout.`,
 		return serve(cmd.Context(), cfg, hash, log, nil, hup)
 	}
 	return cmd
+}
+
+// gcPercent is the garbage collector's target (GOGC) of a process that
+// runs a relay, unless GOGC is set. The relay's Go heap is a few MB live
+// (the store's cache and memtables are outside it), so at Go's default of
+// 100 it collected about 12 times a second under load; at 400, a relay
+// process used about a tenth less CPU per webhook for some MB more heap.
+const gcPercent = 400
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // loadConfigHash is loadConfig that also names the file's content (see
