@@ -34,6 +34,14 @@ const (
 	eventTrailVersion = 5
 )
 
+// eventCompactVersion, the first byte of event records written now, has
+// eventTrailVersion's fields in a shorter form: a dedup key made of the
+// task, the payload's ids and the status (every known task's) is stored
+// as one NUL byte and rebuilt from them (dedupField), and header values
+// have codes for the common ones (putHeaderValue). A pending event is
+// mostly its record in Redis's memory.
+const eventCompactVersion = 6
+
 // The records are binary and compact: Redis keeps every pending event in
 // memory, and JSON's field names and RFC 3339 times would double its size.
 // Strings are a uvarint length and the bytes; counts are uvarints; times
@@ -87,8 +95,10 @@ func (r *reader) uvarint() uint64 {
 
 func (r *reader) int() int { return int(r.uvarint()) }
 
-func (r *reader) string() string {
-	n := r.uvarint()
+func (r *reader) string() string { return r.stringOf(r.uvarint()) }
+
+// stringOf reads n bytes as a string.
+func (r *reader) stringOf(n uint64) string {
 	if n > uint64(len(r.b)) {
 		r.err, r.b = errCorrupt, nil
 		return ""
@@ -183,19 +193,28 @@ func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
 // then names and values, sorted), the receive time, and last the payload
 // as received, up to the end. Its deliveries' hash holds the rest, the
 // parts that scripts change (see the package comment).
-func encodeEvent(ev *relay.Event) ([]byte, error) {
+func encodeEvent(ev *relay.Event) ([]byte, error) { return encodeEventAs(ev, eventCompactVersion) }
+
+// encodeEventAs encodes ev as records of version (eventTrailVersion or
+// eventCompactVersion) are.
+func encodeEventAs(ev *relay.Event, version byte) ([]byte, error) {
 	for _, t := range ev.Targets {
 		if strings.IndexByte(t, 0) >= 0 {
 			return nil, fmt.Errorf("encode event %s: target name %q holds a NUL byte", ev.ID, t)
 		}
 	}
 	b := make([]byte, 0, 64+relay.TraceLen+len(ev.DedupKey)+len(ev.Trail.Verify)+16*len(ev.Trail.Routes)+len(ev.JobID)+len(ev.AvatarID)+len(ev.LookID)+len(ev.Payload)+48*len(ev.Headers))
-	b = append(b, eventTrailVersion)
+	compact := version >= eventCompactVersion
+	b = append(b, version)
 	mark := relay.MarkKey(ev.DedupKey)
 	if mark == ev.DedupKey {
 		mark = ""
 	}
-	for _, s := range []string{ev.Source, ev.Task, ev.Status, ev.DedupKey, mark, ev.RemoteAddr} {
+	dedup := ev.DedupKey
+	if compact {
+		dedup = dedupField(ev)
+	}
+	for _, s := range []string{ev.Source, ev.Task, ev.Status, dedup, mark, ev.RemoteAddr} {
 		b = putString(b, s)
 	}
 	b = relay.AppendTrace(b, ev.Trace)
@@ -214,10 +233,15 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 	slices.Sort(names)
 	for _, k := range names {
 		if code := slices.Index(headerCodes, k); code >= 0 {
-			b = putString(append(b, 0, byte(code)), ev.Headers[k])
-			continue
+			b = append(b, 0, byte(code))
+		} else {
+			b = putString(b, k)
 		}
-		b = putString(putString(b, k), ev.Headers[k])
+		if compact {
+			b = putHeaderValue(b, ev.Headers[k])
+		} else {
+			b = putString(b, ev.Headers[k])
+		}
 	}
 	b = putTime(b, epoch(ev.ID), ev.ReceivedAt)
 	return append(b, ev.Payload...), nil
@@ -226,6 +250,67 @@ func encodeEvent(ev *relay.Event) ([]byte, error) {
 // headerCodes are the names of the headers the relay keeps (relay's
 // keptHeaders), each stored as an empty name and its index.
 var headerCodes = []string{"Content-Type", "User-Agent", "X-Request-Id", "X-Forwarded-For"}
+
+// valueCodes are common header values, each stored as a length of 0 and
+// its index; any other value as its length plus one and the bytes.
+var valueCodes = []string{"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
+
+func putHeaderValue(b []byte, v string) []byte {
+	if code := slices.Index(valueCodes, v); code >= 0 {
+		return append(b, 0, byte(code))
+	}
+	return append(binary.AppendUvarint(b, uint64(len(v))+1), v...)
+}
+
+func (r *reader) headerValue() string {
+	n := r.uvarint()
+	switch {
+	case r.err != nil:
+		return ""
+	case n > 0:
+		return r.stringOf(n - 1)
+	case len(r.b) == 0 || int(r.b[0]) >= len(valueCodes):
+		r.err, r.b = errCorrupt, nil
+		return ""
+	}
+	v := valueCodes[r.b[0]]
+	r.b = r.b[1:]
+	return v
+}
+
+// derivedDedup is what dedupField stores for a dedup key that is the
+// task, the payload's ids and the status joined by ':' (relay's
+// ParsePayload makes those for every known task).
+const derivedDedup = "\x00"
+
+// dedupField is the dedup key as an event record stores it: derivedDedup
+// for one that dedupFrom rebuilds, else the key, after a 1 byte when it
+// starts with a 0 or 1 byte.
+func dedupField(ev *relay.Event) string {
+	switch {
+	case ev.DedupKey != "" && ev.DedupKey == dedupFrom(ev.Task, ev.JobID, ev.AvatarID, ev.LookID, ev.Status):
+		return derivedDedup
+	case ev.DedupKey != "" && ev.DedupKey[0] <= 1:
+		return "\x01" + ev.DedupKey
+	}
+	return ev.DedupKey
+}
+
+// dedupFrom is the dedup key of a known task: the task, the ids that are
+// set, and the status, joined by ':'; "" without an id.
+func dedupFrom(task, job, avatar, look, status string) string {
+	ids := make([]string, 0, 5)
+	ids = append(ids, task)
+	for _, id := range []string{job, avatar, look} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 1 {
+		return ""
+	}
+	return strings.Join(append(ids, status), ":")
+}
 
 // The members of the queues, held sets and indexes are event ids without
 // their "evt_": they are most of what a pending event costs Redis, and 26
@@ -262,10 +347,13 @@ end
 
 // luaEventHead is eventHead(record): the source, task, status and the
 // mark's key of an event record, for the scripts that need them. A
-// length under 128 is one byte; longer ones take more.
+// length under 128 is one byte; longer ones take more. The dedup key of
+// an eventCompactVersion record is rebuilt as dedupFrom does, from the
+// ids after the remote address and the trace context (a length byte and
+// that many bytes).
 const luaEventHead = `local function eventHead(rec)
   local out, pos = {}, 2
-  for i = 1, 5 do
+  for i = 1, 9 do
     local len, mul, b = 0, 1, 128
     while b >= 128 do
       b = string.byte(rec, pos)
@@ -275,6 +363,27 @@ const luaEventHead = `local function eventHead(rec)
     end
     out[i] = string.sub(rec, pos, pos + len - 1)
     pos = pos + len
+    if i == 5 and (string.byte(rec, 1) < 6 or out[5] ~= '' or out[4] ~= '\0') then
+      break
+    end
+    if i == 6 then
+      pos = pos + 1 + string.byte(rec, pos)
+    end
+  end
+  if string.byte(rec, 1) >= 6 and out[5] == '' then
+    local first = string.byte(out[4], 1)
+    if out[4] == '\0' then
+      local ids = {out[2]}
+      for i = 7, 9 do
+        if out[i] ~= '' then
+          ids[#ids + 1] = out[i]
+        end
+      end
+      ids[#ids + 1] = out[3]
+      out[4] = table.concat(ids, ':')
+    elseif first == 1 then
+      out[4] = string.sub(out[4], 2)
+    end
   end
   if out[5] == '' then
     out[5] = out[4]
@@ -290,8 +399,8 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 		return nil, errors.New("empty record")
 	}
 	version := rec[0]
-	if version < layoutVersion || version > eventTrailVersion {
-		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventTrailVersion)
+	if version < layoutVersion || version > eventCompactVersion {
+		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, eventCompactVersion)
 	}
 	r := &reader{b: rec[1:], base: epoch(id)}
 	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string()}
@@ -326,7 +435,19 @@ func decodeEvent(id string, rec []byte, targets string, withPayload bool) (*rela
 			if k == "" && len(r.b) > 0 && int(r.b[0]) < len(headerCodes) {
 				k, r.b = headerCodes[r.b[0]], r.b[1:]
 			}
-			ev.Headers[k] = r.string()
+			if version >= eventCompactVersion {
+				ev.Headers[k] = r.headerValue()
+			} else {
+				ev.Headers[k] = r.string()
+			}
+		}
+	}
+	if version >= eventCompactVersion {
+		switch {
+		case ev.DedupKey == derivedDedup:
+			ev.DedupKey = dedupFrom(ev.Task, ev.JobID, ev.AvatarID, ev.LookID, ev.Status)
+		case ev.DedupKey != "" && ev.DedupKey[0] == 1:
+			ev.DedupKey = ev.DedupKey[1:]
 		}
 	}
 	ev.ReceivedAt = r.time()

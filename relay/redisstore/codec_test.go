@@ -102,7 +102,10 @@ func TestCodecEventTrace(t *testing.T) {
 	// The same event as the previous layouts wrote it: no ids (three
 	// empty strings, a byte each), and no trace byte either.
 	ev.Trace, ev.JobID, ev.AvatarID, ev.LookID, ev.Trail = "", "", "", "", relay.Trail{}
-	rec, _ = encodeEvent(ev)
+	rec, _ = encodeEventAs(ev, eventTrailVersion)
+	if got, err := decodeEvent(ev.ID, rec, "", true); err != nil || got.DedupKey != "k" || got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` {
+		t.Errorf("decodeEvent of a record of version %d = %+v, %v", eventTrailVersion, got, err)
+	}
 	head := 1
 	for range 6 { // source, task, status, dedup key, mark, remote address
 		head += 1 + int(rec[head])
