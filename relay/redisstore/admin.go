@@ -73,6 +73,9 @@ func (s *Store) readEvents(ctx context.Context, ids []string, withPayload bool) 
 	out := make([]storedEvent, 0, len(ids))
 	for i, id := range ids {
 		rec, err := recs[i].Bytes()
+		if folded, ok := foldedRecord(dels[i].Val()); ok {
+			rec, err = folded, nil
+		}
 		if err != nil || len(dels[i].Val()) == 0 {
 			continue // expired
 		}

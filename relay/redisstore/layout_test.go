@@ -17,8 +17,8 @@ func TestCheckLayout(t *testing.T) {
 	if err := redisstore.CheckLayout(ctx, rdb, "fresh"); err != nil {
 		t.Fatalf("CheckLayout on an empty prefix: %v", err)
 	}
-	if v, err := rdb.Get(ctx, "{fresh}:layout").Result(); err != nil || v != "2" {
-		t.Errorf("layout key after CheckLayout = %q, %v; want 2", v, err)
+	if v, err := rdb.Get(ctx, "{fresh}:layout").Result(); err != nil || v != "3" {
+		t.Errorf("layout key after CheckLayout = %q, %v; want 3", v, err)
 	}
 	if err := redisstore.CheckLayout(ctx, rdb, "fresh"); err != nil {
 		t.Errorf("CheckLayout again: %v", err)
@@ -32,8 +32,17 @@ func TestCheckLayout(t *testing.T) {
 	if n, _ := rdb.Exists(ctx, "{old}:layout").Result(); n != 0 {
 		t.Error("CheckLayout marked a prefix of the first layout as the new one")
 	}
-	rdb.Set(ctx, "{newer}:layout", "3", 0)
+	// Layout 2 is read and kept as it is (the store writes it as its
+	// relays read it).
+	rdb.Set(ctx, "{two}:layout", "2", 0)
+	if err := redisstore.CheckLayout(ctx, rdb, "two"); err != nil {
+		t.Errorf("CheckLayout on layout 2: %v", err)
+	}
+	if v, _ := rdb.Get(ctx, "{two}:layout").Result(); v != "2" {
+		t.Errorf("layout key of a layout 2 prefix after CheckLayout = %q, want 2 still", v)
+	}
+	rdb.Set(ctx, "{newer}:layout", "4", 0)
 	if err := redisstore.CheckLayout(ctx, rdb, "newer"); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Errorf("CheckLayout on layout 3 = %v; want a refusal naming a newer version", err)
+		t.Errorf("CheckLayout on layout 4 = %v; want a refusal naming a newer version", err)
 	}
 }

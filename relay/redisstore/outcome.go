@@ -30,9 +30,12 @@ redis.call('HDEL', KEYS[4], m)
 if not was then
   return 0
 end
+unfoldFor(KEYS[1], KEYS[5], ARGV[3])
 if ARGV[5] ~= '' then
   local h = 'a:' .. ARGV[2]
-  redis.call('HSET', KEYS[1], f, ARGV[3], h, (redis.call('HGET', KEYS[1], h) or '') .. ARGV[5])
+  local hist = (redis.call('HGET', KEYS[1], h) or '') .. ARGV[5]
+  unfoldFor(KEYS[1], KEYS[5], hist)
+  redis.call('HSET', KEYS[1], f, ARGV[3], h, hist)
 else
   redis.call('HSET', KEYS[1], f, ARGV[3])
 end

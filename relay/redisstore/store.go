@@ -99,6 +99,10 @@ type Store struct {
 	owner  string
 	closed bool
 
+	// layout is 1 when the store folds event records (foldLayout), 2
+	// when it does not, 0 before it read the layout (folds).
+	layout atomic.Int32
+
 	// durability is what CheckDurability found at start.
 	durability atomic.Pointer[relay.Durability]
 
@@ -211,14 +215,15 @@ func (s *Store) isClosed() bool {
 // index, then per target its queue.
 // ARGV: event id, received ms, ttl ms, retention ms (0: none), record,
 // targets (NUL-joined), task and status (combo), the number of search
-// members and the members, then per target its name and delivery record,
-// then the targets to add to the list.
+// members, 1 to fold the record into the deliveries' hash (fold.go) or 0,
+// the search members, then per target its name and delivery record, then
+// the targets to add to the list.
 var ingestScript = redis.NewScript(luaMembers + `
 local m = memberOf(ARGV[1])
 local keep = tonumber(ARGV[4])
 local n = #KEYS - 8
 local k = tonumber(ARGV[8])
-local base = 8 + k
+local base = 9 + k
 -- An event without deliveries is final at once: its mark goes with it.
 local px = math.max(tonumber(ARGV[3]), keep)
 if n == 0 and keep > 0 then
@@ -243,11 +248,22 @@ if not redis.call('SET', KEYS[1], value, 'NX', 'PX', px) then
   end
   redis.call('SET', KEYS[1], value, 'PX', px)
 end
-redis.call('SET', KEYS[2], ARGV[5])
 local fields = {'HSET', KEYS[3], 't', ARGV[6], 'o', n}
 for i = 1, n do
   fields[#fields + 1] = 'd:' .. ARGV[base + 2 * i - 1]
   fields[#fields + 1] = ARGV[base + 2 * i]
+end
+if ARGV[9] == '1' then
+  local rec, c = ARGV[5], 0
+  for p = 1, #rec, ` + foldChunkLua + ` do
+    c = c + 1
+    fields[#fields + 1] = 'r' .. c
+    fields[#fields + 1] = string.sub(rec, p, p + ` + foldChunkLua + ` - 1)
+  end
+  fields[#fields + 1] = 'r'
+  fields[#fields + 1] = c
+else
+  redis.call('SET', KEYS[2], ARGV[5])
 end
 redis.call(unpack(fields))
 redis.call('SADD', KEYS[6], ARGV[7])
@@ -255,7 +271,7 @@ if k > 0 then
   local z = {'ZADD', KEYS[8]}
   for i = 1, k do
     z[#z + 1] = 0
-    z[#z + 1] = ARGV[8 + i]
+    z[#z + 1] = ARGV[9 + i]
   end
   redis.call(unpack(z))
 end
@@ -282,7 +298,16 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	if s.isClosed() {
 		return relay.IngestResult{}, relay.ErrClosed
 	}
-	rec, err := encodeEvent(ev)
+	// On keys of layout 2, what relays of that layout read (fold.go).
+	fold, err := s.folds(ctx)
+	if err != nil {
+		return relay.IngestResult{}, err
+	}
+	version := byte(eventCompactVersion)
+	if !fold {
+		version = eventTrailVersion
+	}
+	rec, err := encodeEventAs(ev, version)
 	if err != nil {
 		return relay.IngestResult{}, err
 	}
@@ -291,17 +316,21 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	keys = append(keys, s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID), s.dealsKey(ev.ID),
 		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey(), s.searchKey())
 	members := searchMembers(ev)
-	args := make([]any, 0, 8+len(members)+3*len(ev.Targets))
-	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, strings.Join(ev.Targets, "\x00"), c, len(members))
+	targets := strings.Join(ev.Targets, "\x00")
+	args := make([]any, 0, 9+len(members)+3*len(ev.Targets))
+	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, targets, c, len(members), 0)
 	args = append(args, members...)
-	for _, t := range ev.Targets {
+	drecs := make([][]byte, len(ev.Targets))
+	for i, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
-		drec, err := encodeDelivery(&d)
-		if err != nil {
+		if drecs[i], err = encodeDelivery(&d); err != nil {
 			return relay.IngestResult{}, err
 		}
 		keys = append(keys, s.queueKey(t))
-		args = append(args, t, drec)
+		args = append(args, t, drecs[i])
+	}
+	if fold && foldable(rec, targets, drecs) {
+		args[8] = 1
 	}
 	added := s.newTargets(ev.Targets)
 	for _, t := range added {
@@ -347,7 +376,7 @@ func (s *Store) newTargets(ts []string) []string {
 // trip. A delivery whose keys expired meanwhile is dropped.
 // KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner, key
 // prefix, target.
-var claimScript = redis.NewScript(luaMembers + `
+var claimScript = redis.NewScript(luaMembers + luaFold + `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[2], id)
@@ -359,8 +388,9 @@ local out = {}
 for _, m in ipairs(ids) do
   redis.call('ZREM', KEYS[1], m)
   local id = eidOf(m)
-  local d = redis.call('HMGET', ARGV[5] .. 'd:' .. id, 'd:' .. ARGV[6], 't')
-  local ev = redis.call('GET', ARGV[5] .. 'e:' .. id)
+  local dels = ARGV[5] .. 'd:' .. id
+  local d = redis.call('HMGET', dels, 'd:' .. ARGV[6], 't')
+  local ev = eventRecord(dels, ARGV[5] .. 'e:' .. id)
   if d[1] and ev then
     redis.call('ZADD', KEYS[2], ARGV[3], m)
     redis.call('HSET', KEYS[3], m, ARGV[4])

@@ -24,17 +24,35 @@ func startRedis(t *testing.T) string { return redistest.Start(t, false).Addr }
 // server stopped and started again) loses nothing acked.
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t, true)
-	runConformance(t, "redis://"+srv.Addr+"/0", srv)
+	runConformance(t, "redis://"+srv.Addr+"/0", srv, "")
+}
+
+// TestConformanceLayout2 runs the suite on prefixes of key layout 2, which
+// the store keeps writing as that layout's relays read it (no folded
+// records, event records of their version).
+func TestConformanceLayout2(t *testing.T) {
+	srv := redistest.Start(t, true)
+	runConformance(t, "redis://"+srv.Addr+"/0", srv, "2")
 }
 
 // Keys of finished work expire after the retention; nothing pending does.
+// On layout 3 the event's record is folded into its deliveries' hash, and
+// the event has no key of its own.
 func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	addr := startRedis(t)
+	for _, layout := range []string{"2", "3"} {
+		t.Run("layout"+layout, func(t *testing.T) { testRetention(t, addr, layout) })
+	}
+}
+
+func testRetention(t *testing.T, addr, layout string) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
+	ctx := t.Context()
+	rdb.FlushAll(ctx)
+	rdb.Set(ctx, "{ret}:layout", layout, 0)
 	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "ret", Retention: time.Hour})
 	defer s.Close()
-	ctx := t.Context()
 	base := storetest.Base
 	ev := storetest.Event(base, "ret", "a", "b")
 	unrouted := storetest.Event(base, "unrouted")
@@ -50,7 +68,17 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 		}
 		return d
 	}
-	for _, key := range []string{"{ret}:e:" + unrouted.ID, "{ret}:d:" + unrouted.ID} {
+	// The keys of an event: on layout 3, its deliveries' hash alone.
+	keysOf := func(id string) []string {
+		if layout == "3" {
+			if n, _ := rdb.Exists(ctx, "{ret}:e:"+id).Result(); n != 0 {
+				t.Errorf("event %s has a key of its own on layout 3", id)
+			}
+			return []string{"{ret}:d:" + id}
+		}
+		return []string{"{ret}:e:" + id, "{ret}:d:" + id}
+	}
+	for _, key := range keysOf(unrouted.ID) {
 		if d := ttl(key); d <= 0 || d > time.Hour {
 			t.Errorf("unrouted event's key %s TTL = %v, want the retention (1h)", key, d)
 		}
@@ -73,7 +101,7 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 		}
 		return nil
 	})
-	for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID} {
+	for _, key := range keysOf(ev.ID) {
 		if got := ttl(key); got != -1 {
 			t.Errorf("key %s TTL with b still pending = %v, want none", key, got)
 		}
@@ -89,7 +117,7 @@ func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	}
 	// A final outcome is written after Complete returns.
 	storetest.Eventually(t, 5*time.Second, func() error {
-		for _, key := range []string{"{ret}:e:" + ev.ID, "{ret}:d:" + ev.ID, "{ret}:m:" + ev.Source + "\x00" + ev.DedupKey} {
+		for _, key := range append(keysOf(ev.ID), "{ret}:m:"+ev.Source+"\x00"+ev.DedupKey) {
 			if got := ttl(key); got <= 0 || got > time.Hour {
 				return fmt.Errorf("key %s TTL once every delivery is final = %v, want the retention (1h)", key, got)
 			}
@@ -139,8 +167,18 @@ func TestReserve(t *testing.T) {
 // The leases of Open's stores are far longer than the suite's clock jumps,
 // and not renewed: the suite checks holds there, and their end on the
 // stores of Shared.
-func runConformance(t *testing.T, url string, srv *redistest.Server) {
+//
+// With layout set, each prefix gets that key layout first.
+func runConformance(t *testing.T, url string, srv *redistest.Server, layout string) {
 	var n atomic.Int64
+	newStore := func(t testing.TB, rdb redis.UniversalClient, opts redisstore.Options) *redisstore.Store {
+		if layout != "" {
+			if err := rdb.Set(t.Context(), "{"+opts.Prefix+"}:layout", layout, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return redisstore.New(rdb, opts)
+	}
 	var mu sync.Mutex
 	prefixes := map[relay.Store]string{}
 	open := func(t testing.TB, prefix string) relay.Store {
@@ -148,7 +186,7 @@ func runConformance(t *testing.T, url string, srv *redistest.Server) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour, Renew: -1})
+		s := newStore(t, rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour, Renew: -1})
 		mu.Lock()
 		prefixes[s] = prefix
 		mu.Unlock()
@@ -188,7 +226,7 @@ func runConformance(t *testing.T, url string, srv *redistest.Server) {
 				if live {
 					renew = lease / 4
 				}
-				return redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: lease, Renew: renew})
+				return newStore(t, rdb, redisstore.Options{Prefix: prefix, Lease: lease, Renew: renew})
 			}
 		},
 		Retained: func(t testing.TB) (relay.Store, func()) {
@@ -198,7 +236,7 @@ func runConformance(t *testing.T, url string, srv *redistest.Server) {
 				t.Fatal(err)
 			}
 			prefix := fmt.Sprint("retained", n.Add(1))
-			s := redisstore.New(rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour, Renew: -1,
+			s := newStore(t, rdb, redisstore.Options{Prefix: prefix, Lease: 100000 * time.Hour, Renew: -1,
 				Retention: retention, PruneInterval: time.Hour})
 			return s, func() {
 				passTime(t, url, prefix, retention)
@@ -249,14 +287,14 @@ func passTime(t testing.TB, url, prefix string, d time.Duration) {
 func TestConformanceOnSentinel(t *testing.T) {
 	master := redistest.Start(t, false)
 	sentinel := redistest.StartSentinel(t, master)
-	runConformance(t, "redis+sentinel://"+sentinel+"/mymaster", nil)
+	runConformance(t, "redis+sentinel://"+sentinel+"/mymaster", nil, "")
 }
 
 // On a Cluster, every script touches keys of one hash slot: a key outside
 // it would fail with CROSSSLOT.
 func TestConformanceOnCluster(t *testing.T) {
 	addrs := redistest.StartCluster(t)
-	runConformance(t, "redis+cluster://"+strings.Join(addrs, ","), nil)
+	runConformance(t, "redis+cluster://"+strings.Join(addrs, ","), nil, "")
 }
 
 func TestNewClientURLs(t *testing.T) {

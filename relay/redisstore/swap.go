@@ -16,14 +16,14 @@ import (
 // event's, expires no later than they do. The task, status and mark are
 // read from the event's record; the keys made of them are in the same
 // hash slot as every key of the store.
-const luaClose = luaMembers + luaEventHead + `local function close(dels, event, eid, keep)
+var luaClose = luaMembers + luaEventHead + luaFold + `local function close(dels, event, eid, keep)
   local open = redis.call('HINCRBY', dels, 'o', -1)
   if open > 0 then
     return
   end
   -- The prefix, as the deliveries hash's key has it.
   local pfx = string.sub(dels, 1, #dels - #eid - 2)
-  local source, task, status, mark = eventHead(redis.call('GET', event))
+  local source, task, status, mark = eventHead(eventRecord(dels, event))
   redis.call('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, memberOf(eid))
   redis.call('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, memberOf(eid))
   if keep <= 0 then
@@ -88,7 +88,7 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
   local cur = redis.call('HGET', dels, f)
   local ok
   if old == '' then
-    ok = not cur and redis.call('EXISTS', event) == 1
+    ok = not cur and (redis.call('EXISTS', event) == 1 or redis.call('HEXISTS', dels, 'r') == 1)
   else
     ok = cur == old
   end
@@ -101,6 +101,7 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
       elseif not string.find('\0' .. ts .. '\0', '\0' .. t .. '\0', 1, true) then
         ts = ts .. '\0' .. t
       end
+      unfoldFor(dels, event, ts)
       redis.call('HSET', dels, 't', ts)
       redis.call('SADD', KEYS[1], t)
     else
@@ -109,13 +110,14 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
         redis.call('ZREM', KEYS[k + 5], m)
       end
     end
+    unfoldFor(dels, event, new)
     redis.call('HSET', dels, f, new)
     if now == 'p' then
       redis.call('ZADD', queue, ARGV[a + 5], m)
       if was ~= 'p' and redis.call('HINCRBY', dels, 'o', 1) == 1 then
         -- The event has a pending delivery again.
         local pfx = string.sub(dels, 1, #dels - #eid - 2)
-        local _, task, status = eventHead(redis.call('GET', event))
+        local _, task, status = eventHead(eventRecord(dels, event))
         redis.call('ZREM', pfx .. 'i:f:' .. task .. '\0' .. status, m)
         redis.call('ZADD', pfx .. 'i:p:' .. task .. '\0' .. status, 0, m)
         redis.call('PERSIST', event)
