@@ -13,7 +13,8 @@ import (
 // "r1".."rN" of at most foldChunk bytes, "r" their count. A key costs
 // Redis about 100 bytes besides its value, and the hash stays a listpack
 // (compact, no per-field allocations) as long as every value is at most
-// hash-max-listpack-value, 64 by default. A record of more than
+// hash-max-listpack-value, 64 by default (listpackValueMax); a listpack
+// entry of up to 63 bytes has a length of one byte, of 64, two. A record of more than
 // foldChunksMax chunks, or an event whose other fields are longer, keeps
 // the key "e:EVENT". Before a longer value is written into a hash that
 // holds a folded record (an attempt history that grew, a long error), the
@@ -24,13 +25,15 @@ import (
 // foldLayout (CheckLayout writes it on a new prefix): a relay of layout 2
 // would not find a folded record.
 const (
-	foldLayout    = 3
-	foldChunk     = 64
-	foldChunksMax = 16
+	foldLayout       = 3
+	foldChunk        = 63
+	foldChunksMax    = 16
+	listpackValueMax = 64
 )
 
-// foldChunkLua is foldChunk, for the scripts.
-var foldChunkLua = strconv.Itoa(foldChunk)
+// foldChunkLua and listpackValueLua are foldChunk and listpackValueMax,
+// for the scripts.
+var foldChunkLua, listpackValueLua = strconv.Itoa(foldChunk), strconv.Itoa(listpackValueMax)
 
 // luaFold are, for the scripts, eventRecord(dels, event), the record of
 // an event folded or not (false if gone), and unfold(dels, event).
@@ -74,7 +77,7 @@ end
 -- unfoldFor unfolds the record before a value longer than a chunk goes
 -- into the hash.
 local function unfoldFor(dels, event, v)
-  if #v > ` + foldChunkLua + ` then
+  if #v > ` + listpackValueLua + ` then
     unfold(dels, event)
   end
 end
@@ -126,11 +129,11 @@ func (s *Store) folds(ctx context.Context) (bool, error) {
 func foldable(rec []byte, targets string, drecs [][]byte) bool {
 	// Each target adds two fields (its record and attempts) to the hash,
 	// which stays a listpack up to 128 (hash-max-listpack-entries).
-	if len(rec) > foldChunk*foldChunksMax || len(targets) > foldChunk || len(drecs) > 32 {
+	if len(rec) > foldChunk*foldChunksMax || len(targets) > listpackValueMax || len(drecs) > 32 {
 		return false
 	}
 	for _, d := range drecs {
-		if len(d) > foldChunk {
+		if len(d) > listpackValueMax {
 			return false
 		}
 	}

@@ -32,7 +32,9 @@ func TestFoldedRecords(t *testing.T) {
 	ev.JobID = "run_1"
 	big := storetest.Event(base.Add(time.Millisecond), "video_generate:run_2:completed", "c")
 	big.JobID, big.Payload = "run_2", bytes.Repeat([]byte("x"), 2000)
-	for _, e := range []*relay.Event{ev, big} {
+	mid := storetest.Event(base.Add(2*time.Millisecond), "video_generate:run_3:completed", "c")
+	mid.JobID, mid.Payload = "run_3", bytes.Repeat([]byte("x"), 900)
+	for _, e := range []*relay.Event{ev, big, mid} {
 		storetest.Ingest(t, s, e, time.Hour)
 	}
 	eKey, dKey := "{fold}:e:"+ev.ID, "{fold}:d:"+ev.ID
@@ -41,8 +43,13 @@ func TestFoldedRecords(t *testing.T) {
 		t.Fatalf("after ingest: event key %v, deliveries hash %v, large event's key %v; want the record folded, the large one not",
 			exists(eKey), exists(dKey), exists("{fold}:e:"+big.ID))
 	}
-	if enc, _ := rdb.ObjectEncoding(ctx, dKey).Result(); enc != "listpack" {
-		t.Errorf("deliveries hash of a folded event is a %s, want a listpack", enc)
+	for _, key := range []string{dKey, "{fold}:d:" + mid.ID} {
+		if enc, _ := rdb.ObjectEncoding(ctx, key).Result(); enc != "listpack" {
+			t.Errorf("deliveries hash %s of a folded event is a %s, want a listpack", key, enc)
+		}
+	}
+	if exists("{fold}:e:" + mid.ID) {
+		t.Error("a record of about 1 KB was not folded")
 	}
 	check := func(when string) {
 		t.Helper()

@@ -3,15 +3,16 @@
 //
 // Every key starts with the configured prefix inside a hash tag
 // ("{hooxrelay}:…"), so that on a Redis Cluster all of them live in one slot
-// and each script stays atomic. The layout (version 2, recorded in the key
-// "layout"; CheckLayout refuses another) keeps an ingest to a few commands
-// in one script:
+// and each script stays atomic. The layout (version 3, or 2, recorded in
+// the key "layout"; CheckLayout refuses another) keeps an ingest to a few
+// commands in one script:
 //
-//	e:EVENT          string: the event's record and payload (codec.go)
+//	e:EVENT          string: the event's record and payload (codec.go),
+//	                 unless folded into d:EVENT (layout 3, fold.go)
 //	d:EVENT          hash: "t" its targets, "o" how many are pending, "n"
 //	                 and "l" how many duplicates came and the last one's
-//	                 ms, and per target "d:T" the delivery record and
-//	                 "a:T" its attempts
+//	                 ms, per target "d:T" the delivery record and "a:T"
+//	                 its attempts, and "r", "r1".."rN" a folded record
 //	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms"
 //	q:T, h:T         sorted sets of event ids (as every sorted set here,
 //	                 without "evt_": memberOf): T's deliveries due (scored
