@@ -139,6 +139,23 @@ const luaStateAt = `local function stateAt(rec) return string.sub(rec, 2, 2) end
 // Records of layoutVersion, written before replays, are still read.
 const deliveryReplayVersion = 3
 
+// deliveryNewVersion is the first byte of the record of a delivery as an
+// ingest makes it (relay.NewDelivery), on layout 3 only (relays of layout
+// 2 do not read it): pending, every count and text empty, and the three
+// times one, the event's receive time, kept once. Two of them pending
+// per event, that is 22 bytes less of Redis's memory each.
+const deliveryNewVersion = 4
+
+// encodeNewDelivery encodes d as a deliveryNewVersion record, if it is
+// one as NewDelivery makes it.
+func encodeNewDelivery(d *relay.Delivery) ([]byte, bool) {
+	if d.State != relay.Pending || d.Attempts != 0 || d.BudgetAttempts != 0 || d.LastStatus != 0 || d.LastError != "" || d.Replay != "" ||
+		!d.BudgetSince.Equal(d.NextAttemptAt) || !d.UpdatedAt.Equal(d.NextAttemptAt) {
+		return nil, false
+	}
+	return putTime([]byte{deliveryNewVersion, stateCodes[relay.Pending]}, epoch(d.EventID), d.NextAttemptAt), true
+}
+
 func encodeDelivery(d *relay.Delivery) ([]byte, error) {
 	code, ok := stateCodes[d.State]
 	if !ok {
@@ -162,8 +179,8 @@ func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
 		return d, errors.New("empty record")
 	}
 	version := b[0]
-	if version != layoutVersion && version != deliveryReplayVersion {
-		return d, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d and %d): the keys were written by another version of hooxrelay", version, layoutVersion, deliveryReplayVersion)
+	if version < layoutVersion || version > deliveryNewVersion {
+		return d, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d to %d): the keys were written by another version of hooxrelay", version, layoutVersion, deliveryNewVersion)
 	}
 	b = b[1:]
 	if len(b) < 1 {
@@ -178,6 +195,17 @@ func decodeDelivery(eventID, target string, b []byte) (relay.Delivery, error) {
 		return d, fmt.Errorf("unknown state code %q", b[0])
 	}
 	r := &reader{b: b[1:], base: epoch(eventID)}
+	if version == deliveryNewVersion {
+		if d.State != relay.Pending {
+			return d, errCorrupt
+		}
+		t := r.time()
+		d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = t, t, t
+		if len(r.b) > 0 && r.err == nil {
+			return d, errCorrupt
+		}
+		return d, r.err
+	}
 	d.Attempts, d.BudgetAttempts, d.LastStatus = r.int(), r.int(), r.int()
 	d.NextAttemptAt, d.BudgetSince, d.UpdatedAt = r.time(), r.time(), r.time()
 	d.LastError = r.string()

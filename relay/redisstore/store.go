@@ -324,8 +324,14 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	drecs := make([][]byte, len(ev.Targets))
 	for i, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
-		if drecs[i], err = encodeDelivery(&d); err != nil {
-			return relay.IngestResult{}, err
+		var short bool
+		if fold {
+			drecs[i], short = encodeNewDelivery(&d)
+		}
+		if !short {
+			if drecs[i], err = encodeDelivery(&d); err != nil {
+				return relay.IngestResult{}, err
+			}
 		}
 		keys = append(keys, s.queueKey(t))
 		args = append(args, t, drecs[i])
