@@ -31,9 +31,29 @@ const (
 	listpackValueMax = 64
 )
 
-// foldChunkLua and listpackValueLua are foldChunk and listpackValueMax,
-// for the scripts.
-var foldChunkLua, listpackValueLua = strconv.Itoa(foldChunk), strconv.Itoa(listpackValueMax)
+// listpackValueLua is listpackValueMax, for the scripts.
+var listpackValueLua = strconv.Itoa(listpackValueMax)
+
+// chunkFields are the fields of a folded record's chunks.
+var chunkFields = func() []string {
+	out := make([]string, foldChunksMax)
+	for i := range out {
+		out[i] = "r" + strconv.Itoa(i+1)
+	}
+	return out
+}()
+
+// appendChunks appends to fields the fields and values of rec folded: its
+// chunks, then their count.
+func appendChunks(fields []any, rec []byte) []any {
+	n := 0
+	for ; len(rec) > 0; n++ {
+		c := rec[:min(len(rec), foldChunk)]
+		fields = append(fields, chunkFields[n], c)
+		rec = rec[len(c):]
+	}
+	return append(fields, "r", n)
+}
 
 // luaFold are, for the scripts, eventRecord(dels, event), the record of
 // an event folded or not (false if gone), and unfold(dels, event).

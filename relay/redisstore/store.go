@@ -214,17 +214,20 @@ func (s *Store) isClosed() bool {
 // KEYS: mark, event, deliveries, the task and status's pending and final
 // event indexes, the list of tasks and statuses, targets, the search
 // index, then per target its queue.
-// ARGV: event id, received ms, ttl ms, retention ms (0: none), record,
-// targets (NUL-joined), task and status (combo), the number of search
-// members, 1 to fold the record into the deliveries' hash (fold.go) or 0,
-// the search members, then per target its name and delivery record, then
-// the targets to add to the list.
+// ARGV: event id, received ms, ttl ms, retention ms (0: none), record
+// ("" when it is folded into the deliveries' hash, fold.go), the number
+// of search members, task and status (combo), the number of fields and
+// values of the deliveries' hash, the search members, the hash's fields
+// and values (the folded record's chunks among them), then the targets to
+// add to the list. The store builds the hash's fields, so that the script
+// only passes them on.
 var ingestScript = redis.NewScript(luaMembers + `
 local m = memberOf(ARGV[1])
 local keep = tonumber(ARGV[4])
 local n = #KEYS - 8
-local k = tonumber(ARGV[8])
-local base = 9 + k
+local k = tonumber(ARGV[6])
+local hs = 9 + k
+local after = hs + tonumber(ARGV[8])
 -- An event without deliveries is final at once: its mark goes with it.
 local px = math.max(tonumber(ARGV[3]), keep)
 if n == 0 and keep > 0 then
@@ -249,30 +252,16 @@ if not redis.call('SET', KEYS[1], value, 'NX', 'PX', px) then
   end
   redis.call('SET', KEYS[1], value, 'PX', px)
 end
-local fields = {'HSET', KEYS[3], 't', ARGV[6], 'o', n}
-for i = 1, n do
-  fields[#fields + 1] = 'd:' .. ARGV[base + 2 * i - 1]
-  fields[#fields + 1] = ARGV[base + 2 * i]
-end
-if ARGV[9] == '1' then
-  local rec, c = ARGV[5], 0
-  for p = 1, #rec, ` + foldChunkLua + ` do
-    c = c + 1
-    fields[#fields + 1] = 'r' .. c
-    fields[#fields + 1] = string.sub(rec, p, p + ` + foldChunkLua + ` - 1)
-  end
-  fields[#fields + 1] = 'r'
-  fields[#fields + 1] = c
-else
+if ARGV[5] ~= '' then
   redis.call('SET', KEYS[2], ARGV[5])
 end
-redis.call(unpack(fields))
+redis.call('HSET', KEYS[3], unpack(ARGV, hs, after - 1))
 redis.call('SADD', KEYS[6], ARGV[7])
 if k > 0 then
   local z = {'ZADD', KEYS[8]}
   for i = 1, k do
     z[#z + 1] = 0
-    z[#z + 1] = ARGV[9 + i]
+    z[#z + 1] = ARGV[8 + i]
   end
   redis.call(unpack(z))
 end
@@ -288,8 +277,8 @@ redis.call('ZADD', KEYS[4], 0, m)
 for i = 1, n do
   redis.call('ZADD', KEYS[8 + i], ARGV[2], m)
 end
-if ARGV[base + 2 * n + 1] then
-  redis.call('SADD', KEYS[7], unpack(ARGV, base + 2 * n + 1))
+if ARGV[after] then
+  redis.call('SADD', KEYS[7], unpack(ARGV, after))
 end
 return {0, ARGV[1]}
 `)
@@ -318,9 +307,6 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey(), s.searchKey())
 	members := searchMembers(ev)
 	targets := strings.Join(ev.Targets, "\x00")
-	args := make([]any, 0, 9+len(members)+3*len(ev.Targets))
-	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), rec, targets, c, len(members), 0)
-	args = append(args, members...)
 	drecs := make([][]byte, len(ev.Targets))
 	for i, t := range ev.Targets {
 		d := relay.NewDelivery(ev, t)
@@ -334,11 +320,19 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 			}
 		}
 		keys = append(keys, s.queueKey(t))
-		args = append(args, t, drecs[i])
 	}
+	fields := make([]any, 0, 6+2*len(ev.Targets)+2*foldChunksMax)
+	fields = append(fields, "t", targets, "o", len(ev.Targets))
+	for i, t := range ev.Targets {
+		fields = append(fields, recField(t), drecs[i])
+	}
+	stored := any(rec)
 	if fold && foldable(rec, targets, drecs) {
-		args[8] = 1
+		fields, stored = appendChunks(fields, rec), ""
 	}
+	args := make([]any, 0, 8+len(members)+len(fields)+len(ev.Targets))
+	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), stored, len(members), c, len(fields))
+	args = append(append(args, members...), fields...)
 	added := s.newTargets(ev.Targets)
 	for _, t := range added {
 		args = append(args, t)
