@@ -78,6 +78,15 @@ func testRetention(t *testing.T, addr, layout string) {
 		}
 		return []string{"{ret}:e:" + id, "{ret}:d:" + id}
 	}
+	if layout == "2" {
+		// What relays of layout 2 read: event records up to version 5,
+		// delivery records up to 3.
+		rec, _ := rdb.Get(ctx, "{ret}:e:"+ev.ID).Bytes()
+		drec, _ := rdb.HGet(ctx, "{ret}:d:"+ev.ID, "d:a").Bytes()
+		if len(rec) == 0 || rec[0] > 5 || len(drec) == 0 || drec[0] > 3 {
+			t.Errorf("on layout 2, records of versions %v and %v; want at most 5 and 3", rec[:min(1, len(rec))], drec[:min(1, len(drec))])
+		}
+	}
 	for _, key := range keysOf(unrouted.ID) {
 		if d := ttl(key); d <= 0 || d > time.Hour {
 			t.Errorf("unrouted event's key %s TTL = %v, want the retention (1h)", key, d)
