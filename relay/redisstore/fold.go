@@ -14,16 +14,17 @@ import (
 // Redis about 100 bytes besides its value, and the hash stays a listpack
 // (compact, no per-field allocations) as long as every value is at most
 // hash-max-listpack-value, 64 by default (listpackValueMax); a listpack
-// entry of up to 63 bytes has a length of one byte, of 64, two. A record of more than
-// foldChunksMax chunks, or an event whose other fields are longer, keeps
-// the key "e:EVENT". Before a longer value is written into a hash that
-// holds a folded record (an attempt history that grew, a long error), the
-// record moves to its key (unfold), so that the hash turning into a hash
-// table does not take the chunks with it.
+// entry of up to 63 bytes has a one-byte length, one of 64 a two-byte
+// one. A record of more than foldChunksMax chunks, or an event whose other
+// fields are longer, keeps the key "e:EVENT". Before a longer value is
+// written into a hash that holds a folded record (an attempt history that
+// grew, a long error), the record moves to its key (unfold), so that the
+// hash turning into a hash table does not take the chunks with it.
 //
 // Relays of this version read both forms, and fold only on a prefix in
 // foldLayout (CheckLayout writes it on a new prefix): a relay of layout 2
-// would not find a folded record.
+// would not find a folded record. The records only layout 3 has
+// (eventCompactVersion, deliveryNewVersion) are written there alone too.
 const (
 	foldLayout       = 3
 	foldChunk        = 63
@@ -57,7 +58,7 @@ func appendChunks(fields []any, rec []byte) []any {
 
 // luaFold are, for the scripts, eventRecord(dels, event), the record of
 // an event folded or not (false if gone), and unfold(dels, event).
-var luaFold = `local function chunkFields(dels)
+var luaFold = `local function recordFields(dels)
   local n = tonumber(redis.call('HGET', dels, 'r'))
   if not n then
     return nil
@@ -69,7 +70,7 @@ var luaFold = `local function chunkFields(dels)
   return f
 end
 local function eventRecord(dels, event)
-  local f = chunkFields(dels)
+  local f = recordFields(dels)
   if not f then
     return redis.call('GET', event)
   end
@@ -82,7 +83,7 @@ local function eventRecord(dels, event)
   return table.concat(parts)
 end
 local function unfold(dels, event)
-  local f = chunkFields(dels)
+  local f = recordFields(dels)
   if not f then
     return
   end
@@ -94,8 +95,8 @@ local function unfold(dels, event)
   f[#f + 1] = 'r'
   redis.call('HDEL', dels, unpack(f))
 end
--- unfoldFor unfolds the record before a value longer than a chunk goes
--- into the hash.
+-- unfoldFor unfolds the record before v, if longer than a listpack
+-- value may be, goes into the hash.
 local function unfoldFor(dels, event, v)
   if #v > ` + listpackValueLua + ` then
     unfold(dels, event)
