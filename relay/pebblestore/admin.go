@@ -68,7 +68,7 @@ func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventS
 			id := string(it.Key()[len(prefix):])
 			var ev *relay.Event
 			if prefix[0] == kEvent {
-				ev, err = decodeEvent(it.Value(), false)
+				ev, err = decodeEvent(id, it.Value(), false)
 			} else {
 				ev, err = s.loadEvent(id, false)
 			}
@@ -99,7 +99,7 @@ func (s *Store) loadEvent(id string, withPayload bool) (*relay.Event, error) {
 		return nil, err
 	}
 	defer closer.Close()
-	ev, err := decodeEvent(v, withPayload)
+	ev, err := decodeEvent(id, v, withPayload)
 	if err != nil {
 		return nil, fmt.Errorf("event %s: %w", id, err)
 	}
@@ -209,7 +209,7 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 			}
 			for ; ok && len(out) < limit; ok = step() {
 				var d relay.Delivery
-				if err := decodeDelivery(it.Value(), &d); err != nil {
+				if err := decodeDelivery(string(it.Key()[1:]), it.Value(), &d); err != nil {
 					return fmt.Errorf("delivery %s: %w", it.Key()[1:], err)
 				}
 				out = append(out, d)

@@ -19,18 +19,24 @@ const recordVersion = 1
 
 // Event records: version 2 added the event's trace context
 // (relay.AppendTrace) after version 1's fields, version 3 the payload's ids
-// after it, eventVersion the trail (verify kind, chosen targets, routes)
-// after those. Records of every earlier version are still read.
+// after it, version 4 the trail (verify kind, chosen targets, routes) after
+// those; eventVersion dropped the event id, which the key holds. Records of
+// every earlier version are still read.
 const (
 	eventTraceVersion = 2
 	eventIDsVersion   = 3
-	eventVersion      = 4
+	eventTrailVersion = 4
+	eventVersion      = 5
 )
 
-// deliveryVersion is the layout of delivery records written now: version
-// 1's fields, then the replay that last requeued the delivery. Version 1
-// delivery records, written before replays, are still read.
-const deliveryVersion = 2
+// Delivery records: version 2 added the replay that last requeued the
+// delivery after version 1's fields; deliveryVersion dropped the event id
+// and target, which the key holds. Records of every earlier version are
+// still read.
+const (
+	deliveryReplayVersion = 2
+	deliveryVersion       = 3
+)
 
 var errCorrupt = errors.New("corrupt record")
 
@@ -125,10 +131,10 @@ func (r *reader) byte() byte {
 }
 
 // appendEvent lays an event out: its metadata, then the payload as
-// received, to the end of the record.
+// received, to the end of the record. The id is the key's.
 func appendEvent(b []byte, ev *relay.Event) []byte {
 	b = append(b, eventVersion)
-	for _, s := range [...]string{ev.ID, ev.Source, ev.Task, ev.Status, ev.DedupKey, ev.RemoteAddr} {
+	for _, s := range [...]string{ev.Source, ev.Task, ev.Status, ev.DedupKey, ev.RemoteAddr} {
 		b = putString(b, s)
 	}
 	b = relay.AppendTrace(b, ev.Trace)
@@ -167,9 +173,9 @@ func eventSize(ev *relay.Event) int {
 	return n
 }
 
-// decodeEvent reverses appendEvent; the payload is copied only when
-// withPayload is set, so b may be the store's memory.
-func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
+// decodeEvent reverses appendEvent for the event id; the payload is copied
+// only when withPayload is set, so b may be the store's memory.
+func decodeEvent(id string, b []byte, withPayload bool) (*relay.Event, error) {
 	if len(b) == 0 {
 		return nil, errors.New("empty record")
 	}
@@ -178,14 +184,17 @@ func decodeEvent(b []byte, withPayload bool) (*relay.Event, error) {
 		return nil, fmt.Errorf("event record layout version %d is not one this hooxrelay reads (it reads %d to %d): the store was written by another version of hooxrelay", version, recordVersion, eventVersion)
 	}
 	r := reader{b: b[1:]}
-	ev := &relay.Event{ID: r.string(), Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string(), RemoteAddr: r.string()}
+	if version < eventVersion {
+		r.string() // the id, as in the key
+	}
+	ev := &relay.Event{ID: id, Source: r.string(), Task: r.string(), Status: r.string(), DedupKey: r.string(), RemoteAddr: r.string()}
 	if version >= eventTraceVersion {
 		ev.Trace = r.trace()
 	}
 	if version >= eventIDsVersion {
 		ev.JobID, ev.AvatarID, ev.LookID = r.string(), r.string(), r.string()
 	}
-	if version >= eventVersion {
+	if version >= eventTrailVersion {
 		ev.Trail.Verify, ev.Trail.Chosen = r.string(), int(r.uint())
 		if n := r.uint(); n > 0 && r.err == nil {
 			if n > uint64(len(r.b)) {
@@ -252,14 +261,14 @@ func stateOf(c byte) (relay.State, bool) {
 }
 
 // appendDelivery lays a delivery out, its state first so that a reader
-// that only wants the state reads one byte.
+// that only wants the state reads one byte. The event id and target are
+// the key's.
 func appendDelivery(b []byte, d *relay.Delivery) ([]byte, error) {
 	code, ok := stateCode(d.State)
 	if !ok {
 		return nil, fmt.Errorf("encode delivery %s: unknown state %q", d.ID(), d.State)
 	}
 	b = append(b, deliveryVersion, code)
-	b = putString(putString(b, d.EventID), d.Target)
 	b = binary.AppendVarint(b, int64(d.Attempts))
 	b = putTime(b, d.NextAttemptAt)
 	b = binary.AppendVarint(b, int64(d.LastStatus))
@@ -276,13 +285,14 @@ func checkDeliveryVersion(b []byte) ([]byte, byte, error) {
 	switch {
 	case len(b) == 0:
 		return nil, 0, errors.New("empty record")
-	case b[0] != recordVersion && b[0] != deliveryVersion:
-		return nil, 0, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d and %d): the store was written by another version of hooxrelay", b[0], recordVersion, deliveryVersion)
+	case b[0] < recordVersion || b[0] > deliveryVersion:
+		return nil, 0, fmt.Errorf("delivery record layout version %d is not one this hooxrelay reads (it reads %d to %d): the store was written by another version of hooxrelay", b[0], recordVersion, deliveryVersion)
 	}
 	return b[1:], b[0], nil
 }
 
-func decodeDelivery(b []byte, d *relay.Delivery) error {
+// decodeDelivery reads the record of the delivery id into d.
+func decodeDelivery(id string, b []byte, d *relay.Delivery) error {
 	b, version, err := checkDeliveryVersion(b)
 	if err != nil {
 		return err
@@ -292,10 +302,15 @@ func decodeDelivery(b []byte, d *relay.Delivery) error {
 	if !ok {
 		return errCorrupt
 	}
-	*d = relay.Delivery{State: st, EventID: r.string(), Target: r.string(), Attempts: int(r.int()),
-		NextAttemptAt: r.time(), LastStatus: int(r.int()), LastError: r.string(),
-		BudgetAttempts: int(r.int()), BudgetSince: r.time(), UpdatedAt: r.time()}
-	if version == deliveryVersion {
+	*d = relay.Delivery{State: st}
+	if version < deliveryVersion {
+		d.EventID, d.Target = r.string(), r.string()
+	} else if d.EventID, d.Target, ok = relay.SplitDeliveryID(id); !ok {
+		return errCorrupt
+	}
+	d.Attempts, d.NextAttemptAt, d.LastStatus, d.LastError = int(r.int()), r.time(), int(r.int()), r.string()
+	d.BudgetAttempts, d.BudgetSince, d.UpdatedAt = int(r.int()), r.time(), r.time()
+	if version >= deliveryReplayVersion {
 		d.Replay = r.string()
 	}
 	return r.err

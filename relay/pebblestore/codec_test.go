@@ -7,9 +7,10 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
-// Event records keep the trace context and the payload's ids; version 1
-// records, written before traces were kept, and version 2 ones, before the
-// ids were, are still read.
+// Event records keep the trace context, the payload's ids and the trail;
+// records of earlier versions, which also held the event id (version 1
+// before traces were kept, 2 before the ids, 3 before the trail, 4 until
+// the id was left to the key), are still read.
 func TestEventRecordTrace(t *testing.T) {
 	at := time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -20,13 +21,20 @@ func TestEventRecordTrace(t *testing.T) {
 	if rec[0] != eventVersion {
 		t.Fatalf("an event record starts with %d, want %d", rec[0], eventVersion)
 	}
-	if got, err := decodeEvent(rec, true); err != nil || got.Trace != tp || got.RemoteAddr != "10.0.0.1" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" ||
+	if got, err := decodeEvent(ev.ID, rec, true); err != nil || got.ID != ev.ID || got.Trace != tp || got.RemoteAddr != "10.0.0.1" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" ||
 		got.JobID != "run_1" || got.AvatarID != "avtr_1" || got.LookID != "look_1" ||
 		got.Trail.Verify != "hmac-sha256" || got.Trail.Chosen != 1 || len(got.Trail.Routes) != 2 || got.Trail.Routes[1] != "all" {
 		t.Errorf("decodeEvent of an event with a trace = %+v, %v; want trace %s", got, err, tp)
 	}
+	v4 := append([]byte{eventTrailVersion}, putString(nil, ev.ID)...)
+	v4 = append(v4, rec[1:]...)
+	if got, err := decodeEvent(ev.ID, v4, true); err != nil || got.ID != ev.ID || got.Trace != tp || got.Source != "hoox" || got.LookID != "look_1" ||
+		got.Trail.Verify != "hmac-sha256" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
+		t.Errorf("decodeEvent of a version 4 record = %+v, %v", got, err)
+	}
 	ev.Trace, ev.JobID, ev.AvatarID, ev.LookID, ev.Trail = "", "", "", "", relay.Trail{}
-	rec = appendEvent(nil, ev)
+	rec = append([]byte{eventTrailVersion}, putString(nil, ev.ID)...) // version 4's layout
+	rec = append(rec, appendEvent(nil, ev)[1:]...)
 	head := 1
 	for range 6 { // id, source, task, status, dedup key, remote address
 		head += 1 + int(rec[head])
@@ -35,23 +43,23 @@ func TestEventRecordTrace(t *testing.T) {
 	// empty trail three more.
 	v3 := append([]byte{eventIDsVersion}, rec[1:head+4]...)
 	v3 = append(v3, rec[head+7:]...)
-	if got, err := decodeEvent(v3, true); err != nil || got.ID != ev.ID || got.Trail.Verify != "" || !got.ReceivedAt.Equal(at) ||
+	if got, err := decodeEvent(ev.ID, v3, true); err != nil || got.ID != ev.ID || got.Trail.Verify != "" || !got.ReceivedAt.Equal(at) ||
 		string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
 		t.Errorf("decodeEvent of a version 3 record = %+v, %v; want the event without a trail", got, err)
 	}
 	v2 := append([]byte{eventTraceVersion}, rec[1:head+1]...)
 	v2 = append(v2, rec[head+7:]...)
-	if got, err := decodeEvent(v2, true); err != nil || got.ID != ev.ID || got.JobID != "" || !got.ReceivedAt.Equal(at) ||
+	if got, err := decodeEvent(ev.ID, v2, true); err != nil || got.ID != ev.ID || got.JobID != "" || !got.ReceivedAt.Equal(at) ||
 		got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
 		t.Errorf("decodeEvent of a version 2 record = %+v, %v; want the event without ids", got, err)
 	}
 	old := append([]byte{recordVersion}, rec[1:head]...)
 	old = append(old, rec[head+7:]...)
-	if got, err := decodeEvent(old, true); err != nil || got.Trace != "" || got.ID != ev.ID || got.RemoteAddr != "10.0.0.1" || !got.ReceivedAt.Equal(at) ||
+	if got, err := decodeEvent(ev.ID, old, true); err != nil || got.Trace != "" || got.ID != ev.ID || got.RemoteAddr != "10.0.0.1" || !got.ReceivedAt.Equal(at) ||
 		got.Headers["User-Agent"] != "Hoox/1.0" || string(got.Payload) != `{"x":1}` || got.Targets[0] != "a" {
 		t.Errorf("decodeEvent of a version 1 record = %+v, %v; want the event without a trace", got, err)
 	}
-	if _, err := decodeEvent(append([]byte{9}, rec[1:]...), true); err == nil {
+	if _, err := decodeEvent(ev.ID, append([]byte{9}, rec[1:]...), true); err == nil {
 		t.Error("decodeEvent of a version 9 record succeeded")
 	}
 }

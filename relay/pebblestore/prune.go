@@ -141,7 +141,7 @@ func (s *Store) pruneMarks(cutoff time.Time) (bool, error) {
 			more = true
 			break
 		}
-		ev, err := decodeEvent(it.Value(), false)
+		ev, err := decodeEvent(id, it.Value(), false)
 		if err != nil {
 			it.Close()
 			return false, err
@@ -192,7 +192,7 @@ func (s *Store) pruneEvents(cutoff time.Time, resume *[]byte) (deleted int, more
 			break
 		}
 		scanned++
-		ev, err := decodeEvent(it.Value(), false)
+		ev, err := decodeEvent(id, it.Value(), false)
 		if err != nil {
 			it.Close()
 			return 0, false, err

@@ -180,7 +180,7 @@ func (s *Store) loadClaim(id string) (relay.Claim, bool, error) {
 	if err != nil || raw == nil {
 		return c, false, err
 	}
-	if err := decodeDelivery(raw, &c.Delivery); err != nil {
+	if err := decodeDelivery(id, raw, &c.Delivery); err != nil {
 		return c, false, fmt.Errorf("delivery %s: %w", id, err)
 	}
 	if c.Delivery.State != relay.Pending {
@@ -191,7 +191,7 @@ func (s *Store) loadClaim(id string) (relay.Claim, bool, error) {
 		return c, false, fmt.Errorf("event %s of pending delivery %s: %w", c.Delivery.EventID, id, err)
 	}
 	defer closer.Close()
-	if c.Event, err = decodeEvent(v, true); err != nil {
+	if c.Event, err = decodeEvent(c.Delivery.EventID, v, true); err != nil {
 		return c, false, fmt.Errorf("event %s: %w", c.Delivery.EventID, err)
 	}
 	return c, true, nil
@@ -263,7 +263,7 @@ func (s *Store) loadDelivery(id string) (d relay.Delivery, ok bool, err error) {
 	if err != nil || raw == nil {
 		return d, false, err
 	}
-	if err := decodeDelivery(raw, &d); err != nil {
+	if err := decodeDelivery(id, raw, &d); err != nil {
 		return d, false, fmt.Errorf("delivery %s: %w", id, err)
 	}
 	return d, true, nil
