@@ -37,56 +37,70 @@ func bounds(p []byte, at string, after bool) *pebble.IterOptions {
 }
 
 // Events implements relay.Admin: it walks the most selective index of f
-// (searchPrefix) over the ids of f's time range and page, and checks the
+// (searchPrefixes) over the ids of f's time range and page, and checks the
 // other fields on the events it yields.
 func (s *Store) Events(ctx context.Context, f relay.EventFilter) ([]relay.EventSummary, error) {
 	limit := relay.PageSize(f.Limit)
 	var out []relay.EventSummary
 	err := s.view(func() error {
-		prefix := searchPrefix(&f)
-		lo, hi := f.IDRange()
-		o := &pebble.IterOptions{LowerBound: append(bytes.Clone(prefix), lo...), UpperBound: prefixEnd(prefix)}
-		if hi != "" {
-			o.UpperBound = append(bytes.Clone(prefix), hi...)
-		}
-		if bytes.Compare(o.LowerBound, o.UpperBound) >= 0 {
-			return nil
-		}
-		it, err := s.db.NewIter(o)
+		prefixes, err := s.searchPrefixes(&f)
 		if err != nil {
 			return err
 		}
-		defer it.Close()
-		step, ok := it.Prev, it.Last()
-		if f.Oldest {
-			step, ok = it.Next, it.First()
+		lo, hi := f.IDRange()
+		m, err := s.newMerge(prefixes, func(p []byte) *pebble.IterOptions {
+			o := &pebble.IterOptions{LowerBound: append(bytes.Clone(p), lo...), UpperBound: prefixEnd(p)}
+			if hi != "" {
+				o.UpperBound = append(bytes.Clone(p), hi...)
+			}
+			if bytes.Compare(o.LowerBound, o.UpperBound) >= 0 {
+				return nil
+			}
+			return o
+		}, f.Oldest)
+		if err != nil {
+			return err
 		}
-		for ; ok && len(out) < limit; ok = step() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			id := string(it.Key()[len(prefix):])
-			var ev *relay.Event
-			if prefix[0] == kEvent {
-				ev, err = decodeEvent(id, it.Value(), false)
-			} else {
-				ev, err = s.loadEvent(id, false)
-			}
-			if err != nil {
-				return err
-			}
-			if ev == nil || !f.Match(ev) {
-				continue
-			}
-			ds, err := s.deliveriesOf(ev)
-			if err != nil {
-				return err
-			}
-			out = append(out, relay.EventSummary{Event: ev, Deliveries: ds})
+		records := len(prefixes) == 1 && prefixes[0][0] == kEvent
+		err = s.eventsOf(ctx, m, records, &f, limit, &out)
+		if cerr := m.close(); err == nil {
+			err = cerr
 		}
-		return it.Error()
+		return err
 	})
 	return out, err
+}
+
+// eventsOf appends to out the events of the ids m yields that match f,
+// until it has limit; records says that m walks the event records
+// themselves rather than an index.
+func (s *Store) eventsOf(ctx context.Context, m *merge, records bool, f *relay.EventFilter, limit int, out *[]relay.EventSummary) error {
+	for c := m.peek(); c != nil && len(*out) < limit; c = m.peek() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id := string(c.id())
+		var ev *relay.Event
+		var err error
+		if records {
+			ev, err = decodeEvent(id, c.it.Value(), false)
+		} else {
+			ev, err = s.loadEvent(id, false)
+		}
+		if err != nil {
+			return err
+		}
+		m.advance(c)
+		if ev == nil || !f.Match(ev) {
+			continue
+		}
+		ds, err := s.deliveriesOf(ev)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, relay.EventSummary{Event: ev, Deliveries: ds})
+	}
+	return nil
 }
 
 // loadEvent reads the event id, nil when there is none.
@@ -235,7 +249,7 @@ func (s *Store) Deliveries(ctx context.Context, f relay.DeliveryFilter) ([]relay
 }
 
 // indexed returns up to limit delivery ids that f selects, in its order,
-// by merging one index iterator per state and target.
+// by merging the indexes of its states and targets.
 func (s *Store) indexed(f relay.DeliveryFilter, limit int) ([]string, error) {
 	codes := []byte{'p', 'd', 'x'}
 	if f.State != "" {
@@ -252,65 +266,22 @@ func (s *Store) indexed(f relay.DeliveryFilter, limit int) ([]string, error) {
 			targets = append(targets, t)
 		}
 	}
-	type cursor struct {
-		it     *pebble.Iterator
-		prefix int
-		ok     bool
-	}
-	var cs []*cursor
-	defer func() {
-		for _, c := range cs {
-			c.it.Close()
-		}
-	}()
+	var prefixes [][]byte
 	for _, code := range codes {
 		for _, t := range targets {
-			p := stateIndexPrefix(code, t)
-			it, err := s.db.NewIter(bounds(p, f.Before, f.Oldest))
-			if err != nil {
-				return nil, err
-			}
-			c := &cursor{it: it, prefix: len(p)}
-			if f.Oldest {
-				c.ok = it.First()
-			} else {
-				c.ok = it.Last()
-			}
-			cs = append(cs, c)
+			prefixes = append(prefixes, stateIndexPrefix(code, t))
 		}
+	}
+	m, err := s.newMerge(prefixes, func(p []byte) *pebble.IterOptions { return bounds(p, f.Before, f.Oldest) }, f.Oldest)
+	if err != nil {
+		return nil, err
 	}
 	var ids []string
-	for len(ids) < limit {
-		var best *cursor
-		for _, c := range cs {
-			if !c.ok {
-				continue
-			}
-			if best == nil {
-				best = c
-				continue
-			}
-			cmp := bytes.Compare(c.it.Key()[c.prefix:], best.it.Key()[best.prefix:])
-			if (f.Oldest && cmp < 0) || (!f.Oldest && cmp > 0) {
-				best = c
-			}
-		}
-		if best == nil {
-			break
-		}
-		ids = append(ids, string(best.it.Key()[best.prefix:]))
-		if f.Oldest {
-			best.ok = best.it.Next()
-		} else {
-			best.ok = best.it.Prev()
-		}
+	for c := m.peek(); c != nil && len(ids) < limit; c = m.peek() {
+		ids = append(ids, string(c.id()))
+		m.advance(c)
 	}
-	for _, c := range cs {
-		if err := c.it.Error(); err != nil {
-			return nil, err
-		}
-	}
-	return ids, nil
+	return ids, m.close()
 }
 
 // Counts implements relay.Admin from the counter keys.

@@ -32,8 +32,6 @@ func (im *Importer) maybeCommit() error {
 // Event writes an event and its index keys, not its deliveries or mark.
 func (im *Importer) Event(ev *relay.Event) error {
 	im.b.Set(eventKey(ev.ID), appendEvent(nil, ev), nil)
-	im.b.Set(taskKey(ev), nil, nil)
-	im.b.Set(statusKey(ev), nil, nil)
 	im.b.Set(taskStatKey(ev), nil, nil)
 	for _, k := range searchKeys(ev) {
 		im.b.Set(k, nil, nil)

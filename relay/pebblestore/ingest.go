@@ -42,8 +42,6 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	rec := appendEvent(buf, ev)
 	b.Set(eventKey(ev.ID), rec, nil)
 	b.Set(mk, []byte(ev.ID), nil)
-	b.Set(taskKey(ev), nil, nil)
-	b.Set(statusKey(ev), nil, nil)
 	b.Set(taskStatKey(ev), nil, nil)
 	for _, k := range searchKeys(ev) {
 		b.Set(k, nil, nil)

@@ -19,9 +19,9 @@ const (
 	kQueue    = 'q' // q <target> <due, 8 bytes> <delivery id> → "": pending, by due time
 	kState    = 's' // s <state> <target> <delivery id> → "": deliveries by state and target
 	kCount    = 'c' // c <target> <state> → int64 count, updated by merges
-	kTask     = 't' // t <task> <event id> → ""
-	kStatus   = 'u' // u <status> <event id> → ""
-	kTaskStat = 'v' // v <task> <status> <event id> → ""
+	kTask     = 't' // t <task> <event id> → "": no longer written (kTaskStat answers), deleted with its event
+	kStatus   = 'u' // u <status> <event id> → "": as kTask
+	kTaskStat = 'v' // v <task> <status> <event id> → "": events by task, status, or both
 	kJob      = 'j' // j <job id> <event id> → ""
 	kAvatar   = 'r' // r <avatar id> <event id> → ""
 	kLook     = 'l' // l <look id> <event id> → ""
@@ -127,26 +127,39 @@ func searchKeys(ev *relay.Event) [][]byte {
 	return out
 }
 
-// searchPrefix is the prefix of the index that answers f with the fewest
-// events: an id's, the task and status's, or every event's.
-func searchPrefix(f *relay.EventFilter) []byte {
+// searchPrefixes are the prefixes of the index keys that answer f with the
+// fewest events: an id's, the task and status's, or every event's. Events
+// by task or by status alone are those of the task and status pairs that
+// have it, read from the pair index, one prefix per pair: tasks and
+// statuses are few, and so an ingest writes one key for both.
+func (s *Store) searchPrefixes(f *relay.EventFilter) ([][]byte, error) {
 	switch {
 	case f.DedupKey != "":
-		return key(kDedup, relay.MarkKey(f.DedupKey))
+		return [][]byte{key(kDedup, relay.MarkKey(f.DedupKey))}, nil
 	case f.JobID != "":
-		return key(kJob, f.JobID)
+		return [][]byte{key(kJob, f.JobID)}, nil
 	case f.LookID != "":
-		return key(kLook, f.LookID)
+		return [][]byte{key(kLook, f.LookID)}, nil
 	case f.AvatarID != "":
-		return key(kAvatar, f.AvatarID)
+		return [][]byte{key(kAvatar, f.AvatarID)}, nil
 	case f.Task != "" && f.Status != "":
-		return key(kTaskStat, f.Task, f.Status)
+		return [][]byte{key(kTaskStat, f.Task, f.Status)}, nil
 	case f.Task != "":
-		return key(kTask, f.Task)
+		statuses, err := s.distinct(key(kTaskStat, f.Task))
+		ps := make([][]byte, len(statuses))
+		for i, st := range statuses {
+			ps[i] = key(kTaskStat, f.Task, st)
+		}
+		return ps, err
 	case f.Status != "":
-		return key(kStatus, f.Status)
+		tasks, err := s.distinct([]byte{kTaskStat})
+		ps := make([][]byte, len(tasks))
+		for i, t := range tasks {
+			ps[i] = key(kTaskStat, t, f.Status)
+		}
+		return ps, err
 	}
-	return []byte{kEvent}
+	return [][]byte{{kEvent}}, nil
 }
 
 func dupKey(id string) []byte { return append([]byte{kDup}, id...) }

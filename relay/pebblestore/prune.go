@@ -247,8 +247,10 @@ func (s *Store) pruneEvents(cutoff time.Time, resume *[]byte) (deleted int, more
 // counts, and their attempts (by key range).
 func (s *Store) deleteEvent(b *batch, ev *relay.Event) error {
 	b.Delete(eventKey(ev.ID), nil)
-	b.Delete(taskKey(ev), nil)
-	b.Delete(statusKey(ev), nil)
+	if s.oldIndexes {
+		b.Delete(taskKey(ev), nil)
+		b.Delete(statusKey(ev), nil)
+	}
 	b.Delete(taskStatKey(ev), nil)
 	for _, k := range searchKeys(ev) {
 		b.Delete(k, nil)

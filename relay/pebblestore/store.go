@@ -113,6 +113,10 @@ type Store struct {
 
 	dedupTTL atomic.Int64
 
+	// oldIndexes is set when the store held task or status index keys
+	// at open, written by earlier versions: pruning deletes them too.
+	oldIndexes bool
+
 	ctx    context.Context // ends when Close starts
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -189,6 +193,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %q: read counts: %w", dir, err)
 	}
+	if s.oldIndexes, err = hasOldIndexes(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", dir, err)
+	}
 	s.dedupTTL.Store(int64(opts.DedupTTL))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -227,6 +235,16 @@ func checkFormat(db *pebble.DB) error {
 		return errors.New("the directory holds a pebble database that hooxrelay did not write; give store.path a new directory")
 	}
 	return db.Set(metaFormat, []byte(formatName), pebble.Sync)
+}
+
+// hasOldIndexes reports whether db holds a task or status index key.
+func hasOldIndexes(db *pebble.DB) (bool, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{kTask}, UpperBound: []byte{kStatus + 1}})
+	if err != nil {
+		return false, err
+	}
+	found := it.First()
+	return found, it.Close()
 }
 
 // enter marks a call in progress, or reports false once the store is

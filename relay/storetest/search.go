@@ -122,6 +122,9 @@ func testSearchPaging(t *testing.T, h Harness) {
 		{"time range", relay.EventFilter{Since: at(1), Until: at(7)}, [][]int{{6, 5}, {4, 3}, {2, 1}}},
 		{"time range, oldest first", relay.EventFilter{Since: at(1), Until: at(7), Oldest: true}, [][]int{{1, 2}, {3, 4}, {5, 6}}},
 		{"status", relay.EventFilter{Status: "completed"}, [][]int{{5, 3}, {1, 0}}},
+		{"status across tasks, oldest first", relay.EventFilter{Status: "failed", Oldest: true}, [][]int{{2, 4}, {6, 8}}},
+		{"task across statuses", relay.EventFilter{Task: "video_generate"}, [][]int{{8, 6}, {2, 0}}},
+		{"task across statuses, oldest first", relay.EventFilter{Task: "video_generate", Oldest: true}, [][]int{{0, 2}, {6, 8}}},
 		{"look, oldest first", relay.EventFilter{LookID: "look_1", Oldest: true}, [][]int{{1, 5}}},
 		{"dedup key with a task", relay.EventFilter{DedupKey: "video_generate:run_A:failed", Task: "video_generate"}, [][]int{{8, 6}}},
 	} {
