@@ -164,6 +164,15 @@ func Open(dir string, opts Options) (*Store, error) {
 			},
 		},
 	}
+	// L0 is compacted into the base level once it is 8 tables deep
+	// rather than pebble's 4: the dedup marks and search keys are spread
+	// over the whole key space, so that each such compaction rewrites
+	// most of the base level, and half as many halve that work (compacted
+	// bytes per ingest 538 -> 304 in BenchmarkIngest). Gets pay a filter
+	// check per L0 table more. Writes stop at 24, pebble's 12 being too
+	// close.
+	po.L0CompactionThreshold = 8
+	po.L0StopWritesThreshold = 24
 	// Bloom filters on every level: a dedup check for a new key is then a
 	// miss that reads no table.
 	for i := range po.Levels {
