@@ -173,11 +173,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	// close.
 	po.L0CompactionThreshold = 8
 	po.L0StopWritesThreshold = 24
-	// Bloom filters on every level: a dedup check for a new key is then a
-	// miss that reads no table.
+	// Bloom filters on every level but the last: a dedup check for a new
+	// key is then a miss that reads no table above it. Pebble's Get never
+	// reads the last level's filters (they are as large as its data
+	// blocks), so writing them there only cost CPU, and the last level is
+	// also the base level that L0 is compacted into while the store is
+	// small.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	po.Levels[len(po.Levels)-1].FilterPolicy = pebble.NoFilterPolicy
 	// A block cache that keeps the filter and index blocks of the tables
 	// while claims read payloads: a dedup check then reads no block from
 	// disk. Pebble takes the memtables' size out of the cache's (a
