@@ -164,15 +164,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			},
 		},
 	}
-	// L0 is compacted into the base level once it is 8 tables deep
-	// rather than pebble's 4: the dedup marks and search keys are spread
-	// over the whole key space, so that each such compaction rewrites
-	// most of the base level, and half as many halve that work (compacted
-	// bytes per ingest 538 -> 304 in BenchmarkIngest). Gets pay a filter
-	// check per L0 table more. Writes stop at 24, pebble's 12 being too
-	// close.
-	po.L0CompactionThreshold = 8
-	po.L0StopWritesThreshold = 24
+	// Pebble's L0 thresholds are kept: compacting L0 at 8 sublevels
+	// instead of 4 halved the bytes compacted per ingest, but slowed
+	// ingest as a backlog of a million events grew (docs/BENCHMARKS.md).
+
 	// Bloom filters on every level but the last: a dedup check for a new
 	// key is then a miss that reads no table above it. Pebble's Get never
 	// reads the last level's filters (they are as large as its data
