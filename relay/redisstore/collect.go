@@ -7,8 +7,9 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
-// Outcomes of concurrent attempts share round trips: Complete hands them
-// to a collector that sends what it has, by EVALSHA in one pipeline, when
+// Outcomes of concurrent attempts share round trips and script runs:
+// Complete hands them to a collector that sends what it has, in one run
+// of completeScript, when
 // maxBatch are waiting or batchWait after the first arrived. A final
 // outcome is written after Complete returns (relay.Queue allows it: the
 // delivery stays held until then); a pending one, whose retry the
@@ -83,12 +84,8 @@ func (s *Store) flush() {
 		if len(items) == 0 {
 			return
 		}
-		calls := make([]scriptCall, len(items))
-		for i, it := range items {
-			calls[i] = it.call
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.evalAll(ctx, completeScript, calls)
+		err := s.evalAll(ctx, completeScript, []scriptCall{s.completeCall(items)})
 		cancel()
 		s.mu.Lock()
 		for _, it := range items {

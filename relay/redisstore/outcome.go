@@ -8,51 +8,66 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// completeScript records an outcome and ends the hold, unless this process
-// no longer holds the delivery: its lease ran out, and another relay may
-// hold it now or have recorded its own outcome already (outcomes are
-// written late, see collect.go), which is the one to keep. A final outcome moves the delivery to its state's
-// index and, once the event's last delivery is final, starts the
-// retention of the event's keys.
-// KEYS: deliveries, queue, held, owners, event, final state's index.
-// ARGV: event id, target, record, due ms, attempt ("" for none),
-// retention ms (0: none), owner.
+// completeScript records a batch of outcomes, each as one would alone, in
+// one script: Redis's setup of a script run costs about as much as an
+// outcome's commands. An outcome is left out when this process no longer
+// holds the delivery: its lease ran out, and another relay may hold it
+// now or have recorded its own outcome already (outcomes are written
+// late, see collect.go), which is the one to keep. A final outcome moves
+// the delivery to its state's index and, once the event's last delivery
+// is final, starts the retention of the event's keys. It returns how many
+// it recorded.
+// KEYS: per outcome its deliveries, queue, held, owners, event, final
+// state's index.
+// ARGV: retention ms (0: none), owner, then per outcome the event id,
+// target, record, due ms and attempt ("" for none).
 var completeScript = redis.NewScript(luaStateAt + luaClose + `
-local eid = ARGV[1]
-local m = memberOf(eid)
-if redis.call('HGET', KEYS[4], m) ~= ARGV[7] then
-  return 0
-end
-local f = 'd:' .. ARGV[2]
-local was = redis.call('HGET', KEYS[1], f)
-redis.call('ZREM', KEYS[3], m)
-redis.call('HDEL', KEYS[4], m)
-if not was then
-  return 0
-end
-unfoldFor(KEYS[1], KEYS[5], ARGV[3])
-if ARGV[5] ~= '' then
-  local h = 'a:' .. ARGV[2]
-  local hist = (redis.call('HGET', KEYS[1], h) or '') .. ARGV[5]
-  unfoldFor(KEYS[1], KEYS[5], hist)
-  redis.call('HSET', KEYS[1], f, ARGV[3], h, hist)
-else
-  redis.call('HSET', KEYS[1], f, ARGV[3])
-end
-if stateAt(ARGV[3]) == 'p' then
-  redis.call('ZADD', KEYS[2], ARGV[4], m)
+local keep, owner = tonumber(ARGV[1]), ARGV[2]
+local function complete(dels, queue, held, owners, event, final, eid, target, rec, due, att)
+  local m = memberOf(eid)
+  if redis.call('HGET', owners, m) ~= owner then
+    return 0
+  end
+  redis.call('ZREM', held, m)
+  redis.call('HDEL', owners, m)
+  local f, h = 'd:' .. target, 'a:' .. target
+  -- The attempts so far come with the record, in the same command.
+  local cur = redis.call('HMGET', dels, f, h)
+  local was = cur[1]
+  if not was then
+    return 0
+  end
+  unfoldFor(dels, event, rec)
+  if att ~= '' then
+    local hist = (cur[2] or '') .. att
+    unfoldFor(dels, event, hist)
+    redis.call('HSET', dels, f, rec, h, hist)
+  else
+    redis.call('HSET', dels, f, rec)
+  end
+  if stateAt(rec) == 'p' then
+    redis.call('ZADD', queue, due, m)
+    return 1
+  end
+  redis.call('ZREM', queue, m)
+  redis.call('ZADD', final, 0, m)
+  -- The first final outcome of this delivery closes it on its event.
+  if stateAt(was) == 'p' then
+    close(dels, event, eid, keep)
+  end
   return 1
 end
-redis.call('ZREM', KEYS[2], m)
-redis.call('ZADD', KEYS[6], 0, m)
--- The first final outcome of this delivery closes it on its event.
-if stateAt(was) == 'p' then
-  close(KEYS[1], KEYS[5], eid, tonumber(ARGV[6]))
+local n = 0
+for i = 0, #KEYS / 6 - 1 do
+  local k, a = 6 * i, 3 + 5 * i
+  n = n + complete(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
-return 1
+return n
 `)
 
-// completeArgs are the keys and arguments of completeScript for o.
+// completeArgs are the keys and arguments of completeScript for o, to
+// follow the script's first two arguments (completeCall).
 func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 	d := o.Delivery
 	rec, err := encodeDelivery(&d)
@@ -70,7 +85,19 @@ func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 	}
 	eid := any(d.EventID)
 	return []string{s.dealsKey(d.EventID), tk.queue, tk.held, tk.owner, s.eventKey(d.EventID), final},
-		[]any{eid, tk.name, rec, ms(d.NextAttemptAt), att, s.keepArg, s.ownerArg}, nil
+		[]any{eid, tk.name, rec, ms(d.NextAttemptAt), att}, nil
+}
+
+// completeCall is the run of completeScript that records the outcomes of
+// items.
+func (s *Store) completeCall(items []pendingOutcome) scriptCall {
+	c := scriptCall{keys: make([]string, 0, 6*len(items)), args: make([]any, 0, 2+5*len(items))}
+	c.args = append(c.args, s.keepArg, s.ownerArg)
+	for _, it := range items {
+		c.keys = append(c.keys, it.call.keys...)
+		c.args = append(c.args, it.call.args...)
+	}
+	return c
 }
 
 // targetKeys are the keys and name of a target, made once: every outcome

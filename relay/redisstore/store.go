@@ -518,12 +518,15 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
+	s.mu.Unlock()
+	// After the collector's last flush, which ends the holds it records.
+	s.wg.Wait()
+	s.mu.Lock()
 	held := make([]relay.Delivery, 0, len(s.held))
 	for _, d := range s.held {
 		held = append(held, d)
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
 	var err error
 	if len(held) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -12,20 +12,20 @@ import (
 // luaClose is close(deliveries, event, event id, keep), for the scripts
 // that make a pending delivery final: once none of the event's deliveries
 // is pending, the event moves from the pending event index of its task and
-// status to the final one, its keys start their retention, and its dedup mark, if the mark is still the
-// event's, expires no later than they do. The task, status and mark are
-// read from the event's record; the keys made of them are in the same
-// hash slot as every key of the store.
-var luaClose = luaMembers + luaEventHead + luaFold + `local function close(dels, event, eid, keep)
-  local open = redis.call('HINCRBY', dels, 'o', -1)
-  if open > 0 then
-    return
-  end
+// status to the final one, its keys start their retention, and its dedup
+// mark, if the mark is still the event's, expires no later than they do.
+// The task, status and mark are read from the event's record; the keys
+// made of them are in the same hash slot as every key of the store.
+// closed(deliveries, event, event id, keep, record, zcall, keyed) is that
+// last part, for a script that read the record already: zcall runs the
+// index commands (redis.call, or one that gathers them), keyed tells
+// whether the event's record may be in its key (not folded).
+var luaClose = luaMembers + luaEventHead + luaFold + `local function closed(dels, event, eid, keep, rec, zcall, keyed)
   -- The prefix, as the deliveries hash's key has it.
   local pfx = string.sub(dels, 1, #dels - #eid - 2)
-  local source, task, status, mark = eventHead(eventRecord(dels, event))
-  redis.call('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, memberOf(eid))
-  redis.call('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, memberOf(eid))
+  local source, task, status, mark = eventHead(rec)
+  zcall('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, memberOf(eid))
+  zcall('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, memberOf(eid))
   if keep <= 0 then
     return
   end
@@ -37,8 +37,17 @@ var luaClose = luaMembers + luaEventHead + luaFold + `local function close(dels,
       redis.call('PEXPIRE', mark, keep)
     end
   end
-  redis.call('PEXPIRE', event, keep)
+  if keyed then
+    redis.call('PEXPIRE', event, keep)
+  end
   redis.call('PEXPIRE', dels, keep)
+end
+local function close(dels, event, eid, keep)
+  local open = redis.call('HINCRBY', dels, 'o', -1)
+  if open > 0 then
+    return
+  end
+  closed(dels, event, eid, keep, eventRecord(dels, event), redis.call, true)
 end
 `
 
