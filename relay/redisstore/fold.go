@@ -35,6 +35,16 @@ const (
 // listpackValueLua is listpackValueMax, for the scripts.
 var listpackValueLua = strconv.Itoa(listpackValueMax)
 
+// luaBulk is bulk(command, key, args): the command on key with args, in
+// as few calls as Lua's stack allows (an even number of args each, for
+// pairs); none for no args.
+const luaBulk = `local function bulk(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+`
+
 // chunkFields are the fields of a folded record's chunks.
 var chunkFields = func() []string {
 	out := make([]string, foldChunksMax)

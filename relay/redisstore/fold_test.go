@@ -98,6 +98,27 @@ func TestFoldedRecords(t *testing.T) {
 		}
 		return nil
 	})
+	// A folded record of more chunks than the claim reads at first, and
+	// one in its key: claimed whole, and their keys' retention started.
+	cs, err := s.Claim(ctx, "c", base.Add(time.Hour), 10)
+	if err != nil || len(cs) != 2 || !bytes.Equal(cs[0].Event.Payload, big.Payload) || !bytes.Equal(cs[1].Event.Payload, mid.Payload) {
+		t.Fatalf("Claim(c) = %d claims, %v; want the 2000- and 900-byte events whole", len(cs), err)
+	}
+	for _, c := range cs {
+		d := c.Delivery
+		d.State, d.Attempts = relay.Delivered, 1
+		if err := s.Complete(ctx, relay.Outcome{Delivery: d, Attempt: &relay.Attempt{Number: 1, Status: 200}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.Eventually(t, 5*time.Second, func() error {
+		for _, key := range []string{"{fold}:e:" + big.ID, "{fold}:d:" + big.ID, "{fold}:d:" + mid.ID} {
+			if ttl, _ := rdb.PTTL(ctx, key).Result(); ttl <= 0 || ttl > time.Hour {
+				return &ttlError{key, ttl}
+			}
+		}
+		return nil
+	})
 }
 
 type ttlError struct {

@@ -9,59 +9,151 @@ import (
 )
 
 // completeScript records a batch of outcomes, each as one would alone, in
-// one script: Redis's setup of a script run costs about as much as an
-// outcome's commands. An outcome is left out when this process no longer
-// holds the delivery: its lease ran out, and another relay may hold it
-// now or have recorded its own outcome already (outcomes are written
-// late, see collect.go), which is the one to keep. A final outcome moves
-// the delivery to its state's index and, once the event's last delivery
-// is final, starts the retention of the event's keys. It returns how many
-// it recorded.
+// one script: Redis's setup of a script run, and of each command a script
+// calls, cost more than most commands themselves. An outcome is left out
+// when this process no longer holds the delivery: its lease ran out, and
+// another relay may hold it now or have recorded its own outcome already
+// (outcomes are written late, see collect.go), which is the one to keep.
+// A final outcome moves the delivery to its state's index and, once the
+// event's last delivery is final, starts the retention of the event's
+// keys. The commands on the sets and owners shared by the batch are one
+// per key for all of its outcomes (no outcome of a batch reads them after
+// another wrote them); a delivery's record, its attempts and its event's
+// count of pending deliveries are read in one command and written in one.
+// It returns how many outcomes it recorded.
 // KEYS: per outcome its deliveries, queue, held, owners, event, final
 // state's index.
-// ARGV: retention ms (0: none), owner, then per outcome the event id,
-// target, record, due ms and attempt ("" for none).
-var completeScript = redis.NewScript(luaStateAt + luaClose + `
+// ARGV: retention ms (0: none), owner, then per outcome the target, its
+// event's member (memberOf), record, due ms and attempt ("" for none).
+var completeScript = redis.NewScript(luaClose + luaBulk + `
 local keep, owner = tonumber(ARGV[1]), ARGV[2]
-local function complete(dels, queue, held, owners, event, final, eid, target, rec, due, att)
-  local m = memberOf(eid)
-  if redis.call('HGET', owners, m) ~= owner then
-    return 0
+local P = string.byte('p')
+-- Lua makes and hashes every string it computes: the member comes from
+-- the caller, the fields are made once per target, and the commands
+-- gathered for the end are kept per key (seq tells their order).
+local sets, seq = {}, {}
+local function later(cmd, key, a, b)
+  local per = sets[cmd]
+  if not per then
+    per = {}
+    sets[cmd] = per
   end
-  redis.call('ZREM', held, m)
-  redis.call('HDEL', owners, m)
-  local f, h = 'd:' .. target, 'a:' .. target
-  -- The attempts so far come with the record, in the same command.
-  local cur = redis.call('HMGET', dels, f, h)
+  local l = per[key]
+  if not l then
+    l = {}
+    per[key] = l
+    seq[#seq + 1] = {cmd, key, l}
+  end
+  l[#l + 1] = a
+  if b then
+    l[#l + 1] = b
+  end
+end
+-- Which outcomes this process still holds: one HMGET per owners hash.
+local groups, gorder, mine = {}, {}, {}
+for i = 0, #KEYS / 6 - 1 do
+  local owners = KEYS[6 * i + 4]
+  local g = groups[owners]
+  if not g then
+    g = {held = KEYS[6 * i + 3], at = {}, ms = {}}
+    groups[owners] = g
+    gorder[#gorder + 1] = owners
+  end
+  g.at[#g.at + 1] = i
+  g.ms[#g.ms + 1] = ARGV[4 + 5 * i]
+end
+for _, owners in ipairs(gorder) do
+  local g = groups[owners]
+  local got = redis.call('HMGET', owners, unpack(g.ms))
+  local ended, seen = {}, {}
+  for j, i in ipairs(g.at) do
+    local m = g.ms[j]
+    -- A second outcome of a delivery in the batch finds it ended.
+    if got[j] == owner and not seen[m] then
+      seen[m] = true
+      mine[i] = true
+      ended[#ended + 1] = m
+    end
+  end
+  bulk('ZREM', g.held, ended)
+  bulk('HDEL', owners, ended)
+end
+local fieldsOf = {}
+local function complete(dels, queue, event, final, target, m, rec, due, att)
+  local fs = fieldsOf[target]
+  if not fs then
+    fs = {'d:' .. target, 'a:' .. target}
+    fieldsOf[target] = fs
+  end
+  local f, h = fs[1], fs[2]
+  local cur = redis.call('HMGET', dels, f, h, 'o', 'r')
   local was = cur[1]
   if not was then
     return 0
   end
-  unfoldFor(dels, event, rec)
+  local hist
+  local moved = #rec > ` + listpackValueLua + `
   if att ~= '' then
-    local hist = (cur[2] or '') .. att
-    unfoldFor(dels, event, hist)
+    hist = (cur[2] or '') .. att
+    moved = moved or #hist > ` + listpackValueLua + `
+  end
+  -- The first final outcome of this delivery closes it on its event; the
+  -- last one pending closes the event: its record is read before it may
+  -- move to its key (unfold).
+  local pending = string.byte(rec, 2) == P
+  local open, erec
+  if not pending and string.byte(was, 2) == P then
+    open = (tonumber(cur[3]) or 0) - 1
+    if open <= 0 then
+      local n = tonumber(cur[4])
+      if n then
+        local cs = {}
+        for i = 1, n do
+          cs[i] = 'r' .. i
+        end
+        local parts = redis.call('HMGET', dels, unpack(cs))
+        erec = true
+        for i = 1, n do
+          erec = erec and parts[i] ~= false
+        end
+        erec = erec and table.concat(parts)
+      else
+        erec = redis.call('GET', event)
+      end
+    end
+  end
+  if moved then
+    unfold(dels, event)
+  end
+  if open and hist then
+    redis.call('HSET', dels, f, rec, h, hist, 'o', open)
+  elseif open then
+    redis.call('HSET', dels, f, rec, 'o', open)
+  elseif hist then
     redis.call('HSET', dels, f, rec, h, hist)
   else
     redis.call('HSET', dels, f, rec)
   end
-  if stateAt(rec) == 'p' then
-    redis.call('ZADD', queue, due, m)
+  if pending then
+    later('ZADD', queue, due, m)
     return 1
   end
-  redis.call('ZREM', queue, m)
-  redis.call('ZADD', final, 0, m)
-  -- The first final outcome of this delivery closes it on its event.
-  if stateAt(was) == 'p' then
-    close(dels, event, eid, keep)
+  later('ZREM', queue, m)
+  later('ZADD', final, 0, m)
+  if open and open <= 0 then
+    closed(dels, event, eidOf(m), keep, erec, later, moved or not cur[4])
   end
   return 1
 end
 local n = 0
 for i = 0, #KEYS / 6 - 1 do
-  local k, a = 6 * i, 3 + 5 * i
-  n = n + complete(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  if mine[i] then
+    local k, a = 6 * i, 3 + 5 * i
+    n = n + complete(KEYS[k + 1], KEYS[k + 2], KEYS[k + 5], KEYS[k + 6], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+  end
+end
+for _, c in ipairs(seq) do
+  bulk(c[1], c[2], c[3])
 end
 return n
 `)
@@ -83,9 +175,8 @@ func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 	if d.State != relay.Delivered {
 		final = s.stateIndexKey(d.State, d.Target)
 	}
-	eid := any(d.EventID)
 	return []string{s.dealsKey(d.EventID), tk.queue, tk.held, tk.owner, s.eventKey(d.EventID), final},
-		[]any{eid, tk.name, rec, ms(d.NextAttemptAt), att}, nil
+		[]any{tk.name, memberOf(d.EventID), rec, ms(d.NextAttemptAt), att}, nil
 }
 
 // completeCall is the run of completeScript that records the outcomes of

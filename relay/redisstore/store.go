@@ -372,35 +372,79 @@ func (s *Store) newTargets(ts []string) []string {
 
 // claimScript returns deliveries whose lease ran out to the queue, then
 // moves up to n due ones to the held set until the lease ends, noting the
-// claiming process as their owner, and returns for each its event id,
-// delivery record, event record and targets, so that a claim is one round
-// trip. A delivery whose keys expired meanwhile is dropped.
+// claiming process as their owner, and returns for each its event's
+// member (memberOf), delivery record, event record and targets, so that a claim is one round
+// trip. A delivery whose keys expired meanwhile is dropped. A claimed
+// delivery costs one read (HMGET of its record, its event's targets and a
+// folded record's chunks, missing fields being cheap), or two for an event
+// record in its own key; the moves between the sets are one command each
+// for all of them.
 // KEYS: queue, held, owners. ARGV: now ms, n, lease end ms, owner, key
 // prefix, target.
-var claimScript = redis.NewScript(luaMembers + luaFold + `
+var claimScript = redis.NewScript(luaMembers + luaBulk + `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-for _, id in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('ZADD', KEYS[1], ARGV[1], id)
+if #expired > 0 then
+  local back = {}
+  for _, m in ipairs(expired) do
+    back[#back + 1] = ARGV[1]
+    back[#back + 1] = m
+  end
+  bulk('ZREM', KEYS[2], expired)
+  bulk('HDEL', KEYS[3], expired)
+  bulk('ZADD', KEYS[1], back)
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
+if #ids == 0 then
+  return {}
+end
+bulk('ZREM', KEYS[1], ids)
+-- The record and the first chunks of a folded record in one command:
+-- most records fit in those; the rest, if any, in a second one.
+local fields = {'d:' .. ARGV[6], 't', 'r', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6'}
+local out, held, owners = {}, {}, {}
 for _, m in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], m)
-  local id = eidOf(m)
-  local dels = ARGV[5] .. 'd:' .. id
-  local d = redis.call('HMGET', dels, 'd:' .. ARGV[6], 't')
-  local ev = eventRecord(dels, ARGV[5] .. 'e:' .. id)
+  -- Lua makes and hashes every string it computes: as few as it can.
+  local dels
+  if string.byte(m, 1) == 126 then
+    dels = ARGV[5] .. 'd:' .. eidOf(m)
+  else
+    dels = ARGV[5] .. 'd:evt_' .. m
+  end
+  local d = redis.call('HMGET', dels, unpack(fields))
+  local ev = false
+  local n = tonumber(d[3])
+  if n then
+    if n > 6 then
+      local more = {}
+      for i = 7, n do
+        more[#more + 1] = 'r' .. i
+      end
+      local rest = redis.call('HMGET', dels, unpack(more))
+      for i = 1, #rest do
+        d[9 + i] = rest[i]
+      end
+    end
+    ev = true
+    for i = 4, 3 + n do
+      ev = ev and d[i] ~= false
+    end
+    ev = ev and table.concat(d, '', 4, 3 + n)
+  else
+    ev = redis.call('GET', ARGV[5] .. 'e:' .. eidOf(m))
+  end
   if d[1] and ev then
-    redis.call('ZADD', KEYS[2], ARGV[3], m)
-    redis.call('HSET', KEYS[3], m, ARGV[4])
-    out[#out + 1] = id
+    held[#held + 1] = ARGV[3]
+    held[#held + 1] = m
+    owners[#owners + 1] = m
+    owners[#owners + 1] = ARGV[4]
+    out[#out + 1] = m
     out[#out + 1] = d[1]
     out[#out + 1] = ev
     out[#out + 1] = d[2]
   end
 end
+bulk('ZADD', KEYS[2], held)
+bulk('HSET', KEYS[3], owners)
 return out
 `)
 
@@ -424,7 +468,8 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	}
 	claims := make([]relay.Claim, 0, len(res)/4)
 	for i := 0; i+3 < len(res); i += 4 {
-		id, _ := res[i].(string)
+		m, _ := res[i].(string)
+		id := eidOf(m)
 		rec, _ := res[i+1].(string)
 		evRec, _ := res[i+2].(string)
 		targets, _ := res[i+3].(string)
@@ -455,8 +500,8 @@ func (s *Store) orphanClaims(target string, now time.Time, res []any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := 0; i < len(res); i += 4 {
-		id, _ := res[i].(string)
-		s.orphans = append(s.orphans, relay.Delivery{EventID: id, Target: target, NextAttemptAt: now})
+		m, _ := res[i].(string)
+		s.orphans = append(s.orphans, relay.Delivery{EventID: eidOf(m), Target: target, NextAttemptAt: now})
 	}
 }
 
