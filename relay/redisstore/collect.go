@@ -98,6 +98,7 @@ func (s *Store) flush() {
 				s.orphans = append(s.orphans, d)
 			}
 			delete(s.held, id)
+			delete(s.closing, id)
 		}
 		s.mu.Unlock()
 		if err != nil {

@@ -22,7 +22,8 @@ import (
 // count of pending deliveries are read in one command and written in one.
 // It returns how many outcomes it recorded.
 // KEYS: per outcome its deliveries, queue, held, owners, event, final
-// state's index.
+// state's index, and its event's pending and final event indexes and mark
+// (each the deliveries again when not known: then read from the record).
 // ARGV: retention ms (0: none), owner, then per outcome the target, its
 // event's member (memberOf), record, due ms and attempt ("" for none).
 var completeScript = redis.NewScript(luaClose + luaBulk + `
@@ -51,11 +52,11 @@ local function later(cmd, key, a, b)
 end
 -- Which outcomes this process still holds: one HMGET per owners hash.
 local groups, gorder, mine = {}, {}, {}
-for i = 0, #KEYS / 6 - 1 do
-  local owners = KEYS[6 * i + 4]
+for i = 0, #KEYS / 9 - 1 do
+  local owners = KEYS[9 * i + 4]
   local g = groups[owners]
   if not g then
-    g = {held = KEYS[6 * i + 3], at = {}, ms = {}}
+    g = {held = KEYS[9 * i + 3], at = {}, ms = {}}
     groups[owners] = g
     gorder[#gorder + 1] = owners
   end
@@ -79,7 +80,7 @@ for _, owners in ipairs(gorder) do
   bulk('HDEL', owners, ended)
 end
 local fieldsOf = {}
-local function complete(dels, queue, event, final, target, m, rec, due, att)
+local function complete(k, dels, queue, event, final, target, m, rec, due, att)
   local fs = fieldsOf[target]
   if not fs then
     fs = {'d:' .. target, 'a:' .. target}
@@ -104,7 +105,7 @@ local function complete(dels, queue, event, final, target, m, rec, due, att)
   local open, erec
   if not pending and string.byte(was, 2) == P then
     open = (tonumber(cur[3]) or 0) - 1
-    if open <= 0 then
+    if open <= 0 and KEYS[k + 9] == dels then
       local n = tonumber(cur[4])
       if n then
         local cs = {}
@@ -141,15 +142,19 @@ local function complete(dels, queue, event, final, target, m, rec, due, att)
   later('ZREM', queue, m)
   later('ZADD', final, 0, m)
   if open and open <= 0 then
-    closed(dels, event, eidOf(m), keep, erec, later, moved or not cur[4])
+    if KEYS[k + 9] == dels then
+      closed(dels, event, eidOf(m), keep, erec, later, moved or not cur[4])
+    else
+      closeAt(dels, event, eidOf(m), keep, KEYS[k + 7], KEYS[k + 8], KEYS[k + 9], later, moved or not cur[4])
+    end
   end
   return 1
 end
 local n = 0
-for i = 0, #KEYS / 6 - 1 do
+for i = 0, #KEYS / 9 - 1 do
   if mine[i] then
-    local k, a = 6 * i, 3 + 5 * i
-    n = n + complete(KEYS[k + 1], KEYS[k + 2], KEYS[k + 5], KEYS[k + 6], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+    local k, a = 9 * i, 3 + 5 * i
+    n = n + complete(k, KEYS[k + 1], KEYS[k + 2], KEYS[k + 5], KEYS[k + 6], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
   end
 end
 for _, c in ipairs(seq) do
@@ -175,14 +180,29 @@ func (s *Store) completeArgs(o relay.Outcome) ([]string, []any, error) {
 	if d.State != relay.Delivered {
 		final = s.stateIndexKey(d.State, d.Target)
 	}
-	return []string{s.dealsKey(d.EventID), tk.queue, tk.held, tk.owner, s.eventKey(d.EventID), final},
+	dels := s.dealsKey(d.EventID)
+	// Unknown (not claimed here): the deliveries hash stands in for the
+	// event's keys, and the script reads them from its record.
+	ck := closeKeys{dels, dels, dels}
+	if d.State != relay.Pending {
+		s.mu.Lock()
+		if c := s.closing[d.ID()]; c != nil {
+			ck = *c
+		}
+		s.mu.Unlock()
+	}
+	return []string{dels, tk.queue, tk.held, tk.owner, s.eventKey(d.EventID), final, ck.pending, ck.final, ck.mark},
 		[]any{tk.name, memberOf(d.EventID), rec, ms(d.NextAttemptAt), att}, nil
 }
+
+// closeKeys are the keys of an event that closing it (luaClose) touches:
+// its task and status's pending and final event indexes and its mark.
+type closeKeys struct{ pending, final, mark string }
 
 // completeCall is the run of completeScript that records the outcomes of
 // items.
 func (s *Store) completeCall(items []pendingOutcome) scriptCall {
-	c := scriptCall{keys: make([]string, 0, 6*len(items)), args: make([]any, 0, 2+5*len(items))}
+	c := scriptCall{keys: make([]string, 0, 9*len(items)), args: make([]any, 0, 2+5*len(items))}
 	c.args = append(c.args, s.keepArg, s.ownerArg)
 	for _, it := range items {
 		c.keys = append(c.keys, it.call.keys...)
@@ -279,6 +299,7 @@ func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.
 	s.mu.Lock()
 	for _, d := range ds {
 		delete(s.held, d.ID())
+		delete(s.closing, d.ID())
 	}
 	s.mu.Unlock()
 	return nil

@@ -82,6 +82,9 @@ type Store struct {
 
 	mu   sync.Mutex
 	held map[string]relay.Delivery // claims of this process, released at Close
+	// closing are the keys that a final outcome of a held claim may
+	// touch, known from its event at the claim (completeArgs).
+	closing map[string]*closeKeys
 	// orphans are claims whose claim or outcome could not be completed
 	// because Redis went away: they are put back in line as soon as it
 	// answers again, instead of waiting for their lease.
@@ -137,7 +140,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{rdb: rdb, pfx: "{" + opts.Prefix + "}:", lease: opts.Lease, retention: opts.Retention,
-		held: map[string]relay.Delivery{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
+		held: map[string]relay.Delivery{}, closing: map[string]*closeKeys{}, knownTargets: map[string]bool{}, uncertain: map[string]bool{}, owner: relay.NewEventID(time.Now())[4:],
 		opts: opts, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1), full: make(chan struct{}, 1)}
 	s.keepArg, s.ownerArg = s.retention.Milliseconds(), s.owner
 	s.wg.Add(2)
@@ -488,7 +491,11 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, n int) 
 	}
 	s.mu.Lock()
 	for _, c := range claims {
-		s.held[c.Delivery.ID()] = c.Delivery
+		id := c.Delivery.ID()
+		s.held[id] = c.Delivery
+		ev := c.Event
+		s.closing[id] = &closeKeys{pending: s.eventIndexKey(true, combo(ev.Task, ev.Status)),
+			final: s.eventIndexKey(false, combo(ev.Task, ev.Status)), mark: s.markKey(ev.Source, ev.DedupKey)}
 	}
 	s.mu.Unlock()
 	return claims, nil

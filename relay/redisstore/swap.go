@@ -17,19 +17,17 @@ import (
 // The task, status and mark are read from the event's record; the keys
 // made of them are in the same hash slot as every key of the store.
 // closed(deliveries, event, event id, keep, record, zcall, keyed) is that
-// last part, for a script that read the record already: zcall runs the
-// index commands (redis.call, or one that gathers them), keyed tells
-// whether the event's record may be in its key (not folded).
-var luaClose = luaMembers + luaEventHead + luaFold + `local function closed(dels, event, eid, keep, rec, zcall, keyed)
-  -- The prefix, as the deliveries hash's key has it.
-  local pfx = string.sub(dels, 1, #dels - #eid - 2)
-  local source, task, status, mark = eventHead(rec)
-  zcall('ZREM', pfx .. 'i:p:' .. task .. '\0' .. status, memberOf(eid))
-  zcall('ZADD', pfx .. 'i:f:' .. task .. '\0' .. status, 0, memberOf(eid))
+// last part, for a script that read the record already, and closeAt(…,
+// pending index, final index, mark, zcall, keyed) for one that was given
+// those keys: zcall runs the index commands (redis.call, or one that
+// gathers them), keyed tells whether the event's record may be in its key
+// (not folded).
+var luaClose = luaMembers + luaEventHead + luaFold + `local function closeAt(dels, event, eid, keep, pending, final, mark, zcall, keyed)
+  zcall('ZREM', pending, memberOf(eid))
+  zcall('ZADD', final, 0, memberOf(eid))
   if keep <= 0 then
     return
   end
-  mark = pfx .. 'm:' .. source .. '\0' .. mark
   local owner = redis.call('GET', mark)
   if owner and string.sub(owner, 1, #eid + 1) == eid .. '|' then
     local ttl = redis.call('PTTL', mark)
@@ -41,6 +39,13 @@ var luaClose = luaMembers + luaEventHead + luaFold + `local function closed(dels
     redis.call('PEXPIRE', event, keep)
   end
   redis.call('PEXPIRE', dels, keep)
+end
+local function closed(dels, event, eid, keep, rec, zcall, keyed)
+  -- The prefix, as the deliveries hash's key has it.
+  local pfx = string.sub(dels, 1, #dels - #eid - 2)
+  local source, task, status, mark = eventHead(rec)
+  closeAt(dels, event, eid, keep, pfx .. 'i:p:' .. task .. '\0' .. status, pfx .. 'i:f:' .. task .. '\0' .. status,
+    pfx .. 'm:' .. source .. '\0' .. mark, zcall, keyed)
 end
 local function close(dels, event, eid, keep)
   local open = redis.call('HINCRBY', dels, 'o', -1)
