@@ -264,20 +264,26 @@ func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
 	return err
 }
 
-// releaseScript puts a held delivery back in line, unless its lease ran out
-// and another relay took it meanwhile.
-// KEYS: queue, held, owners. ARGV: delivery id, due ms, owner.
-var releaseScript = redis.NewScript(luaMembers + `
-local m = memberOf(ARGV[1])
-local owner = redis.call('HGET', KEYS[3], m)
-if owner and owner ~= ARGV[3] then
-  return 0
+// releaseScript puts held deliveries back in line, each unless its lease
+// ran out and another relay took it meanwhile; one run for all of them
+// (a script run costs Redis more than these commands).
+// KEYS: per delivery its queue, held and owners. ARGV: owner, then per
+// delivery its event's member (memberOf) and due ms.
+var releaseScript = redis.NewScript(`
+local n = 0
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = 3 * i, 2 + 2 * i
+  local m = ARGV[a]
+  local owner = redis.call('HGET', KEYS[k + 3], m)
+  if not owner or owner == ARGV[1] then
+    if redis.call('ZREM', KEYS[k + 2], m) == 1 then
+      redis.call('ZADD', KEYS[k + 1], ARGV[a + 1], m)
+    end
+    redis.call('HDEL', KEYS[k + 3], m)
+    n = n + 1
+  end
 end
-if redis.call('ZREM', KEYS[2], m) == 1 then
-  redis.call('ZADD', KEYS[1], ARGV[2], m)
-end
-redis.call('HDEL', KEYS[3], m)
-return 1
+return n
 `)
 
 // Release implements relay.Queue.
@@ -289,11 +295,17 @@ func (s *Store) Release(ctx context.Context, at time.Time, ds ...relay.Delivery)
 }
 
 func (s *Store) release(ctx context.Context, ds []relay.Delivery, at func(relay.Delivery) time.Time) error {
-	calls := make([]scriptCall, len(ds))
-	for i, d := range ds {
-		calls[i] = scriptCall{[]string{s.queueKey(d.Target), s.heldKey(d.Target), s.ownerKey(d.Target)}, []any{d.EventID, ms(at(d)), s.owner}}
+	if len(ds) == 0 {
+		return nil
 	}
-	if err := s.evalAll(ctx, releaseScript, calls); err != nil {
+	c := scriptCall{keys: make([]string, 0, 3*len(ds)), args: make([]any, 0, 1+2*len(ds))}
+	c.args = append(c.args, s.owner)
+	for _, d := range ds {
+		tk := s.keysOf(d.Target)
+		c.keys = append(c.keys, tk.queue, tk.held, tk.owner)
+		c.args = append(c.args, memberOf(d.EventID), ms(at(d)))
+	}
+	if err := s.evalAll(ctx, releaseScript, []scriptCall{c}); err != nil {
 		return s.fail("release deliveries", err)
 	}
 	s.mu.Lock()
