@@ -95,7 +95,8 @@ local function complete(k, dels, queue, event, final, target, m, rec, due, att)
   local hist
   local moved = #rec > ` + listpackValueLua + `
   if att ~= '' then
-    hist = (cur[2] or '') .. att
+    -- A first attempt's history is the attempt: no string to make.
+    hist = cur[2] and cur[2] .. att or att
     moved = moved or #hist > ` + listpackValueLua + `
   end
   -- The first final outcome of this delivery closes it on its event; the
