@@ -35,18 +35,3 @@ func SetWatchEvery(d time.Duration) (restore func()) {
 
 // ParsePayloadNoDoc is the ingress's parse when no route has conditions.
 func ParsePayloadNoDoc(body []byte) (*Payload, error) { return parsePayload(body, false) }
-
-// IngressBusy reports what the dispatcher's feeders read: whether s's
-// ingress is taking in a burst.
-func IngressBusy(s *Server) bool {
-	in := s.ingress.Load()
-	return in != nil && in.Busy()
-}
-
-// SetBusyHold sets how long the ingress stays busy after a peak, and
-// returns what restores it.
-func SetBusyHold(d time.Duration) (restore func()) {
-	old := busyHold
-	busyHold = d
-	return func() { busyHold = old }
-}

@@ -29,13 +29,12 @@ import (
 // answers only once the event is on disk. It never waits on a target.
 // It is safe for concurrent use.
 type Ingress struct {
-	inFlight  atomic.Int64 // requests being handled, for Busy
-	busyUntil atomic.Int64 // Unix ns: Busy holds until then after a peak
-	router    *httprouter.Router
-	store     Store
-	table     *rules.Table
-	ttl       time.Duration
-	maxBody   int64
+	inFlight atomic.Int64 // requests being handled, for Busy
+	router   *httprouter.Router
+	store    Store
+	table    *rules.Table
+	ttl      time.Duration
+	maxBody  int64
 	// writeWait bounds a request's wait for its durable write, counted
 	// from the end of its body, so that a stuck disk answers 503 (and the
 	// sender retries); answerBy, counted from its start, keeps that answer
@@ -162,20 +161,11 @@ func contains(ps []netip.Prefix, a netip.Addr) bool {
 
 // busyAt is how many webhook requests in progress make the ingress busy:
 // well above what Hoox sends in normal operation, well below a burst.
-// Busy then holds for busyHold after the last moment there were that
-// many: during a burst the count swings below busyAt and back many times
-// a second (in a closed-loop bench of 64 senders it was at or above it at
-// only 15-30% of the feeders' looks), and deliveries that take the CPU
-// back at each dip slow the acks they were meant to leave it to.
 const busyAt = 16
-
-var busyHold = 100 * time.Millisecond // a var for tests
 
 // Busy reports whether a burst of webhooks is being taken in, so that
 // delivery can yield the CPU to acking them.
-func (in *Ingress) Busy() bool {
-	return in.inFlight.Load() >= busyAt || time.Now().UnixNano() < in.busyUntil.Load()
-}
+func (in *Ingress) Busy() bool { return in.inFlight.Load() >= busyAt }
 
 // writeWait is three quarters of the server's write timeout (which runs from
 // the end of the headers, so the answer must leave well before it), and at
@@ -331,9 +321,7 @@ func (in *Ingress) serve(w http.ResponseWriter, r *http.Request, src *source) {
 		line.body, line.bodyBytes = bytes.Clone(body[:min(len(body), maxLoggedBody)]), len(body)
 	}
 	// Counted from here, so that slow uploads do not look like a burst.
-	if in.inFlight.Add(1) >= busyAt {
-		in.busyUntil.Store(time.Now().Add(busyHold).UnixNano())
-	}
+	in.inFlight.Add(1)
 	defer in.inFlight.Add(-1)
 	if err := src.verifier.VerifyRequest(r, body, start); err != nil {
 		outcome = "invalid_signature"
