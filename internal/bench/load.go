@@ -169,7 +169,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		if err != nil {
 			return err
 		}
-		cost = &RedisCost{USPerWebhook: (after.cpu - redisBefore.cpu) * 1e6 / float64(max(res.Requests-res.Errors, 1))}
+		cost = &RedisCost{USPerWebhook: (after.CPU - redisBefore.CPU) * 1e6 / float64(max(res.Requests-res.Errors, 1))}
 	}
 	if err := pauseAll(sut.admin, targets, o.hold, "resume"); err != nil {
 		return err

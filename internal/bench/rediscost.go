@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/redisinfo"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -40,11 +39,7 @@ type RedisCost struct {
 // the calls and µs of INFO commandstats (a command a script calls counts
 // there too, and its time again in the script's), the CPU seconds of its
 // main thread (user and system), and used_memory.
-type redisStats struct {
-	calls, usec map[string]float64
-	cpu         float64
-	used        float64
-}
+type redisStats redisinfo.Stats
 
 // scripts are the commands that run a script.
 var scripts = []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall"}
@@ -53,13 +48,13 @@ var scripts = []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall"}
 // other command, those the scripts made included.
 func (st redisStats) scriptUsec() (n float64) {
 	for _, c := range scripts {
-		n += st.usec[c]
+		n += st.Usec[c]
 	}
 	return n
 }
 
 func (st redisStats) otherCalls() (n float64) {
-	for c, v := range st.calls {
+	for c, v := range st.Calls {
 		if !slices.Contains(scripts, c) && c != "info" {
 			n += v
 		}
@@ -68,39 +63,11 @@ func (st redisStats) otherCalls() (n float64) {
 }
 
 func readRedisStats(ctx context.Context, rdb *redis.Client) (redisStats, error) {
-	st := redisStats{calls: map[string]float64{}, usec: map[string]float64{}}
 	info, err := rdb.Info(ctx, "commandstats", "memory", "cpu").Result()
 	if err != nil {
-		return st, fmt.Errorf("INFO of the bench's Redis: %w", err)
+		return redisStats{}, fmt.Errorf("INFO of the bench's Redis: %w", err)
 	}
-	for line := range strings.SplitSeq(info, "\r\n") {
-		k, v, _ := strings.Cut(line, ":")
-		switch k {
-		case "used_memory":
-			st.used, _ = strconv.ParseFloat(v, 64)
-			continue
-		case "used_cpu_user_main_thread", "used_cpu_sys_main_thread":
-			n, _ := strconv.ParseFloat(v, 64)
-			st.cpu += n
-			continue
-		}
-		// cmdstat_evalsha:calls=5,usec=120,usec_per_call=24.00,...
-		cmd, ok := strings.CutPrefix(k, "cmdstat_")
-		if !ok {
-			continue
-		}
-		for f := range strings.SplitSeq(v, ",") {
-			fk, fv, _ := strings.Cut(f, "=")
-			n, _ := strconv.ParseFloat(fv, 64)
-			switch fk {
-			case "calls":
-				st.calls[cmd] += n
-			case "usec":
-				st.usec[cmd] += n
-			}
-		}
-	}
-	return st, nil
+	return redisStats(redisinfo.Parse(info)), nil
 }
 
 // statsClient is a plain client of the bench's Redis, for INFO.
@@ -158,7 +125,7 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 	}
 	out.USPerIngest = (ingested.scriptUsec() - before.scriptUsec()) / float64(n)
 	out.CommandsPerIngest = (ingested.otherCalls() - before.otherCalls()) / float64(n)
-	out.BytesPerPending = (ingested.used - before.used) / float64(n)
+	out.BytesPerPending = (ingested.Used - before.Used) / float64(n)
 
 	for _, t := range targets {
 		for {
@@ -189,7 +156,7 @@ func measureRedisCost(ctx context.Context, redisURL string, n int) (RedisCost, e
 	if err != nil {
 		return out, err
 	}
-	out.BytesPerDelivered = (delivered.used - before.used) / float64(n)
+	out.BytesPerDelivered = (delivered.Used - before.Used) / float64(n)
 
 	// The reference, on keys of its own.
 	ref := "{" + prefix + "}:ref:"

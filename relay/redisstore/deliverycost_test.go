@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/internal/redisinfo"
 	"github.com/hooxrelay/hooxrelay/relay"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore"
 	"github.com/hooxrelay/hooxrelay/relay/redisstore/redistest"
@@ -150,20 +150,11 @@ func evalStats(b *testing.B, rdb *redis.Client, log bool) (usec, calls float64) 
 	if log {
 		b.Log(stats)
 	}
-	for line := range strings.SplitSeq(stats, "\r\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_eval") {
-			continue
-		}
-		for kv := range strings.SplitSeq(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseFloat(v, 64)
-			switch k {
-			case "calls":
-				calls += n
-			case "usec":
-				usec += n
-			}
+	st := redisinfo.Parse(stats)
+	for cmd, n := range st.Calls {
+		if strings.HasPrefix(cmd, "eval") {
+			calls += n
+			usec += st.Usec[cmd]
 		}
 	}
 	return usec, calls
