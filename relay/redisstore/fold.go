@@ -132,26 +132,22 @@ func foldedRecord(fields map[string]string) ([]byte, bool) {
 	return rec, true
 }
 
-// folds reports whether the keys under this store's prefix are in
-// foldLayout (or have no layout recorded, as in tests): read once, the
-// first time it is asked.
-func (s *Store) folds(ctx context.Context) (bool, error) {
-	switch s.layout.Load() {
-	case 1:
-		return true, nil
-	case 2:
-		return false, nil
+// layoutOf returns the key layout of this store's prefix (2, foldLayout
+// or dedupLayout; none recorded, as in tests, counts as the newest): read
+// once, the first time it is asked. CheckLayout refuses the others.
+func (s *Store) layoutOf(ctx context.Context) (int, error) {
+	if v := s.layout.Load(); v != 0 {
+		return int(v), nil
 	}
 	v, err := s.rdb.Get(ctx, s.pfx+"layout").Int()
 	switch {
-	case errors.Is(err, redis.Nil) || err == nil && v == foldLayout:
-		s.layout.Store(1)
-		return true, nil
+	case errors.Is(err, redis.Nil):
+		v = dedupLayout
 	case err != nil:
-		return false, s.fail("read the key layout", err)
+		return 0, s.fail("read the key layout", err)
 	}
-	s.layout.Store(2)
-	return false, nil
+	s.layout.Store(int32(v))
+	return v, nil
 }
 
 // foldable reports whether an event of record rec, whose deliveries'

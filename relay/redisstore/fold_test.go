@@ -12,17 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// On layout 3 an event's record is folded into its deliveries' hash, which
+// From layout 3 an event's record is folded into its deliveries' hash, which
 // stays a listpack; a long value (a grown attempt history) moves the
 // record to a key of its own first; a large record never folds. The event
 // reads the same in each form, and its keys and its mark (found through
-// the dedup key the record rebuilds) get the retention once it is final.
+// the dedup key the record rebuilds; layout 3 has marks) get the retention
+// once it is final.
 func TestFoldedRecords(t *testing.T) {
 	addr := startRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	ctx := t.Context()
-	if err := redisstore.CheckLayout(ctx, rdb, "fold"); err != nil {
+	if err := rdb.Set(ctx, "{fold}:layout", "3", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s := redisstore.New(redis.NewClient(&redis.Options{Addr: addr}), redisstore.Options{Prefix: "fold", Retention: time.Hour, Renew: -1})

@@ -18,7 +18,7 @@ func defaultPrefix(prefix string) string {
 	return prefix
 }
 
-// checkLayoutScript records foldLayout on a prefix that holds
+// checkLayoutScript records the newest layout on a prefix that holds
 // none, unless keys only the first layout writes are there. It returns
 // the version found: 0 for none, 1 for the first layout.
 // KEYS: layout, then keys only the first layout has. ARGV: version.
@@ -43,21 +43,22 @@ func CheckLayout(ctx context.Context, rdb redis.UniversalClient, prefix string) 
 	pfx := "{" + defaultPrefix(prefix) + "}:"
 	// The first layout kept a set of its indexes and an index of every
 	// event; this one has neither.
-	v, err := checkLayoutScript.Run(ctx, rdb, []string{layoutKey(prefix), pfx + "indexes", pfx + "i:e"}, foldLayout).Int()
+	v, err := checkLayoutScript.Run(ctx, rdb, []string{layoutKey(prefix), pfx + "indexes", pfx + "i:e"}, dedupLayout).Int()
 	if err != nil {
 		return fmt.Errorf("read the key layout under the Redis prefix %q: %w", defaultPrefix(prefix), err)
 	}
 	switch v {
-	case 0, layoutVersion, foldLayout:
-		// Layout 2 is read and written as it is (foldLayout's records
-		// would be lost on relays of layout 2 still running): see the
-		// README on moving a prefix to layout 3.
+	case 0, layoutVersion, foldLayout, dedupLayout:
+		// Layouts 2 and 3 are read and written as they are (a newer
+		// layout's records or events would be lost on relays of that
+		// layout still running): see the README on moving a prefix to
+		// the next layout.
 		return nil
 	case 1:
-		return fmt.Errorf("the Redis keys under the prefix %q are in key layout 1, written by an earlier hooxrelay, which this version (layouts 2 and 3) does not read: "+
+		return fmt.Errorf("the Redis keys under the prefix %q are in key layout 1, written by an earlier hooxrelay, which this version (layouts 2 to 4) does not read: "+
 			"drain them with the version that wrote them (pause the sources, wait until every delivery is final), then set store.redis.prefix to a new prefix, "+
 			"or delete the keys {%s}:* if the events they hold may go", defaultPrefix(prefix), defaultPrefix(prefix))
 	}
-	return fmt.Errorf("the Redis keys under the prefix %q are in key layout %s, written by a %s version of hooxrelay than this one (layouts 2 and 3): run that version, or set store.redis.prefix to a new prefix",
-		defaultPrefix(prefix), strconv.Itoa(v), map[bool]string{true: "newer", false: "older"}[v > foldLayout])
+	return fmt.Errorf("the Redis keys under the prefix %q are in key layout %s, written by a %s version of hooxrelay than this one (layouts 2 to 4): run that version, or set store.redis.prefix to a new prefix",
+		defaultPrefix(prefix), strconv.Itoa(v), map[bool]string{true: "newer", false: "older"}[v > dedupLayout])
 }

@@ -17,8 +17,8 @@ func TestCheckLayout(t *testing.T) {
 	if err := redisstore.CheckLayout(ctx, rdb, "fresh"); err != nil {
 		t.Fatalf("CheckLayout on an empty prefix: %v", err)
 	}
-	if v, err := rdb.Get(ctx, "{fresh}:layout").Result(); err != nil || v != "3" {
-		t.Errorf("layout key after CheckLayout = %q, %v; want 3", v, err)
+	if v, err := rdb.Get(ctx, "{fresh}:layout").Result(); err != nil || v != "4" {
+		t.Errorf("layout key after CheckLayout = %q, %v; want 4", v, err)
 	}
 	if err := redisstore.CheckLayout(ctx, rdb, "fresh"); err != nil {
 		t.Errorf("CheckLayout again: %v", err)
@@ -41,8 +41,8 @@ func TestCheckLayout(t *testing.T) {
 	if v, _ := rdb.Get(ctx, "{two}:layout").Result(); v != "2" {
 		t.Errorf("layout key of a layout 2 prefix after CheckLayout = %q, want 2 still", v)
 	}
-	rdb.Set(ctx, "{newer}:layout", "4", 0)
+	rdb.Set(ctx, "{newer}:layout", "5", 0)
 	if err := redisstore.CheckLayout(ctx, rdb, "newer"); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Errorf("CheckLayout on layout 4 = %v; want a refusal naming a newer version", err)
+		t.Errorf("CheckLayout on layout 5 = %v; want a refusal naming a newer version", err)
 	}
 }

@@ -3,9 +3,9 @@
 //
 // Every key starts with the configured prefix inside a hash tag
 // ("{hooxrelay}:…"), so that on a Redis Cluster all of them live in one slot
-// and each script stays atomic. The layout (version 3, or 2, recorded in
-// the key "layout"; CheckLayout refuses another) keeps an ingest to a few
-// commands in one script:
+// and each script stays atomic. The layout (version 4, or 3 or 2, recorded
+// in the key "layout"; CheckLayout refuses another) keeps an ingest to a
+// few commands in one script:
 //
 //	e:EVENT          string: the event's record and payload (codec.go),
 //	                 unless folded into d:EVENT (layout 3, fold.go)
@@ -13,7 +13,8 @@
 //	                 and "l" how many duplicates came and the last one's
 //	                 ms, per target "d:T" the delivery record and "a:T"
 //	                 its attempts, and "r", "r1".."rN" a folded record
-//	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms"
+//	m:SOURCE\0KEY    string: the dedup mark, "EVENT|received ms", before
+//	                 layout 4 (dedup.go)
 //	q:T, h:T         sorted sets of event ids (as every sorted set here,
 //	                 without "evt_": memberOf): T's deliveries due (scored
 //	                 by due ms) and held (scored by the lease's end)
@@ -40,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,8 +103,8 @@ type Store struct {
 	owner  string
 	closed bool
 
-	// layout is 1 when the store folds event records (foldLayout), 2
-	// when it does not, 0 before it read the layout (folds).
+	// layout is the key layout of the prefix, 0 before it was read
+	// (layoutOf).
 	layout atomic.Int32
 
 	// durability is what CheckDurability found at start.
@@ -204,173 +204,6 @@ func (s *Store) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
-}
-
-// ingestScript checks the dedup mark and writes the event, its deliveries,
-// their queue entries and the event's index entries and mark, all or
-// nothing. The mark is judged by the ttl in force (ARGV[3]) but kept as
-// long as the retention when that is longer, so that a dedup.ttl raised by
-// a reload covers the marks already written; never longer than its event
-// (see close). The SADD of the task and status writes
-// nothing, and so costs no append-only file write, but for a new one; the
-// targets are added only the first time this process sees them.
-// KEYS: mark, event, deliveries, the task and status's pending and final
-// event indexes, the list of tasks and statuses, targets, the search
-// index, then per target its queue.
-// ARGV: event id, received ms, ttl ms, retention ms (0: none), record
-// ("" when it is folded into the deliveries' hash, fold.go), the number
-// of search members, task and status (combo), the number of fields and
-// values of the deliveries' hash, the search members, the hash's fields
-// and values (the folded record's chunks among them), then the targets to
-// add to the list. The store builds the hash's fields, so that the script
-// only passes them on.
-var ingestScript = redis.NewScript(luaMembers + `
-local m = memberOf(ARGV[1])
-local keep = tonumber(ARGV[4])
-local n = #KEYS - 8
-local k = tonumber(ARGV[6])
-local hs = 9 + k
-local after = hs + tonumber(ARGV[8])
--- An event without deliveries is final at once: its mark goes with it.
-local px = math.max(tonumber(ARGV[3]), keep)
-if n == 0 and keep > 0 then
-  px = keep
-end
-local value = ARGV[1] .. '|' .. ARGV[2]
--- SET NX, then GET only for a duplicate: SET's NX and GET together need
--- Redis 7.
-if not redis.call('SET', KEYS[1], value, 'NX', 'PX', px) then
-  local mark = redis.call('GET', KEYS[1])
-  local sep = string.find(mark, '|', 1, true)
-  if sep and tonumber(ARGV[2]) - tonumber(string.sub(mark, sep + 1)) < tonumber(ARGV[3]) then
-    local first = string.sub(mark, 1, sep - 1)
-    -- The first event's trail counts its duplicates: "n" and "l" (the
-    -- last one's ms) in its deliveries' hash, KEYS[3]'s name for it.
-    local dels = string.sub(KEYS[3], 1, #KEYS[3] - #ARGV[1]) .. first
-    if redis.call('EXISTS', dels) == 1 then
-      redis.call('HINCRBY', dels, 'n', 1)
-      redis.call('HSET', dels, 'l', ARGV[2])
-    end
-    return {1, first}
-  end
-  redis.call('SET', KEYS[1], value, 'PX', px)
-end
-if ARGV[5] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[5])
-end
-redis.call('HSET', KEYS[3], unpack(ARGV, hs, after - 1))
-redis.call('SADD', KEYS[6], ARGV[7])
-if k > 0 then
-  local z = {'ZADD', KEYS[8]}
-  for i = 1, k do
-    z[#z + 1] = 0
-    z[#z + 1] = ARGV[8 + i]
-  end
-  redis.call(unpack(z))
-end
-if n == 0 then
-  redis.call('ZADD', KEYS[5], 0, m)
-  if keep > 0 then
-    redis.call('PEXPIRE', KEYS[2], keep)
-    redis.call('PEXPIRE', KEYS[3], keep)
-  end
-  return {0, ARGV[1]}
-end
-redis.call('ZADD', KEYS[4], 0, m)
-for i = 1, n do
-  redis.call('ZADD', KEYS[8 + i], ARGV[2], m)
-end
-if ARGV[after] then
-  redis.call('SADD', KEYS[7], unpack(ARGV, after))
-end
-return {0, ARGV[1]}
-`)
-
-// Ingest implements relay.Queue.
-func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) (relay.IngestResult, error) {
-	if s.isClosed() {
-		return relay.IngestResult{}, relay.ErrClosed
-	}
-	// On keys of layout 2, what relays of that layout read (fold.go).
-	fold, err := s.folds(ctx)
-	if err != nil {
-		return relay.IngestResult{}, err
-	}
-	version := byte(eventCompactVersion)
-	if !fold {
-		version = eventTrailVersion
-	}
-	rec, err := encodeEventAs(ev, version)
-	if err != nil {
-		return relay.IngestResult{}, err
-	}
-	keys := make([]string, 0, 8+len(ev.Targets))
-	c := combo(ev.Task, ev.Status)
-	keys = append(keys, s.markKey(ev.Source, ev.DedupKey), s.eventKey(ev.ID), s.dealsKey(ev.ID),
-		s.eventIndexKey(true, c), s.eventIndexKey(false, c), s.eventIndexesKey(), s.targetsKey(), s.searchKey())
-	members := searchMembers(ev)
-	targets := strings.Join(ev.Targets, "\x00")
-	drecs := make([][]byte, len(ev.Targets))
-	for i, t := range ev.Targets {
-		d := relay.NewDelivery(ev, t)
-		var short bool
-		if fold {
-			drecs[i], short = encodeNewDelivery(&d)
-		}
-		if !short {
-			if drecs[i], err = encodeDelivery(&d); err != nil {
-				return relay.IngestResult{}, err
-			}
-		}
-		keys = append(keys, s.queueKey(t))
-	}
-	fields := make([]any, 0, 6+2*len(ev.Targets)+2*foldChunksMax)
-	fields = append(fields, "t", targets, "o", len(ev.Targets))
-	for i, t := range ev.Targets {
-		fields = append(fields, recField(t), drecs[i])
-	}
-	stored := any(rec)
-	if fold && foldable(rec, targets, drecs) {
-		fields, stored = appendChunks(fields, rec), ""
-	}
-	args := make([]any, 0, 8+len(members)+len(fields)+len(ev.Targets))
-	args = append(args, ev.ID, ms(ev.ReceivedAt), max(ttl.Milliseconds(), 1), s.retention.Milliseconds(), stored, len(members), c, len(fields))
-	args = append(append(args, members...), fields...)
-	added := s.newTargets(ev.Targets)
-	for _, t := range added {
-		args = append(args, t)
-	}
-	res, err := ingestScript.Run(ctx, s.rdb, keys, args...).Slice()
-	if err != nil {
-		s.mu.Lock()
-		for _, t := range added {
-			delete(s.knownTargets, t)
-		}
-		s.mu.Unlock()
-		return relay.IngestResult{}, s.fail("ingest "+ev.ID, err)
-	}
-	if len(res) != 2 {
-		return relay.IngestResult{}, fmt.Errorf("ingest %s: unexpected reply %v", ev.ID, res)
-	}
-	dup, _ := res[0].(int64)
-	id, _ := res[1].(string)
-	return relay.IngestResult{EventID: id, Duplicate: dup == 1}, nil
-}
-
-// newTargets returns the targets of ts that this process has not yet
-// added to the list of targets, and counts them as added. Nothing removes
-// a target from the list.
-func (s *Store) newTargets(ts []string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, t := range ts {
-		if !s.knownTargets[t] {
-			s.knownTargets[t] = true
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // claimScript returns deliveries whose lease ran out to the queue, then

@@ -27,20 +27,27 @@ func TestConformance(t *testing.T) {
 	runConformance(t, "redis://"+srv.Addr+"/0", srv, "")
 }
 
-// TestConformanceLayout2 runs the suite on prefixes of key layout 2, which
-// the store keeps writing as that layout's relays read it (no folded
-// records, event records of their version).
+// TestConformanceLayout2 and 3 run the suite on prefixes of the key
+// layouts before, which the store keeps writing as their relays read them:
+// on layout 2 no folded records and event records of its version, on both
+// dedup marks.
 func TestConformanceLayout2(t *testing.T) {
 	srv := redistest.Start(t, true)
 	runConformance(t, "redis://"+srv.Addr+"/0", srv, "2")
 }
 
+func TestConformanceLayout3(t *testing.T) {
+	srv := redistest.Start(t, true)
+	runConformance(t, "redis://"+srv.Addr+"/0", srv, "3")
+}
+
 // Keys of finished work expire after the retention; nothing pending does.
-// On layout 3 the event's record is folded into its deliveries' hash, and
-// the event has no key of its own.
+// From layout 3 the event's record is folded into its deliveries' hash,
+// and the event has no key of its own; on layout 4 it has no dedup mark
+// either.
 func TestRetentionExpiresFinishedKeys(t *testing.T) {
 	addr := startRedis(t)
-	for _, layout := range []string{"2", "3"} {
+	for _, layout := range []string{"2", "3", "4"} {
 		t.Run("layout"+layout, func(t *testing.T) { testRetention(t, addr, layout) })
 	}
 }
@@ -61,6 +68,10 @@ func testRetention(t *testing.T, addr, layout string) {
 			t.Fatal(err)
 		}
 	}
+	mark := "{ret}:m:" + ev.Source + "\x00" + ev.DedupKey
+	if n, _ := rdb.Exists(ctx, mark).Result(); (n == 1) != (layout != "4") {
+		t.Errorf("on layout %s, %d dedup mark keys; want one before layout 4, none on it", layout, n)
+	}
 	ttl := func(key string) time.Duration {
 		d, err := rdb.PTTL(ctx, key).Result()
 		if err != nil {
@@ -68,11 +79,11 @@ func testRetention(t *testing.T, addr, layout string) {
 		}
 		return d
 	}
-	// The keys of an event: on layout 3, its deliveries' hash alone.
+	// The keys of an event: from layout 3, its deliveries' hash alone.
 	keysOf := func(id string) []string {
-		if layout == "3" {
+		if layout != "2" {
 			if n, _ := rdb.Exists(ctx, "{ret}:e:"+id).Result(); n != 0 {
-				t.Errorf("event %s has a key of its own on layout 3", id)
+				t.Errorf("event %s has a key of its own on layout %s", id, layout)
 			}
 			return []string{"{ret}:d:" + id}
 		}
@@ -126,7 +137,11 @@ func testRetention(t *testing.T, addr, layout string) {
 	}
 	// A final outcome is written after Complete returns.
 	storetest.Eventually(t, 5*time.Second, func() error {
-		for _, key := range append(keysOf(ev.ID), "{ret}:m:"+ev.Source+"\x00"+ev.DedupKey) {
+		keys := keysOf(ev.ID)
+		if layout != "4" {
+			keys = append(keys, mark)
+		}
+		for _, key := range keys {
 			if got := ttl(key); got <= 0 || got > time.Hour {
 				return fmt.Errorf("key %s TTL once every delivery is final = %v, want the retention (1h)", key, got)
 			}
