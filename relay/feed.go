@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hooxrelay/hooxrelay/relay/shape"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -195,19 +196,53 @@ func (t *target) dispatch(ctx, actx context.Context, attempts *sync.WaitGroup, c
 			t.release(actx, claims[i:], t.opts.Now())
 			return true
 		}
-		attempts.Add(1)
 		t.inFlight.Inc()
 		t.attemptsOut.Add(1)
-		go func() {
-			defer attempts.Done()
-			t.attempt(actx, c, out, done, why, waited)
-			t.attemptsOut.Add(-1)
-			t.inFlight.Dec()
-			t.slots.give(1)
-			t.kick()
-		}()
+		j := job{c: c, out: out, done: done, why: why, waited: waited}
+		select {
+		case t.jobs <- j: // an idle worker took it
+		default:
+			attempts.Go(func() { t.work(ctx, actx, j) })
+		}
 	}
 	return false
+}
+
+// job is an attempt handed to a worker.
+type job struct {
+	c      Claim
+	out    *shape.Request
+	done   func(error)
+	why    string
+	waited time.Duration
+}
+
+// workerIdle is how long an idle worker waits for another attempt.
+const workerIdle = 10 * time.Second
+
+// work runs j, then the attempts the feeder hands it, until it is idle for
+// workerIdle or ctx (the feeder's) ends. Workers outlive their attempts so
+// that each attempt does not start a goroutine whose stack grows again
+// through the HTTP client and the store. Each attempt holds a slot, so a
+// target has at most about max_in_flight workers.
+func (t *target) work(ctx, actx context.Context, j job) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		t.attempt(actx, j.c, j.out, j.done, j.why, j.waited)
+		t.attemptsOut.Add(-1)
+		t.inFlight.Dec()
+		t.slots.give(1)
+		t.kick()
+		idle.Reset(workerIdle)
+		select {
+		case j = <-t.jobs:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // sharedRate reports whether t's rate limit is the one shared by every

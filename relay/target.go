@@ -31,6 +31,7 @@ type target struct {
 	limiter      *rate.Limiter // nil: unlimited, or limited by opts.Reserve
 	breaker      *breaker
 	slots        slots
+	jobs         chan job // unbuffered: to a worker waiting for one
 	wake         chan struct{}
 	pending      prometheus.Gauge
 	inFlight     prometheus.Gauge
@@ -64,6 +65,7 @@ func newTarget(ts TargetSettings, store Store, opts DispatcherOptions) (*target,
 		metrics: opts.Metrics,
 		log:     opts.Logger.With("target", ts.Name),
 		slots:   newSlots(ts.MaxInFlight),
+		jobs:    make(chan job),
 		wake:    make(chan struct{}, 1),
 	}
 	t.outcomes = make(map[string]prometheus.Counter, 3)
