@@ -222,12 +222,31 @@ func (t *target) schedule(d *Delivery, retryAfter time.Duration) (State, string)
 }
 
 // finish hands an outcome to the store, counts it, and tells OnDead of a
-// delivery that went dead.
+// delivery that went dead. A store that queues outcomes is not waited for:
+// Run waits for the writes instead (t.writes).
 func (t *target) finish(actx context.Context, o Outcome, outcome string) {
 	t.outcomes[outcome].Inc()
 	// Not cancelled by the end of claiming, only by the shutdown timeout:
 	// a store that does not answer must not hold the shutdown past it.
-	if err := t.store.Complete(actx, o); err != nil {
+	if oq, ok := t.store.(OutcomeQueue); ok && t.writes != nil {
+		t.writes.add()
+		err := oq.QueueComplete(actx, o, func(err error) {
+			t.recorded(o, err)
+			t.writes.done()
+			t.kick() // a retry's due time is known to the store now
+		})
+		if err != nil {
+			t.recorded(o, err)
+			t.writes.done()
+		}
+		return
+	}
+	t.recorded(o, t.store.Complete(actx, o))
+}
+
+// recorded logs a failed write of o, or tells OnDead of a dead delivery.
+func (t *target) recorded(o Outcome, err error) {
+	if err != nil {
 		t.log.Error("record delivery outcome; the delivery will be attempted again",
 			"event_id", o.Delivery.EventID, "err", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,13 +114,17 @@ var errStopped = errors.New("the dispatcher has stopped (shutting down)")
 // delivers until ctx ends. Then it stops claiming and waits for the
 // attempts in flight until drain ends; those still running then are
 // cancelled and their deliveries returned to the queue without being
-// charged an attempt, and Run says so. It returns once every goroutine it
-// started has ended. ctx's values (not its end) reach the attempts.
+// charged an attempt, and Run says so. It also waits, until drain ends,
+// for the outcomes a store that queues them (OutcomeQueue) has yet to
+// write; those left are the store's, whose Close writes them. It returns
+// once every goroutine it started has ended. ctx's values (not its end)
+// reach the attempts.
 func (d *Dispatcher) Run(ctx, drain context.Context) error {
 	// Attempts outlive ctx: they end on their own, or when drain does.
 	actx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
 	var feeders, attempts sync.WaitGroup
+	var outcomes writes
 	paused, err := d.store.Paused(ctx)
 	if err != nil {
 		// Starting unpaused would send what an operator held back.
@@ -136,7 +141,7 @@ func (d *Dispatcher) Run(ctx, drain context.Context) error {
 		d.metrics.TargetsPaused.WithLabelValues(name).Set(b2f(d.paused[name]))
 		// A context of its own, so that a reload can stop it alone.
 		fctx, stop := context.WithCancel(ctx)
-		t.stopFeeding = stop
+		t.stopFeeding, t.writes = stop, &outcomes
 		feeders.Go(func() { t.feed(fctx, actx, &attempts) })
 	}
 	for _, t := range d.targets {
@@ -163,12 +168,53 @@ func (d *Dispatcher) Run(ctx, drain context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-drain.Done():
 		abort()
 		<-done
 		return fmt.Errorf("dispatcher shutdown: %w; attempts in flight were returned to the queue", drain.Err())
 	}
+	select {
+	case <-outcomes.wait():
+		return nil
+	case <-drain.Done():
+		return fmt.Errorf("dispatcher shutdown: %w; outcomes not yet written stay with the store, whose Close writes them", drain.Err())
+	}
+}
+
+// writes counts the outcomes handed to a store that queues them
+// (OutcomeQueue) and not yet written, for Run to wait for.
+type writes struct {
+	n    atomic.Int64
+	mu   sync.Mutex
+	zero chan struct{} // set while waited for: closed when n reaches 0
+}
+
+func (w *writes) add() { w.n.Add(1) }
+
+func (w *writes) done() {
+	if w.n.Add(-1) != 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.zero != nil {
+		close(w.zero)
+		w.zero = nil
+	}
+	w.mu.Unlock()
+}
+
+// wait returns a channel closed once no write is outstanding; nothing may
+// add one from then on.
+func (w *writes) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := make(chan struct{})
+	if w.n.Load() == 0 {
+		close(ch)
+	} else {
+		w.zero = ch
+	}
+	return ch
 }
 
 // loadPaused reads the pause marks until the store answers, then lifts the

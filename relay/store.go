@@ -92,6 +92,19 @@ type Queue interface {
 	Close() error
 }
 
+// OutcomeQueue is a Queue that takes an outcome without its caller waiting
+// for the write; the dispatcher uses it when the store has it, so that an
+// attempt's worker and slot go on while the outcome is written.
+type OutcomeQueue interface {
+	// QueueComplete is Complete of o that returns once the store has
+	// taken it; done is then called with the write's result, from another
+	// goroutine, and must not block. The delivery stays held until then.
+	// A store may make the caller wait while many outcomes are waiting
+	// already. It fails, and done is not called, when ctx ends first or
+	// the store is closed.
+	QueueComplete(ctx context.Context, o Outcome, done func(error)) error
+}
+
 // IngestResult is what Queue.Ingest did.
 type IngestResult struct {
 	EventID   string // the new event's id, or the first one's for a duplicate

@@ -52,6 +52,9 @@ type target struct {
 	// stopFeeding ends this target's feeder alone (a reload removed or
 	// replaced it); nil until it starts.
 	stopFeeding context.CancelFunc
+	// writes counts the outcomes of Run's attempts that the store has yet
+	// to write; nil until the target starts.
+	writes *writes
 }
 
 // newTarget builds the machinery of ts over store, with opts as

@@ -7,10 +7,13 @@ import (
 	"github.com/hooxrelay/hooxrelay/relay"
 )
 
-// completion is one Complete call waiting for its outcomes to be written.
+var _ relay.OutcomeQueue = (*Store)(nil)
+
+// completion is outcomes waiting to be written, and what to tell of it.
 type completion struct {
 	outcomes []relay.Outcome
-	done     chan error
+	done     func(error)
+	token    bool // holds one of cslots (QueueComplete)
 }
 
 // Complete implements relay.Queue. The batch is not synced on its own: it
@@ -25,25 +28,81 @@ type completion struct {
 // A caller whose ctx ends while the disk holds the write (a shutdown) is
 // answered then; the deliveries stay held until the write ends.
 func (s *Store) Complete(ctx context.Context, outcomes ...relay.Outcome) error {
-	c := &completion{outcomes: outcomes, done: make(chan error, 1)}
-	s.cmu.Lock()
-	s.cwait = append(s.cwait, c)
-	lead := !s.cwriting
-	s.cwriting = true
-	s.cmu.Unlock()
-	if lead {
-		go s.writeCompletions()
+	ch := make(chan error, 1)
+	if !s.enqueue(&completion{outcomes: outcomes, done: func(err error) { ch <- err }}) {
+		return relay.ErrClosed
 	}
 	select {
-	case err := <-c.done:
+	case err := <-ch:
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("complete deliveries: %w", ctx.Err())
 	}
 }
 
+// QueueComplete implements relay.OutcomeQueue: o goes into the next batch
+// as Complete's outcomes do, without the caller waiting for it. Once
+// maxQueuedOutcomes wait, it waits for one of them to be written first.
+func (s *Store) QueueComplete(ctx context.Context, o relay.Outcome, done func(error)) error {
+	select {
+	case s.cslots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("complete deliveries: %w", ctx.Err())
+	}
+	if !s.enqueue(&completion{outcomes: []relay.Outcome{o}, done: done, token: true}) {
+		<-s.cslots
+		return relay.ErrClosed
+	}
+	return nil
+}
+
+// maxQueuedOutcomes bounds the outcomes QueueComplete lets wait: their
+// deliveries stay held, and their callers go on claiming.
+const maxQueuedOutcomes = 1024
+
+// enqueue hands c to the writer; false once the writer has stopped.
+func (s *Store) enqueue(c *completion) bool {
+	s.cmu.Lock()
+	if s.cstopped {
+		s.cmu.Unlock()
+		return false
+	}
+	s.cwait = append(s.cwait, c)
+	lead := !s.cwriting
+	s.cwriting = true
+	s.cmu.Unlock()
+	if lead {
+		select {
+		case s.ckick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
 // maxCompleteBatch bounds the outcomes of one batch.
 const maxCompleteBatch = 256
+
+// completionWriter writes the waiting completions until Close, and then
+// those still waiting. One goroutine for the store's life: a writer
+// started per idle spell grew its stack through pebble each time.
+func (s *Store) completionWriter() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ckick:
+			s.writeCompletions()
+		case <-s.ctx.Done():
+			s.cmu.Lock()
+			s.cstopped = true
+			s.cmu.Unlock()
+			// Close waits for this goroutine before it closes the
+			// database, and makes what is written here durable.
+			s.writeCompletions()
+			return
+		}
+	}
+}
 
 // writeCompletions writes the waiting completions, a batch at a time,
 // until none waits.
@@ -74,7 +133,10 @@ func (s *Store) writeCompletions() {
 		}
 		err := s.complete(outcomes)
 		for _, c := range cs {
-			c.done <- err
+			if c.token {
+				<-s.cslots
+			}
+			c.done(err)
 		}
 	}
 }

@@ -89,11 +89,16 @@ type Store struct {
 	// its queue key, its index keys and the counters move together.
 	writeMu sync.Mutex
 
-	// cmu guards cwait, the Complete calls waiting to be written, and
-	// cwriting, set while a goroutine writes them (complete.go).
+	// cmu guards cwait, the completions waiting to be written, cwriting,
+	// set while the writer writes them, and cstopped, set once it stopped
+	// (complete.go). ckick wakes the writer; cslots bounds the outcomes
+	// queued without a caller waiting.
 	cmu      sync.Mutex
 	cwait    []*completion
 	cwriting bool
+	cstopped bool
+	ckick    chan struct{}
+	cslots   chan struct{}
 
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue
@@ -208,8 +213,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.dedupTTL.Store(int64(opts.DedupTTL))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
+	s.ckick, s.cslots = make(chan struct{}, 1), make(chan struct{}, maxQueuedOutcomes)
+	s.wg.Add(2)
 	go s.pruneLoop()
+	go s.completionWriter()
 	return s, nil
 }
 
@@ -269,9 +276,10 @@ func (s *Store) enter() bool {
 
 func (s *Store) leave() { s.closeMu.RUnlock() }
 
-// Close stops pruning, waits for the calls in progress, makes the write
-// ahead log durable (outcomes are written without a sync of their own) and
-// closes the database. Holds are dropped.
+// Close stops pruning, writes the outcomes still waiting, waits for the
+// calls in progress, makes the write ahead log durable (outcomes are
+// written without a sync of their own) and closes the database. Holds are
+// dropped.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	if s.closed {
