@@ -186,6 +186,9 @@ func (s *Store) loadClaim(id string) (relay.Claim, bool, error) {
 	if c.Delivery.State != relay.Pending {
 		return c, false, nil
 	}
+	if c.Event = s.events.take(c.Delivery.EventID); c.Event != nil {
+		return c, true, nil
+	}
 	v, closer, err := s.db.Get(eventKey(c.Delivery.EventID))
 	if err != nil {
 		return c, false, fmt.Errorf("event %s of pending delivery %s: %w", c.Delivery.EventID, id, err)
@@ -193,6 +196,10 @@ func (s *Store) loadClaim(id string) (relay.Claim, bool, error) {
 	defer closer.Close()
 	if c.Event, err = decodeEvent(c.Delivery.EventID, v, true); err != nil {
 		return c, false, fmt.Errorf("event %s: %w", c.Delivery.EventID, err)
+	}
+	if c.Delivery.Attempts == 0 {
+		// A first attempt: the event's other targets are claiming it too.
+		s.events.put(c.Event, len(c.Event.Targets)-1)
 	}
 	return c, true, nil
 }

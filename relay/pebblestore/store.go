@@ -100,6 +100,9 @@ type Store struct {
 	ckick    chan struct{}
 	cslots   chan struct{}
 
+	// events keeps the events of fanned out claims for the other targets'.
+	events eventCache
+
 	qmu    sync.Mutex // guards queues
 	queues map[string]*queue
 	// counts holds a *counts per target (counts.go).

@@ -118,6 +118,9 @@ func (s *Store) SwapDeliveries(ctx context.Context, swaps ...relay.Swap) (int, e
 		if err := s.commit(b, true); err != nil {
 			return err
 		}
+		for id := range events {
+			s.events.forget(id)
+		}
 		for _, c := range changes {
 			if c.newQ != nil {
 				c.q.lower(c.newQ)
