@@ -2,13 +2,13 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay/shape"
@@ -174,25 +174,38 @@ func (t *target) post(ctx, actx context.Context, ev *Event, out *shape.Request, 
 	if err != nil {
 		return reply{}, &DeliveryError{Target: t.set.Name, Local: true, Err: err}
 	}
-	resp, err := t.client.Do(req)
+	// The transport itself: the client would copy the headers for
+	// redirects, which are never followed (newClient), and wrap errors in
+	// a *url.Error that repeats the target's URL in every record.
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		// As the client does; the config refuses such URLs anyway.
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+	}
+	resp, err := t.client.Transport.RoundTrip(req)
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded && actx.Err() == nil {
 			err = fmt.Errorf("timeout after %s", t.set.Timeout)
-		} else {
-			err = trimURLError(err)
 		}
 		return reply{}, &DeliveryError{Target: t.set.Name, Retryable: true, Err: err}
 	}
 	defer resp.Body.Close()
-	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxAttemptBody))
-	// Drain a little more so the connection can be reused.
-	io.CopyN(io.Discard, resp.Body, 64<<10)
-	r := reply{status: resp.StatusCode, body: string(buf)}
+	buf := bodyBufs.Get().(*[MaxAttemptBody]byte)
+	n, rerr := io.ReadFull(resp.Body, buf[:])
+	r := reply{status: resp.StatusCode, body: string(buf[:n])}
+	bodyBufs.Put(buf)
+	if rerr == nil {
+		// Drain a little more so the connection can be reused.
+		io.CopyN(io.Discard, resp.Body, 64<<10)
+	}
 	if r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable {
 		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.opts.Now())
 	}
 	return r, t.statusError(r.status)
 }
+
+// bodyBufs hold the start of targets' answers while they are read.
+var bodyBufs = sync.Pool{New: func() any { return new([MaxAttemptBody]byte) }}
 
 // kill completes a claim as dead without an attempt: the request was never
 // made, so nothing is charged to the target.
@@ -254,16 +267,4 @@ func (t *target) recorded(o Outcome, err error) {
 	if o.Delivery.State == Dead && t.opts.OnDead != nil {
 		t.opts.OnDead(o.Delivery)
 	}
-}
-
-// trimURLError drops the "Post <url>:" prefix, which repeats the target's
-// configuration in every record.
-func trimURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
 }
