@@ -1,6 +1,9 @@
 package relay
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // slots are a target's attempt slots, max_in_flight of them: the feeder
 // takes one for each delivery it claims, and each goes back when the
@@ -16,14 +19,40 @@ func newSlots(n int) slots {
 }
 
 // take waits for a free slot, then takes every other free one, and
-// returns how many it took; 0 when ctx ended first.
+// returns how many it took; 0 when ctx ended first. While fewer than a
+// quarter of the slots are free (the target is busy), it waits up to
+// batchLinger for that many: a claim's scan of the store costs about as
+// much for one delivery as for several.
 func (s slots) take(ctx context.Context) int {
 	select {
 	case <-s:
 	case <-ctx.Done():
 		return 0
 	}
-	n := 1
+	n := 1 + s.takeFree()
+	if want := cap(s) / 4; n < want {
+		timer := time.NewTimer(batchLinger)
+		defer timer.Stop()
+		for n < want {
+			select {
+			case <-s:
+				n += 1 + s.takeFree()
+			case <-timer.C:
+				return n
+			case <-ctx.Done():
+				return n
+			}
+		}
+	}
+	return n
+}
+
+// batchLinger bounds how long take waits for more slots once it has one.
+const batchLinger = time.Millisecond
+
+// takeFree takes every free slot without waiting.
+func (s slots) takeFree() int {
+	n := 0
 	for {
 		select {
 		case <-s:
