@@ -115,11 +115,11 @@ func (s *Store) scan(q *queue, upper []byte, fn func(id string, k []byte) bool) 
 			it.Close()
 			return fmt.Errorf("corrupt queue key %q", k)
 		}
-		id := string(k[len(q.prefix)+8:])
-		if _, held := q.held[id]; held {
+		id := k[len(q.prefix)+8:]
+		if _, held := q.held[string(id)]; held { // no copy of the id
 			continue
 		}
-		if !fn(id, k) {
+		if !fn(string(id), k) {
 			break
 		}
 	}
