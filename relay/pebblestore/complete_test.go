@@ -213,3 +213,40 @@ func (s *Store) isWriting() bool {
 	defer s.cmu.Unlock()
 	return s.cwriting && len(s.cwait) == 0
 }
+
+// A claim reads the delivery's record from its queue key, and from the
+// record's own key when the queue key holds none (earlier versions wrote
+// none).
+func TestClaimReadsRecordOfEmptyQueueKey(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	ev := storetest.Event(now, "k", "a")
+	if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	d := relay.NewDelivery(ev, "a")
+	qk := queueKey("a", d.NextAttemptAt, d.ID())
+	v, closer, err := s.db.Get(qk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) == 0 {
+		t.Error("the queue key holds no record")
+	}
+	closer.Close()
+	if err := s.db.Set(qk, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(ctx, "a", now, 1)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("Claim: %v, %v", cs, err)
+	}
+	if got := cs[0].Delivery; got.EventID != ev.ID || got.State != relay.Pending || !got.BudgetSince.Equal(d.BudgetSince) {
+		t.Errorf("claimed %+v; want the stored delivery %+v", got, d)
+	}
+}

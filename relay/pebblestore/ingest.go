@@ -37,7 +37,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 	} else if err != pebble.ErrNotFound {
 		return relay.IngestResult{}, fmt.Errorf("ingest %s: read dedup mark: %w", ev.ID, err)
 	}
-	b := s.newBatchSize(eventSize(ev) + 256*len(ev.Targets) + 256)
+	b := s.newBatchSize(eventSize(ev) + 384*len(ev.Targets) + 256)
 	buf := make([]byte, 0, eventSize(ev))
 	rec := appendEvent(buf, ev)
 	b.Set(eventKey(ev.ID), rec, nil)
@@ -57,7 +57,7 @@ func (s *Store) Ingest(ctx context.Context, ev *relay.Event, ttl time.Duration) 
 		id := d.ID()
 		b.Set(deliveryKey(id), drec, nil)
 		qks[i] = queueKey(t, d.NextAttemptAt, id)
-		b.Set(qks[i], nil, nil)
+		b.Set(qks[i], drec, nil) // the record again, for the claim
 		b.Set(append(stateIndexPrefix('p', t), id...), nil, nil)
 		b.count(t, 'p', 1)
 	}

@@ -16,7 +16,7 @@ const (
 	kDelivery = 'd' // d <delivery id> → delivery record
 	kAttempt  = 'a' // a <delivery id> 0 <attempt number, 4 bytes> → attempt record
 	kMark     = 'm' // m <source> <mark key> → event id (the dedup mark)
-	kQueue    = 'q' // q <target> <due, 8 bytes> <delivery id> → "": pending, by due time
+	kQueue    = 'q' // q <target> <due, 8 bytes> <delivery id> → its record ("" from earlier versions): pending, by due time
 	kState    = 's' // s <state> <target> <delivery id> → "": deliveries by state and target
 	kCount    = 'c' // c <target> <state> → int64 count, updated by merges
 	kTask     = 't' // t <task> <event id> → "": no longer written (kTaskStat answers), deleted with its event

@@ -93,10 +93,11 @@ func (q *queue) unhold(ids ...string) {
 }
 
 // scan walks the target's queue keys from head up to upper (nil: the end
-// of the queue), skipping held ones, and calls fn with each delivery id
-// and queue key until it returns false. It moves head to the first key
+// of the queue), skipping held ones, and calls fn with each delivery id,
+// queue key and value until it returns false; the key and value are the
+// iterator's, valid during the call only. It moves head to the first key
 // it meets. Called with q.mu held.
-func (s *Store) scan(q *queue, upper []byte, fn func(id string, k []byte) bool) error {
+func (s *Store) scan(q *queue, upper []byte, fn func(id string, k, v []byte) bool) error {
 	if upper == nil {
 		upper = prefixEnd(q.prefix)
 	}
@@ -119,7 +120,12 @@ func (s *Store) scan(q *queue, upper []byte, fn func(id string, k []byte) bool) 
 		if _, held := q.held[string(id)]; held { // no copy of the id
 			continue
 		}
-		if !fn(string(id), k) {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !fn(string(id), k, v) {
 			break
 		}
 	}
@@ -142,10 +148,12 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 	q := s.queue(target)
 	upper := appendDue(bytes.Clone(q.prefix), now.Add(time.Nanosecond))
 	var ids []string
+	var recs [][]byte
 	q.mu.Lock()
-	err := s.scan(q, upper, func(id string, k []byte) bool {
+	err := s.scan(q, upper, func(id string, k, v []byte) bool {
 		q.held[id] = bytes.Clone(k)
 		ids = append(ids, id)
+		recs = append(recs, bytes.Clone(v))
 		return len(ids) < max
 	})
 	q.mu.Unlock()
@@ -155,7 +163,7 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 	}
 	claims := make([]relay.Claim, 0, len(ids))
 	for i, id := range ids {
-		c, ok, err := s.loadClaim(id)
+		c, ok, err := s.loadClaim(id, recs[i])
 		if err != nil {
 			q.unhold(ids[i:]...)
 			for _, c := range claims {
@@ -173,12 +181,16 @@ func (s *Store) Claim(ctx context.Context, target string, now time.Time, max int
 }
 
 // loadClaim reads a pending delivery and its event; ok is false when the
-// delivery is gone or no longer pending.
-func (s *Store) loadClaim(id string) (relay.Claim, bool, error) {
+// delivery is gone or no longer pending. raw is its queue key's value:
+// the delivery's record, written with it (move), or empty in a store
+// written before queue keys held it, when the record is read.
+func (s *Store) loadClaim(id string, raw []byte) (relay.Claim, bool, error) {
 	var c relay.Claim
-	raw, err := s.get(deliveryKey(id))
-	if err != nil || raw == nil {
-		return c, false, err
+	if len(raw) == 0 {
+		var err error
+		if raw, err = s.get(deliveryKey(id)); err != nil || raw == nil {
+			return c, false, err
+		}
 	}
 	if err := decodeDelivery(id, raw, &c.Delivery); err != nil {
 		return c, false, fmt.Errorf("delivery %s: %w", id, err)
@@ -214,7 +226,7 @@ func (s *Store) NextDue(ctx context.Context, target string) (time.Time, bool, er
 	var due time.Time
 	found := false
 	q.mu.Lock()
-	err := s.scan(q, nil, func(_ string, k []byte) bool {
+	err := s.scan(q, nil, func(_ string, k, _ []byte) bool {
 		due, found = readDue(k[len(q.prefix):]), true
 		return false
 	})
@@ -248,8 +260,9 @@ func move(b *batch, cur *relay.Delivery, oldQ []byte, d *relay.Delivery) ([]byte
 	}
 	var newQ []byte
 	if d.State == relay.Pending {
+		// The record again: a claim then reads it with the key.
 		newQ = queueKey(d.Target, d.NextAttemptAt, id)
-		b.Set(newQ, nil, nil)
+		b.Set(newQ, rec, nil)
 	}
 	code, _ := stateCode(d.State)
 	if cur == nil || cur.State != d.State {
