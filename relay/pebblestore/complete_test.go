@@ -218,17 +218,10 @@ func (s *Store) isWriting() bool {
 // record's own key when the queue key holds none (earlier versions wrote
 // none).
 func TestClaimReadsRecordOfEmptyQueueKey(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "s"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()
 	ev := storetest.Event(now, "k", "a")
-	if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	s := withEvent(t, ev)
 	d := relay.NewDelivery(ev, "a")
 	qk := queueKey("a", d.NextAttemptAt, d.ID())
 	v, closer, err := s.db.Get(qk)

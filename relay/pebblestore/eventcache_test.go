@@ -49,17 +49,10 @@ func TestEventCache(t *testing.T) {
 // Claims of the two targets of an event read it once between them, and
 // both get it whole.
 func TestClaimReadsFannedOutEventOnce(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "s"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()
 	ev := storetest.Event(now, "k", "a", "b")
-	if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	s := withEvent(t, ev)
 	ca, err := s.Claim(ctx, "a", now, 1)
 	if err != nil || len(ca) != 1 {
 		t.Fatalf("claim a: %v, %v", ca, err)
@@ -77,4 +70,18 @@ func TestClaimReadsFannedOutEventOnce(t *testing.T) {
 	if len(s.events.m) != 0 {
 		t.Errorf("%d events kept once every target claimed; want 0", len(s.events.m))
 	}
+}
+
+// withEvent opens a store, closed with the test, that holds ev.
+func withEvent(t *testing.T, ev *relay.Event) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "s"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Ingest(context.Background(), ev, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
