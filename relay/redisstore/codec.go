@@ -374,20 +374,27 @@ end
 `
 
 // luaEventHead is eventHead(record): the source, task, status and the
-// mark's key of an event record, for the scripts that need them. A
-// length under 128 is one byte; longer ones take more. The dedup key of
-// an eventCompactVersion record is rebuilt as dedupFrom does, from the
-// ids after the remote address and the trace context (a length byte and
-// that many bytes).
+// mark's key of an event record, for the scripts that need them; nil when
+// record is only the start of one and ends before them (the dedup scan
+// reads only a record's first bytes). A length under 128 is one byte;
+// longer ones take more. The dedup key of an eventCompactVersion record
+// is rebuilt as dedupFrom does, from the ids after the remote address and
+// the trace context (a length byte and that many bytes).
 const luaEventHead = `local function eventHead(rec)
   local out, pos = {}, 2
   for i = 1, 9 do
     local len, mul, b = 0, 1, 128
     while b >= 128 do
       b = string.byte(rec, pos)
+      if not b then
+        return nil
+      end
       pos = pos + 1
       len = len + (b % 128) * mul
       mul = mul * 128
+    end
+    if pos + len - 1 > #rec then
+      return nil
     end
     out[i] = string.sub(rec, pos, pos + len - 1)
     pos = pos + len
@@ -395,7 +402,11 @@ const luaEventHead = `local function eventHead(rec)
       break
     end
     if i == 6 then
-      pos = pos + 1 + string.byte(rec, pos)
+      local skip = string.byte(rec, pos)
+      if not skip then
+        return nil
+      end
+      pos = pos + 1 + skip
     end
   end
   if string.byte(rec, 1) >= 6 and out[5] == '' then

@@ -54,6 +54,21 @@ func TestCodecCompact(t *testing.T) {
 			if err != nil || len(res) != 4 || res[0] != "hoox" || res[1] != ev.Task || res[2] != ev.Status || res[3] != mark {
 				t.Errorf("%s: eventHead = %q, %v; want hoox, %s, %s, %q", tc.name, res, err, ev.Task, ev.Status, mark)
 			}
+			// The start of the record (the dedup scan reads no more):
+			// nothing until the head is whole, then the same.
+			whole := false
+			for n := range len(rec) {
+				part, err := head.Run(t.Context(), rdb, nil, rec[:n]).StringSlice()
+				switch {
+				case err != nil || len(part) != 0 && len(part) != 4:
+					t.Fatalf("%s: eventHead of the first %d bytes = %q, %v", tc.name, n, part, err)
+				case len(part) == 4 && fmt.Sprint(part) != fmt.Sprint(res):
+					t.Errorf("%s: eventHead of the first %d bytes = %q, want %q or nothing", tc.name, n, part, res)
+				case len(part) == 0 && whole:
+					t.Errorf("%s: eventHead of the first %d bytes is nothing, after a whole head", tc.name, n)
+				}
+				whole = whole || len(part) == 4
+			}
 		}
 	}
 	if _, err := decodeEvent("e", []byte{eventCompactVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9}, "", true); err == nil {

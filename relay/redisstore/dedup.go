@@ -26,12 +26,33 @@ const dedupLayout = 4
 // whose id is not older than oldest (the first ten characters of an id,
 // its time) and whose source and mark key, NUL-joined, are want; nil if
 // there is none. epfx and dpfx name an event's key and deliveries' hash
-// without the id. The members are walked newest first, so the walk ends
+// without the id. Of each event it reads the start of the record
+// (recordHead: two folded chunks, or 256 bytes of its key), and the whole
+// record only when the head is longer: a job's earlier events cost a read
+// each, whatever their payloads. The members are walked newest first, so the walk ends
 // at the first one older than the ttl. Members of ids other than event
 // ids ("~", tests and imports) carry no time and are always looked at.
 // An entry whose event expired is skipped: only events older than the
 // retention expire, and the retention is at least the ttl.
-const luaDedupScan = `local function dedupScan(x, prefix, oldest, want, epfx, dpfx)
+const luaDedupScan = `local function recordHead(dels, event)
+  local h = redis.call('HMGET', dels, 'r', 'r1', 'r2')
+  local head
+  if h[1] then
+    head = (h[2] or '') .. (h[3] or '')
+  else
+    head = redis.call('GETRANGE', event, 0, 255)
+  end
+  local source, task, status, mark = eventHead(head)
+  if source then
+    return source, task, status, mark
+  end
+  local rec = eventRecord(dels, event)
+  if rec then
+    return eventHead(rec)
+  end
+  return nil
+end
+local function dedupScan(x, prefix, oldest, want, epfx, dpfx)
   local lo = '[' .. prefix
   local hi = '(' .. string.sub(prefix, 1, #prefix - 1) .. '\1'
   while true do
@@ -42,12 +63,9 @@ const luaDedupScan = `local function dedupScan(x, prefix, oldest, want, epfx, dp
         return nil
       end
       local eid = eidOf(m)
-      local rec = eventRecord(dpfx .. eid, epfx .. eid)
-      if rec then
-        local source, _, _, mark = eventHead(rec)
-        if source .. '\0' .. mark == want then
-          return eid
-        end
+      local source, _, _, mark = recordHead(dpfx .. eid, epfx .. eid)
+      if source and source .. '\0' .. mark == want then
+        return eid
       end
     end
     if #page < 16 then
