@@ -19,9 +19,10 @@ func newSlots(n int) slots {
 }
 
 // take waits for a free slot, then takes every other free one, and
-// returns how many it took; 0 when ctx ended first. While fewer than a
-// quarter of the slots are free (the target is busy), it waits up to
-// batchLinger for that many: a claim's scan of the store costs about as
+// returns how many it took; 0, holding none, when ctx ended meanwhile (a
+// feeder stopped by shutdown or a reload claims nothing more). While fewer
+// than a quarter of the slots are free (the target is busy), it waits up
+// to batchLinger for that many: a claim's scan of the store costs about as
 // much for one delivery as for several.
 func (s slots) take(ctx context.Context) int {
 	select {
@@ -33,16 +34,21 @@ func (s slots) take(ctx context.Context) int {
 	if want := cap(s) / 4; n < want {
 		timer := time.NewTimer(batchLinger)
 		defer timer.Stop()
+	wait:
 		for n < want {
 			select {
 			case <-s:
 				n += 1 + s.takeFree()
 			case <-timer.C:
-				return n
+				break wait
 			case <-ctx.Done():
-				return n
+				break wait
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		s.give(n)
+		return 0
 	}
 	return n
 }

@@ -29,3 +29,20 @@ func TestSlotsTakeLingersWhenBusy(t *testing.T) {
 		t.Errorf("take of 3 free slots of 8: %d after %s; want 3 at once", n, time.Since(start))
 	}
 }
+
+// A feeder stopped before it takes takes none, even when slots are free
+// (select may pick the slot over the ended context): it claims nothing
+// more, and every slot stays free.
+func TestSlotsTakeAfterStop(t *testing.T) {
+	s := newSlots(8)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if n := s.take(ctx); n != 0 {
+			t.Fatalf("take with its context ended and 8 free slots = %d, want 0", n)
+		}
+		if len(s) != 8 {
+			t.Fatalf("%d slots free after a take whose context had ended, want 8", len(s))
+		}
+	}
+}
