@@ -20,9 +20,9 @@ func jobEvent(at time.Time, run, status string) *relay.Event {
 }
 
 // On layout 4 an ingest finds the earlier event of its source and dedup
-// key through the search index: among many events of one job (more than a
-// page of the scan), past newer ones, only within the ttl and only of its
-// source; and no mark key is written.
+// key through the search index, or, past the scan's depth of 16 events of
+// its job, by the mark the scan left: among many events of one job, past
+// newer ones, only within the ttl and only of its source.
 func TestDedupScan(t *testing.T) {
 	addr := startRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
@@ -43,8 +43,14 @@ func TestDedupScan(t *testing.T) {
 		}
 		first = append(first, ev)
 	}
-	if keys, _ := rdb.Keys(ctx, "{scan}:m:*").Result(); len(keys) != 0 {
-		t.Errorf("mark keys on layout 4: %q, want none", keys)
+	// Marks only for the events past the scan's depth: the oldest 24, each
+	// with its receive time.
+	for i, ev := range first {
+		v, err := rdb.Get(ctx, "{scan}:m:hoox\x00"+ev.DedupKey).Result()
+		want := ev.ID + "|" + fmt.Sprint(ev.ReceivedAt.UnixMilli())
+		if i < 24 && v != want || i >= 24 && err != redis.Nil {
+			t.Errorf("mark of the event %d of 40 = %q, %v; want %q for the oldest 24, none after", i, v, err, want)
+		}
 	}
 	cases := []struct {
 		name   string

@@ -60,7 +60,7 @@ end
 local mark = redis.call('GET', KEYS[1])
 local first = mark and markOwner(mark) or nil
 if not first then
-  first = dedupScan(KEYS[8], ARGV[9], ARGV[10], ARGV[11], epfx, dpfx)
+  first = dedupScan(KEYS[8], ARGV[9], ARGV[10], ARGV[11], epfx, dpfx, math.max(tonumber(ARGV[3]), keep))
 end
 if first then
   -- The first event's trail counts its duplicates: "n" and "l" (the
