@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/hooxrelay/hooxrelay/relay"
@@ -103,29 +104,35 @@ end
 return {ids[#ids], gone}
 `)
 
-// pruneSearchScript walks the search index from after a cursor and
-// removes the members of events received before the cutoff whose record
-// key expired. Its members sort by value, not time, so the walk covers the
-// whole index, a chunk per call. It returns the last member looked at
-// ("" when the walk is done) and how many it removed.
-// KEYS: the search index. ARGV: cursor ("" for the start), cutoff (an
-// event member), record key prefix, max members to look at.
+// pruneSearchScript walks the search index on from the cursor kept in
+// its key and removes the members of events received before the cutoff
+// whose record key expired. Its members sort by value, not time, so the
+// walk covers the whole index, a chunk per call and a budget per Prune
+// (searchBudget). It saves the last member looked at in the cursor key,
+// or deletes the key at the end of the index so that the next walk starts
+// over, and returns how many members it looked at, how many it removed and
+// 1 at the end (else 0).
+// KEYS: the search index, the cursor. ARGV: cutoff (an event member),
+// record key prefix, max members to look at.
 var pruneSearchScript = redis.NewScript(luaMembers + `
 local from = '-'
-if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
-local ms = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, tonumber(ARGV[4]))
+local cursor = redis.call('GET', KEYS[2])
+if cursor then from = '(' .. cursor end
+local ms = redis.call('ZRANGEBYLEX', KEYS[1], from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
 local gone = 0
 for _, x in ipairs(ms) do
   local m = string.match(x, '%z([^%z]*)$')
-  if m and m < ARGV[2] and redis.call('EXISTS', ARGV[3] .. eidOf(m)) == 0 then
+  if m and m < ARGV[1] and redis.call('EXISTS', ARGV[2] .. eidOf(m)) == 0 then
     redis.call('ZREM', KEYS[1], x)
     gone = gone + 1
   end
 end
-if #ms < tonumber(ARGV[4]) then
-  return {'', gone}
+if #ms < tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[2])
+  return {#ms, gone, 1}
 end
-return {ms[#ms], gone}
+redis.call('SET', KEYS[2], ms[#ms])
+return {#ms, gone, 0}
 `)
 
 // pruneChunk bounds the members one prune script looks at, so that no
@@ -151,7 +158,9 @@ func (s *Store) pruneLoop() {
 // Prune removes from the indexes the entries whose keys expired after the
 // retention, and reports how many it removed. Only entries of events
 // received more than the retention ago can have expired, so the walk stops
-// there. One relay at a time prunes: the others find the lock taken.
+// there; the search index, not in time order, is walked a budget of
+// members per call (pruneSearch). One relay at a time prunes: the others
+// find the lock taken.
 func (s *Store) Prune(ctx context.Context) (int, error) {
 	if s.retention <= 0 {
 		return 0, nil
@@ -209,23 +218,62 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 }
 
 // pruneSearch removes the search index's members of events whose keys
-// expired, a chunk per script.
+// expired, walking on from where the last Prune of any relay stopped for
+// at most searchBudget members, a chunk per script. The cursor is saved by
+// each script, so a walk cut short (Close, an error, a relay gone) loses
+// nothing. Relays of earlier versions walk the whole index from its start
+// with a cursor of their own, and leave this one alone: while both run, the
+// index is only walked more often.
 func (s *Store) pruneSearch(ctx context.Context, cutoff, record string) (int, error) {
-	total, cursor := 0, ""
-	for {
+	budget := s.searchBudget
+	if budget <= 0 {
+		card, err := s.rdb.ZCard(ctx, s.searchKey()).Result()
+		if err != nil {
+			return 0, s.fail("count the search index", err)
+		}
+		budget = searchBudget(card, s.opts.PruneInterval, s.retention)
+	}
+	keys := []string{s.searchKey(), s.searchCursorKey()}
+	total := 0
+	for looked := 0; looked < budget; {
 		select {
 		case <-s.stop:
 			return total, nil
 		default:
 		}
-		res, err := pruneSearchScript.Run(ctx, s.rdb, []string{s.searchKey()}, cursor, cutoff, record, pruneChunk).Slice()
+		res, err := pruneSearchScript.Run(ctx, s.rdb, keys, cutoff, record, min(pruneChunk, budget-looked)).Slice()
 		if err != nil {
 			return total, s.fail("prune the search index", err)
 		}
-		n, _ := res[1].(int64)
-		total += int(n)
-		if cursor, _ = res[0].(string); cursor == "" {
-			return total, nil
+		n, _ := res[0].(int64)
+		gone, _ := res[1].(int64)
+		end, _ := res[2].(int64)
+		looked += int(n)
+		total += int(gone)
+		if end == 1 {
+			break
 		}
 	}
+	return total, nil
+}
+
+// searchBudget is how many members of the search index, of card, one
+// Prune looks at: enough that a walk of the whole index takes at most half
+// the retention, so that a member of an expired event goes at most about
+// 1.5 times the retention after its event was received, and at most the
+// whole index (the walk stops at its end), however short the retention.
+// Each Prune looks at pruneChunk at least.
+func searchBudget(card int64, interval, retention time.Duration) int {
+	if card <= pruneChunk {
+		return pruneChunk
+	}
+	if retention/2 <= 0 {
+		return int(card)
+	}
+	// In floats: card times an interval in ns can overflow an int64.
+	n := math.Ceil(float64(card) * float64(interval) / float64(retention/2))
+	if n >= float64(card) {
+		return int(card)
+	}
+	return max(pruneChunk, int(n))
 }

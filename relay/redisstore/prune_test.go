@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,98 @@ func TestPruneForgetsEmptyIndexes(t *testing.T) {
 	}
 	if es, err := s.Events(ctx, relay.EventFilter{Status: "status_7"}); err != nil || len(es) != 1 {
 		t.Errorf("Events(status_7) after the index came back = %d, %v; want the new event", len(es), err)
+	}
+}
+
+// The search index is walked a budget of members per Prune, on from where
+// the last Prune stopped, whichever relay ran it, so that a long retention
+// does not make every Prune walk the whole index; once the walk reaches
+// the end, the next starts over.
+func TestPruneSearchResumes(t *testing.T) {
+	const budget = 5
+	s, rdb := pruneStore(t, "walk")
+	other := redisstore.New(redis.NewClient(&redis.Options{Addr: rdb.Options().Addr}), redisstore.Options{Prefix: "walk", Retention: retention, PruneInterval: time.Hour, Renew: -1})
+	t.Cleanup(func() { other.Close() })
+	redisstore.SetSearchBudget(s, budget)
+	redisstore.SetSearchBudget(other, budget)
+	ctx := t.Context()
+	ingest := func(key string, targets ...string) {
+		ev := storetest.Event(time.Now(), key, targets...)
+		ev.JobID = "run_" + key
+		if _, err := s.Ingest(ctx, ev, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 12 {
+		ingest(fmt.Sprintf("old%02d", i)) // unrouted: its keys expire after the retention
+	}
+	for i := range 3 {
+		ingest(fmt.Sprintf("pending%d", i), "a") // pending: its keys never expire
+	}
+	time.Sleep(2 * retention)
+	for i := range 2 {
+		ingest(fmt.Sprintf("new%d", i))
+	}
+	// Members within the retention whose keys are gone stay: only events
+	// received before the retention are pruned.
+	for _, v := range []string{"lost0", "lost1"} {
+		rdb.ZAdd(ctx, "{walk}:x", redis.Z{Member: "j\x00" + v + "\x00" + strings.TrimPrefix(relay.NewEventID(time.Now()), "evt_")})
+	}
+	members := func() ([]string, error) {
+		return rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: "{walk}:x", Start: "-", Stop: "+", ByLex: true}).Result()
+	}
+	all, err := members()
+	if err != nil || len(all) != 12*2+3*2+2*2+2 {
+		t.Fatalf("search index before Prune: %d members, %v; want 36", len(all), err)
+	}
+	expired := func(m string) bool { return strings.Contains(m, "old") }
+
+	walked, removed := 0, 0 // members of all the walk has passed
+	for call := 1; walked < len(all); call++ {
+		if call > len(all)/budget+1 {
+			t.Fatalf("the walk has not reached the end of %d members after %d calls", len(all), call-1)
+		}
+		p := s
+		if call%2 == 0 {
+			p = other // another relay on the same prefix resumes the walk
+		}
+		rdb.Del(ctx, "{walk}:prune-lock") // as if its time had run out
+		before, _ := rdb.ZCard(ctx, "{walk}:x").Result()
+		n, err := p.Prune(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		removed += n
+		after, _ := rdb.ZCard(ctx, "{walk}:x").Result()
+		if before-after > budget {
+			t.Errorf("Prune %d removed %d search members, want at most the budget, %d", call, before-after, budget)
+		}
+		wantCursor := ""
+		if len(all)-walked >= budget {
+			wantCursor = all[walked+budget-1]
+		}
+		walked = min(walked+budget, len(all))
+		if cursor, _ := rdb.Get(ctx, "{walk}:prune-x").Result(); cursor != wantCursor {
+			t.Fatalf("cursor after Prune %d = %q, want %q", call, cursor, wantCursor)
+		}
+		for i, m := range all {
+			err := rdb.ZScore(ctx, "{walk}:x", m).Err()
+			if gone, want := err == redis.Nil, expired(m) && i < walked; gone != want {
+				t.Errorf("after Prune %d (%d of %d members walked), member %d %q gone: %v, want %v", call, walked, len(all), i, m, gone, want)
+			}
+		}
+	}
+	// The 12 expired events' entries in the event index, and in the
+	// search index under their job and dedup key.
+	if removed != 12+12*2 {
+		t.Errorf("the Prunes removed %d entries in all, want 36", removed)
+	}
+	rdb.Del(ctx, "{walk}:prune-lock")
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := members()
+	if cursor, _ := rdb.Get(ctx, "{walk}:prune-x").Result(); len(left) != 12 || cursor != left[budget-1] {
+		t.Errorf("after the walk's end, %d members left and the cursor at %q; want 12 and the next walk from the start, at %q", len(left), cursor, left[min(budget, len(left))-1])
 	}
 }

@@ -26,6 +26,9 @@
 //	x                sorted set (score 0, by member): the search index of
 //	                 the payloads' ids and dedup keys (search.go)
 //	targets, paused  sets of target names
+//	prune-lock       string: the relay pruning the indexes now (Prune)
+//	prune-x          string: the search index member where the last
+//	                 Prune's walk of it stopped (pruneSearch)
 //
 // A claim moves deliveries from q:T to h:T until the end of their lease. A
 // lease that runs out (its relay died) puts the delivery back in line for
@@ -99,6 +102,9 @@ type Store struct {
 	keepArg, ownerArg any
 	// knownTargets are the targets this process added to the list.
 	knownTargets map[string]bool
+	// searchBudget replaces searchBudget's count of search index
+	// members one Prune looks at when above 0 (tests).
+	searchBudget int
 	// owner marks this process's claims in Redis.
 	owner  string
 	closed bool
@@ -188,6 +194,7 @@ func (s *Store) eventIndexesKey() string { return s.pfx + "ix" }
 func (s *Store) targetsKey() string      { return s.pfx + "targets" }
 func (s *Store) pausedKey() string       { return s.pfx + "paused" }
 func (s *Store) pruneLockKey() string    { return s.pfx + "prune-lock" }
+func (s *Store) searchCursorKey() string { return s.pfx + "prune-x" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
