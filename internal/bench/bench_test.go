@@ -79,20 +79,7 @@ func TestServeNeeded(t *testing.T) {
 
 // The baseline served by "bench bare" answers as the in-process one does.
 func TestBareServes(t *testing.T) {
-	fs := pflag.NewFlagSet("bare", pflag.ContinueOnError)
-	run := bare.Flags(fs)
-	fs.Parse(nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	out := &testenv.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, &Env{Stdout: out, Progress: io.Discard}) }()
-	var addr string
-	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("bench bare printed no address within 5s")
-		}
-		addr = strings.TrimSpace(out.String())
-	}
+	addr, stop := serveBare(t)
 	for body, want := range map[string]int{`{"task":"video_generate"}`: 200, `{not json`: 400} {
 		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
 		if err != nil {
@@ -103,8 +90,34 @@ func TestBareServes(t *testing.T) {
 			t.Errorf("POST %s: %d, want %d", body, resp.StatusCode, want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("bench bare after its context ended: %v", err)
+	stop()
+}
+
+// serveBare runs "bench bare ARGS" in this process and returns the
+// address it printed, and stop, which ends it and checks it ended well.
+func serveBare(t *testing.T, args ...string) (addr string, stop func()) {
+	t.Helper()
+	fs := pflag.NewFlagSet("bare", pflag.ContinueOnError)
+	run := bare.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &testenv.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, &Env{Stdout: out, Progress: io.Discard}) }()
+	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("bench bare printed no address within 5s (ended: %v)", <-done)
+		}
+		addr = strings.TrimSpace(out.String())
+	}
+	return addr, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bench bare after its context ended: %v", err)
+		}
 	}
 }

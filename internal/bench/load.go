@@ -262,15 +262,25 @@ func pauseAll(admin string, targets []*target, on bool, action string) error {
 // ends and returns its URL: a handler that reads and parses the body and
 // answers 200, and does nothing else.
 func (r *run) baseline() (string, error) {
+	addr, err := r.listen(bareHandler())
+	if err != nil {
+		return "", err
+	}
+	return "http://" + addr + "/", nil
+}
+
+// listen serves h on a free loopback port until the run ends and returns
+// its address.
+func (r *run) listen(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: bareHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); srv.Serve(ln) }()
 	go func() { defer r.wg.Done(); <-r.ctx.Done(); srv.Close() }()
-	return "http://" + ln.Addr().String() + "/", nil
+	return ln.Addr().String(), nil
 }
 
 // shapedRequest shapes a target's requests as a legacy endpoint would
@@ -317,7 +327,8 @@ func (r *run) fanOut(bin, store string, shaped bool) ([]*target, servedRelay, er
 // as "bin bench bare", and returns its URL.
 func (r *run) bareBaseline(bin string) (string, error) {
 	if bin != "" {
-		return r.bareChild(bin)
+		addr, err := r.bareChild(bin)
+		return "http://" + addr + "/", err
 	}
 	return r.baseline()
 }
