@@ -203,3 +203,31 @@ func TestBenchHelpAndUsage(t *testing.T) {
 		}
 	}
 }
+
+// bench sustain --reference runs the same steps against the reference
+// forwarder, here as a process of its own, before the relay's, and it
+// loses nothing either.
+func TestBenchSustainReference(t *testing.T) {
+	var r bench.SustainResult
+	benchJSON(t, &r, "sustain", "--reference", "--process", "--relay-binary", binary, "--baseline", "500ms",
+		"--step-duration", "1s", "--from", "0.01", "--to", "0.01", "--p99", "5s", "--wait", "60s")
+	ref := r.Reference
+	if ref == nil || len(ref.Steps) != 1 || len(r.Steps) != 1 {
+		t.Fatalf("reference %+v, %d relay steps; want a reference ladder of one step and one relay step", ref, len(r.Steps))
+	}
+	if st := ref.Steps[0]; st.Sent == 0 || st.Acked != st.Sent || st.Ratio != 0.01 {
+		t.Errorf("reference step: %d sent, %d acked at %.2f; want every webhook acked at 0.01", st.Sent, st.Acked, st.Ratio)
+	}
+	if d := ref.Delivery; d.Lost != 0 || d.Dups != 0 || !d.Drained || len(d.Targets) != 2 {
+		t.Errorf("reference: lost %d, duplicated %d, drained %v over %d targets; want 0, 0, true, 2", d.Lost, d.Dups, d.Drained, len(d.Targets))
+	}
+	if ref.Baseline.ReqPerSec != r.Baseline.ReqPerSec || !strings.Contains(ref.Store, "reference") {
+		t.Errorf("reference: baseline %.0f req/s, store %q; want the relay's baseline (%.0f) and a store naming the reference", ref.Baseline.ReqPerSec, ref.Store, r.Baseline.ReqPerSec)
+	}
+	switch {
+	case ref.BestPerS == 0 && r.RelayOverReference != nil:
+		t.Errorf("relay/reference %v with no passing reference step; want none", *r.RelayOverReference)
+	case ref.BestPerS > 0 && (r.RelayOverReference == nil || math.Abs(*r.RelayOverReference-r.BestPerS/ref.BestPerS) > 1e-9):
+		t.Errorf("relay/reference %v; want %v", r.RelayOverReference, r.BestPerS/ref.BestPerS)
+	}
+}

@@ -333,6 +333,25 @@ func (r *run) bareBaseline(bin string) (string, error) {
 	return r.baseline()
 }
 
+// reference serves the reference forwarder (see forwarder) to targets, in
+// this process or with bin set as "bin bench bare --forward", and returns
+// its address.
+func (r *run) reference(bin string, targets []*target) (string, error) {
+	var urls []string
+	for _, t := range targets {
+		urls = append(urls, t.url())
+	}
+	if bin != "" {
+		return r.bareChild(bin, "--forward", strings.Join(urls, ","))
+	}
+	f, err := newForwarder(urls)
+	if err != nil {
+		return "", err
+	}
+	f.start(r.ctx, &r.wg)
+	return r.listen(f)
+}
+
 // tasks are the bodies of the webhooks the bench sends, one of each task
 // type; each takes a number twice, which makes it unique.
 var tasks = []string{

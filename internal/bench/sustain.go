@@ -40,7 +40,21 @@ header template, a jq body sent as a form); it prints that ladder too and
 the shaped highest passing rates over the unshaped ones (summed). With
 --rounds N it runs N such pairs against the one baseline, in the order
 unshaped-shaped, then shaped-unshaped, and so on, so that a machine whose
-load drifts during the run favours neither.`,
+load drifts during the run favours neither.
+With --reference, after the baseline and before the relay's steps, the
+same steps run against a reference forwarder with two fresh targets: a
+server that does only the HTTP work of a relay (it reads the body,
+answers 200 with an event id of its own and posts the body to both
+targets, 32 at a time each over kept-alive connections, retrying until
+delivered), with no store, no dedup and no parsing, its queues in memory
+and unbounded. It is a ceiling, not a relay: the most that any relay
+could reach on this machine with this harness. It prints that ladder
+too, with its highest passing ratio and how many of its acked webhooks
+were lost or delivered twice (it too must lose none), then
+relay/reference: the relay's highest passing rate over the reference's
+(with --shaped, that of the relay's first, unshaped, ladder). With
+--process the forwarder runs as a process of its own as well (this
+binary's hidden "bench bare --forward").`,
 	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
 		o := &sustainFlags{}
 		f.IntVar(&o.senders, "senders", 64, "concurrent senders of the closed-loop baseline")
@@ -57,6 +71,7 @@ load drifts during the run favours neither.`,
 		redisFlag(f, &o.redisURL)
 		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
 		f.IntVar(&o.rounds, "rounds", 1, "with --shaped: pairs of ladders (unshaped and shaped) to run, alternating which goes first")
+		f.BoolVar(&o.reference, "reference", false, "first run the steps against a reference forwarder (the HTTP work alone: no store, no dedup, queues in memory; a ceiling, not a relay) and print the relay's highest passing rate over its")
 		o.processFlags.declare(f)
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the steps (relay, targets and senders: one process; with --shaped, of the last ladder) to this `FILE`")
 		return o.run
@@ -76,6 +91,7 @@ type sustainFlags struct {
 	asJSON        bool
 	shaped        bool
 	rounds        int
+	reference     bool
 	processFlags
 }
 
@@ -120,6 +136,11 @@ type SustainResult struct {
 	IsShaped           bool             `json:"shaped"`
 	Ladders            []*SustainResult `json:"ladders,omitempty"`
 	ShapedOverUnshaped float64          `json:"shaped_over_unshaped,omitempty"`
+	// Reference is the ladder of the reference forwarder (--reference),
+	// and RelayOverReference this ladder's highest passing rate over its,
+	// when it passed a step.
+	Reference          *SustainResult `json:"reference,omitempty"`
+	RelayOverReference *float64       `json:"relay_over_reference,omitempty"`
 	targetsServed      int
 }
 
@@ -131,11 +152,28 @@ func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 		return usagef("--cpuprofile profiles this process: it cannot be used with --process")
 	}
 	var seq atomic.Int64
-	r, res, err := o.ladder(ctx, env, "", nil, &seq)
+	var base *LoadResult
+	var ref *SustainResult
+	if o.reference {
+		var err error
+		if _, ref, err = o.ladder(ctx, env, "reference", nil, &seq); err != nil {
+			return err
+		}
+		base = &ref.Baseline
+	}
+	r, res, err := o.ladder(ctx, env, "", base, &seq)
 	if err != nil {
 		return err
 	}
 	d := res.Delivery
+	if ref != nil {
+		res.Reference = ref
+		d.add(ref.Delivery)
+		if ref.BestPerS > 0 {
+			x := res.BestPerS / ref.BestPerS
+			res.RelayOverReference = &x
+		}
+	}
 	if o.shaped {
 		var best [2]float64 // unshaped, shaped
 		best[0] = res.BestPerS
@@ -153,8 +191,7 @@ func (o *sustainFlags) run(ctx context.Context, env *Env) error {
 			lr.IsShaped = shaped
 			res.Ladders = append(res.Ladders, lr)
 			best[b2i(lr.IsShaped)] += lr.BestPerS
-			d.Lost, d.Dups = d.Lost+lr.Delivery.Lost, d.Dups+lr.Delivery.Dups
-			d.Drained = d.Drained && lr.Delivery.Drained
+			d.add(lr.Delivery)
 		}
 		if best[0] > 0 {
 			res.ShapedOverUnshaped = best[1] / best[0]
@@ -170,15 +207,27 @@ func b2i(b bool) int {
 	return 0
 }
 
+// add counts the deliveries of another ladder in d.
+func (d *Drain) add(o Drain) {
+	d.Lost, d.Dups = d.Lost+o.Lost, d.Dups+o.Dups
+	d.Drained = d.Drained && o.Drained
+}
+
 // ladder runs the steps on a relay of its own (in a subdirectory named
-// variant of --dir, when given), every target shaped when variant is
-// "shaped". It measures the baseline first unless given one.
+// variant of --dir, when given), every target shaped when variant starts
+// with "shaped", or on the reference forwarder when it is "reference".
+// It measures the baseline first unless given one.
 func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, base *LoadResult, seq *atomic.Int64) (*run, *SustainResult, error) {
 	dir := o.dir
 	if dir != "" && variant != "" {
 		dir = filepath.Join(dir, variant)
 	}
-	r, err := newRun(ctx, env, "sustain", dir)
+	isRef := variant == "reference"
+	name := "sustain"
+	if isRef {
+		name = "sustain reference"
+	}
+	r, err := newRun(ctx, env, name, dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,19 +254,31 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		base = &b
 	}
 
-	shaped := strings.HasPrefix(variant, "shaped")
-	targets, rel, err := r.fanOut(bin, storeYAML, shaped)
-	if err != nil {
-		return nil, nil, err
+	var targets []*target
+	var rel servedRelay
+	if isRef {
+		targets = []*target{{name: "first"}, {name: "second"}}
+		if err := r.start(targets...); err != nil {
+			return nil, nil, err
+		}
+		if rel.ingress, err = r.reference(bin, targets); err != nil {
+			return nil, nil, err
+		}
+		rel.stop = func() error { return nil } // it ends with the run
+		storeName = "none: the reference forwarder"
+	} else {
+		if targets, rel, err = r.fanOut(bin, storeYAML, strings.HasPrefix(variant, "shaped")); err != nil {
+			return nil, nil, err
+		}
+		if variant != "" {
+			storeName += ", ladder " + variant
+		}
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer stopProfile()
 	}
-	if variant != "" {
-		storeName += ", ladder " + variant
-	}
-	stopProfile, err := startCPUProfile(o.cpuProfile)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer stopProfile()
 	res := &SustainResult{Scenario: "sustain", Store: storeName, Baseline: *base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
 	acked := map[string]struct{}{}
 	owed := func() int64 {
@@ -241,7 +302,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		st.Backlog = owed()
 		st.judge(o.p99)
 		res.Steps = append(res.Steps, st)
-		fmt.Fprintf(env.Progress, "sustain: %.0f/s (%.2f): %s\n", st.RatePerS, st.Ratio, st.verdict())
+		fmt.Fprintf(env.Progress, "%s: %.0f/s (%.2f): %s\n", r.name, st.RatePerS, st.Ratio, st.verdict())
 		if !st.Pass {
 			break
 		}
@@ -326,8 +387,37 @@ func settle(ctx context.Context, owed func() int64, d time.Duration) bool {
 
 func (r SustainResult) table(w io.Writer) {
 	b := r.Baseline
-	fmt.Fprintf(w, "sustain: open-loop webhooks at rising rates, %gs a step, to a relay (%s) fanning out to %d targets\n", r.StepS, r.Store, r.targetsServed)
+	to := "a relay"
+	if r.Reference != nil {
+		to = "the reference forwarder, then to a relay"
+	}
+	fmt.Fprintf(w, "sustain: open-loop webhooks at rising rates, %gs a step, to %s (%s) fanning out to %d targets\n", r.StepS, to, r.Store, r.targetsServed)
 	fmt.Fprintf(w, "baseline: %.0f req/s closed-loop (bare handler; p50 %s, p99 %s)\n\n", b.ReqPerSec, b.P50.Round(10*time.Microsecond), b.P99.Round(10*time.Microsecond))
+	if ref := r.Reference; ref != nil {
+		fmt.Fprintf(w, "reference forwarder: the HTTP work alone (no store, no dedup, queues in memory), a ceiling for any relay here\n")
+		ref.steps(w)
+		fmt.Fprintf(w, "\nrelay (%s):\n", r.Store)
+	}
+	r.steps(w)
+	r.ladders(w)
+	if ref := r.Reference; ref != nil {
+		fmt.Fprintln(w)
+		if r.RelayOverReference == nil {
+			fmt.Fprintf(w, "relay/reference  none: the reference forwarder passed no step; start lower (--from, --by)\n")
+			return
+		}
+		fmt.Fprintf(w, "reference        highest passing %.0f/s = %.2f of the baseline\n", ref.BestPerS, ref.BestRatio)
+		which := "the relay's"
+		if len(r.Ladders) > 0 {
+			which = "the relay's first ladder's"
+		}
+		fmt.Fprintf(w, "relay/reference  %.2f (%s highest passing rate over the reference forwarder's)\n", *r.RelayOverReference, which)
+	}
+}
+
+// steps prints the ladder's steps, its highest passing rate and its
+// deliveries.
+func (r SustainResult) steps(w io.Writer) {
 	fmt.Fprintf(w, "%9s %6s %9s %8s %8s %7s %8s %8s %8s %8s  %s\n", "rate/s", "ratio", "sent/s", "sent", "acked", "failed", "p50 ms", "p99 ms", "max ms", "backlog", "verdict")
 	for _, s := range r.Steps {
 		v := "pass"
@@ -346,6 +436,10 @@ func (r SustainResult) table(w io.Writer) {
 	if r.LoadAvg != "" {
 		fmt.Fprintf(w, "load average     %s (the machine's, at the end)\n", r.LoadAvg)
 	}
+}
+
+// ladders prints the ladders of --shaped after this one and compares them.
+func (r SustainResult) ladders(w io.Writer) {
 	if len(r.Ladders) == 0 {
 		return
 	}
