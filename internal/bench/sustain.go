@@ -71,7 +71,7 @@ binary's hidden "bench bare --forward").`,
 		redisFlag(f, &o.redisURL)
 		f.BoolVar(&o.shaped, "shaped", false, "run the steps again with every target's request shaped (URL template, header template, jq body as a form) and compare")
 		f.IntVar(&o.rounds, "rounds", 1, "with --shaped: pairs of ladders (unshaped and shaped) to run, alternating which goes first")
-		f.BoolVar(&o.reference, "reference", false, "first run the steps against a reference forwarder (the HTTP work alone: no store, no dedup, queues in memory; a ceiling, not a relay) and print the relay's highest passing rate over its")
+		f.BoolVar(&o.reference, "reference", false, "first run the steps against a reference forwarder (the HTTP work alone: no store, no dedup, queues in memory; a ceiling, not a relay) and print the relay's highest passing rate over the forwarder's")
 		o.processFlags.declare(f)
 		f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the steps (relay, targets and senders: one process; with --shaped, of the last ladder) to this `FILE`")
 		return o.run
