@@ -89,11 +89,11 @@ func bareHandler() http.Handler {
 }
 
 // bareChild runs "BIN bench bare ARGS" on a free loopback port until the
-// run ends and returns its address once it answers.
-func (r *run) bareChild(bin string, args ...string) (string, error) {
+// run ends and returns its address and process id once it answers.
+func (r *run) bareChild(bin string, args ...string) (string, int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -102,7 +102,7 @@ func (r *run) bareChild(bin string, args ...string) (string, error) {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start %s bench bare: %w", bin, err)
+		return "", 0, fmt.Errorf("start %s bench bare: %w", bin, err)
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); cmd.Wait() }()
@@ -111,8 +111,8 @@ func (r *run) bareChild(bin string, args ...string) (string, error) {
 		resp, err := probeClient.Get("http://" + addr + "/")
 		if err == nil {
 			resp.Body.Close()
-			return addr, nil
+			return addr, cmd.Process.Pid, nil
 		}
 	}
-	return "", fmt.Errorf("%s bench bare did not answer on %s within 10s", bin, addr)
+	return "", 0, fmt.Errorf("%s bench bare did not answer on %s within 10s", bin, addr)
 }

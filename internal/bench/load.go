@@ -36,6 +36,10 @@ deliveries share the two cores with the ingest; with --hold it pauses both
 targets for the load and resumes them for the drain, which measures the
 ingest alone (every event is still delivered to both targets afterwards). It prints acked req/s, p50/p95/p99 ack latency
 and errors for both, their ratio, and the drain time. Only loopback is used.
+It also prints the CPU time per acked webhook while the relay was driven:
+of the relay's process (with --process), of Redis's main thread (with
+--redis) and of this process (the senders and the targets, and the relay
+too without --process), and how busy the machine's cores were.
 With --redis it also prints what the Redis store costs Redis: the CPU of
 Redis's main thread per acked webhook during the relay's run (INFO cpu),
 and, measured afterwards on the store alone (10,000 events of two targets
@@ -92,6 +96,7 @@ type servedRelay struct {
 	ingress, admin string
 	stop           func() error
 	peak           func() int64 // its peak RSS, or that of the process it shares
+	pid            int          // its process; 0 when it is served in this one
 }
 
 // LoadResult is one load run against one server.
@@ -160,7 +165,10 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 	if err := pauseAll(sut.admin, targets, o.hold, "pause"); err != nil {
 		return err
 	}
+	meter := cpuMeter{relayPID: sut.pid, rdb: stats}
+	cpu0 := meter.sample(r.ctx)
 	res := measure(r.ctx, client, "relay", "http://"+sut.ingress+"/hooks/hoox", o.senders, o.duration, &seq, env.Progress)
+	cpu := share(cpu0, meter.sample(r.ctx), res.Requests-res.Errors)
 
 	stopProfile()
 	var cost *RedisCost
@@ -210,7 +218,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 		return enc.Encode(map[string]any{
 			"senders": o.senders, "duration_s": o.duration.Seconds(), "baseline": base, "relay": res,
 			"ratio": ratio, "held": o.hold, "processes": o.process, "deliveries": got, "deliveries_expected": want, "duplicate_deliveries": dups, "drain_s": drain.Seconds(),
-			"deliveries_per_sec": perSec, "peak_rss_bytes": peak, "redis": cost,
+			"deliveries_per_sec": perSec, "peak_rss_bytes": peak, "redis": cost, "cpu": cpu,
 		})
 	}
 	w := env.Stdout
@@ -228,6 +236,7 @@ func (o *loadFlags) run(ctx context.Context, env *Env) error {
 			x.P50.Round(10*time.Microsecond), x.P95.Round(10*time.Microsecond), x.P99.Round(10*time.Microsecond), x.Errors)
 	}
 	fmt.Fprintf(w, "\ndeliveries: %d of %d (%d delivered twice); drained %s after the load ended; %.0f deliveries/s\n", got, want, dups, drain.Round(time.Millisecond), perSec)
+	fmt.Fprintf(w, "CPU per webhook acked while the relay was driven: %s\n", cpu)
 	if peak > 0 && o.process {
 		fmt.Fprintf(w, "peak RSS: %.0f MiB (the relay process)\n", float64(peak)/(1<<20))
 	} else if peak > 0 {
@@ -312,7 +321,7 @@ func (r *run) fanOut(bin, store string, shaped bool) ([]*target, servedRelay, er
 			return nil, servedRelay{}, err
 		}
 		pid := strconv.Itoa(c.pid())
-		return targets, servedRelay{c.ingress, c.admin, c.stop, func() int64 { return procStatus(pid)["VmHWM"] }}, nil
+		return targets, servedRelay{c.ingress, c.admin, c.stop, func() int64 { return procStatus(pid)["VmHWM"] }, c.pid()}, nil
 	}
 	rel, err := r.serve(store, cfgs...)
 	if err != nil {
@@ -320,14 +329,14 @@ func (r *run) fanOut(bin, store string, shaped bool) ([]*target, servedRelay, er
 	}
 	// The relay shares this process with the targets and the load
 	// generator: its high-water mark bounds the relay's.
-	return targets, servedRelay{rel.ingress, rel.admin, func() error { return r.stop(rel) }, func() int64 { return procStatus("self")["VmHWM"] }}, nil
+	return targets, servedRelay{rel.ingress, rel.admin, func() error { return r.stop(rel) }, func() int64 { return procStatus("self")["VmHWM"] }, 0}, nil
 }
 
 // bareBaseline serves the bare baseline in this process, or with bin set
 // as "bin bench bare", and returns its URL.
 func (r *run) bareBaseline(bin string) (string, error) {
 	if bin != "" {
-		addr, err := r.bareChild(bin)
+		addr, _, err := r.bareChild(bin)
 		return "http://" + addr + "/", err
 	}
 	return r.baseline()
@@ -336,7 +345,7 @@ func (r *run) bareBaseline(bin string) (string, error) {
 // reference serves the reference forwarder (see forwarder) to targets, in
 // this process or with bin set as "bin bench bare --forward", and returns
 // its address.
-func (r *run) reference(bin string, targets []*target) (string, error) {
+func (r *run) reference(bin string, targets []*target) (addr string, pid int, err error) {
 	var urls []string
 	for _, t := range targets {
 		urls = append(urls, t.url())
@@ -346,10 +355,11 @@ func (r *run) reference(bin string, targets []*target) (string, error) {
 	}
 	f, err := newForwarder(urls)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	f.start(r.ctx, &r.wg)
-	return r.listen(f)
+	addr, err = r.listen(f)
+	return addr, 0, err
 }
 
 // tasks are the bodies of the webhooks the bench sends, one of each task

@@ -32,6 +32,12 @@ It prints each step (rate, ratio, sent, acked, failed, p50/p99/max ack
 latency, backlog, verdict), the highest passing rate and its ratio to the
 baseline, and how many acked events were lost (must be 0) or delivered
 twice once everything drained.
+For each step it also prints where the CPU went, per webhook sent, while
+the step sent and was answered: the relay's process (with --process),
+Redis's main thread (with --redis), this process (the senders and the
+targets, and the relay too without --process), and how busy the
+machine's cores were. A step that fails with the cores all busy was
+short of CPU, not of anything the relay waits for.
 With --process the relay and the baseline run as processes of their own,
 as in production; the senders and the targets stay in this one.
 With --shaped the same steps run a second time, on a fresh relay and store,
@@ -115,6 +121,8 @@ type SustainStep struct {
 	Pass       bool   `json:"pass"`
 	Why        string `json:"why,omitempty"` // why it failed
 	FirstError string `json:"first_error,omitempty"`
+	// CPU is who used the cores while the step sent and was answered.
+	CPU CPUShare `json:"cpu"`
 }
 
 // SustainResult is the outcome of "bench sustain".
@@ -261,7 +269,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		if err := r.start(targets...); err != nil {
 			return nil, nil, err
 		}
-		if rel.ingress, err = r.reference(bin, targets); err != nil {
+		if rel.ingress, rel.pid, err = r.reference(bin, targets); err != nil {
 			return nil, nil, err
 		}
 		rel.stop = func() error { return nil } // it ends with the run
@@ -278,6 +286,15 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 			return nil, nil, err
 		}
 		defer stopProfile()
+	}
+	meter := cpuMeter{relayPID: rel.pid}
+	if o.redisURL != "" && !isRef {
+		rdb, err := statsClient(o.redisURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer rdb.Close()
+		meter.rdb = rdb
 	}
 	res := &SustainResult{Scenario: "sustain", Store: storeName, Baseline: *base, StepS: o.step.Seconds(), P99LimitMS: ms(o.p99), targetsServed: len(targets)}
 	acked := map[string]struct{}{}
@@ -298,7 +315,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		if i > 0 && !settle(r.ctx, owed, o.settle) {
 			fmt.Fprintf(env.Progress, "sustain: the backlog did not drain within --settle %s; the next step starts with it\n", o.settle)
 		}
-		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, seq, acked, targets)
+		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, seq, acked, targets, meter)
 		st.Backlog = owed()
 		st.judge(o.p99)
 		res.Steps = append(res.Steps, st)
@@ -318,7 +335,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 
 // runStep sends webhooks at rps for the step's duration and waits for
 // their answers; the ids it acked join acked.
-func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *atomic.Int64, acked map[string]struct{}, targets []*target) SustainStep {
+func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *atomic.Int64, acked map[string]struct{}, targets []*target, meter cpuMeter) SustainStep {
 	st := SustainStep{RatePerS: rps, Ratio: ratio, MaxBacklog: int64(rps * float64(len(targets)))}
 	d, err := newPacedDriver(ingress, rps, 0)
 	if err != nil {
@@ -331,6 +348,7 @@ func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *
 	stop := r.progress(func() string {
 		return fmt.Sprintf("%.0f/s (%.2f of the baseline): %d sent, %d acked, %d in flight", rps, ratio, d.sent.Load(), d.acks.Load(), d.open.Load())
 	})
+	cpu0 := meter.sample(r.ctx)
 	start := time.Now()
 	sending, end := r.drive(d, o.step)
 	<-sending.Done()
@@ -338,6 +356,7 @@ func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *
 	end() // the answers of the webhooks in flight
 	stop()
 	s := d.stats()
+	st.CPU = share(cpu0, meter.sample(r.ctx), s.Sent)
 	st.Sent, st.Acked, st.Failed = s.Sent, s.Acked, s.Unacked
 	st.SentPerS = float64(s.Sent) / sendTime.Seconds()
 	st.P50ms, st.P99ms, st.Maxms, st.FirstError = s.P50ms, s.P99ms, s.Maxms, s.FirstError
@@ -425,6 +444,10 @@ func (r SustainResult) steps(w io.Writer) {
 			v = "FAIL: " + s.Why
 		}
 		fmt.Fprintf(w, "%9.0f %6.2f %9.0f %8d %8d %7d %8.1f %8.1f %8.1f %8d  %s\n", s.RatePerS, s.Ratio, s.SentPerS, s.Sent, s.Acked, s.Failed, s.P50ms, s.P99ms, s.Maxms, s.Backlog, v)
+	}
+	fmt.Fprintf(w, "\n%9s %6s  %s\n", "rate/s", "ratio", "CPU per webhook sent, while the step sent and was answered")
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "%9.0f %6.2f  %s\n", s.RatePerS, s.Ratio, s.CPU)
 	}
 	fmt.Fprintln(w)
 	if r.BestPerS > 0 {
