@@ -246,7 +246,9 @@ func (t *target) finish(actx context.Context, o Outcome, outcome string) {
 		err := oq.QueueComplete(actx, o, func(err error) {
 			t.recorded(o, err)
 			t.writes.done()
-			t.kick() // a retry's due time is known to the store now
+			if o.Delivery.State == Pending {
+				t.kick() // the retry's due time is known to the store now
+			}
 		})
 		if err != nil {
 			t.recorded(o, err)

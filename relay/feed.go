@@ -99,12 +99,7 @@ func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 		storeFailing = false
 		t.slots.give(n - len(claims))
 		if len(claims) == 0 {
-			t.backlog(ctx) // idle: the gauge shows what is left, e.g. retries
-			due, ok, err := t.store.NextDue(ctx, t.set.Name)
-			if err != nil || !ok {
-				due = time.Time{}
-			}
-			t.sleep(ctx, due)
+			t.idle(ctx)
 			continue
 		}
 		if blocked := t.dispatch(ctx, actx, attempts, claims); blocked {
@@ -113,8 +108,23 @@ func (t *target) feed(ctx, actx context.Context, attempts *sync.WaitGroup) {
 			// Paced per delivery claimed, so that a target whose limit
 			// lets one out at a time still gets burstClaim per pause.
 			t.pause(ctx, burstPause*time.Duration(len(claims))/burstClaim)
+		} else if len(claims) < n {
+			// Nothing else was due: claiming again at once would scan the
+			// queue for nothing, as often as webhooks arrive.
+			t.idle(ctx)
 		}
 	}
+}
+
+// idle waits, nothing being due now, for the next due delivery (a retry)
+// or a kick (a new one).
+func (t *target) idle(ctx context.Context) {
+	t.backlog(ctx) // the gauge shows what is left, e.g. retries
+	due, ok, err := t.store.NextDue(ctx, t.set.Name)
+	if err != nil || !ok {
+		due = time.Time{}
+	}
+	t.sleep(ctx, due)
 }
 
 // claimLimits are what bounds one claim of a feeder.
@@ -233,7 +243,14 @@ func (t *target) work(ctx, actx context.Context, j job) {
 		t.attemptsOut.Add(-1)
 		t.inFlight.Dec()
 		t.slots.give(1)
-		t.kick()
+		// A feeder short of slots takes this one without a kick. One that
+		// sleeps while a half-open breaker's probe is out waits for its
+		// result, even one that changed no state (cut off by a shutdown).
+		// Else a kick per attempt would only make it scan the queue for
+		// nothing as often as attempts end.
+		if t.breaker.State() != gobreaker.StateClosed {
+			t.kick()
+		}
 		idle.Reset(workerIdle)
 		select {
 		case j = <-t.jobs:
