@@ -224,6 +224,13 @@ func TestBenchSustainReference(t *testing.T) {
 	if ref.Baseline.ReqPerSec != r.Baseline.ReqPerSec || !strings.Contains(ref.Store, "reference") {
 		t.Errorf("reference: baseline %.0f req/s, store %q; want the relay's baseline (%.0f) and a store naming the reference", ref.Baseline.ReqPerSec, ref.Store, r.Baseline.ReqPerSec)
 	}
+	// Both ran as processes of their own: each step counts their CPU
+	// apart from this process's, until every delivery was made.
+	for name, st := range map[string]bench.SustainStep{"reference": ref.Steps[0], "relay": r.Steps[0]} {
+		if c := st.CPU; c.RelayUS <= 0 || c.BenchUS <= 0 || c.Busy <= 0 || c.Busy > 1 || c.Partial {
+			t.Errorf("%s step CPU %+v; want the server's and this process's µs per webhook, a busy share in (0, 1], nothing left out", name, c)
+		}
+	}
 	switch {
 	case ref.BestPerS == 0 && r.RelayOverReference != nil:
 		t.Errorf("relay/reference %v with no passing reference step; want none", *r.RelayOverReference)

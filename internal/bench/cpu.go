@@ -128,6 +128,9 @@ type CPUShare struct {
 	// Busy is the share of all the machine's cores that was busy, 0 to 1,
 	// whoever used them.
 	Busy float64 `json:"machine_busy"`
+	// Partial says that deliveries the webhooks were owed were left out:
+	// they were not all made when the figures were read.
+	Partial bool `json:"deliveries_left_out,omitempty"`
 }
 
 // share returns the CPU of each part between a and b per webhook of n.
@@ -145,6 +148,17 @@ func share(a, b cpuSample, n int64) CPUShare {
 	return c
 }
 
+// stepCPU is a sustain step's share: the CPU per webhook from a, as it
+// started sending, to c, once its deliveries were made (all of them when
+// drained, else those made by then: Partial), and the cores' busy share
+// from a to b, while it sent and was answered.
+func stepCPU(a, b, c cpuSample, n int64, drained bool) CPUShare {
+	s := share(a, c, n)
+	s.Busy = share(a, b, n).Busy
+	s.Partial = !drained
+	return s
+}
+
 // String is the share as a step's line shows it: "bench" is the senders
 // and the targets, "relay+bench" the same process with the relay in it.
 func (c CPUShare) String() string {
@@ -160,5 +174,9 @@ func (c CPUShare) String() string {
 	} else {
 		parts = append(parts, fmt.Sprintf("relay+bench %.0f", c.BenchUS))
 	}
-	return fmt.Sprintf("%s µs/webhook, cores %.0f%% busy", strings.Join(parts, ", "), 100*c.Busy)
+	out := fmt.Sprintf("%s µs/webhook, cores %.0f%% busy", strings.Join(parts, ", "), 100*c.Busy)
+	if c.Partial {
+		out += " (deliveries still owed left out)"
+	}
+	return out
 }

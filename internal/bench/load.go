@@ -79,7 +79,7 @@ type processFlags struct {
 }
 
 func (p *processFlags) declare(f *pflag.FlagSet) {
-	f.BoolVar(&p.process, "process", false, "run the relay and the baseline as processes of their own (this binary, or --relay-binary), as in production, instead of in this process beside the load generator and the targets")
+	f.BoolVar(&p.process, "process", false, "run the relay, the baseline and (sustain --reference) the reference forwarder as processes of their own (this binary, or --relay-binary), as in production, instead of in this process beside the load generator and the targets")
 	f.StringVar(&p.relayBin, "relay-binary", "", "hooxrelay binary to run with --process (default: this one)")
 }
 

@@ -32,12 +32,14 @@ It prints each step (rate, ratio, sent, acked, failed, p50/p99/max ack
 latency, backlog, verdict), the highest passing rate and its ratio to the
 baseline, and how many acked events were lost (must be 0) or delivered
 twice once everything drained.
-For each step it also prints where the CPU went, per webhook sent, while
-the step sent and was answered: the relay's process (with --process),
-Redis's main thread (with --redis), this process (the senders and the
-targets, and the relay too without --process), and how busy the
-machine's cores were. A step that fails with the cores all busy was
-short of CPU, not of anything the relay waits for.
+For each step it also prints where the CPU went, per webhook sent, from
+the step's start until its deliveries were made (the settling after it,
+or the drain after the last): the relay's process (with --process),
+Redis's main thread (with --redis) and this process (the senders and
+the targets, and the relay too without --process); and how busy the
+machine's cores were while the step sent and was answered. The CPU per
+webhook is only comparable at one rate: at low rates much of it is the
+cost of waking up for each request.
 With --process the relay and the baseline run as processes of their own,
 as in production; the senders and the targets stay in this one.
 With --shaped the same steps run a second time, on a fresh relay and store,
@@ -59,8 +61,10 @@ too, with its highest passing ratio and how many of its acked webhooks
 were lost or delivered twice (it too must lose none), then
 relay/reference: the relay's highest passing rate over the reference's
 (with --shaped, that of the relay's first, unshaped, ladder). With
---process the forwarder runs as a process of its own as well (this
-binary's hidden "bench bare --forward").`,
+--process the forwarder runs as a process of its own as well, as the
+hidden "bench bare --forward" of the binary that --process runs (this
+one, or --relay-binary: a binary older than --reference cannot serve
+it).`,
 	Flags: func(f *pflag.FlagSet) func(context.Context, *Env) error {
 		o := &sustainFlags{}
 		f.IntVar(&o.senders, "senders", 64, "concurrent senders of the closed-loop baseline")
@@ -307,15 +311,30 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 	}
 	// Each step sends at its own rate, as one more step of the ratio: a
 	// float sum would drift off the grid (0.15000000000000002).
+	// A step's CPU is counted until its deliveries were made: to the end
+	// of the settling after it (or of the drain after the last one), its
+	// cores' busy share while it sent.
+	var cpu0, cpu1 cpuSample
+	finishCPU := func(drained bool) {
+		if n := len(res.Steps); n > 0 {
+			st := &res.Steps[n-1]
+			st.CPU = stepCPU(cpu0, cpu1, meter.sample(r.ctx), st.Sent, drained)
+		}
+	}
 	for i := 0; ; i++ {
 		ratio := o.from + float64(i)*o.by
 		if ratio > o.to+1e-9 || r.ctx.Err() != nil {
 			break
 		}
-		if i > 0 && !settle(r.ctx, owed, o.settle) {
-			fmt.Fprintf(env.Progress, "sustain: the backlog did not drain within --settle %s; the next step starts with it\n", o.settle)
+		if i > 0 {
+			drained := settle(r.ctx, owed, o.settle)
+			if !drained {
+				fmt.Fprintf(env.Progress, "sustain: the backlog did not drain within --settle %s; the next step starts with it\n", o.settle)
+			}
+			finishCPU(drained)
 		}
-		st := o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, seq, acked, targets, meter)
+		var st SustainStep
+		st, cpu0, cpu1 = o.runStep(r, rel.ingress, base.ReqPerSec*ratio, ratio, seq, acked, targets, meter)
 		st.Backlog = owed()
 		st.judge(o.p99)
 		res.Steps = append(res.Steps, st)
@@ -326,6 +345,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 		res.BestPerS, res.BestRatio = st.RatePerS, st.Ratio
 	}
 	res.Delivery = r.drain(targets, acked, time.Now(), o.wait)
+	finishCPU(res.Delivery.Drained)
 	if err := rel.stop(); err != nil {
 		return nil, nil, err
 	}
@@ -335,12 +355,14 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 
 // runStep sends webhooks at rps for the step's duration and waits for
 // their answers; the ids it acked join acked.
-func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *atomic.Int64, acked map[string]struct{}, targets []*target, meter cpuMeter) SustainStep {
+// It returns the CPU samples taken as it started and once the answers were
+// in.
+func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *atomic.Int64, acked map[string]struct{}, targets []*target, meter cpuMeter) (SustainStep, cpuSample, cpuSample) {
 	st := SustainStep{RatePerS: rps, Ratio: ratio, MaxBacklog: int64(rps * float64(len(targets)))}
 	d, err := newPacedDriver(ingress, rps, 0)
 	if err != nil {
 		st.Why = err.Error()
-		return st
+		return st, cpuSample{}, cpuSample{}
 	}
 	d.retry, d.seq = false, seq
 	tr := d.client.Transport.(*http.Transport)
@@ -356,14 +378,14 @@ func (o *sustainFlags) runStep(r *run, ingress string, rps, ratio float64, seq *
 	end() // the answers of the webhooks in flight
 	stop()
 	s := d.stats()
-	st.CPU = share(cpu0, meter.sample(r.ctx), s.Sent)
+	cpu1 := meter.sample(r.ctx)
 	st.Sent, st.Acked, st.Failed = s.Sent, s.Acked, s.Unacked
 	st.SentPerS = float64(s.Sent) / sendTime.Seconds()
 	st.P50ms, st.P99ms, st.Maxms, st.FirstError = s.P50ms, s.P99ms, s.Maxms, s.FirstError
 	for id := range d.ackedIDs() {
 		acked[id] = struct{}{}
 	}
-	return st
+	return st, cpu0, cpu1
 }
 
 // judge decides whether the step passed.
@@ -445,7 +467,7 @@ func (r SustainResult) steps(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%9.0f %6.2f %9.0f %8d %8d %7d %8.1f %8.1f %8.1f %8d  %s\n", s.RatePerS, s.Ratio, s.SentPerS, s.Sent, s.Acked, s.Failed, s.P50ms, s.P99ms, s.Maxms, s.Backlog, v)
 	}
-	fmt.Fprintf(w, "\n%9s %6s  %s\n", "rate/s", "ratio", "CPU per webhook sent, while the step sent and was answered")
+	fmt.Fprintf(w, "\n%9s %6s  %s\n", "rate/s", "ratio", "CPU per webhook sent, until its deliveries were made; cores busy while it sent")
 	for _, s := range r.Steps {
 		fmt.Fprintf(w, "%9.0f %6.2f  %s\n", s.RatePerS, s.Ratio, s.CPU)
 	}
