@@ -96,8 +96,9 @@ func machineCPU() (busy, total uint64) {
 }
 
 // parseMachineCPU reads "cpu user nice system idle iowait irq softirq
-// steal ...": idle and iowait are not busy; guest time is already counted
-// in user and nice.
+// steal ...": idle and iowait are not busy, nor is steal (time the host
+// gave another machine), which still counts in the total; guest time is
+// already counted in user and nice.
 func parseMachineCPU(line string) (busy, total uint64) {
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
@@ -109,7 +110,7 @@ func parseMachineCPU(line string) (busy, total uint64) {
 			return 0, 0
 		}
 		total += n
-		if i != 3 && i != 4 { // idle, iowait
+		if i != 3 && i != 4 && i != 7 { // idle, iowait, steal
 			busy += n
 		}
 	}
@@ -126,7 +127,8 @@ type CPUShare struct {
 	RelayUS float64 `json:"relay_us_per_webhook,omitempty"`
 	RedisUS float64 `json:"redis_us_per_webhook,omitempty"`
 	// Busy is the share of all the machine's cores that was busy, 0 to 1,
-	// whoever used them.
+	// whoever on the machine used them (time the host took back, steal,
+	// is not busy).
 	Busy float64 `json:"machine_busy"`
 	// Partial says that deliveries the webhooks were owed were left out:
 	// they were not all made when the figures were read.

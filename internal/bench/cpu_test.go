@@ -24,10 +24,11 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestParseMachineCPU(t *testing.T) {
-	busy, total := parseMachineCPU("cpu  100 5 20 800 50 1 4 0 7 0")
-	// guest (7) is inside user already: only the first eight count.
-	if busy != 130 || total != 980 {
-		t.Errorf("busy %d, total %d; want 130 and 980", busy, total)
+	busy, total := parseMachineCPU("cpu  100 5 20 800 50 1 4 9 7 0")
+	// steal (9) counts in the total only; guest (7) is inside user
+	// already: only the first eight count.
+	if busy != 130 || total != 989 {
+		t.Errorf("busy %d, total %d; want 130 and 989", busy, total)
 	}
 	if b, tt := parseMachineCPU("intr 1 2 3"); b != 0 || tt != 0 {
 		t.Errorf("not a cpu line: %d, %d", b, tt)

@@ -230,11 +230,14 @@ func (d *Drain) add(o Drain) {
 // with "shaped", or on the reference forwarder when it is "reference".
 // It measures the baseline first unless given one.
 func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, base *LoadResult, seq *atomic.Int64) (*run, *SustainResult, error) {
+	isRef := variant == "reference"
 	dir := o.dir
-	if dir != "" && variant != "" {
+	switch {
+	case isRef:
+		dir = "" // the forwarder keeps nothing: a temporary directory
+	case dir != "" && variant != "":
 		dir = filepath.Join(dir, variant)
 	}
-	isRef := variant == "reference"
 	name := "sustain"
 	if isRef {
 		name = "sustain reference"
