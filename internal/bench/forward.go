@@ -13,10 +13,6 @@ import (
 	"time"
 )
 
-// forwarderWorkers is how many deliveries a forwarder has in flight per
-// target, as the relay of "bench sustain" has (max_in_flight: 32).
-const forwarderWorkers = 32
-
 // forwarder is the reference of "bench sustain --reference": the HTTP
 // work of a relay and nothing else, so that the rate it keeps up with is
 // the most that any relay could reach on this machine with this harness.
@@ -55,7 +51,7 @@ func newForwarder(targets []string) (*forwarder, error) {
 		return nil, fmt.Errorf("the reference forwarder needs a target")
 	}
 	f := &forwarder{client: &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: forwarderWorkers, MaxIdleConns: forwarderWorkers * len(targets)},
+		Transport: &http.Transport{MaxIdleConnsPerHost: fanOutInFlight, MaxIdleConns: fanOutInFlight * len(targets)},
 		Timeout:   10 * time.Second,
 	}}
 	for _, t := range targets {
@@ -63,7 +59,7 @@ func newForwarder(targets []string) (*forwarder, error) {
 		if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("bench forwards only to http:// URLs on loopback, not %q", t)
 		}
-		f.queues = append(f.queues, &forwardQueue{url: t, wake: make(chan struct{}, forwarderWorkers)})
+		f.queues = append(f.queues, &forwardQueue{url: t, wake: make(chan struct{}, fanOutInFlight)})
 	}
 	return f, nil
 }
@@ -71,7 +67,7 @@ func newForwarder(targets []string) (*forwarder, error) {
 // start runs the workers of every target until ctx ends; wg owns them.
 func (f *forwarder) start(ctx context.Context, wg *sync.WaitGroup) {
 	for _, q := range f.queues {
-		for range forwarderWorkers {
+		for range fanOutInFlight {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

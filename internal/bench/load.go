@@ -294,17 +294,28 @@ func (r *run) listen(h http.Handler) (string, error) {
 const shapedRequest = `request: {method: PUT, format: form, headers: {X-Task: '{task}'}, ` +
 	`body: '{id: (.job_id // .avatar_id), state: (if .status == "completed" then "DONE" else "FAILED" end), cost: (.result.cost // 0)}'}`
 
-// fanOut starts two targets, "first" and "second", and a relay on store
-// sending every webhook to both, up to 32 attempts in flight each, every
-// request shaped when shaped. The relay runs in this process, logging as
+// fanOutInFlight is how many deliveries the relay of fanOut, and the
+// reference forwarder, have in flight per target (max_in_flight).
+const fanOutInFlight = 32
+
+// fanOutTargets starts the two targets of a fan-out, "first" and "second".
+func (r *run) fanOutTargets() ([]*target, error) {
+	targets := []*target{{name: "first"}, {name: "second"}}
+	return targets, r.start(targets...)
+}
+
+// fanOut starts two targets (fanOutTargets) and a relay on store sending
+// every webhook to both, up to fanOutInFlight attempts in flight each,
+// every request shaped when shaped. The relay runs in this process, logging as
 // serve does (a JSON line per webhook and per attempt), or with bin set,
 // as "bin serve", a process of its own.
 func (r *run) fanOut(bin, store string, shaped bool) ([]*target, servedRelay, error) {
-	targets := []*target{{name: "first"}, {name: "second"}}
-	if err := r.start(targets...); err != nil {
+	targets, err := r.fanOutTargets()
+	if err != nil {
 		return nil, servedRelay{}, err
 	}
-	cfgs := []targetConfig{{"first", targets[0].url(), "max_in_flight: 32"}, {"second", targets[1].url(), "max_in_flight: 32"}}
+	inFlight := fmt.Sprintf("max_in_flight: %d", fanOutInFlight)
+	cfgs := []targetConfig{{"first", targets[0].url(), inFlight}, {"second", targets[1].url(), inFlight}}
 	if shaped {
 		for i := range cfgs {
 			cfgs[i].url += "/{task}"

@@ -272,8 +272,7 @@ func (o *sustainFlags) ladder(ctx context.Context, env *Env, variant string, bas
 	var targets []*target
 	var rel servedRelay
 	if isRef {
-		targets = []*target{{name: "first"}, {name: "second"}}
-		if err := r.start(targets...); err != nil {
+		if targets, err = r.fanOutTargets(); err != nil {
 			return nil, nil, err
 		}
 		if rel.ingress, rel.pid, err = r.reference(bin, targets); err != nil {
